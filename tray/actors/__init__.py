@@ -1,0 +1,11 @@
+"""The actor kernel: actors, their mailboxes and refs, and the system that hosts them.
+
+Imports nothing of tray but :mod:`tray.exceptions`, the bottom layer.
+"""
+
+from ._actor import Actor
+from ._mailbox import MailboxSpec
+from ._ref import ActorRef, MethodRef
+from ._system import ActorSystem, DeadLetter
+
+__all__ = ["Actor", "ActorRef", "ActorSystem", "DeadLetter", "MailboxSpec", "MethodRef"]

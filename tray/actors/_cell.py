@@ -1,0 +1,385 @@
+"""The runtime of one actor: its mailbox, its message loop, its death.
+
+Hot paths (ask, tell, the loop) avoid trio checkpoints where they are not needed: a
+send that finds room queues the message and wakes a parked actor without yielding, and
+the actor drains its mailbox in batches, yielding once per batch. That is what makes a
+tell cheaper than a bare memory-channel send.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import trio
+from outcome import Error, Value
+from trio.lowlevel import Abort, ParkingLot, checkpoint, current_task, reschedule, wait_task_rescheduled
+
+from ..exceptions import ActorDiedError, AskTimeoutError, MailboxFull, RayTaskError
+from ._actor import Actor, protocol
+from ._mailbox import ACCEPTED, DROPPED, EVICTED, Mailbox, MailboxSpec
+from ._ref import ActorRef
+
+if TYPE_CHECKING:
+    from ._system import ActorSystem
+
+log = logging.getLogger("tray.actors")
+
+BATCH = 256  # user messages handled between two yields to the scheduler
+
+# Exit reasons that are not failures (OTP's normal and shutdown).
+NORMAL_REASONS = ("normal", "shutdown")
+
+
+@attrs.frozen
+class Recipe:
+    """Everything needed to start an actor — again, when a supervisor restarts it."""
+
+    cls: type[Actor]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    name: str | None
+    mailbox: MailboxSpec
+    max_concurrency: int
+    link: ActorRef | None
+    decider: Any  # Callable[[Exception], str] | None
+
+
+def describe(reason: Any) -> str:
+    """A reason as a short phrase for messages."""
+    if isinstance(reason, BaseException):
+        return f"crashed with {type(reason).__name__}: {reason}"
+    return str(reason)
+
+
+class _Reply:
+    """Where an ask waits: the asking task, until the reply reschedules it."""
+
+    __slots__ = ("task",)
+
+    def __init__(self, task: trio.lowlevel.Task) -> None:
+        self.task: trio.lowlevel.Task | None = task
+
+    def abort(self, _raise_cancel: Any) -> Abort:
+        self.task = None
+        return Abort.SUCCEEDED
+
+    def send(self, result: Value | Error) -> None:
+        task = self.task
+        if task is not None:
+            self.task = None
+            reschedule(task, result)
+
+
+class Cell:
+    """One incarnation of an actor, hosted by an :class:`~tray.actors.ActorSystem`."""
+
+    def __init__(self, system: ActorSystem, recipe: Recipe, uid: str, restart_reason: BaseException | None) -> None:
+        self.system = system
+        self.recipe = recipe
+        self.restart_reason = restart_reason
+        self.proto = protocol(recipe.cls)
+        self.ref = ActorRef(uid, recipe.cls.__qualname__, recipe.name, self.proto, self)
+        self.mailbox = Mailbox(recipe.mailbox)
+        self.capacity = recipe.mailbox.capacity
+        self.concurrent = recipe.max_concurrency > 1
+        self.reason: Any = None  # None while alive; the exit reason once dead
+        self.instance: Actor | None = None
+        self.task: trio.lowlevel.Task | None = None
+        self.parked = False
+        self.space = ParkingLot()  # senders waiting for room in a full "block" mailbox
+        self.watchers: set[Cell] = set()
+        self.links: set[Cell] = set()
+        self.parent: Cell | None = recipe.link._cell if recipe.link is not None else None
+        self.current: _Reply | None = None
+        self.inflight: set[_Reply] = set()
+        self.scope = trio.CancelScope()
+        self.started = trio.Event()
+        self.done = trio.Event()
+        self.start_error: BaseException | None = None
+
+    # ---------------------------------------------------------------- sending
+
+    async def ask(self, method: str, args: tuple, kwargs: dict, timeout: float | None) -> Any:
+        if timeout is None:
+            return await self._ask(method, args, kwargs)
+        with trio.move_on_after(timeout):
+            return await self._ask(method, args, kwargs)
+        raise AskTimeoutError(f"{self.ref!r}.{method} did not reply within {timeout} s")
+
+    async def _ask(self, method: str, args: tuple, kwargs: dict) -> Any:
+        task = current_task()
+        if task is self.task and not self.concurrent:
+            raise RuntimeError(f"{self.ref!r} asked itself ({method}): it would wait for itself forever")
+        reply = _Reply(task)
+        msg = (method, args, kwargs, reply)
+        user = self.mailbox.user
+        if self.reason is None and len(user) < self.capacity:
+            user.append(msg)
+            if self.parked:
+                self.parked = False
+                reschedule(self.task)
+        else:
+            await self._admit_slow(msg)
+        return await wait_task_rescheduled(reply.abort)
+
+    async def tell(self, method: str, args: tuple, kwargs: dict) -> None:
+        msg = (method, args, kwargs, None)
+        user = self.mailbox.user
+        if self.reason is None and len(user) < self.capacity:
+            user.append(msg)
+            if self.parked:
+                self.parked = False
+                reschedule(self.task)
+        else:
+            await self._admit_slow(msg)
+
+    def tell_nowait(self, method: str, args: tuple, kwargs: dict) -> None:
+        if not self._offer((method, args, kwargs, None), can_wait=False):
+            raise MailboxFull(f"{self.ref!r} mailbox is full ({self.capacity} messages); {method} not sent")
+
+    async def _admit_slow(self, msg: tuple) -> None:
+        while not self._offer(msg, can_wait=True):
+            await self.space.park()
+
+    def _offer(self, msg: tuple, can_wait: bool) -> bool:
+        """Queue ``msg`` or dispose of it per policy; False means: wait for room and retry."""
+        reply = msg[3]
+        if self.reason is not None:
+            self.system.dead_letter(self.ref, msg, f"actor is dead ({describe(self.reason)})")
+            if reply is not None:
+                raise ActorDiedError(f"{self.ref!r} is dead ({describe(self.reason)}); {msg[0]} not handled")
+            return True
+        verdict = self.mailbox.offer(msg)
+        if verdict == ACCEPTED or verdict == EVICTED:
+            if verdict == EVICTED:
+                self._refuse(self.mailbox.evicted, "evicted from a full mailbox (drop_old)")
+            self.wake()
+            return True
+        if verdict == DROPPED:
+            self.system.dead_letter(self.ref, msg, "mailbox full (drop_new)")
+            if reply is not None:
+                raise MailboxFull(f"{self.ref!r} mailbox is full (drop_new); {msg[0]} dropped")
+            return True
+        if can_wait and self.recipe.mailbox.overflow == "block":
+            return False
+        raise MailboxFull(f"{self.ref!r} mailbox is full ({self.capacity} messages); {msg[0]} refused")
+
+    def _refuse(self, msg: tuple, why: str) -> None:
+        """Turn a queued message into a dead letter, failing its asker."""
+        self.system.dead_letter(self.ref, msg, why)
+        reply = msg[3]
+        if reply is not None:
+            err = ActorDiedError if self.reason is not None else MailboxFull
+            reply.send(Error(err(f"{self.ref!r}: {msg[0]} {why}")))
+
+    def wake(self) -> None:
+        if self.parked:
+            self.parked = False
+            reschedule(self.task)
+
+    def post_system(self, msg: tuple) -> None:
+        """Queue a system message (stop, down, exit) ahead of every user message."""
+        if self.reason is None:
+            self.mailbox.system.append(msg)
+            self.wake()
+
+    # ------------------------------------------------------ monitors and links
+
+    def monitor(self, ref: ActorRef) -> None:
+        target = ref._cell
+        if target.reason is not None:
+            self.post_system(("down", ref, "noproc"))
+        else:
+            target.watchers.add(self)
+
+    def demonitor(self, ref: ActorRef) -> None:
+        ref._cell.watchers.discard(self)
+
+    def link(self, ref: ActorRef) -> None:
+        target = ref._cell
+        if target.reason is not None:
+            self.post_system(("exit", ref, "noproc"))
+        elif target is not self:
+            target.links.add(self)
+            self.links.add(target)
+
+    def unlink(self, ref: ActorRef) -> None:
+        ref._cell.links.discard(self)
+        self.links.discard(ref._cell)
+
+    def kill(self) -> None:
+        """Stop at once: no ``on_stop``, queued and in-flight messages fail."""
+        self.scope.cancel()
+
+    # -------------------------------------------------------------- the actor
+
+    async def run(self) -> None:
+        self.task = current_task()
+        reason: Any = "killed"
+        try:
+            with self.scope:
+                if not await self._start():
+                    reason = self.start_error
+                    return
+                if self.concurrent:
+                    async with trio.open_nursery() as self.nursery:
+                        self.limiter = trio.Semaphore(self.recipe.max_concurrency)
+                        reason = await self._serve()
+                        if reason not in NORMAL_REASONS:
+                            self.nursery.cancel_scope.cancel()
+                else:
+                    reason = await self._serve()
+                if isinstance(reason, BaseException):
+                    log.warning("%r crashed", self.ref, exc_info=reason)
+                await self._hook("on_stop")
+        finally:
+            self._die(reason)
+
+    async def _start(self) -> bool:
+        cls = self.recipe.cls
+        try:
+            inst = cls.__new__(cls)
+            inst._tray_cell = self
+            inst.__init__(*self.recipe.args, **self.recipe.kwargs)
+            self.instance = inst
+            if self.restart_reason is not None:
+                r = inst.on_restart(self.restart_reason)
+            else:
+                r = inst.on_start()
+            if inspect.isawaitable(r):
+                await r
+        except Exception as exc:
+            self.start_error = exc
+            return False
+        finally:
+            self.started.set()
+        return True
+
+    async def _hook(self, name: str, *args: Any) -> Any:
+        """Run a lifecycle hook; return the crash reason if it failed and that is fatal."""
+        try:
+            r = getattr(self.instance, name)(*args)
+            if inspect.isawaitable(r):
+                await r
+        except Exception as exc:
+            return self._failed(exc, None, name)
+        return None
+
+    async def _serve(self) -> Any:
+        """Handle messages until a stop or crash; return the exit reason."""
+        mb = self.mailbox
+        user, sysq, space = mb.user, mb.system, self.space
+        inst, proto = self.instance, self.proto
+        while True:
+            if sysq:
+                reason = await self._on_system(sysq.popleft())
+                if reason is not None:
+                    return reason
+                continue
+            if not user:
+                self.parked = True
+                await wait_task_rescheduled(self._abort_park)
+                continue
+            budget = BATCH
+            while user and not sysq and budget:
+                budget -= 1
+                method, args, kwargs, reply = user.popleft()
+                if space:
+                    space.unpark()
+                if self.concurrent and proto[method]:
+                    await self.limiter.acquire()
+                    self.nursery.start_soon(self._handle_concurrent, method, args, kwargs, reply)
+                    continue
+                self.current = reply
+                try:
+                    result = getattr(inst, method)(*args, **kwargs)
+                    if proto[method]:
+                        result = await result
+                except Exception as exc:
+                    self.current = None
+                    crash = self._failed(exc, reply, method)
+                    if crash is not None:
+                        return crash
+                else:
+                    self.current = None
+                    if reply is not None:
+                        reply.send(Value(result))
+            if user or sysq:
+                await checkpoint()
+
+    def _abort_park(self, _raise_cancel: Any) -> Abort:
+        self.parked = False
+        return Abort.SUCCEEDED
+
+    async def _handle_concurrent(self, method: str, args: tuple, kwargs: dict, reply: _Reply | None) -> None:
+        if reply is not None:
+            self.inflight.add(reply)
+        try:
+            result = await getattr(self.instance, method)(*args, **kwargs)
+        except Exception as exc:
+            crash = self._failed(exc, reply, method)
+            if crash is not None:
+                self.post_system(("stop", crash))
+        else:
+            if reply is not None:
+                reply.send(Value(result))
+        finally:
+            self.inflight.discard(reply)  # type: ignore[arg-type]
+            self.limiter.release()
+
+    def _failed(self, exc: Exception, reply: _Reply | None, method: str) -> Any:
+        """A handler raised: tell the asker; return the crash reason if the decider says so."""
+        if reply is not None:
+            reply.send(Error(RayTaskError.from_exception(exc, f"{self.ref!r}.{method}")))
+        decider = self.recipe.decider
+        try:
+            directive = "resume" if decider is None else decider(exc)
+        except Exception as decider_exc:
+            log.error("%r: decider failed on %r", self.ref, exc, exc_info=decider_exc)
+            return exc
+        if directive == "resume":
+            if reply is None:
+                log.warning("%r.%s raised (nobody asked, the actor goes on)", self.ref, method, exc_info=exc)
+            return None
+        return exc
+
+    async def _on_system(self, msg: tuple) -> Any:
+        kind = msg[0]
+        if kind == "stop":
+            return msg[1]
+        ref, reason = msg[1], msg[2]
+        if kind == "down":
+            return await self._hook("on_down", ref, reason)
+        # "exit" from a linked actor
+        self.links.discard(ref._cell)
+        if self.instance.trap_exits:  # type: ignore[union-attr]
+            return await self._hook("on_exit", ref, reason)
+        return None if reason == "normal" else reason
+
+    def _die(self, reason: Any) -> None:
+        """Final bookkeeping; runs exactly once, without awaiting."""
+        if self.reason is not None:
+            return
+        self.reason = reason
+        self.system._forget(self)
+        self.instance = None
+        why = f"died ({describe(reason)})"
+        pending = list(self.inflight)
+        if self.current is not None:
+            pending.append(self.current)
+        for reply in pending:
+            reply.send(Error(ActorDiedError(f"{self.ref!r} {why} while handling this call")))
+        for msg in self.mailbox.drain():
+            self._refuse(msg, f"not handled: the actor {why}")
+        self.mailbox.system.clear()
+        self.space.unpark_all()
+        for watcher in self.watchers:
+            watcher.post_system(("down", self.ref, reason))
+        for other in self.links:
+            other.post_system(("exit", self.ref, reason))
+        self.watchers.clear()
+        self.links.clear()
+        self.done.set()

@@ -1,0 +1,230 @@
+"""``ActorSystem``: hosts actors in one trio run, names them, and keeps their dead letters."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import secrets
+import weakref
+from collections import deque
+from typing import Any, Callable
+
+import attrs
+import trio
+
+from ..exceptions import ActorDiedError, NameTakenError, RayTaskError
+from ._actor import Actor
+from ._cell import Cell, Recipe
+from ._mailbox import MailboxSpec
+from ._ref import ActorRef
+
+__all__ = ["ActorSystem", "DeadLetter"]
+
+log = logging.getLogger("tray.actors")
+
+# Every running system of this process, by uid, so an unpickled ActorRef finds its actor.
+_systems: weakref.WeakValueDictionary[str, ActorSystem] = weakref.WeakValueDictionary()
+
+
+@attrs.frozen
+class DeadLetter:
+    """A message that was not handled, and why."""
+
+    recipient: ActorRef
+    method: str
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    reason: str
+
+
+class ActorSystem:
+    """A set of actors sharing one trio run: ``async with tray.ActorSystem() as system``.
+
+    Leaving the block stops every actor (children before their parents, each within
+    ``shutdown_timeout`` seconds before it is killed).
+    """
+
+    def __init__(self, *, shutdown_timeout: float = 5.0, dead_letter_limit: int = 10_000) -> None:
+        self.uid = secrets.token_hex(4)
+        self.shutdown_timeout = shutdown_timeout
+        self.dead_letters: deque[DeadLetter] = deque(maxlen=dead_letter_limit)
+        """The most recent dead letters (at most ``dead_letter_limit``); ``dead_letter_count`` counts all."""
+        self.dead_letter_count = 0
+        self._cells: dict[str, Cell] = {}  # live actors in spawn order
+        self._names: dict[str, Cell] = {}
+        self._seq = itertools.count(1)
+        self._nursery: trio.Nursery | None = None
+        self._nursery_cm: Any = None
+
+    async def __aenter__(self) -> ActorSystem:
+        if self._nursery_cm is not None:
+            raise RuntimeError("an ActorSystem can be entered only once")
+        self._nursery_cm = trio.open_nursery()
+        self._nursery = await self._nursery_cm.__aenter__()
+        _systems[self.uid] = self
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> bool:
+        with trio.CancelScope(shield=True):
+            await self.shutdown()
+        nursery_cm, self._nursery = self._nursery_cm, None
+        await nursery_cm.__aexit__(None, None, None)
+        _systems.pop(self.uid, None)
+        return False
+
+    async def shutdown(self) -> None:
+        """Stop every actor: top-level ones in reverse spawn order (they stop their children)."""
+        while self._cells:
+            roots = [c for c in self._cells.values() if c.parent is None or c.parent.reason is not None]
+            for cell in reversed(roots or list(self._cells.values())):
+                await self._stop_cell(cell, "shutdown", self.shutdown_timeout)
+
+    # ------------------------------------------------------------------ spawn
+
+    async def spawn(
+        self,
+        cls: type[Actor],
+        *args: Any,
+        name: str | None = None,
+        mailbox: MailboxSpec | None = None,
+        max_concurrency: int = 1,
+        link: ActorRef | None = None,
+        decider: Callable[[Exception], str] | None = None,
+        **kwargs: Any,
+    ) -> ActorRef:
+        """Start an actor of ``cls`` (constructed with ``*args, **kwargs``) and return its ref.
+
+        ``mailbox`` bounds its mailbox; ``max_concurrency`` lets that many async handlers
+        run at once; ``link`` links it to an actor before it starts (its parent);
+        ``decider(exc)`` says what a handler exception does to it: ``"resume"`` (the
+        default without one) or anything else to crash it. Raises what ``__init__`` or
+        ``on_start`` raised, as a :class:`~tray.exceptions.RayTaskError`.
+        """
+        if not (isinstance(cls, type) and issubclass(cls, Actor)):
+            raise TypeError(f"spawn() needs a subclass of tray.Actor, got {cls!r}")
+        if not isinstance(max_concurrency, int) or max_concurrency < 1:
+            raise ValueError(f"max_concurrency must be an int >= 1, got {max_concurrency!r}")
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"name must be a str, got {name!r}")
+        recipe = Recipe(cls, args, kwargs, name, mailbox or MailboxSpec(), max_concurrency, link, decider)
+        return await self._start(recipe, None)
+
+    async def respawn(self, ref: ActorRef, reason: BaseException) -> ActorRef:
+        """Start a new incarnation of the dead actor ``ref`` from the same recipe.
+
+        The new instance gets ``on_restart(reason)`` instead of ``on_start()``; it takes
+        over the name. Supervisors restart children with this.
+        """
+        cell = ref._cell
+        if cell.reason is None:
+            raise RuntimeError(f"{ref!r} is alive; only a dead actor can be respawned")
+        return await self._start(cell.recipe, reason)
+
+    async def _start(self, recipe: Recipe, restart_reason: BaseException | None) -> ActorRef:
+        nursery = self._nursery
+        if nursery is None:
+            raise RuntimeError("this ActorSystem is not running: use `async with tray.ActorSystem() as system`")
+        name = recipe.name
+        if name is not None and name in self._names:
+            raise NameTakenError(f"an actor named {name!r} already exists: {self._names[name].ref!r}")
+        cell = Cell(self, recipe, f"{self.uid}:{next(self._seq)}", restart_reason)
+        if cell.parent is not None:
+            if cell.parent.reason is not None:
+                raise ActorDiedError(f"cannot link to {recipe.link!r}: it is dead")
+            cell.parent.links.add(cell)
+            cell.links.add(cell.parent)
+        self._cells[cell.ref._uid] = cell
+        if name is not None:
+            self._names[name] = cell
+        nursery.start_soon(cell.run)
+        await cell.started.wait()
+        if cell.start_error is not None:
+            raise RayTaskError.from_exception(cell.start_error, f"{cell.ref!r} start")
+        return cell.ref
+
+    # ------------------------------------------------------------ the registry
+
+    def lookup(self, name: str) -> ActorRef | None:
+        """The live actor registered as ``name``, or None."""
+        cell = self._names.get(name)
+        return cell.ref if cell is not None else None
+
+    def actors(self) -> list[ActorRef]:
+        """Every live actor, in spawn order."""
+        return [c.ref for c in self._cells.values()]
+
+    def _forget(self, cell: Cell) -> None:
+        self._cells.pop(cell.ref._uid, None)
+        name = cell.recipe.name
+        if name is not None and self._names.get(name) is cell:
+            del self._names[name]
+
+    def dead_letter(self, recipient: ActorRef, msg: tuple, reason: str) -> None:
+        """Record a message that will not be handled."""
+        self.dead_letter_count += 1
+        self.dead_letters.append(DeadLetter(recipient, msg[0], msg[1], msg[2], reason))
+        log.debug("dead letter to %r: %s (%s)", recipient, msg[0], reason)
+
+    # ------------------------------------------------------------ stop / kill
+
+    async def stop(self, ref: ActorRef, reason: Any = "normal", timeout: float | None = None) -> None:
+        """Stop ``ref`` and wait until it is gone.
+
+        It finishes the message in hand, runs ``on_stop``, and its queued messages
+        become dead letters. After ``timeout`` seconds it is killed instead.
+        """
+        await self._stop_cell(ref._cell, reason, timeout)
+
+    async def kill(self, ref: ActorRef) -> None:
+        """Stop ``ref`` at once, without ``on_stop``, and wait until it is gone."""
+        cell = ref._cell
+        if cell.reason is None:
+            cell.kill()
+            await cell.done.wait()
+
+    async def _stop_cell(self, cell: Cell, reason: Any, timeout: float | None) -> None:
+        if cell.reason is not None:
+            return
+        cell.post_system(("stop", reason))
+        with trio.move_on_after(timeout if timeout is not None else float("inf")):
+            await cell.done.wait()
+        if cell.reason is None:
+            log.warning("%r did not stop within %s s: killing it", cell.ref, timeout)
+            cell.kill()
+            await cell.done.wait()
+
+    def __repr__(self) -> str:
+        return f"<ActorSystem {self.uid} actors={len(self._cells)}>"
+
+
+class _Unreachable:
+    """Stands in for an actor this process cannot reach (its system is gone or elsewhere)."""
+
+    reason = "unreachable"
+    watchers: set[Cell] = set()
+    links: set[Cell] = set()
+
+    def __init__(self, uid: str) -> None:
+        self.uid = uid
+
+    def _err(self, method: str) -> ActorDiedError:
+        return ActorDiedError(f"actor {self.uid} is not reachable from this process; {method} not sent")
+
+    async def ask(self, method: str, args: tuple, kwargs: dict, timeout: float | None) -> Any:
+        raise self._err(method)
+
+    async def tell(self, method: str, args: tuple, kwargs: dict) -> None:
+        raise self._err(method)
+
+    def tell_nowait(self, method: str, args: tuple, kwargs: dict) -> None:
+        raise self._err(method)
+
+
+def resolve_ref(uid: str, cls_name: str, name: str | None, proto: tuple[tuple[str, bool], ...]) -> ActorRef:
+    """Rebuild a pickled ActorRef, bound to its actor if it lives in this process."""
+    system = _systems.get(uid.partition(":")[0])
+    cell = system._cells.get(uid) if system is not None else None
+    if cell is not None:
+        return cell.ref
+    return ActorRef(uid, cls_name, name, dict(proto), _Unreachable(uid))
+
