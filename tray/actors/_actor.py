@@ -22,6 +22,14 @@ class Actor:
     trap_exits: ClassVar[bool] = False
     _tray_cell: Cell
 
+    def __getattr__(self, name: str) -> Any:
+        if name == "_tray_cell":
+            raise RuntimeError(
+                f"this {type(self).__name__} was constructed directly and is not running as an actor;"
+                f" start it with `await system.spawn({type(self).__name__}, ...)`"
+            )
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
     def on_start(self) -> Any:
         """Called once in the actor before its first message (may be async)."""
 

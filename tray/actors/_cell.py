@@ -81,7 +81,7 @@ class Cell:
         self.recipe = recipe
         self.restart_reason = restart_reason
         self.proto = protocol(recipe.cls)
-        self.ref = ActorRef(uid, recipe.cls.__qualname__, recipe.name, self.proto, self)
+        self.ref = ActorRef(uid, recipe.cls.__name__, recipe.name, self.proto, self)
         self.mailbox = Mailbox(recipe.mailbox)
         self.capacity = recipe.mailbox.capacity
         self.concurrent = recipe.max_concurrency > 1
@@ -236,7 +236,7 @@ class Cell:
                     log.warning("%r crashed", self.ref, exc_info=reason)
                 await self._hook("on_stop")
         finally:
-            self._die(reason)
+            self._die("killed" if self.scope.cancel_called else reason)
 
     async def _start(self) -> bool:
         cls = self.recipe.cls
