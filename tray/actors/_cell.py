@@ -103,13 +103,10 @@ class Cell:
     # ---------------------------------------------------------------- sending
 
     async def ask(self, method: str, args: tuple, kwargs: dict, timeout: float | None) -> Any:
-        if timeout is None:
-            return await self._ask(method, args, kwargs)
-        with trio.move_on_after(timeout):
-            return await self._ask(method, args, kwargs)
-        raise AskTimeoutError(f"{self.ref!r}.{method} did not reply within {timeout} s")
-
-    async def _ask(self, method: str, args: tuple, kwargs: dict) -> Any:
+        if timeout is not None:
+            with trio.move_on_after(timeout):
+                return await self.ask(method, args, kwargs, None)
+            raise AskTimeoutError(f"{self.ref!r}.{method} did not reply within {timeout} s")
         task = current_task()
         if task is self.task and not self.concurrent:
             raise RuntimeError(f"{self.ref!r} asked itself ({method}): it would wait for itself forever")
