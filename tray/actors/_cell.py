@@ -220,6 +220,9 @@ class Cell:
             with self.scope:
                 if not await self._start():
                     reason = self.start_error
+                    for other in self.links:  # the spawner hears of it as spawn's exception
+                        other.links.discard(self)
+                    self.links.clear()
                     return
                 if self.concurrent:
                     async with trio.open_nursery() as self.nursery:
