@@ -1,0 +1,8 @@
+"""``python -m tray``: the same CLI as the ``tray`` console script."""
+
+import sys
+
+from tray.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

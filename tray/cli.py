@@ -1,0 +1,58 @@
+"""The ``tray`` command line: ``tray --version``, ``tray version``; more subcommands later.
+
+Each subcommand is a function ``(args) -> int`` registered by :func:`build_parser`;
+``tray start``, ``tray up services.toml``, ``tray status`` … will be added the same way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def get_version() -> str:
+    """The installed distribution's version, or ``tray.__version__`` when not installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("tray")
+    except PackageNotFoundError:
+        import tray
+
+        return str(getattr(tray, "__version__", "unknown"))
+
+
+def _cmd_version(args: argparse.Namespace) -> int:
+    """``tray version``: print the version."""
+    print(f"tray {get_version()}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with one sub-parser per subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="tray",
+        description="tray: a distributed runtime for Python, built as one actor system on trio.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {get_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("version", help="print tray's version", description="Print tray's version.")
+    p.set_defaults(func=_cmd_version)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI on ``argv`` (default ``sys.argv[1:]``) and return the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return 0
+    return int(func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
