@@ -2,7 +2,19 @@
 
 from . import exceptions
 from .actors import Actor, ActorRef, ActorSystem, DeadLetter, MailboxSpec
+from .supervisors import Backoff, ChildSpec, Supervisor, SupervisorSpec
 
 __version__ = "0.1.0"
 
-__all__ = ["Actor", "ActorRef", "ActorSystem", "DeadLetter", "MailboxSpec", "exceptions"]
+__all__ = [
+    "Actor",
+    "ActorRef",
+    "ActorSystem",
+    "Backoff",
+    "ChildSpec",
+    "DeadLetter",
+    "MailboxSpec",
+    "Supervisor",
+    "SupervisorSpec",
+    "exceptions",
+]

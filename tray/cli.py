@@ -29,6 +29,13 @@ def _cmd_version(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_up(args: argparse.Namespace) -> int:
+    """``tray up services.toml``: run a supervision tree until SIGINT/SIGTERM."""
+    from tray.supervisors._service import up
+
+    return up(args.config, log_level=args.log_level)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with one sub-parser per subcommand."""
     parser = argparse.ArgumentParser(
@@ -40,6 +47,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("version", help="print tray's version", description="Print tray's version.")
     p.set_defaults(func=_cmd_version)
+
+    p = sub.add_parser(
+        "up",
+        help="run a supervision tree from a config",
+        description="Start the supervision tree described by a TOML supervision config and keep it up;"
+        " SIGINT or SIGTERM shuts it down in reverse start order.",
+    )
+    p.add_argument("config", help="a supervision config (TOML), e.g. services.toml")
+    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.set_defaults(func=_cmd_up)
     return parser
 
 

@@ -69,8 +69,8 @@ _duals: dict[type, type] = {}
 
 
 def _dual_class(base: type[BaseException]) -> type[RayTaskError]:
-    if issubclass(base, RayTaskError):
-        base = next(b for b in base.__mro__[1:] if not issubclass(b, RayTaskError))
+    if issubclass(base, RayTaskError):  # already wrapped: wrap the user's class again, not ours
+        base = next(b for b in base.__bases__ if not issubclass(b, RayTaskError))
     dual = _duals.get(base)
     if dual is None:
         name = f"RayTaskError({base.__name__})"

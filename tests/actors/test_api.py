@@ -84,6 +84,12 @@ def test_task_error_pickles_with_its_class_and_traceback():
     assert back.traceback_str == err.traceback_str and back.where == "somewhere"
 
 
+def test_rewrapping_keeps_the_users_class():
+    inner = RayTaskError.from_exception(RuntimeError("x"), "a")
+    outer = RayTaskError.from_exception(inner, "b")
+    assert isinstance(outer, RuntimeError) and type(outer) is type(inner)
+
+
 def test_told_exception_is_logged_not_lost(run, caplog):
     async def main():
         async with tray.ActorSystem() as system:

@@ -245,3 +245,25 @@ def test_actor_stops_itself(run):
             assert system.actors() == []
 
     run(main)
+
+
+def test_stop_cancels_running_concurrent_handlers_and_fails_their_askers(run):
+    async def main():
+        async with tray.ActorSystem() as system:
+            w = await system.spawn(Worker, max_concurrency=3)
+            failures = []
+
+            async def asker():
+                try:
+                    await w.sleep.ask(1000)
+                except ActorDiedError as e:
+                    failures.append(e)
+
+            async with trio.open_nursery() as n:
+                for _ in range(3):
+                    n.start_soon(asker)
+                await trio.testing.wait_all_tasks_blocked()
+                await system.stop(w)
+            assert len(failures) == 3 and trio.current_time() == 0
+
+    run(main)

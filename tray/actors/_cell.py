@@ -29,9 +29,6 @@ log = logging.getLogger("tray.actors")
 
 BATCH = 256  # user messages handled between two yields to the scheduler
 
-# Exit reasons that are not failures (OTP's normal and shutdown).
-NORMAL_REASONS = ("normal", "shutdown")
-
 
 @attrs.frozen
 class Recipe:
@@ -228,11 +225,10 @@ class Cell:
                     async with trio.open_nursery() as self.nursery:
                         self.limiter = trio.Semaphore(self.recipe.max_concurrency)
                         reason = await self._serve()
-                        if reason not in NORMAL_REASONS:
-                            self.nursery.cancel_scope.cancel()
+                        self.nursery.cancel_scope.cancel()  # handlers still running fail their askers
                 else:
                     reason = await self._serve()
-                if isinstance(reason, BaseException):
+                if isinstance(reason, BaseException) and self.parent is None:  # else the parent reports it
                     log.warning("%r crashed", self.ref, exc_info=reason)
                 await self._hook("on_stop")
         finally:
@@ -327,8 +323,8 @@ class Cell:
             if reply is not None:
                 reply.send(Value(result))
         finally:
-            self.inflight.discard(reply)  # type: ignore[arg-type]
             self.limiter.release()
+        self.inflight.discard(reply)  # type: ignore[arg-type]  # (if cancelled, _die fails it)
 
     def _failed(self, exc: Exception, reply: _Reply | None, method: str) -> Any:
         """A handler raised: tell the asker; return the crash reason if the decider says so."""
