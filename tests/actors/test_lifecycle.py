@@ -267,3 +267,36 @@ def test_stop_cancels_running_concurrent_handlers_and_fails_their_askers(run):
             assert len(failures) == 3 and trio.current_time() == 0
 
     run(main)
+
+
+def test_background_tasks_live_and_die_with_the_actor(run):
+    ticks = []
+
+    class Ticker(tray.Actor):
+        def on_start(self):
+            self.start_soon(self.tick, 1.0)
+
+        async def tick(self, every):
+            while True:
+                await trio.sleep(every)
+                ticks.append(trio.current_time())
+                if len(ticks) == 5:
+                    raise RuntimeError("tick failed")
+
+        def ping(self):
+            return "pong"
+
+    async def main():
+        async with tray.ActorSystem() as system:
+            t = await system.spawn(Ticker)
+            await trio.sleep(2.5)
+            assert await t.ping.ask() == "pong" and ticks == [1.0, 2.0]
+            await system.stop(t)
+            await trio.sleep(10)
+            assert len(ticks) == 2  # cancelled with the actor
+            t2 = await system.spawn(Ticker)
+            await trio.sleep(10)
+            with pytest.raises(ActorDiedError, match="tick failed"):
+                await t2.ping.ask()  # a failing background task crashes its actor
+
+    run(main)

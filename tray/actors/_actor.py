@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, ClassVar
 
 if TYPE_CHECKING:
     from ._cell import Cell
@@ -71,6 +71,14 @@ class Actor:
     def unlink(self, ref: ActorRef) -> None:
         """Undo :meth:`link`."""
         self._tray_cell.unlink(ref)
+
+    def start_soon(self, afn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        """Run ``afn(*args)`` in the background for as long as this actor lives.
+
+        It is cancelled when the actor stops; if it raises, the actor crashes with that
+        exception (its supervisor decides what follows). Timers, readers and pollers go here.
+        """
+        self._tray_cell.start_soon(afn, *args)
 
     async def stop(self, reason: Any = "normal") -> None:
         """Stop this actor once the current message is handled (queued ones become dead letters)."""

@@ -93,6 +93,7 @@ class Cell:
         self.current: _Reply | None = None
         self.inflight: set[_Reply] = set()
         self.scope = trio.CancelScope()
+        self.nursery: trio.Nursery | None = None
         self.started = trio.Event()
         self.done = trio.Event()
         self.start_error: BaseException | None = None
@@ -215,19 +216,19 @@ class Cell:
         reason: Any = "killed"
         try:
             with self.scope:
-                if not await self._start():
-                    reason = self.start_error
-                    for other in self.links:  # the spawner hears of it as spawn's exception
-                        other.links.discard(self)
-                    self.links.clear()
-                    return
-                if self.concurrent:
-                    async with trio.open_nursery() as self.nursery:
-                        self.limiter = trio.Semaphore(self.recipe.max_concurrency)
+                async with trio.open_nursery() as self.nursery:
+                    if await self._start():
+                        if self.concurrent:
+                            self.limiter = trio.Semaphore(self.recipe.max_concurrency)
                         reason = await self._serve()
-                        self.nursery.cancel_scope.cancel()  # handlers still running fail their askers
-                else:
-                    reason = await self._serve()
+                    else:
+                        reason = self.start_error
+                        for other in self.links:  # the spawner hears of it as spawn's exception
+                            other.links.discard(self)
+                        self.links.clear()
+                    self.nursery.cancel_scope.cancel()  # handlers and background tasks still running end
+                if self.start_error is not None:
+                    return
                 if isinstance(reason, BaseException) and self.parent is None:  # else the parent reports it
                     log.warning("%r crashed", self.ref, exc_info=reason)
                 await self._hook("on_stop")
@@ -325,6 +326,18 @@ class Cell:
         finally:
             self.limiter.release()
         self.inflight.discard(reply)  # type: ignore[arg-type]  # (if cancelled, _die fails it)
+
+    def start_soon(self, afn: Any, *args: Any) -> None:
+        """Run ``afn(*args)`` beside the message loop until the actor stops; if it raises, the actor crashes."""
+        if self.reason is not None or self.nursery is None:
+            raise RuntimeError(f"{self.ref!r} is not running; it cannot start background tasks")
+        self.nursery.start_soon(self._background, afn, args)
+
+    async def _background(self, afn: Any, args: tuple) -> None:
+        try:
+            await afn(*args)
+        except Exception as exc:
+            self.post_system(("stop", exc))
 
     def _failed(self, exc: Exception, reply: _Reply | None, method: str) -> Any:
         """A handler raised: tell the asker; return the crash reason if the decider says so."""
