@@ -234,6 +234,7 @@ class Cell:
                 await self._hook("on_stop")
         finally:
             self._die("killed" if self.scope.cancel_called else reason)
+            self.started.set()  # a spawner still waiting learns of the failure now
 
     async def _start(self) -> bool:
         cls = self.recipe.cls
@@ -250,9 +251,8 @@ class Cell:
                 await r
         except Exception as exc:
             self.start_error = exc
-            return False
-        finally:
-            self.started.set()
+            return False  # the spawner hears of it once the cell is dead (run's finally)
+        self.started.set()
         return True
 
     async def _hook(self, name: str, *args: Any) -> Any:

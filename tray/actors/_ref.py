@@ -60,7 +60,9 @@ class ActorRef:
     def __reduce__(self) -> tuple[Any, ...]:
         from ._system import resolve_ref
 
-        return (resolve_ref, (self._uid, self._cls_name, self._name, tuple(sorted(self._proto.items()))))
+        cell = self._cell  # a local cell's system, or a remote proxy, knows the address
+        address = getattr(cell, "address", None) or getattr(getattr(cell, "system", None), "address", None)
+        return (resolve_ref, (self._uid, self._cls_name, self._name, tuple(sorted(self._proto.items())), address))
 
 
 class MethodRef:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+from contextvars import ContextVar
 import secrets
 import weakref
 from collections import deque
@@ -25,6 +26,10 @@ log = logging.getLogger("tray.actors")
 # Every running system of this process, by uid, so an unpickled ActorRef finds its actor.
 _systems: weakref.WeakValueDictionary[str, ActorSystem] = weakref.WeakValueDictionary()
 
+# Set by tray.transport while it unpickles a message from a peer: builds the ref of an
+# actor as seen from the receiving system (a proxy that reaches it over the network).
+remote_resolver: ContextVar[Callable[..., ActorRef] | None] = ContextVar("tray_remote_resolver", default=None)
+
 
 @attrs.frozen
 class DeadLetter:
@@ -44,8 +49,27 @@ class ActorSystem:
     ``shutdown_timeout`` seconds before it is killed).
     """
 
-    def __init__(self, *, shutdown_timeout: float = 5.0, dead_letter_limit: int = 10_000) -> None:
+    def __init__(
+        self,
+        *,
+        shutdown_timeout: float = 5.0,
+        dead_letter_limit: int = 10_000,
+        address: str | None = None,
+        token: str | None = None,
+        transport: Any = None,
+        net: Any = None,
+    ) -> None:
+        """``address`` (``"tcp://127.0.0.1:0"``, ``"unix:///path"``) makes the system listen
+        for peers; ``token`` is the cluster's shared secret (default: the
+        ``TRAY_CLUSTER_TOKEN`` environment variable); ``transport`` adds a
+        :class:`tray.transport.Transport` (e.g. in-memory); ``net`` is a
+        :class:`tray.transport.NetConfig`. Without these the system still connects to
+        peers on demand (``spawn(at=...)``, ``lookup_remote``)."""
         self.uid = secrets.token_hex(4)
+        self.address: str | None = None
+        """Where peers reach this system, once it listens (the bound port filled in)."""
+        self._net_args = (address, token, transport, net)
+        self._net: Any = None
         self.shutdown_timeout = shutdown_timeout
         self.dead_letters: deque[DeadLetter] = deque(maxlen=dead_letter_limit)
         """The most recent dead letters (at most ``dead_letter_limit``); ``dead_letter_count`` counts all."""
@@ -62,11 +86,20 @@ class ActorSystem:
         self._nursery_cm = trio.open_nursery()
         self._nursery = await self._nursery_cm.__aenter__()
         _systems[self.uid] = self
+        address, _token, transport, _net = self._net_args
+        if address is not None or transport is not None:
+            try:
+                await self._network()
+            except BaseException:
+                await self.__aexit__(None, None, None)
+                raise
         return self
 
     async def __aexit__(self, *exc_info: Any) -> bool:
         with trio.CancelScope(shield=True):
             await self.shutdown()
+            if self._net is not None:
+                await self._net.aclose()
         nursery_cm, self._nursery = self._nursery_cm, None
         await nursery_cm.__aexit__(None, None, None)
         _systems.pop(self.uid, None)
@@ -90,6 +123,7 @@ class ActorSystem:
         max_concurrency: int = 1,
         link: ActorRef | None = None,
         decider: Callable[[Exception], str] | None = None,
+        at: str | None = None,
         **kwargs: Any,
     ) -> ActorRef:
         """Start an actor of ``cls`` (constructed with ``*args, **kwargs``) and return its ref.
@@ -98,8 +132,13 @@ class ActorSystem:
         run at once; ``link`` links it to an actor before it starts (its parent);
         ``decider(exc)`` says what a handler exception does to it: ``"resume"`` (the
         default without one) or anything else to crash it. Raises what ``__init__`` or
-        ``on_start`` raised, as a :class:`~tray.exceptions.RayTaskError`.
+        ``on_start`` raised, as a :class:`~tray.exceptions.RayTaskError`. ``at`` (a
+        peer's address) spawns it in that system instead and returns a ref to it there.
         """
+        if at is not None and at != self.address:
+            opts = {"name": name, "mailbox": mailbox, "max_concurrency": max_concurrency, "link": link, "decider": decider}
+            net = await self._network()
+            return await net.spawn_remote(at, cls, args, kwargs, opts)
         if not (isinstance(cls, type) and issubclass(cls, Actor)):
             raise TypeError(f"spawn() needs a subclass of tray.Actor, got {cls!r}")
         if not isinstance(max_concurrency, int) or max_concurrency < 1:
@@ -149,6 +188,30 @@ class ActorSystem:
         cell = self._names.get(name)
         return cell.ref if cell is not None else None
 
+    async def lookup_remote(self, address: str, name: str) -> ActorRef | None:
+        """The live actor registered as ``name`` in the system at ``address``, or None."""
+        net = await self._network()
+        return await net.lookup_remote(address, name)
+
+    @property
+    def token(self) -> str | None:
+        """The cluster token this system presents to peers (None until it uses the network)."""
+        return self._net.token_str if self._net is not None else None
+
+    async def _network(self) -> Any:
+        """The network layer, started on first use (the kernel does not import it before)."""
+        if self._net is None:
+            if self._nursery is None:
+                raise RuntimeError("this ActorSystem is not running: use `async with tray.ActorSystem() as system`")
+            from ..transport._node import Node
+
+            address, token, transport, config = self._net_args
+            net = Node(self, token, transport, config)
+            self._net = net
+            await net.start(self._nursery, address)
+            self.address = net.address
+        return self._net
+
     def actors(self) -> list[ActorRef]:
         """Every live actor, in spawn order."""
         return [c.ref for c in self._cells.values()]
@@ -170,8 +233,9 @@ class ActorSystem:
     async def stop(self, ref: ActorRef, reason: Any = "normal", timeout: float | None = None) -> None:
         """Stop ``ref`` and wait until it is gone.
 
-        It finishes the message in hand, runs ``on_stop``, and its queued messages
-        become dead letters. After ``timeout`` seconds it is killed instead.
+        It finishes the message in hand (an actor with ``max_concurrency > 1`` cancels
+        the async handlers still running, failing their askers), runs ``on_stop``, and
+        its queued messages become dead letters. After ``timeout`` seconds it is killed.
         """
         await self._stop_cell(ref._cell, reason, timeout)
 
@@ -220,11 +284,21 @@ class _Unreachable:
         raise self._err(method)
 
 
-def resolve_ref(uid: str, cls_name: str, name: str | None, proto: tuple[tuple[str, bool], ...]) -> ActorRef:
-    """Rebuild a pickled ActorRef, bound to its actor if it lives in this process."""
+def resolve_ref(
+    uid: str, cls_name: str, name: str | None, proto: tuple[tuple[str, bool], ...], address: str | None = None
+) -> ActorRef:
+    """Rebuild a pickled ActorRef: bound to its actor if it lives in this process, else
+    to a proxy that reaches it through the network (``address`` is its system's)."""
+    resolver = remote_resolver.get()
+    if resolver is not None:  # unpickling a peer's message: the receiving system decides
+        return resolver(uid, cls_name, name, dict(proto), address)
     system = _systems.get(uid.partition(":")[0])
     cell = system._cells.get(uid) if system is not None else None
     if cell is not None:
         return cell.ref
+    if system is None and address is not None:
+        for s in list(_systems.values()):
+            if s._net is not None:
+                return s._net.resolve(uid, cls_name, name, dict(proto), address)
     return ActorRef(uid, cls_name, name, dict(proto), _Unreachable(uid))
 

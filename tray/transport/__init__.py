@@ -1,0 +1,30 @@
+"""The transport: how actor systems in other processes and machines reach each other.
+
+Layered on :mod:`tray.actors` (and :mod:`tray.exceptions`) only. The kernel imports this
+package lazily, when a system is given an address or first talks to a peer.
+"""
+
+from ._base import Listener, Stream, Transport
+from ._codec import ProtocolError
+from ._config import NetConfig
+from ._frames import FrameDecoder, FrameError, FrameTooLarge
+from ._memory import FaultPlan, MemoryNetwork, MemoryTransport
+from ._node import TOKEN_ENV
+from ._sockets import SocketTransport, parse_address
+
+__all__ = [
+    "FaultPlan",
+    "FrameDecoder",
+    "FrameError",
+    "FrameTooLarge",
+    "Listener",
+    "MemoryNetwork",
+    "MemoryTransport",
+    "NetConfig",
+    "ProtocolError",
+    "SocketTransport",
+    "Stream",
+    "TOKEN_ENV",
+    "Transport",
+    "parse_address",
+]
