@@ -1,45 +1,39 @@
-"""Quick start: spawn a counter actor, talk to it with ask and tell, then stop it.
+"""Quick start: Ray's two seed examples, unchanged but for the import.
 
     python examples/quickstart.py
 """
 
-import trio
+import tray as ray
 
-import tray
+ray.init()
 
 
-class Counter(tray.Actor):
-    """A stateful actor: its public methods are the messages it understands."""
+# Tasks: a function runs in parallel worker processes.
+@ray.remote
+def f(x):
+    return x * x
 
-    def __init__(self, start: int = 0) -> None:
-        self.n = start
 
-    def incr(self, by: int = 1) -> int:
-        self.n += by
+futures = [f.remote(i) for i in range(4)]
+print(ray.get(futures))  # [0, 1, 4, 9]
+
+
+# Actors: a class whose instances live in worker processes and keep their state.
+@ray.remote
+class Counter(object):
+    def __init__(self):
+        self.n = 0
+
+    def increment(self):
+        self.n += 1
+
+    def read(self):
         return self.n
 
-    async def slow(self, seconds: float) -> float:
-        await trio.sleep(seconds)
-        return seconds
 
+counters = [Counter.remote() for i in range(4)]
+[c.increment.remote() for c in counters]
+futures = [c.read.remote() for c in counters]
+print(ray.get(futures))  # [1, 1, 1, 1]
 
-async def main() -> None:
-    async with tray.ActorSystem() as system:
-        counter = await system.spawn(Counter, 10, name="counter")
-        print(f"spawned {counter!r}")
-
-        print("ask incr(5)       ->", await counter.incr.ask(5))
-        await counter.incr.tell(1)  # fire-and-forget, waits for mailbox admission only
-        counter.incr.tell_nowait(1)  # never waits; raises MailboxFull if the mailbox is full
-        print("after two tells   ->", await counter.incr.ask(0))
-
-        # Async handlers may await; ask() can bound the wait.
-        print("ask slow(0.1)     ->", await counter.slow.ask(0.1, timeout=5))
-
-        assert system.lookup("counter") == counter
-        await system.stop(counter)
-        print("stopped; lookup   ->", system.lookup("counter"))
-
-
-if __name__ == "__main__":
-    trio.run(main)
+ray.shutdown()

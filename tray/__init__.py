@@ -1,7 +1,30 @@
-"""tray: a distributed runtime for Python in the mould of Ray, built as one actor system on trio."""
+"""tray: a distributed runtime for Python in the mould of Ray, built as one actor system on trio.
 
-from . import exceptions
+Two faces, both first class: Ray's (``@tray.remote``, ``tray.get/put/wait`` — code
+written for Ray runs with ``import tray as ray``) and the actor kernel's
+(``tray.Actor``, ``tray.ActorSystem``, supervision trees).
+"""
+
+from . import exceptions, util
 from .actors import Actor, ActorRef, ActorSystem, DeadLetter, MailboxSpec
+from .core import (
+    ObjectRef,
+    available_resources,
+    cancel,
+    cluster_resources,
+    get,
+    get_actor,
+    get_runtime_context,
+    init,
+    is_initialized,
+    kill,
+    method,
+    nodes,
+    put,
+    remote,
+    shutdown,
+    wait,
+)
 from .supervisors import Backoff, ChildSpec, Supervisor, SupervisorSpec
 
 __version__ = "0.1.0"
@@ -14,7 +37,24 @@ __all__ = [
     "ChildSpec",
     "DeadLetter",
     "MailboxSpec",
+    "ObjectRef",
     "Supervisor",
     "SupervisorSpec",
+    "available_resources",
+    "cancel",
+    "cluster_resources",
     "exceptions",
+    "get",
+    "get_actor",
+    "get_runtime_context",
+    "init",
+    "is_initialized",
+    "kill",
+    "method",
+    "nodes",
+    "put",
+    "remote",
+    "shutdown",
+    "util",
+    "wait",
 ]

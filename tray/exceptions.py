@@ -12,11 +12,19 @@ from typing import Any
 __all__ = [
     "ActorDiedError",
     "AskTimeoutError",
+    "GetTimeoutError",
     "MailboxFull",
     "NameTakenError",
+    "ObjectLostError",
+    "ObjectStoreFullError",
+    "OutOfMemoryError",
+    "OwnerDiedError",
     "RayActorError",
     "RayError",
     "RayTaskError",
+    "TaskCancelledError",
+    "TaskUnschedulableError",
+    "WorkerCrashedError",
 ]
 
 
@@ -105,3 +113,35 @@ class AskTimeoutError(RayError, TimeoutError):
 
 class NameTakenError(RayError, ValueError):
     """An actor name is already registered in this system."""
+
+
+class GetTimeoutError(RayError, TimeoutError):
+    """``tray.get`` or ``tray.wait`` ran out of time."""
+
+
+class TaskCancelledError(RayError):
+    """The task was cancelled (``tray.cancel``) before it could finish."""
+
+
+class WorkerCrashedError(RayError):
+    """The worker process running the task died (and retries, if any, ran out)."""
+
+
+class TaskUnschedulableError(RayError):
+    """No node can ever provide the resources a task or actor asks for."""
+
+
+class ObjectLostError(RayError):
+    """The object's value is gone and cannot be recovered."""
+
+
+class OwnerDiedError(ObjectLostError):
+    """The process that owned the object died, taking the object's metadata with it."""
+
+
+class ObjectStoreFullError(RayError):
+    """The object store is full and nothing can be spilled."""
+
+
+class OutOfMemoryError(RayError):
+    """The task's worker was killed because the machine ran low on memory."""

@@ -150,7 +150,9 @@ class Peer:
                         owner = await self._handshake_server()
                 except (trio.TooSlowError, HandshakeError, FrameError, ProtocolError, PeerLost, OSError) as exc:
                     why = f"refused an incoming connection: {type(exc).__name__}: {exc}"
-                    log.warning("%s", why)
+                    # a peer that hung up mid-handshake (it was shutting down) is no threat
+                    quiet = isinstance(exc, (PeerLost, OSError)) and not isinstance(exc, HandshakeError)
+                    log.log(logging.INFO if quiet else logging.WARNING, "%s", why)
                     return
                 if owner is not None:  # the data connection of an existing peer
                     self.stream = None

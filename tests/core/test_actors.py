@@ -1,0 +1,146 @@
+"""Ray-style actors in real worker processes."""
+
+import asyncio
+import os
+import time
+
+import pytest
+
+import tray
+from tray.exceptions import ActorDiedError, RayActorError
+
+
+@tray.remote
+class Counter:
+    def __init__(self, start=0):
+        self.n = start
+
+    def incr(self, by=1):
+        self.n += by
+        return self.n
+
+    def read(self):
+        return self.n
+
+    def pid(self):
+        return os.getpid()
+
+    def fail(self):
+        raise ZeroDivisionError("counter broke")
+
+    @tray.method(num_returns=2)
+    def both(self):
+        return self.n, -self.n
+
+
+@tray.remote
+class AsyncWorker:
+    def __init__(self):
+        self.running = 0
+        self.peak = 0
+
+    async def work(self, seconds):
+        self.running += 1
+        self.peak = max(self.peak, self.running)
+        await asyncio.sleep(seconds)
+        self.running -= 1
+        return self.peak
+
+    async def await_ref(self, refs):
+        return await refs[0]
+
+
+@tray.remote
+def call_counter(counter, times):
+    return [tray.get(counter.incr.remote()) for _ in range(times)][-1]
+
+
+def test_four_counters(ray):
+    counters = [Counter.remote() for _ in range(4)]
+    [c.incr.remote() for c in counters]
+    assert ray.get([c.read.remote() for c in counters]) == [1, 1, 1, 1]
+    pids = ray.get([c.pid.remote() for c in counters])
+    assert len(set(pids)) == 4 and os.getpid() not in pids  # one process per actor
+    for c in counters:
+        ray.kill(c)
+
+
+def test_calls_from_one_caller_run_in_order(ray):
+    c = Counter.remote(10)
+    refs = [c.incr.remote(i) for i in range(200)]
+    assert ray.get(refs) == [10 + sum(range(i + 1)) for i in range(200)]
+    a, b = c.both.remote()
+    assert ray.get([a, b]) == [ray.get(c.read.remote()), -ray.get(c.read.remote())]
+    ray.kill(c)
+
+
+def test_errors_and_bad_use(ray):
+    c = Counter.remote()
+    with pytest.raises(ZeroDivisionError, match="counter broke"):
+        ray.get(c.fail.remote())
+    assert ray.get(c.incr.remote()) == 1  # the actor survives its method's exception
+    with pytest.raises(AttributeError, match="nope"):
+        c.nope.remote()
+    with pytest.raises(TypeError, match="Counter.remote"):
+        Counter()
+    with pytest.raises(TypeError):
+        c.incr()
+    ray.kill(c)
+
+
+def test_handles_pass_to_tasks(ray):
+    c = Counter.remote()
+    assert ray.get(call_counter.remote(c, 5)) == 5
+    assert ray.get(c.read.remote()) == 5
+    ray.kill(c)
+
+
+def test_async_actor_runs_calls_concurrently(ray):
+    a = AsyncWorker.options(max_concurrency=8).remote()
+    ray.get(a.work.remote(0))
+    start = time.monotonic()
+    peaks = ray.get([a.work.remote(0.5) for _ in range(8)])
+    assert time.monotonic() - start < 2.0
+    assert max(peaks) == 8
+    assert ray.get(a.await_ref.remote([ray.put("awaited")])) == "awaited"
+    ray.kill(a)
+
+
+def test_named_actors(ray):
+    c = Counter.options(name="global-counter").remote(5)
+    assert ray.get(ray.get_actor("global-counter").read.remote()) == 5
+    with pytest.raises(ValueError, match="already exists"):
+        Counter.options(name="global-counter").remote()
+    same = Counter.options(name="global-counter", get_if_exists=True).remote()
+    assert ray.get(same.incr.remote()) == 6
+    with pytest.raises(ValueError, match="Failed to look up"):
+        ray.get_actor("no-such-actor")
+    ray.kill(c)
+
+
+def test_kill_and_failed_construction(ray):
+    c = Counter.remote()
+    assert ray.get(c.incr.remote()) == 1
+    ray.kill(c)
+    with pytest.raises(ActorDiedError):
+        ray.get(c.incr.remote(), timeout=10)
+
+    @tray.remote
+    class Broken:
+        def __init__(self):
+            raise RuntimeError("cannot start")
+
+        def ping(self):
+            return "pong"
+
+    b = Broken.remote()
+    with pytest.raises(RayActorError, match="cannot start"):
+        ray.get(b.ping.remote(), timeout=10)
+
+
+def test_actor_dies_with_its_process(ray):
+    c = Counter.remote()
+    pid = ray.get(c.pid.remote())
+    os.kill(pid, 9)
+    with pytest.raises(RayActorError):
+        ray.get(c.incr.remote(), timeout=10)

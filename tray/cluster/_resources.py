@@ -1,0 +1,69 @@
+"""Resource shapes and a node's resource accounting, as pure logic.
+
+A shape is a mapping from resource name ("CPU", "GPU", "memory" or a custom name) to a
+non-negative amount. Amounts are kept in integer units of 1/10,000 so fractional
+requests (``num_cpus=0.5``) add and subtract exactly.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+UNIT = 10_000
+
+Shape = Mapping[str, float]
+
+
+def to_units(shape: Shape) -> dict[str, int]:
+    """A shape in exact integer units, without zero entries."""
+    out = {}
+    for name, amount in shape.items():
+        units = round(amount * UNIT)
+        if units:
+            out[name] = units
+    return out
+
+
+def from_units(units: Mapping[str, int]) -> dict[str, float]:
+    """Back to the user's numbers (whole amounts as ints-valued floats, like Ray)."""
+    return {name: u / UNIT for name, u in units.items()}
+
+
+def task_shape(num_cpus: float | None, num_gpus: float | None, memory: float | None,
+               resources: Mapping[str, float] | None, default_cpus: float) -> dict[str, float]:
+    """The shape a task or actor asks for, from its options (Ray's defaults applied)."""
+    shape: dict[str, float] = {"CPU": default_cpus if num_cpus is None else num_cpus}
+    if num_gpus:
+        shape["GPU"] = num_gpus
+    if memory:
+        shape["memory"] = memory
+    shape.update(resources or {})
+    return shape
+
+
+class Ledger:
+    """What a node has and what is free: acquire and release shapes exactly."""
+
+    def __init__(self, total: Shape) -> None:
+        self.total = to_units(total)
+        self.free = dict(self.total)
+
+    def feasible(self, shape: Mapping[str, int]) -> bool:
+        """Could ``shape`` ever fit on this node (given everything free)?"""
+        return all(self.total.get(k, 0) >= v for k, v in shape.items())
+
+    def fits(self, shape: Mapping[str, int]) -> bool:
+        return all(self.free.get(k, 0) >= v for k, v in shape.items())
+
+    def acquire(self, shape: Mapping[str, int]) -> bool:
+        if not self.fits(shape):
+            return False
+        for k, v in shape.items():
+            self.free[k] -= v
+        return True
+
+    def release(self, shape: Mapping[str, int]) -> None:
+        for k, v in shape.items():
+            self.free[k] += v
+            if self.free[k] > self.total.get(k, 0):
+                raise AssertionError(f"released more {k} than was acquired")

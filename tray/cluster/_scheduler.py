@@ -1,0 +1,276 @@
+"""The node scheduler: grants leases on workers by resource shape, and keeps the pool sized.
+
+A lease request that fits the node's free resources gets an idle worker at once (or as
+soon as one is started); one that could never fit fails at once with
+``TaskUnschedulableError`` naming what is missing, instead of waiting forever.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections import deque
+from typing import Any
+
+import trio
+
+from ..actors import Actor, ActorRef
+from ..exceptions import TaskUnschedulableError
+from ._resources import Ledger, from_units
+
+log = logging.getLogger("tray.cluster")
+
+POOL_NAME = "tray.worker_pool"
+SCHEDULER_NAME = "tray.scheduler"
+
+
+class _Worker:
+    __slots__ = ("worker_id", "proc", "executor", "pid", "lease", "dedicated")
+
+    def __init__(self, worker_id: str, proc: ActorRef) -> None:
+        self.worker_id = worker_id
+        self.proc = proc
+        self.executor: ActorRef | None = None  # set when the process registers
+        self.pid = 0
+        self.lease: int | None = None
+        self.dedicated = False  # hosts an actor: never back to the idle pool
+
+
+class _ActorEntry:
+    __slots__ = ("actor_id", "name", "namespace", "class_name", "methods", "executor", "lease_id", "reason", "ready")
+
+    def __init__(self, actor_id: str, name: str | None, namespace: str, class_name: str,
+                 methods: dict[str, Any]) -> None:
+        self.actor_id, self.name, self.namespace, self.class_name = actor_id, name, namespace, class_name
+        self.methods = methods
+        self.executor: ActorRef | None = None
+        self.lease_id: int | None = None
+        self.reason: Any = None
+        self.ready = trio.Event()
+
+    def wake(self) -> None:
+        self.ready.set()
+
+
+class NodeScheduler(Actor):
+    """Leases, resources and the worker pool of one node."""
+
+    def __init__(self, resources: dict[str, float], prestart: int) -> None:
+        self.ledger = Ledger(resources)
+        self.prestart = prestart
+        self.workers: dict[str, _Worker] = {}
+        self.by_proc: dict[ActorRef, _Worker] = {}
+        self.idle: list[_Worker] = []
+        self.starting = 0
+        self.queue: deque[list] = deque()  # [shape, dedicated, task, grant-or-None]
+        self.leases: dict[int, tuple[_Worker, dict[str, int]]] = {}
+        self.deaths: dict[str, str] = {}  # recently dead workers: why
+        self.deaths_seen: dict[str, trio.Event] = {}
+        self.actors: dict[str, _ActorEntry] = {}
+        self.names: dict[tuple[str, str], str] = {}
+        self._lease_ids = itertools.count(1)
+        self._worker_ids = itertools.count(1)
+
+    async def on_start(self) -> None:
+        for _ in range(self.prestart):
+            self.start_soon(self._start_worker)
+
+    @property
+    def pool(self) -> ActorRef:
+        """The supervisor of the WorkerProcess actors (found by name: it may have restarted)."""
+        pool = self.system.lookup(POOL_NAME)
+        if pool is None:
+            raise RuntimeError("the worker pool is not running")
+        return pool
+
+    # ------------------------------------------------------------------ leases
+
+    async def lease(self, shape: dict[str, int], owner: str, dedicated: bool = False) -> tuple:
+        """A worker for ``shape``: ``(lease_id, worker_id, executor, pid)``, once one is free."""
+        if not self.ledger.feasible(shape):
+            raise TaskUnschedulableError(self._unschedulable(shape))
+        if not self.queue and self.idle and self.ledger.acquire(shape):
+            return self._grant(self.idle.pop(), shape, dedicated)
+        slot = [shape, dedicated, trio.lowlevel.current_task(), None]
+        self.queue.append(slot)
+        self._dispatch()
+
+        def abort(_: Any) -> trio.lowlevel.Abort:
+            if slot in self.queue:
+                self.queue.remove(slot)
+            slot[2] = None
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        return await trio.lowlevel.wait_task_rescheduled(abort)
+
+    def release(self, lease_id: int) -> None:
+        """Give a lease back: its resources are free, its worker idle (or gone, if it hosted an actor)."""
+        held = self.leases.pop(lease_id, None)
+        if held is None:
+            return
+        worker, shape = held
+        self.ledger.release(shape)
+        worker.lease = None
+        if worker.dedicated:
+            self.start_soon(self.pool.terminate_child.ask, worker.proc)
+        elif worker.worker_id in self.workers:
+            self.idle.append(worker)
+        self._dispatch()
+
+    def _grant(self, worker: _Worker, shape: dict[str, int], dedicated: bool) -> tuple:
+        lease_id = next(self._lease_ids)
+        worker.lease = lease_id
+        worker.dedicated = dedicated
+        self.leases[lease_id] = (worker, shape)
+        return (lease_id, worker.worker_id, worker.executor, worker.pid)
+
+    def _dispatch(self) -> None:
+        """Grant what fits to idle workers; start workers for what fits but has none."""
+        from outcome import Value
+
+        wanting = 0
+        for slot in list(self.queue):
+            shape, dedicated, task, _ = slot
+            if task is None or not self.ledger.fits(shape):
+                continue
+            if self.idle:
+                self.ledger.acquire(shape)
+                self.queue.remove(slot)
+                trio.lowlevel.reschedule(task, Value(self._grant(self.idle.pop(), shape, dedicated)))
+            else:
+                wanting += 1
+        for _ in range(wanting - self.starting):
+            self.start_soon(self._start_worker)
+
+    def _unschedulable(self, shape: dict[str, int]) -> str:
+        want, have = from_units(shape), from_units(self.ledger.total)
+        missing = {k: v for k, v in want.items() if have.get(k, 0) < v}
+        return (f"a task or actor needs {want} but no node can ever provide {missing}: this node has {have}."
+                f" Lower the request, or start tray with more (e.g. tray.init(num_cpus=..., resources={{...}})).")
+
+    # ----------------------------------------------------------------- workers
+
+    async def _start_worker(self) -> None:
+        worker_id = f"w{next(self._worker_ids)}"
+        self.starting += 1
+        try:
+            proc = await self.pool.start_child.ask(worker_id)
+        except Exception:
+            self.starting -= 1
+            log.exception("could not start a worker process")
+            return
+        worker = _Worker(worker_id, proc)
+        self.workers[worker_id] = worker
+        self.by_proc[proc] = worker
+        self.monitor(proc)
+
+    async def register_worker(self, worker_id: str, executor: ActorRef, pid: int) -> None:
+        """A started worker process is ready to run tasks."""
+        worker = self.workers.get(worker_id)
+        if worker is None:
+            raise KeyError(f"unknown worker {worker_id}")
+        self.starting -= 1
+        worker.executor, worker.pid = executor, pid
+        self.idle.append(worker)
+        self._dispatch()
+
+    async def death_of(self, worker_id: str) -> str:
+        """Why a worker process died (its exit code or signal), once the node has seen it go."""
+        while worker_id in self.workers:
+            event = self.deaths_seen.setdefault(worker_id, trio.Event())
+            await event.wait()
+        return self.deaths.get(worker_id, "unknown")
+
+    def on_down(self, ref: ActorRef, reason: Any) -> None:
+        worker = self.by_proc.pop(ref, None)
+        if worker is None:
+            return
+        self.workers.pop(worker.worker_id, None)
+        self.deaths[worker.worker_id] = str(reason)
+        if len(self.deaths) > 1000:
+            del self.deaths[next(iter(self.deaths))]
+        seen = self.deaths_seen.pop(worker.worker_id, None)
+        if seen is not None:
+            seen.set()
+        if worker.executor is None:
+            self.starting -= 1
+        if worker in self.idle:
+            self.idle.remove(worker)
+        if worker.lease is not None:
+            held = self.leases.pop(worker.lease, None)
+            if held is not None:
+                self.ledger.release(held[1])
+            for entry in self.actors.values():
+                if entry.lease_id == worker.lease and entry.reason is None:
+                    entry.reason = f"its worker process died ({reason})"
+                    entry.wake()
+        self._dispatch()
+
+    async def kill_worker(self, worker_id: str) -> None:
+        """SIGKILL a worker (force-cancel); its leases fail, its resources come back."""
+        worker = self.workers.get(worker_id)
+        if worker is not None:
+            await worker.proc.kill_process.ask()
+
+    # ------------------------------------------------------------------ actors
+
+    def register_actor(self, actor_id: str, name: str | None, namespace: str, class_name: str,
+                       methods: dict[str, Any], get_if_exists: bool = False) -> str | None:
+        """Record an actor about to be created; a name must be free in its namespace.
+
+        Returns None, or with ``get_if_exists`` the id of the live actor holding the name.
+        """
+        if name is not None:
+            held = self.names.get((namespace, name))
+            if held is not None and self.actors[held].reason is None:
+                if get_if_exists:
+                    return held
+                raise ValueError(f"an actor named {name!r} already exists in namespace {namespace!r}")
+            self.names[(namespace, name)] = actor_id
+        self.actors[actor_id] = _ActorEntry(actor_id, name, namespace, class_name, methods)
+        return None
+
+    def actor_ready(self, actor_id: str, executor: ActorRef, lease_id: int) -> None:
+        entry = self.actors.get(actor_id)
+        if entry is None:
+            return
+        entry.executor, entry.lease_id = executor, lease_id
+        entry.wake()
+
+    def actor_failed(self, actor_id: str, reason: Any) -> None:
+        entry = self.actors.get(actor_id)
+        if entry is not None and entry.reason is None:
+            entry.reason = reason
+            entry.wake()
+            if entry.lease_id is not None:
+                self.release(entry.lease_id)
+
+    async def lookup_actor(self, actor_id: str) -> tuple[ActorRef | None, Any]:
+        """``(executor, None)`` once the actor runs, or ``(None, reason)`` if it died or never was."""
+        entry = self.actors.get(actor_id)
+        if entry is None:
+            return None, f"no actor {actor_id} is known to this node"
+        if entry.executor is None and entry.reason is None:
+            await entry.ready.wait()
+        return (entry.executor, None) if entry.reason is None else (None, entry.reason)
+
+    def named_actor(self, name: str, namespace: str) -> tuple[str, str, dict[str, Any]] | None:
+        """``(actor_id, class_name, methods)`` of the live actor named so, or None."""
+        actor_id = self.names.get((namespace, name))
+        entry = self.actors.get(actor_id) if actor_id is not None else None
+        if entry is None or entry.reason is not None:
+            return None
+        return entry.actor_id, entry.class_name, entry.methods
+
+    def kill_actor(self, actor_id: str) -> None:
+        """End an actor: its dedicated worker process stops; callers get ActorDiedError."""
+        self.actor_failed(actor_id, "killed by tray.kill()")
+
+    # ------------------------------------------------------------------- views
+
+    def resources(self) -> tuple[dict[str, float], dict[str, float]]:
+        """(total, available) resources of this node."""
+        return from_units(self.ledger.total), from_units(self.ledger.free)
+
+    def worker_pids(self) -> list[int]:
+        return [w.pid for w in self.workers.values() if w.pid]

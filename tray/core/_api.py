@@ -1,0 +1,401 @@
+"""The Ray-style functions: init, shutdown, get, put, wait, cancel, kill, get_actor, ..."""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import os
+import secrets
+import threading
+import time
+import uuid
+from typing import Any, Sequence
+
+from ..exceptions import GetTimeoutError
+from . import _runtime
+from ._objects import FAILED, PENDING, READY, ObjectRef, dumps, loads
+from ._remote import ActorHandle
+
+_init_lock = threading.Lock()
+
+
+def init(
+    address: str | None = None,
+    *,
+    num_cpus: float | None = None,
+    num_gpus: float | None = None,
+    resources: dict[str, float] | None = None,
+    namespace: str | None = None,
+    object_store_memory: int | None = None,
+    ignore_reinit_error: bool = False,
+    log_to_driver: bool = True,
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """Start tray in this process (a local node) — or, later, connect to a cluster.
+
+    Returns a dict describing the session. Options Ray accepts that do not apply here
+    (``include_dashboard``, ``logging_level``, ...) are accepted and ignored.
+    """
+    from ..cluster import node_resources
+
+    with _init_lock:
+        rt = _runtime.current()
+        if rt is not None:
+            if ignore_reinit_error:
+                return _context(rt)
+            raise RuntimeError("tray.init() was already called; call tray.shutdown() first, "
+                               "or pass ignore_reinit_error=True")
+        address = address or os.environ.get("TRAY_ADDRESS")
+        if address is not None:
+            raise ConnectionError(f"tray.init(address={address!r}): joining a running cluster is not supported yet;"
+                                  " call tray.init() without an address to start a local node")
+        for key in ("CPU", "GPU"):
+            if resources and key in resources:
+                raise ValueError(f"use num_{key.lower()}s=..., not resources={{{key!r}: ...}}")
+        total = node_resources(num_cpus, num_gpus, resources)
+        rt = _runtime.Runtime(
+            node_address=None,
+            token=secrets.token_hex(16),
+            node_config={"resources": total, "log_to_driver": log_to_driver},
+            namespace=namespace if namespace is not None else uuid.uuid4().hex[:8],
+            job_id=uuid.uuid4().hex[:8],
+        )
+        _runtime.install(rt)
+        try:
+            rt.start()
+        except BaseException:
+            _runtime.install(None)
+            raise
+        return _context(rt)
+
+
+def _context(rt: _runtime.Runtime) -> dict[str, Any]:
+    return {"address": rt.system.address, "namespace": rt.namespace, "job_id": rt.job_id}
+
+
+def shutdown() -> None:
+    """Stop tray: every worker process and actor of this driver's node goes away."""
+    with _init_lock:
+        rt = _runtime.current()
+        if rt is None:
+            return
+        _runtime.install(None)
+        rt.stop()
+
+
+atexit.register(shutdown)
+
+
+def is_initialized() -> bool:
+    return _runtime.current() is not None
+
+
+def _runtime_for_call() -> _runtime.Runtime:
+    """The running runtime, started on first use as Ray does."""
+    rt = _runtime.current()
+    if rt is None:
+        init()
+        rt = _runtime.current()
+        assert rt is not None
+    return rt
+
+
+# ---------------------------------------------------------------------- objects
+
+
+def put(value: Any) -> ObjectRef:
+    """Store ``value`` (serialized now: later changes to it are not seen) and return its ref."""
+    if isinstance(value, ObjectRef):
+        raise TypeError("tray.put() of an ObjectRef is not allowed; pass the ref itself instead")
+    rt = _runtime_for_call()
+    blob = dumps(value)
+    table = rt.table
+    table.collect()
+    oid = table.new_id()
+    table.add_owned(oid)
+    ref = ObjectRef(oid, None, table)
+    table.resolve(oid, blob)
+    return ref
+
+
+def _check_refs(refs: Any, what: str) -> list[ObjectRef]:
+    if not isinstance(refs, (list, tuple)):
+        raise TypeError(f"{what} expects an ObjectRef or a list of ObjectRefs, got {type(refs).__name__}")
+    for r in refs:
+        if not isinstance(r, ObjectRef):
+            raise TypeError(f"{what} expects ObjectRefs, got {type(r).__name__}: {r!r}")
+    return list(refs)
+
+
+def get(object_refs: ObjectRef | Sequence[ObjectRef], *, timeout: float | None = None) -> Any:
+    """The value(s) of ``object_refs``, waiting for them; raises a task's error as its own.
+
+    Raises :class:`~tray.exceptions.GetTimeoutError` if ``timeout`` seconds pass first.
+    """
+    if isinstance(object_refs, ObjectRef):
+        return _get_one(object_refs, _deadline(timeout))
+    refs = _check_refs(object_refs, "tray.get()")
+    deadline = _deadline(timeout)
+    return [_get_one(r, deadline) for r in refs]
+
+
+def _deadline(timeout: float | None) -> float | None:
+    if timeout is None:
+        return None
+    if timeout < 0:
+        raise ValueError(f"timeout must be >= 0, got {timeout}")
+    return time.monotonic() + timeout
+
+
+def _entry(ref: ObjectRef) -> Any:
+    rt = _runtime_for_call()
+    if ref._table is not rt.table:
+        raise RuntimeError(f"{ref!r} belongs to a tray session that was shut down")
+    if rt.in_loop():
+        raise RuntimeError("tray.get() would block the runtime's event loop; use `await ref` instead")
+    entry = rt.table.entries.get(ref._id)
+    if entry is not None and entry.state == PENDING and entry.owner is not None:
+        rt.soon(rt.owner.ensure_fetch, ref._id, entry.owner)
+    return rt, entry
+
+
+def _get_one(ref: ObjectRef, deadline: float | None) -> Any:
+    rt, entry = _entry(ref)
+    if entry is None:
+        raise RuntimeError(f"{ref!r} is unknown to this process")
+    if entry.state == PENDING:
+        done = threading.Event()
+        if rt.table.when_done(ref._id, done.set):
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not done.wait(wait):
+                rt.table.forget_waiter(ref._id, done.set)
+                raise GetTimeoutError(f"tray.get() timed out waiting for {ref!r}")
+    return _value(entry)
+
+
+def _value(entry: Any) -> Any:
+    if entry.state == READY:
+        return loads(entry.blob)
+    err = entry.error
+    raise err.with_traceback(None)
+
+
+def wait(
+    object_refs: Sequence[ObjectRef],
+    *,
+    num_returns: int = 1,
+    timeout: float | None = None,
+    fetch_local: bool = True,
+) -> tuple[list[ObjectRef], list[ObjectRef]]:
+    """Wait until ``num_returns`` of the refs are ready (or ``timeout``): ``(ready, not_ready)``.
+
+    Both lists keep the order of ``object_refs``.
+    """
+    refs = _check_refs(object_refs, "tray.wait()")
+    if len(set(refs)) != len(refs):
+        raise ValueError("tray.wait() got the same ObjectRef more than once")
+    if not isinstance(num_returns, int) or not 0 <= num_returns <= len(refs):
+        raise ValueError(f"num_returns must be an int between 0 and {len(refs)}, got {num_returns!r}")
+    deadline = _deadline(timeout)
+    wake = threading.Event()
+    registered = []
+    try:
+        while True:
+            ready = []
+            for r in refs:
+                _rt, entry = _entry(r)
+                if entry is not None and entry.state != PENDING:
+                    ready.append(r)
+            if len(ready) >= num_returns:
+                break
+            wake.clear()
+            table = _rt.table
+            for r in refs:
+                if r not in ready and r not in registered and table.when_done(r._id, wake.set):
+                    registered.append(r)
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                break
+            wake.wait(left)
+    finally:
+        rt = _runtime.current()
+        if rt is not None:
+            for r in registered:
+                rt.table.forget_waiter(r._id, wake.set)
+    ready_set = set(ready[:num_returns]) if num_returns else set()
+    return [r for r in refs if r in ready_set], [r for r in refs if r not in ready_set]
+
+
+async def _await_ref(ref: ObjectRef) -> Any:
+    """``await ref`` from trio or asyncio code (in any thread but the runtime's)."""
+    import sniffio
+
+    flavor = sniffio.current_async_library()
+    if flavor == "asyncio":
+        return await _asyncio_future(ref)
+    import trio
+
+    rt, entry = _entry_nonblocking(ref)
+    if entry.state == PENDING:
+        done = trio.Event()
+        token = trio.lowlevel.current_trio_token()
+
+        def wake() -> None:
+            try:
+                token.run_sync_soon(done.set)
+            except trio.RunFinishedError:  # the awaiting trio run is over: nobody waits
+                pass
+
+        if rt.table.when_done(ref._id, wake):
+            try:
+                await done.wait()
+            finally:  # cancelled: stop waiting for the value
+                rt.table.forget_waiter(ref._id, wake)
+    return _value(entry)
+
+
+def _entry_nonblocking(ref: ObjectRef) -> Any:
+    rt = _runtime_for_call()
+    entry = rt.table.entries.get(ref._id)
+    if entry is None:
+        raise RuntimeError(f"{ref!r} is unknown to this process")
+    if entry.state == PENDING and entry.owner is not None:
+        rt.soon(rt.owner.ensure_fetch, ref._id, entry.owner)
+    return rt, entry
+
+
+def _asyncio_future(ref: ObjectRef) -> asyncio.Future:
+    loop = asyncio.get_running_loop()
+    fut = loop.create_future()
+    rt, entry = _entry_nonblocking(ref)
+
+    keep = [ref]
+
+    def settle() -> None:
+        keep.clear()  # until now the future held the ref, so a temporary ref's value stays
+        if fut.done():
+            return
+        try:
+            fut.set_result(_value(entry))
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting code
+            fut.set_exception(exc)
+
+    def wake() -> None:
+        try:
+            loop.call_soon_threadsafe(settle)
+        except RuntimeError:  # the loop is closed: nobody awaits this any more
+            pass
+
+    if rt.table.when_done(ref._id, wake):
+        fut.add_done_callback(lambda f: f.cancelled() and rt.table.forget_waiter(ref._id, wake))
+    else:
+        settle()
+    return fut
+
+
+# ----------------------------------------------------------------------- control
+
+
+def cancel(object_ref: ObjectRef, *, force: bool = False, recursive: bool = True) -> None:
+    """Cancel the task that makes ``object_ref``: KeyboardInterrupt in it, or its worker killed (force)."""
+    if not isinstance(object_ref, ObjectRef):
+        raise TypeError(f"tray.cancel() expects an ObjectRef, got {type(object_ref).__name__}")
+    rt = _runtime_for_call()
+    rt.soon(rt.owner.cancel, object_ref._id, force)
+
+
+def kill(actor: ActorHandle, *, no_restart: bool = True) -> None:
+    """End ``actor`` at once; its pending and later calls raise ActorDiedError."""
+    if not isinstance(actor, ActorHandle):
+        raise TypeError(f"tray.kill() expects an actor handle, got {type(actor).__name__}")
+    rt = _runtime_for_call()
+    rt.soon(rt.owner.kill_actor, actor._actor_id)
+
+
+def get_actor(name: str, namespace: str | None = None) -> ActorHandle:
+    """The handle of the live actor named ``name`` (in ``namespace``, default: this job's)."""
+    rt = _runtime_for_call()
+    ns = namespace if namespace is not None else rt.namespace
+
+    async def look() -> Any:
+        return await rt.scheduler.named_actor.ask(name, ns)
+
+    found = rt.call(look)
+    if found is None:
+        raise ValueError(f"Failed to look up actor with name {name!r} in namespace {ns!r}: no live actor has it")
+    actor_id, class_name, methods = found
+    return ActorHandle(actor_id, class_name, methods)
+
+
+# ---------------------------------------------------------------------- the node
+
+
+def _resources() -> tuple[dict[str, float], dict[str, float]]:
+    rt = _runtime_for_call()
+
+    async def ask() -> Any:
+        return await rt.scheduler.resources.ask()
+
+    return rt.call(ask)
+
+
+def cluster_resources() -> dict[str, float]:
+    """Every resource of the cluster and its total amount."""
+    return _resources()[0]
+
+
+def available_resources() -> dict[str, float]:
+    """Every resource of the cluster that is free now, and how much."""
+    return {k: v for k, v in _resources()[1].items() if v}
+
+
+def nodes() -> list[dict[str, Any]]:
+    """One dict per node (Ray's keys)."""
+    rt = _runtime_for_call()
+    total, _free = _resources()
+    return [{
+        "NodeID": rt.system.uid,
+        "Alive": True,
+        "NodeManagerAddress": "127.0.0.1",
+        "NodeManagerHostname": os.uname().nodename,
+        "Resources": total,
+        "Address": rt.system.address,
+    }]
+
+
+class RuntimeContext:
+    """What this process is in tray's terms (``tray.get_runtime_context()``)."""
+
+    def __init__(self, rt: _runtime.Runtime) -> None:
+        self._rt = rt
+
+    def get_job_id(self) -> str:
+        return self._rt.job_id
+
+    def get_node_id(self) -> str:
+        return self._rt.node_id
+
+    def get_worker_id(self) -> str:
+        return self._rt.worker_id or self._rt.system.uid
+
+    def get_task_id(self) -> str | None:
+        return self._rt.current_task_id
+
+    def get_actor_id(self) -> str | None:
+        return self._rt.current_actor_id
+
+    @property
+    def namespace(self) -> str:
+        return self._rt.namespace
+
+    @property
+    def job_id(self) -> str:
+        return self._rt.job_id
+
+    @property
+    def node_id(self) -> str:
+        return self._rt.node_id
+
+
+def get_runtime_context() -> RuntimeContext:
+    return RuntimeContext(_runtime_for_call())

@@ -1,0 +1,269 @@
+"""Objects and their references: ``ObjectRef`` and the per-process object table.
+
+Ownership follows Ray (NSDI'21): the process that creates a ref owns the object; it
+keeps the value (serialized, so every ``get`` returns a fresh copy of an immutable
+value), counts its own refs, and tracks the processes that borrowed one. A value is
+freed when none remains anywhere. Other processes reach the owner through its
+``OwnerActor``.
+
+The table is shared by the user's threads and the runtime's trio thread, so it is
+guarded by one lock; ``ObjectRef.__del__`` never takes it (it may run inside it, from
+the garbage collector) but queues the release for the next table operation.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+from collections import deque
+from typing import TYPE_CHECKING, Any, Callable, Generator
+
+import cloudpickle
+import logging
+
+
+if TYPE_CHECKING:
+    from ..actors import ActorRef
+
+log = logging.getLogger("tray.core")
+
+PENDING, READY, FAILED = 0, 1, 2
+
+
+def dumps(value: Any) -> bytes:
+    """Serialize a value for the object table; the error names what could not be pickled."""
+    try:
+        return cloudpickle.dumps(value, protocol=5)
+    except Exception as exc:
+        raise TypeError(f"cannot serialize {_short(value)}: {type(exc).__name__}: {exc}") from exc
+
+
+def loads(blob: bytes) -> Any:
+    return cloudpickle.loads(blob)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+class Entry:
+    """One object as this process knows it."""
+
+    __slots__ = ("state", "blob", "error", "waiters", "refs", "borrowers", "pins", "owner", "borrowed")
+
+    def __init__(self, owner: ActorRef | None) -> None:
+        self.state = PENDING
+        self.blob: bytes | None = None
+        self.error: BaseException | None = None
+        self.waiters: list[Callable[[], None]] = []
+        self.refs = 0  # live ObjectRef instances in this process
+        self.borrowers: set[str] = set()  # processes (system uids) holding refs we own
+        self.pins = 0  # in-flight tasks that carry this ref
+        self.owner = owner  # None: we own it
+        self.borrowed = False  # we told the owner we hold refs to it
+
+
+class ObjectTable:
+    """Every object this process owns or borrows, by id."""
+
+    def __init__(self, prefix: str, owner_ref_getter: Callable[[], ActorRef | None]) -> None:
+        self.prefix = prefix
+        self._seq = itertools.count(1)
+        self.entries: dict[str, Entry] = {}
+        self.lock = threading.Lock()
+        self._released: deque[str] = deque()
+        self._owner_ref = owner_ref_getter
+        # set by the runtime: called (outside the lock) when a borrowed object's last ref goes
+        self.on_unborrow: Callable[[str, ActorRef], None] = lambda oid, owner: None
+        self.on_borrow: Callable[[str, ActorRef], None] = lambda oid, owner: None
+
+    def new_id(self) -> str:
+        return f"{self.prefix}{next(self._seq):x}"
+
+    # ------------------------------------------------------------- references
+
+    def add_owned(self, oid: str) -> Entry:
+        with self.lock:
+            entry = self.entries[oid] = Entry(None)
+        return entry
+
+    def incref(self, oid: str, owner: ActorRef | None) -> None:
+        borrow = None
+        with self.lock:
+            entry = self.entries.get(oid)
+            if entry is None:  # a ref that arrived from another process
+                entry = self.entries[oid] = Entry(owner)
+            entry.refs += 1
+            if entry.owner is not None and not entry.borrowed:
+                entry.borrowed = True
+                borrow = entry.owner
+        if borrow is not None:
+            self.on_borrow(oid, borrow)
+
+    def release_later(self, oid: str) -> None:
+        """Called by ``ObjectRef.__del__``: lock-free, applied by the next ``collect``."""
+        self._released.append(oid)
+
+    def collect(self) -> None:
+        """Apply queued releases; free what nothing references any more."""
+        released = self._released
+        if not released:
+            return
+        unborrow = []
+        with self.lock:
+            while released:
+                oid = released.popleft()
+                entry = self.entries.get(oid)
+                if entry is None:
+                    continue
+                entry.refs -= 1
+                if entry.refs <= 0 and entry.pins <= 0 and not entry.borrowers:
+                    del self.entries[oid]
+                    if entry.borrowed:
+                        unborrow.append((oid, entry.owner))
+        for oid, owner in unborrow:
+            self.on_unborrow(oid, owner)
+
+    def add_borrower(self, oid: str, who: str) -> None:
+        with self.lock:
+            entry = self.entries.get(oid)
+            if entry is not None:
+                entry.borrowers.add(who)
+
+    def remove_borrower(self, oid: str, who: str) -> None:
+        with self.lock:
+            entry = self.entries.get(oid)
+            if entry is not None:
+                entry.borrowers.discard(who)
+                if entry.refs <= 0 and entry.pins <= 0 and not entry.borrowers:
+                    del self.entries[oid]
+
+    def pin(self, oids: list[str], delta: int) -> None:
+        with self.lock:
+            for oid in oids:
+                entry = self.entries.get(oid)
+                if entry is not None:
+                    entry.pins += delta
+                    if entry.refs <= 0 and entry.pins <= 0 and not entry.borrowers:
+                        del self.entries[oid]
+
+    # ---------------------------------------------------------------- values
+
+    def resolve(self, oid: str, blob: bytes | None, error: BaseException | None = None) -> None:
+        """The value (or error) of ``oid`` is known: record it and wake its waiters."""
+        with self.lock:
+            entry = self.entries.get(oid)
+            if entry is None or entry.state != PENDING:
+                return  # freed meanwhile, or a duplicate (a retried task's late reply)
+            if error is None:
+                entry.state, entry.blob = READY, blob
+            else:
+                entry.state, entry.error = FAILED, error
+            waiters, entry.waiters = entry.waiters, []
+        for wake in waiters:
+            try:
+                wake()
+            except Exception:  # one broken waiter must not stop the others, nor the loop
+                log.exception("a waiter of object %s failed", oid)
+
+    def when_done(self, oid: str, wake: Callable[[], None]) -> bool:
+        """Call ``wake`` once ``oid`` is ready or failed; False if it already is (no call)."""
+        with self.lock:
+            entry = self.entries.get(oid)
+            if entry is None or entry.state != PENDING:
+                return False
+            entry.waiters.append(wake)
+            return True
+
+    def forget_waiter(self, oid: str, wake: Callable[[], None]) -> None:
+        with self.lock:
+            entry = self.entries.get(oid)
+            if entry is not None and wake in entry.waiters:
+                entry.waiters.remove(wake)
+
+
+class ObjectRef:
+    """A reference to an object that exists now or will (a task's result).
+
+    Get its value with ``tray.get(ref)``, or ``await ref`` in async code (trio or
+    asyncio). It can be passed to tasks and actors, and stored in other objects.
+    """
+
+    __slots__ = ("_id", "_owner", "_table", "__weakref__")
+
+    def __init__(self, oid: str, owner: ActorRef | None, table: ObjectTable | None) -> None:
+        self._id = oid
+        self._owner = owner
+        self._table = table
+        if table is not None:
+            table.incref(oid, owner)
+
+    def hex(self) -> str:
+        """The object's id (Ray's name for it)."""
+        return self._id
+
+    def __repr__(self) -> str:
+        return f"ObjectRef({self._id})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ObjectRef) and other._id == self._id
+
+    def __hash__(self) -> int:
+        return hash(self._id)
+
+    def __del__(self) -> None:
+        table = self._table
+        if table is not None:
+            table.release_later(self._id)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        owner = self._owner
+        if owner is None and self._table is not None:
+            owner = self._table._owner_ref()
+        collector = _collecting.refs
+        if collector is not None:
+            collector.append(self)
+        return (_rebuild, (self._id, owner))
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        from ._api import _await_ref
+
+        return _await_ref(self).__await__()
+
+    def future(self) -> Any:
+        """An ``asyncio`` future of the value (Ray's ``ref.future()``)."""
+        from ._api import _asyncio_future
+
+        return _asyncio_future(self)
+
+
+class _Collecting(threading.local):
+    refs: list[ObjectRef] | None = None
+
+
+_collecting = _Collecting()
+
+
+def dumps_collecting(value: Any) -> tuple[bytes, list[ObjectRef]]:
+    """Serialize ``value`` and say which ObjectRefs it contains (they must be pinned)."""
+    _collecting.refs = found = []
+    try:
+        return dumps(value), found
+    finally:
+        _collecting.refs = None
+
+
+def _rebuild(oid: str, owner: ActorRef | None) -> ObjectRef:
+    from ._runtime import current_table
+
+    table = current_table()
+    if table is not None and owner is not None and table._owner_ref() == owner:
+        owner = None  # it came home
+    return ObjectRef(oid, owner, table)
+
+
+def process_prefix() -> str:
+    """Ids start with something unique to this process, so they never collide."""
+    return f"{os.getpid():x}{os.urandom(3).hex()}."

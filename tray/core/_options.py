@@ -1,0 +1,103 @@
+"""Options of remote functions and actor classes: Ray's names, defaults and checks.
+
+Each option is checked where it is given (``@remote(...)`` or ``.options(...)``), so a
+typo or a wrong type fails at the call site with the option's name, not in a worker.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+Check = Callable[[Any], bool]
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0
+
+
+def _int_at_least(lo: int) -> Check:
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= lo
+
+
+def _optional(check: Check) -> Check:
+    return lambda v: v is None or check(v)
+
+
+def _resources(v: Any) -> bool:
+    return v is None or (
+        isinstance(v, dict)
+        and all(isinstance(k, str) and _number(x) for k, x in v.items())
+        and not {"CPU", "GPU", "memory"} & set(v)
+    )
+
+
+def _num_returns(v: Any) -> bool:
+    return v in ("streaming", "dynamic") or _int_at_least(0)(v)
+
+
+def _retry_exceptions(v: Any) -> bool:
+    return isinstance(v, bool) or (
+        isinstance(v, (list, tuple)) and all(isinstance(t, type) and issubclass(t, BaseException) for t in v)
+    )
+
+
+def _anything(v: Any) -> bool:
+    return True
+
+
+_COMMON: dict[str, tuple[Any, Check, str]] = {
+    # name: (default, check, what a valid value is)
+    "num_cpus": (None, _optional(_number), "a number >= 0"),
+    "num_gpus": (None, _optional(_number), "a number >= 0"),
+    "resources": (None, _resources, "a dict of custom resource names to numbers >= 0 (not CPU/GPU/memory)"),
+    "memory": (None, _optional(_number), "a number of bytes >= 0"),
+    "scheduling_strategy": (None, _anything, "None, 'DEFAULT', 'SPREAD' or a scheduling strategy object"),
+    "runtime_env": (None, _optional(lambda v: isinstance(v, dict)), "a dict"),
+    "name": (None, _optional(lambda v: isinstance(v, str) and v != ""), "a non-empty str"),
+    "accelerator_type": (None, _optional(lambda v: isinstance(v, str)), "a str"),
+    "label_selector": (None, _optional(lambda v: isinstance(v, dict)), "a dict"),
+}
+
+FUNCTION_OPTIONS: dict[str, tuple[Any, Check, str]] = {
+    **_COMMON,
+    "num_returns": (1, _num_returns, "an int >= 0, 'streaming' or 'dynamic'"),
+    "max_retries": (3, _int_at_least(-1), "an int >= -1 (-1: retry forever)"),
+    "retry_exceptions": (False, _retry_exceptions, "a bool or a list of exception classes"),
+    "max_calls": (0, _int_at_least(0), "an int >= 0"),
+}
+
+ACTOR_OPTIONS: dict[str, tuple[Any, Check, str]] = {
+    **_COMMON,
+    "namespace": (None, _optional(lambda v: isinstance(v, str)), "a str"),
+    "lifetime": (None, lambda v: v in (None, "detached", "non_detached"), "None, 'detached' or 'non_detached'"),
+    "get_if_exists": (False, lambda v: isinstance(v, bool), "a bool"),
+    "max_restarts": (0, _int_at_least(-1), "an int >= -1 (-1: restart forever)"),
+    "max_task_retries": (0, _int_at_least(-1), "an int >= -1 (-1: retry forever)"),
+    "max_concurrency": (None, _optional(_int_at_least(1)), "an int >= 1"),
+    "max_pending_calls": (-1, _int_at_least(-1), "an int >= -1"),
+    "concurrency_groups": (None, _optional(lambda v: isinstance(v, dict)), "a dict"),
+}
+
+METHOD_OPTIONS: dict[str, tuple[Any, Check, str]] = {
+    "num_returns": FUNCTION_OPTIONS["num_returns"],
+    "max_task_retries": ACTOR_OPTIONS["max_task_retries"],
+    "retry_exceptions": FUNCTION_OPTIONS["retry_exceptions"],
+    "concurrency_group": (None, _optional(lambda v: isinstance(v, str)), "a str"),
+    "name": _COMMON["name"],
+}
+
+
+def validate(table: dict[str, tuple[Any, Check, str]], options: dict[str, Any], what: str) -> dict[str, Any]:
+    """Check ``options`` against ``table``; return them unchanged, or raise naming the culprit."""
+    for key, value in options.items():
+        spec = table.get(key)
+        if spec is None:
+            raise ValueError(f"Invalid option keyword {key!r} for {what}. Valid ones are {sorted(table)}.")
+        if not spec[1](value):
+            raise ValueError(f"Invalid value {value!r} for option {key!r} of {what}: expected {spec[2]}.")
+    return options
+
+
+def with_defaults(table: dict[str, tuple[Any, Check, str]], options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` completed with the defaults of every option it does not set."""
+    return {key: options.get(key, spec[0]) for key, spec in table.items()}

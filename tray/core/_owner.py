@@ -1,0 +1,439 @@
+"""The owner: submits this process's tasks and actor calls, and serves the objects it owns.
+
+Runs in the runtime's trio thread. Tasks wait here for their top-level ObjectRef
+arguments, then for a lease on a worker of their resource shape (a few lease requests
+per shape are in flight at the scheduler; a lease that comes back is handed straight
+to the next queued task of the same shape). Actor calls go out in submission order per
+handle as tells, and come back as ``call_done`` tells, so a handle's calls pipeline.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from ..actors import Actor, ActorRef
+from ..exceptions import (
+    ActorDiedError,
+    RayActorError,
+    RayError,
+    RayTaskError,
+    TaskCancelledError,
+    WorkerCrashedError,
+)
+from ._objects import FAILED, PENDING, READY
+
+if TYPE_CHECKING:
+    from ._runtime import Runtime
+    from ._specs import ActorCall, Args, TaskSpec
+
+log = logging.getLogger("tray.core")
+
+MAX_LEASE_REQUESTS = 10  # per shape, in flight at the scheduler at once
+
+
+class Lease:
+    """A worker granted to this owner for tasks of one shape, until it is given back."""
+
+    __slots__ = ("lease_id", "worker_id", "executor", "pid")
+
+    def __init__(self, lease_id: int, worker_id: str, executor: ActorRef, pid: int) -> None:
+        self.lease_id, self.worker_id, self.executor, self.pid = lease_id, worker_id, executor, pid
+
+
+class _ShapePool:
+    """Tasks of one shape waiting for a lease, and the requests out for them."""
+
+    __slots__ = ("shape", "waiters", "requests")
+
+    def __init__(self, shape: dict[str, int]) -> None:
+        self.shape = shape
+        self.waiters: deque[list] = deque()  # [task, lease-or-None]
+        self.requests = 0
+
+
+class _ActorQueue:
+    """One actor's calls from this process, sent in order once the actor runs."""
+
+    __slots__ = ("actor_id", "executor", "ready", "calls", "pumping", "dead", "inflight")
+
+    def __init__(self, actor_id: str) -> None:
+        self.actor_id = actor_id
+        self.executor: ActorRef | None = None
+        self.ready = trio.Event()  # set once executor is known, or the actor is dead
+        self.calls: deque[ActorCall] = deque()
+        self.pumping = False
+        self.dead: BaseException | None = None
+        self.inflight: dict[int, ActorCall] = {}
+
+
+class Owner:
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.table = rt.table
+        self.nursery: trio.Nursery = None  # type: ignore[assignment]
+        self.pools: dict[frozenset, _ShapePool] = {}
+        self.actors: dict[str, _ActorQueue] = {}  # by actor id
+        self.by_executor: dict[ActorRef, _ActorQueue] = {}
+        self.running: dict[str, tuple[Lease, Any]] = {}  # task id -> (lease, cancel scope)
+        self.cancelled: set[str] = set()
+        self._call_ids = itertools.count(1)
+        self._fetching: set[str] = set()
+
+    async def close(self) -> None:
+        self.nursery.cancel_scope.cancel()
+
+    # ------------------------------------------------------------------ tasks
+
+    def submit_task(self, spec: TaskSpec) -> None:
+        self.table.collect()
+        self.nursery.start_soon(self._run_task, spec)
+
+    async def _run_task(self, spec: TaskSpec) -> None:
+        try:
+            err = await self._wait_deps(spec.deps)
+            if err is not None:
+                self._fail(spec.return_ids, err)
+                return
+            attempts = 0
+            while True:
+                if spec.task_id in self.cancelled:
+                    self._fail(spec.return_ids, TaskCancelledError(f"task {spec.name} ({spec.task_id}) was cancelled"))
+                    return
+                try:
+                    lease = await self._lease(spec.shape)
+                except RayError as exc:
+                    self._fail(spec.return_ids, exc)
+                    return
+                with trio.CancelScope() as scope:
+                    self.running[spec.task_id] = (lease, scope)
+                    try:
+                        kind, payload = await lease.executor.run.ask(spec.wire())
+                    except ActorDiedError as exc:
+                        kind, payload = "crashed", exc
+                    finally:
+                        self.running.pop(spec.task_id, None)
+                if scope.cancelled_caught:
+                    self._fail(spec.return_ids, TaskCancelledError(f"task {spec.name} ({spec.task_id}) was cancelled"))
+                    self._give_back(spec.shape, lease)
+                    return
+                if kind == "crashed":
+                    payload = await self._death_of(lease, payload)
+                    if spec.task_id in self.cancelled:
+                        self._fail(spec.return_ids, TaskCancelledError(f"task {spec.name} was cancelled (force)"))
+                        return
+                    attempts += 1
+                    if spec.max_retries != -1 and attempts > spec.max_retries:
+                        self._fail(spec.return_ids, WorkerCrashedError(
+                            f"the worker running task {spec.name} died: {payload}; retried {attempts - 1} time(s) (max_retries={spec.max_retries})"))
+                        return
+                    log.info("worker of task %s died; retrying (%d)", spec.name, attempts)
+                    continue
+                self._give_back(spec.shape, lease)
+                if kind == "ok":
+                    for oid, blob in zip(spec.return_ids, payload):
+                        self.table.resolve(oid, blob)
+                    return
+                if kind == "cancelled":
+                    self._fail(spec.return_ids, TaskCancelledError(f"task {spec.name} ({spec.task_id}) was cancelled"))
+                    return
+                # kind == "error": the task raised
+                attempts += 1
+                if spec.should_retry(payload) and (spec.max_retries == -1 or attempts <= spec.max_retries):
+                    log.info("task %s raised %r; retrying (%d)", spec.name, payload, attempts)
+                    continue
+                self._fail(spec.return_ids, payload)
+                return
+        finally:
+            self.cancelled.discard(spec.task_id)
+            self.table.pin(spec.pinned, -1)
+
+    def _fail(self, oids: list[str], err: BaseException) -> None:
+        for oid in oids:
+            self.table.resolve(oid, None, err)
+
+    async def _wait_deps(self, deps: list[tuple[str, ActorRef | None]]) -> BaseException | None:
+        """Wait until every top-level ObjectRef argument is ready; the first error, if any."""
+        for oid, owner in deps:
+            entry = await self.wait_ready(oid, owner)
+            if entry is not None and entry.state == FAILED:
+                return entry.error
+        return None
+
+    async def wait_ready(self, oid: str, owner: ActorRef | None) -> Any:
+        """The entry of ``oid`` once it is ready or failed (fetching a borrowed value)."""
+        table = self.table
+        entry = table.entries.get(oid)
+        if entry is None:
+            return None
+        if entry.state == PENDING and entry.owner is not None:
+            await self.fetch(oid, entry.owner)
+        elif entry.state == PENDING:
+            done = trio.Event()
+            token = trio.lowlevel.current_trio_token()
+            wake = lambda: token.run_sync_soon(done.set)  # noqa: E731
+            if table.when_done(oid, wake):
+                await done.wait()
+        return table.entries.get(oid)
+
+    async def fetch(self, oid: str, owner: ActorRef) -> None:
+        """Get a borrowed object's value from its owner into our table."""
+        try:
+            state, payload = await owner.get_object.ask(oid)
+        except ActorDiedError as exc:
+            from ..exceptions import OwnerDiedError
+
+            self.table.resolve(oid, None, OwnerDiedError(f"the owner of object {oid} died ({exc})"))
+            return
+        if state == READY:
+            self.table.resolve(oid, payload)
+        else:
+            self.table.resolve(oid, None, payload)
+
+    def ensure_fetch(self, oid: str, owner: ActorRef) -> None:
+        if oid not in self._fetching:
+            self._fetching.add(oid)
+            self.nursery.start_soon(self._fetch_once, oid, owner)
+
+    async def _fetch_once(self, oid: str, owner: ActorRef) -> None:
+        try:
+            await self.fetch(oid, owner)
+        finally:
+            self._fetching.discard(oid)
+
+    # ----------------------------------------------------------------- leases
+
+    async def _lease(self, shape: dict[str, int]) -> Lease:
+        key = frozenset(shape.items())
+        pool = self.pools.get(key)
+        if pool is None:
+            pool = self.pools[key] = _ShapePool(shape)
+        slot: list = [trio.lowlevel.current_task(), None]
+        pool.waiters.append(slot)
+        self._request_leases(pool)
+
+        def abort(_: Any) -> trio.lowlevel.Abort:
+            if slot in pool.waiters:
+                pool.waiters.remove(slot)
+            slot[0] = None
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        return await trio.lowlevel.wait_task_rescheduled(abort)
+
+    def _request_leases(self, pool: _ShapePool) -> None:
+        while pool.requests < min(len(pool.waiters), MAX_LEASE_REQUESTS):
+            pool.requests += 1
+            self.nursery.start_soon(self._request_lease, pool)
+
+    async def _request_lease(self, pool: _ShapePool) -> None:
+        from outcome import Error, Value
+
+        try:
+            grant = await self.rt.scheduler.lease.ask(pool.shape, self.rt.system.uid)
+        except RayError as exc:  # unschedulable, or the node is gone: every waiter fails
+            pool.requests -= 1
+            while pool.waiters:
+                slot = pool.waiters.popleft()
+                if slot[0] is not None:
+                    trio.lowlevel.reschedule(slot[0], Error(exc))
+            return
+        pool.requests -= 1
+        self._give_back(pool.shape, Lease(*grant))
+        self._request_leases(pool)
+
+    def _give_back(self, shape: dict[str, int], lease: Lease) -> None:
+        """Hand ``lease`` to the next waiting task of its shape, or return it to the scheduler."""
+        pool = self.pools.get(frozenset(shape.items()))
+        while pool is not None and pool.waiters:
+            slot = pool.waiters.popleft()
+            if slot[0] is not None:
+                from outcome import Value
+
+                trio.lowlevel.reschedule(slot[0], Value(lease))
+                return
+        self.rt.scheduler.release.tell_nowait(lease.lease_id)
+
+    async def _death_of(self, lease: Lease, lost: BaseException) -> str:
+        """Why the leased worker died, as the node saw it (exit code, signal), if it says soon."""
+        with trio.move_on_after(2.0):
+            try:
+                return await self.rt.scheduler.death_of.ask(lease.worker_id)
+            except RayError:
+                pass
+        return str(lost)
+
+    # ----------------------------------------------------------------- cancel
+
+    def cancel(self, task_id: str, force: bool) -> None:
+        self.cancelled.add(task_id)
+        running = self.running.get(task_id)
+        if running is None:
+            return
+        lease, _scope = running
+        if force:
+            self.rt.scheduler.kill_worker.tell_nowait(lease.worker_id)
+        else:
+            lease.executor.interrupt.tell_nowait(task_id)
+
+    # ----------------------------------------------------------------- actors
+
+    def create_actor(self, actor_id: str, class_name: str, cls_blob: bytes, args: Args, shape: dict[str, int],
+                     max_concurrency: int | None) -> None:
+        q = self._queue(actor_id, resolve=False)
+        self.nursery.start_soon(self._create_actor, q, class_name, cls_blob, args, shape, max_concurrency)
+
+    async def _create_actor(self, q: _ActorQueue, class_name: str, cls_blob: bytes, args: Args,
+                            shape: dict[str, int], max_concurrency: int | None) -> None:
+        scheduler = self.rt.scheduler
+        lease_id = None
+        try:
+            err = await self._wait_deps(args.deps)
+            if err is not None:
+                raise err
+            lease_id, _worker_id, executor, _pid = await scheduler.lease.ask(shape, self.rt.system.uid, True)
+            await executor.create_actor.ask(cls_blob, args.blob, args.inline(self.table), max_concurrency)
+        except Exception as exc:
+            err = ActorDiedError(f"actor {class_name} ({q.actor_id}) could not be created: {exc}")
+            err.__cause__ = exc
+            scheduler.actor_failed.tell_nowait(q.actor_id, str(exc))
+            if lease_id is not None:
+                scheduler.release.tell_nowait(lease_id)
+            self._actor_died(q, err)
+            return
+        finally:
+            self.table.pin(args.pinned, -1)
+        scheduler.actor_ready.tell_nowait(q.actor_id, executor, lease_id)
+        self._bind(q, executor)
+
+    def _queue(self, actor_id: str, resolve: bool = True) -> _ActorQueue:
+        q = self.actors.get(actor_id)
+        if q is None:
+            q = self.actors[actor_id] = _ActorQueue(actor_id)
+            if resolve:  # a handle we did not create: ask the node where the actor runs
+                self.nursery.start_soon(self._resolve_actor, q)
+        return q
+
+    async def _resolve_actor(self, q: _ActorQueue) -> None:
+        try:
+            executor, reason = await self.rt.scheduler.lookup_actor.ask(q.actor_id)
+        except RayError as exc:
+            executor, reason = None, exc
+        if executor is None:
+            self._actor_died(q, ActorDiedError(f"actor {q.actor_id} is dead ({reason})"))
+        else:
+            self._bind(q, executor)
+
+    def _bind(self, q: _ActorQueue, executor: ActorRef) -> None:
+        q.executor = executor
+        self.by_executor[executor] = q
+        q.ready.set()
+        self.rt.owner_ref.watch.tell_nowait(executor)  # type: ignore[union-attr]
+
+    def submit_call(self, call: ActorCall) -> None:
+        self.table.collect()
+        q = self._queue(call.actor_id)
+        if q.dead is not None:
+            self._fail(call.return_ids, q.dead)
+            self.table.pin(call.pinned, -1)
+            return
+        q.calls.append(call)
+        if not q.pumping:
+            q.pumping = True
+            self.nursery.start_soon(self._pump, q)
+
+    async def _pump(self, q: _ActorQueue) -> None:
+        """Send a handle's calls in order, each once its arguments are ready."""
+        try:
+            await q.ready.wait()
+            while q.calls and q.dead is None:
+                call = q.calls[0]
+                if call.deps:
+                    err = await self._wait_deps(call.deps)
+                    if err is not None:
+                        q.calls.popleft()
+                        self._fail(call.return_ids, err)
+                        self.table.pin(call.pinned, -1)
+                        continue
+                q.calls.popleft()
+                call_id = next(self._call_ids)
+                q.inflight[call_id] = call
+                try:
+                    await q.executor.call.tell(call_id, call.wire(), self.rt.owner_ref)  # type: ignore[union-attr]
+                except RayError as exc:
+                    self._actor_died(q, ActorDiedError(f"actor {q.actor_id} is unreachable ({exc})"))
+        finally:
+            q.pumping = False
+
+    def kill_actor(self, actor_id: str) -> None:
+        q = self._queue(actor_id)
+        self.rt.scheduler.kill_actor.tell_nowait(actor_id)
+        self._actor_died(q, ActorDiedError(f"actor {actor_id} was killed by tray.kill()"))
+
+    def call_done(self, executor: ActorRef, call_id: int, kind: str, payload: Any) -> None:
+        q = self.by_executor.get(executor)
+        if q is None:
+            return
+        call = q.inflight.pop(call_id, None)
+        if call is None:
+            return
+        self.table.pin(call.pinned, -1)
+        if kind == "ok":
+            for oid, blob in zip(call.return_ids, payload):
+                self.table.resolve(oid, blob)
+        else:
+            self._fail(call.return_ids, payload)
+
+    def actor_down(self, executor: ActorRef, reason: Any) -> None:
+        q = self.by_executor.get(executor)
+        if q is not None:
+            self._actor_died(q, ActorDiedError(f"actor {q.actor_id} died ({reason})"))
+
+    def _actor_died(self, q: _ActorQueue, err: BaseException) -> None:
+        if q.dead is not None:
+            return
+        q.dead = err
+        q.ready.set()
+        for call in q.inflight.values():  # sent, maybe run: Ray's RayActorError
+            self._fail(call.return_ids, ActorDiedError(f"{err}; call {call.method} did not complete"))
+            self.table.pin(call.pinned, -1)
+        for call in q.calls:
+            self._fail(call.return_ids, err)
+            self.table.pin(call.pinned, -1)
+        q.inflight.clear()
+        q.calls.clear()
+
+
+class OwnerActor(Actor):
+    """This process's face to others: borrowers fetch values here, workers report calls."""
+
+    def __init__(self, owner: Owner) -> None:
+        self._owner = owner
+
+    async def get_object(self, oid: str) -> tuple[int, Any]:
+        """(READY, blob) or (FAILED, error) once known; borrowers call this."""
+        entry = await self._owner.wait_ready(oid, None)
+        if entry is None:
+            from ..exceptions import ObjectLostError
+
+            return FAILED, ObjectLostError(f"object {oid} is no longer held by its owner")
+        return (READY, entry.blob) if entry.state == READY else (FAILED, entry.error)
+
+    def borrow(self, oid: str, who: str) -> None:
+        self._owner.table.add_borrower(oid, who)
+
+    def unborrow(self, oid: str, who: str) -> None:
+        self._owner.table.remove_borrower(oid, who)
+
+    def call_done(self, executor: ActorRef, call_id: int, kind: str, payload: Any) -> None:
+        self._owner.call_done(executor, call_id, kind, payload)
+
+    def watch(self, executor: ActorRef) -> None:
+        self.monitor(executor)
+
+    def on_down(self, ref: ActorRef, reason: Any) -> None:
+        self._owner.actor_down(ref, reason)
+

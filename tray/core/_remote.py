@@ -1,0 +1,235 @@
+"""``@tray.remote``: remote functions, actor classes and actor handles (Ray's API)."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import uuid
+from typing import Any, Callable
+
+from ._objects import ObjectRef, dumps
+from ._options import ACTOR_OPTIONS, FUNCTION_OPTIONS, METHOD_OPTIONS, validate
+from ._specs import ActorCall, Args, TaskSpec
+
+from ..cluster._resources import task_shape, to_units
+
+
+def _num_returns(value: Any) -> int:
+    if value in ("streaming", "dynamic"):
+        raise NotImplementedError(f"num_returns={value!r} is not supported yet; return a list instead")
+    return value
+
+
+def _new_refs(rt: Any, n: int) -> tuple[list[str], list[ObjectRef]]:
+    table = rt.table
+    ids = [table.new_id() for _ in range(n)]
+    for oid in ids:
+        table.add_owned(oid)
+    return ids, [ObjectRef(oid, None, table) for oid in ids]
+
+
+def _result(refs: list[ObjectRef], num_returns: int) -> Any:
+    """Ray's shape of a call's result: one ref, a list of refs, or None."""
+    if num_returns == 1:
+        return refs[0]
+    return refs if num_returns else None
+
+
+class RemoteFunction:
+    """A function run as a task: ``f.remote(*args)`` returns an ObjectRef of its result."""
+
+    def __init__(self, fn: Callable[..., Any], options: dict[str, Any]) -> None:
+        self._fn = fn
+        self._options = validate(FUNCTION_OPTIONS, options, f"remote function {fn.__name__!r}")
+        self._fn_id = uuid.uuid4().hex
+        self._blob: bytes | None = None
+        functools.update_wrapper(self, fn)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError(
+            f"Remote functions cannot be called directly. Instead of running '{self._fn.__name__}()',"
+            f" try '{self._fn.__name__}.remote()'."
+        )
+
+    def options(self, **options: Any) -> RemoteFunction:
+        """The same function with some options changed, for the calls made through it."""
+        validate(FUNCTION_OPTIONS, options, f"remote function {self._fn.__name__!r}")
+        clone = object.__new__(RemoteFunction)
+        clone.__dict__.update(self.__dict__)
+        clone._options = {**self._options, **options}
+        return clone
+
+    def remote(self, *args: Any, **kwargs: Any) -> Any:
+        from ._api import _runtime_for_call
+
+        rt = _runtime_for_call()
+        opts = self._options
+        name = opts.get("name") or self._fn.__name__
+        if self._blob is None:
+            try:
+                self._blob = dumps(self._fn)
+            except TypeError as exc:
+                raise TypeError(f"remote function {name!r} {exc}") from None
+        num_returns = _num_returns(opts.get("num_returns", 1))
+        shape = to_units(task_shape(opts.get("num_cpus"), opts.get("num_gpus"), opts.get("memory"),
+                                    opts.get("resources"), 1))
+        packed = Args(rt.table, args, kwargs, f"{name}.remote()")
+        ids, refs = _new_refs(rt, num_returns)
+        task_id = ids[0] if ids else rt.table.new_id()
+        spec = TaskSpec(task_id, name, self._fn_id, self._blob, packed, ids, num_returns,
+                        opts.get("max_retries", 3), opts.get("retry_exceptions", False), shape, rt.table)
+        rt.soon(rt.owner.submit_task, spec)
+        return _result(refs, num_returns)
+
+
+class ActorClass:
+    """A class whose instances live in worker processes: ``Cls.remote(*args)`` returns a handle."""
+
+    def __init__(self, cls: type, options: dict[str, Any]) -> None:
+        self._cls = cls
+        self._options = validate(ACTOR_OPTIONS, options, f"actor class {cls.__name__!r}")
+        self._blob: bytes | None = None
+        self._methods = _method_table(cls)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        name = self._cls.__name__
+        raise TypeError(f"Actors cannot be instantiated directly. Instead of '{name}()', use '{name}.remote()'.")
+
+    def options(self, **options: Any) -> ActorClass:
+        validate(ACTOR_OPTIONS, options, f"actor class {self._cls.__name__!r}")
+        clone = object.__new__(ActorClass)
+        clone.__dict__.update(self.__dict__)
+        clone._options = {**self._options, **options}
+        return clone
+
+    def remote(self, *args: Any, **kwargs: Any) -> ActorHandle:
+        from ._api import _runtime_for_call
+
+        rt = _runtime_for_call()
+        opts = self._options
+        cls_name = self._cls.__name__
+        if self._blob is None:
+            try:
+                self._blob = dumps(self._cls)
+            except TypeError as exc:
+                raise TypeError(f"actor class {cls_name!r} {exc}") from None
+        actor_id = uuid.uuid4().hex[:16]
+        name = opts.get("name")
+        namespace = opts.get("namespace") or rt.namespace
+        handle = ActorHandle(actor_id, cls_name, self._methods)
+        if name is not None:  # names are checked now, as Ray does: a taken one raises here
+            held = rt.call(_register, rt, actor_id, name, namespace, cls_name, self._methods,
+                           opts.get("get_if_exists", False))
+            if held is not None:
+                return ActorHandle(held, cls_name, self._methods)
+        else:
+            rt.soon(rt.scheduler.register_actor.tell_nowait, actor_id, None, namespace, cls_name, self._methods)
+        shape = to_units(task_shape(opts.get("num_cpus"), opts.get("num_gpus"), opts.get("memory"),
+                                    opts.get("resources"), 0))
+        packed = Args(rt.table, args, kwargs, f"{cls_name}.remote()")
+        rt.soon(rt.owner.create_actor, actor_id, cls_name, self._blob, packed, shape, opts.get("max_concurrency"))
+        return handle
+
+
+async def _register(rt: Any, actor_id: str, name: str, namespace: str, cls_name: str, methods: dict,
+                    get_if_exists: bool) -> Any:
+    return await rt.scheduler.register_actor.ask(actor_id, name, namespace, cls_name, methods, get_if_exists)
+
+
+def _method_table(cls: type) -> dict[str, dict[str, Any]]:
+    """Each callable method's options (``@tray.method``), by name; dunders excluded."""
+    table = {}
+    for name, member in inspect.getmembers(cls):
+        if name.startswith("__") or not callable(member):
+            continue
+        table[name] = dict(getattr(member, "__tray_method_options__", {}))
+    return table
+
+
+class ActorHandle:
+    """A handle on a remote actor: ``handle.method.remote(*args)`` returns an ObjectRef.
+
+    Picklable: pass it to tasks and other actors, which then call the same actor.
+    """
+
+    def __init__(self, actor_id: str, class_name: str, methods: dict[str, dict[str, Any]]) -> None:
+        self._actor_id = actor_id
+        self._class_name = class_name
+        self._methods = methods
+
+    def __getattr__(self, name: str) -> ActorMethod:
+        methods = self.__dict__.get("_methods")
+        if methods is None or name not in methods:
+            raise AttributeError(f"'{self.__dict__.get('_class_name', 'actor')}' actor has no method {name!r}")
+        return ActorMethod(self, name, methods[name])
+
+    def __repr__(self) -> str:
+        return f"Actor({self._class_name}, {self._actor_id})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ActorHandle) and other._actor_id == self._actor_id
+
+    def __hash__(self) -> int:
+        return hash(self._actor_id)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (ActorHandle, (self._actor_id, self._class_name, self._methods))
+
+
+class ActorMethod:
+    """``handle.method``: ``.remote(*args)`` calls it, ``.options(num_returns=...)`` adjusts it."""
+
+    def __init__(self, handle: ActorHandle, name: str, options: dict[str, Any]) -> None:
+        self._handle, self._name, self._options = handle, name, options
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError(f"Actor methods cannot be called directly. Instead of '{self._name}()', try"
+                        f" '{self._name}.remote()'.")
+
+    def options(self, **options: Any) -> ActorMethod:
+        validate(METHOD_OPTIONS, options, f"actor method {self._name!r}")
+        return ActorMethod(self._handle, self._name, {**self._options, **options})
+
+    def remote(self, *args: Any, **kwargs: Any) -> Any:
+        from ._api import _runtime_for_call
+
+        rt = _runtime_for_call()
+        num_returns = _num_returns(self._options.get("num_returns", 1))
+        h = self._handle
+        packed = Args(rt.table, args, kwargs, f"{h._class_name}.{self._name}.remote()")
+        ids, refs = _new_refs(rt, num_returns)
+        call = ActorCall(h._actor_id, self._name, packed, ids, num_returns, rt.table)
+        rt.soon(rt.owner.submit_call, call)
+        return _result(refs, num_returns)
+
+
+def method(**options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``@tray.method(num_returns=2)`` on an actor method: its default call options."""
+    validate(METHOD_OPTIONS, options, "@tray.method")
+
+    def mark(fn: Callable[..., Any]) -> Callable[..., Any]:
+        fn.__tray_method_options__ = options  # type: ignore[attr-defined]
+        return fn
+
+    return mark
+
+
+def remote(*args: Any, **options: Any) -> Any:
+    """``@tray.remote`` or ``@tray.remote(num_cpus=2, ...)`` on a function or a class."""
+    if len(args) == 1 and not options and (inspect.isfunction(args[0]) or inspect.isclass(args[0])):
+        return _make(args[0], {})
+    if args:
+        raise TypeError("@tray.remote takes a function or class, or only keyword options: @tray.remote(num_cpus=1)")
+
+    def wrap(target: Any) -> Any:
+        return _make(target, options)
+
+    return wrap
+
+
+def _make(target: Any, options: dict[str, Any]) -> Any:
+    if inspect.isclass(target):
+        return ActorClass(target, options)
+    if callable(target):
+        return RemoteFunction(target, options)
+    raise TypeError(f"@tray.remote needs a function or a class, got {target!r}")

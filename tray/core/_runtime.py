@@ -1,0 +1,179 @@
+"""The per-process runtime: a trio loop in a background thread hosting this process's actors.
+
+The user's code (the driver's main thread, or a worker's) stays synchronous and calls
+into the loop: ``call`` waits for a result, ``soon`` queues work without waiting, which
+is what lets ``f.remote()`` return at once. In the driver the loop also hosts the local
+node (scheduler and worker pool) unless the driver joined a running cluster.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import threading
+from typing import Any, Awaitable, Callable
+
+import trio
+
+from ..actors import ActorRef, ActorSystem
+from ..cluster import SCHEDULER_NAME, LocalNode
+from ._objects import ObjectTable, process_prefix
+from ._owner import Owner, OwnerActor
+
+log = logging.getLogger("tray.core")
+
+_runtime: Runtime | None = None
+_runtime_lock = threading.Lock()
+
+
+def current() -> Runtime | None:
+    return _runtime
+
+
+def current_table() -> ObjectTable | None:
+    rt = _runtime
+    return rt.table if rt is not None else None
+
+
+class Runtime:
+    """One process's link to the cluster: its actor system, its objects, its submissions."""
+
+    def __init__(
+        self,
+        *,
+        node_address: str | None,
+        token: str,
+        node_config: dict[str, Any] | None,
+        namespace: str,
+        job_id: str,
+        worker_id: str | None = None,
+        listen: str | None = None,
+    ) -> None:
+        self.node_address = node_address  # None: host the node here
+        self.listen = listen  # where others reach this process's actors (a worker's socket)
+        self.token = token
+        self.node_config = node_config
+        self.namespace = namespace
+        self.job_id = job_id
+        self.worker_id = worker_id  # None in a driver
+        self.table = ObjectTable(process_prefix(), lambda: self.owner_ref)
+        self.system: ActorSystem = None  # type: ignore[assignment]
+        self.owner: Owner = None  # type: ignore[assignment]
+        self.owner_ref: ActorRef | None = None
+        self.scheduler: ActorRef = None  # type: ignore[assignment]
+        self.node: LocalNode | None = None  # the node this process hosts (a driver without address)
+        self.trio_token: trio.lowlevel.TrioToken = None  # type: ignore[assignment]
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._stop: trio.Event | None = None
+        self.session_dir: str | None = None
+        self.closed = False
+        self.node_id = os.environ.get("TRAY_NODE_ID", "") if worker_id is not None else ""
+        self.current_task_id: str | None = None  # in a worker: the task its main thread runs
+        self.current_actor_id: str | None = None  # in a worker: the actor it hosts
+
+    # ------------------------------------------------------------------ start
+
+    def start(self, setup: Callable[[Runtime], Awaitable[None]] | None = None) -> None:
+        """Start the loop thread and wait until the node is reachable (or raise why not)."""
+        self._setup = setup
+        self._thread = threading.Thread(target=self._thread_main, name="tray-runtime", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        if self._error is not None:
+            raise self._error
+
+    def _thread_main(self) -> None:
+        try:
+            trio.run(self._main)
+        except BaseException as exc:  # noqa: BLE001 - reported to the starting thread
+            if not self._ready.is_set():
+                self._error = exc
+                self._ready.set()
+            else:
+                log.exception("tray runtime loop died")
+
+    async def _main(self) -> None:
+        self.trio_token = trio.lowlevel.current_trio_token()
+        self._stop = trio.Event()
+        address = self.listen
+        if self.node_address is None:
+            self.session_dir = tempfile.mkdtemp(prefix="tray-session-")
+            address = f"unix://{self.session_dir}/node.sock"
+        async with ActorSystem(address=address, token=self.token) as system:
+            self.system = system
+            if not self.node_id:
+                self.node_id = system.uid
+            async with trio.open_nursery() as nursery:
+                self.owner = Owner(self)
+                self.owner.nursery = nursery
+                self.owner_ref = await system.spawn(OwnerActor, self.owner, name="tray.owner", max_concurrency=1 << 20)
+                if self.node_address is None:
+                    cfg = self.node_config or {}
+                    self.node = LocalNode(system, cfg["resources"], self._worker_env(), cfg.get("log_to_driver", True))
+                    self.scheduler = await self.node.start()
+                else:
+                    sched = await system.lookup_remote(self.node_address, SCHEDULER_NAME)
+                    if sched is None:
+                        raise ConnectionError(f"no tray node answers at {self.node_address}")
+                    self.scheduler = sched
+                if self._setup is not None:
+                    await self._setup(self)
+                self._ready.set()
+                await self._stop.wait()
+                nursery.cancel_scope.cancel()
+            if self.node is not None:
+                await self.node.stop()
+        if self.session_dir is not None:
+            shutil.rmtree(self.session_dir, ignore_errors=True)
+
+    def _worker_env(self) -> dict[str, str]:
+        """Workers inherit the driver's environment and import path (to find its modules)."""
+        env = dict(os.environ)
+        env["TRAY_CLUSTER_TOKEN"] = self.token
+        env["TRAY_NAMESPACE"] = self.namespace
+        env["TRAY_JOB_ID"] = self.job_id
+        env["TRAY_NODE_ID"] = self.node_id
+        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+        return env
+
+    # ------------------------------------------------------------ calling in
+
+    def call(self, afn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+        """Run ``afn(*args)`` in the loop and wait for its result (from any other thread)."""
+        if self.closed:
+            raise RuntimeError("tray has been shut down; call tray.init() again")
+        if threading.current_thread() is self._thread:
+            raise RuntimeError("blocking tray call from inside the runtime loop; use `await` instead")
+        return trio.from_thread.run(afn, *args, trio_token=self.trio_token)
+
+    def soon(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Queue ``fn(*args)`` to run in the loop; returns at once."""
+        if self.closed:
+            raise RuntimeError("tray has been shut down; call tray.init() again")
+        self.trio_token.run_sync_soon(fn, *args)
+
+    def in_loop(self) -> bool:
+        return threading.current_thread() is self._thread
+
+    def stop(self) -> None:
+        """Stop the loop (and the hosted node with its workers); wait for it."""
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self.trio_token.run_sync_soon(self._stop.set)  # type: ignore[union-attr]
+        except trio.RunFinishedError:
+            pass
+        if self._thread is not None and threading.current_thread() is not self._thread:
+            self._thread.join(timeout=30)
+
+
+def install(rt: Runtime | None) -> None:
+    global _runtime
+    with _runtime_lock:
+        _runtime = rt

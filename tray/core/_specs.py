@@ -1,0 +1,103 @@
+"""What a submitted task or actor call carries, and how it is built from a ``.remote()`` call.
+
+Arguments are serialized at submission (so an unpicklable argument fails at
+``.remote()``, naming it, and a later mutation of an argument does not leak in); the
+ObjectRefs they contain are pinned until the call is done. Top-level ObjectRef
+arguments are dependencies: the call waits for them, and the worker gets their values
+(inline when the submitter holds them); nested ones stay refs (Ray's rule).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._objects import READY, ObjectRef, dumps_collecting
+
+if TYPE_CHECKING:
+    from ..actors import ActorRef
+    from ._objects import ObjectTable
+
+
+class Args:
+    """Serialized arguments with their dependencies and pins."""
+
+    __slots__ = ("blob", "deps", "pinned", "top")
+
+    def __init__(self, table: ObjectTable, args: tuple, kwargs: dict, what: str) -> None:
+        try:
+            self.blob, refs = dumps_collecting((args, kwargs))
+        except TypeError as exc:
+            raise TypeError(f"{what}: an argument {exc}") from None
+        top = [a for a in args if type(a) is ObjectRef] + [v for v in kwargs.values() if type(v) is ObjectRef]
+        self.top = top
+        self.deps = [(r._id, r._owner) for r in top]
+        self.pinned = [r._id for r in refs]
+        table.pin(self.pinned, +1)
+
+    def inline(self, table: ObjectTable) -> dict[str, bytes]:
+        """Values of ready top-level refs this process holds, sent along to save the worker a fetch."""
+        out = {}
+        entries = table.entries
+        for oid, _owner in self.deps:
+            entry = entries.get(oid)
+            if entry is not None and entry.state == READY:
+                out[oid] = entry.blob
+        return out
+
+
+class TaskSpec:
+    """A task on its way to a worker."""
+
+    __slots__ = ("task_id", "name", "fn_id", "fn_blob", "args", "return_ids", "num_returns", "max_retries",
+                 "retry_exceptions", "shape", "table")
+
+    def __init__(self, task_id: str, name: str, fn_id: str, fn_blob: bytes, args: Args, return_ids: list[str],
+                 num_returns: int, max_retries: int, retry_exceptions: Any, shape: dict[str, int],
+                 table: ObjectTable) -> None:
+        self.task_id, self.name, self.fn_id, self.fn_blob = task_id, name, fn_id, fn_blob
+        self.args, self.return_ids, self.num_returns = args, return_ids, num_returns
+        self.max_retries, self.retry_exceptions, self.shape = max_retries, retry_exceptions, shape
+        self.table = table
+
+    @property
+    def deps(self) -> list[tuple[str, ActorRef | None]]:
+        return self.args.deps
+
+    @property
+    def pinned(self) -> list[str]:
+        return self.args.pinned
+
+    def wire(self) -> tuple:
+        return (self.task_id, self.name, self.fn_id, self.fn_blob, self.args.blob, self.args.inline(self.table),
+                self.num_returns)
+
+    def should_retry(self, exc: BaseException) -> bool:
+        """Whether an application error is retried (``retry_exceptions``, Ray's rule)."""
+        rule = self.retry_exceptions
+        if rule is True:
+            return isinstance(exc, Exception)
+        if rule:
+            return isinstance(exc, tuple(rule))
+        return False
+
+
+class ActorCall:
+    """A method call on its way to an actor."""
+
+    __slots__ = ("actor_id", "method", "args", "return_ids", "num_returns", "table")
+
+    def __init__(self, actor_id: str, method: str, args: Args, return_ids: list[str], num_returns: int,
+                 table: ObjectTable) -> None:
+        self.actor_id, self.method, self.args = actor_id, method, args
+        self.return_ids, self.num_returns, self.table = return_ids, num_returns, table
+
+    @property
+    def deps(self) -> list[tuple[str, ActorRef | None]]:
+        return self.args.deps
+
+    @property
+    def pinned(self) -> list[str]:
+        return self.args.pinned
+
+    def wire(self) -> tuple:
+        return (self.method, self.args.blob, self.args.inline(self.table), self.num_returns)

@@ -1,0 +1,329 @@
+"""A worker process: runs tasks and hosts an actor for a node.
+
+    python -m tray.core._worker NODE_ADDRESS WORKER_ID
+
+The runtime's trio thread talks to the node; the main thread runs user code, so a
+long task never stalls heartbeats, and ``tray.cancel`` can interrupt it with
+KeyboardInterrupt. The process title says what it runs (``tray::IDLE``,
+``tray::square``, ``tray::Counter``). It exits when its node goes away: stdin is a
+pipe from the node, and its end means the node is gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import io
+import os
+import queue
+import signal
+import sys
+import threading
+from typing import Any, Callable
+
+import trio
+from outcome import Error, Value, capture
+
+from ..actors import Actor, ActorRef
+from ..exceptions import RayTaskError
+from . import _runtime
+from ._objects import ObjectRef, dumps, loads
+
+try:
+    from setproctitle import setproctitle
+except ImportError:  # pragma: no cover - a dependency; titles are cosmetic
+    def setproctitle(title: str) -> None:
+        pass
+
+
+class MainThread:
+    """A queue of work for the main thread, and the way results get back to the loop."""
+
+    def __init__(self) -> None:
+        self.work: queue.SimpleQueue = queue.SimpleQueue()
+        self.current: str | None = None  # the task id running now, for cancel
+
+    def run_forever(self) -> None:
+        while True:
+            try:
+                item = self.work.get()
+            except KeyboardInterrupt:  # a cancel that arrived after its task ended
+                continue
+            if item is None:
+                return
+            fn, args, done = item
+            try:
+                result = capture(fn, *args)
+            except KeyboardInterrupt as exc:  # an interrupt that landed between items
+                result = Error(exc)
+            done(result)
+
+    async def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run ``fn(*args)`` on the main thread and wait for its outcome."""
+        token = trio.lowlevel.current_trio_token()
+        task = trio.lowlevel.current_task()
+        self.work.put((fn, args, lambda result: token.run_sync_soon(trio.lowlevel.reschedule, task, result)))
+        return await trio.lowlevel.wait_task_rescheduled(lambda _: trio.lowlevel.Abort.FAILED)
+
+    def post(self, fn: Callable[..., Any], args: tuple, done: Callable[[Any], None]) -> None:
+        self.work.put((fn, args, done))
+
+    def stop(self) -> None:
+        self.work.put(None)
+
+
+def _resolve_args(blob: bytes, inline: dict[str, bytes]) -> tuple[tuple, dict]:
+    """Unpickle arguments; top-level ObjectRefs become their values (inline ones first)."""
+    from ._api import get
+
+    args, kwargs = loads(blob)
+
+    def value(a: Any) -> Any:
+        if type(a) is ObjectRef:
+            held = inline.get(a._id)
+            return loads(held) if held is not None else get(a)
+        return a
+
+    return tuple(value(a) for a in args), {k: value(v) for k, v in kwargs.items()}
+
+
+def _results(result: Any, num_returns: int, what: str) -> list[bytes]:
+    if num_returns == 1:
+        return [dumps(result)]
+    if num_returns == 0:
+        return []
+    try:
+        values = list(result)
+    except TypeError:
+        raise TypeError(f"{what} has num_returns={num_returns} but returned a non-iterable {type(result).__name__}") from None
+    if len(values) != num_returns:
+        raise ValueError(f"{what} has num_returns={num_returns} but returned {len(values)} values")
+    return [dumps(v) for v in values]
+
+
+class _Prefixed(io.TextIOBase):
+    """The worker's stdout/stderr: each line starts with where it came from, ``(name pid=N)``,
+    as Ray's do; the node copies these lines to the driver's terminal."""
+
+    def __init__(self, raw: Any, label: Callable[[], str]) -> None:
+        self._raw = raw
+        self._label = label
+        self._at_line_start = True
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        if not text:
+            return 0
+        prefix = f"({self._label()} pid={os.getpid()}) "
+        lines = text.splitlines(keepends=True)
+        out = []
+        for line in lines:
+            if self._at_line_start:
+                out.append(prefix)
+            out.append(line)
+            self._at_line_start = line.endswith("\n")
+        self._raw.write("".join(out))
+        self._raw.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        self._raw.flush()
+
+    def fileno(self) -> int:
+        return self._raw.fileno()
+
+
+class Worker:
+    """What this process runs: tasks one at a time, or one actor."""
+
+    def __init__(self, main: MainThread, worker_id: str) -> None:
+        self.main = main
+        self.worker_id = worker_id
+        self.functions: dict[str, Callable[..., Any]] = {}
+        self.actor: Any = None
+        self.actor_name = ""
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.async_slots: asyncio.Semaphore | None = None
+        self.label = "IDLE"  # what runs now: the task's name or the actor's class
+
+    def redirect_output(self) -> None:
+        sys.stdout = _Prefixed(sys.stdout, lambda: self.label)
+        sys.stderr = _Prefixed(sys.stderr, lambda: self.label)
+
+    # ------------------------------------------------------------------ tasks
+
+    def run_task(self, wire: tuple) -> tuple[str, Any]:
+        """Main thread: run one task; ("ok", [blob...]) or ("error", exc) or ("cancelled", None)."""
+        task_id, name, fn_id, fn_blob, args_blob, inline, num_returns = wire
+        fn = self.functions.get(fn_id)
+        if fn is None:
+            fn = self.functions[fn_id] = loads(fn_blob)
+        setproctitle(f"tray::{name}")
+        self.label = name
+        self.main.current = task_id
+        rt = _runtime.current()
+        if rt is not None:
+            rt.current_task_id = task_id
+        where = f"task {name} (pid={os.getpid()})"
+        try:
+            args, kwargs = _resolve_args(args_blob, inline)
+            return "ok", _results(fn(*args, **kwargs), num_returns, where)
+        except KeyboardInterrupt:
+            return "cancelled", None
+        except Exception as exc:
+            return "error", RayTaskError.from_exception(exc, where)
+        finally:
+            self.main.current = None
+            if rt is not None:
+                rt.current_task_id = None
+            self.label = "IDLE"
+            setproctitle("tray::IDLE")
+
+    # ----------------------------------------------------------------- actors
+
+    def create_actor(self, cls_blob: bytes, args_blob: bytes, inline: dict, max_concurrency: int | None) -> None:
+        cls = loads(cls_blob)
+        self.actor_name = self.label = cls.__name__
+        setproctitle(f"tray::{cls.__name__}")
+        args, kwargs = _resolve_args(args_blob, inline)
+        if any(inspect.iscoroutinefunction(m) or inspect.isasyncgenfunction(m) for _, m in inspect.getmembers(cls)):
+            self._start_asyncio(max_concurrency or 1000)
+        try:
+            if self.loop is not None:
+                self.actor = asyncio.run_coroutine_threadsafe(_construct(cls, args, kwargs), self.loop).result()
+            else:
+                self.actor = cls(*args, **kwargs)
+        except Exception as exc:
+            raise RayTaskError.from_exception(exc, f"{cls.__name__}.__init__ (pid={os.getpid()})") from None
+
+    def _start_asyncio(self, slots: int) -> None:
+        """Async actors (Ray's) run their methods on an asyncio loop, in a thread of its own."""
+        ready = threading.Event()
+
+        def run() -> None:
+            self.loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(self.loop)
+            self.async_slots = asyncio.Semaphore(slots)
+            ready.set()
+            self.loop.run_forever()
+
+        threading.Thread(target=run, name="tray-asyncio", daemon=True).start()
+        ready.wait()
+
+    def call_sync(self, wire: tuple) -> tuple[str, Any]:
+        """Main thread: one call of a sync actor, in order."""
+        method, args_blob, inline, num_returns = wire
+        where = f"{self.actor_name}.{method} (pid={os.getpid()})"
+        try:
+            args, kwargs = _resolve_args(args_blob, inline)
+            return "ok", _results(getattr(self.actor, method)(*args, **kwargs), num_returns, where)
+        except Exception as exc:
+            return "error", RayTaskError.from_exception(exc, where)
+
+    async def call_async(self, wire: tuple) -> tuple[str, Any]:
+        """asyncio loop: one call of an async actor (up to max_concurrency at once)."""
+        method, args_blob, inline, num_returns = wire
+        where = f"{self.actor_name}.{method} (pid={os.getpid()})"
+        async with self.async_slots:  # type: ignore[union-attr]
+            try:
+                args, kwargs = _resolve_args(args_blob, inline)  # dependencies are ready: no long wait
+                result = getattr(self.actor, method)(*args, **kwargs)
+                if inspect.isawaitable(result):
+                    result = await result
+                return "ok", _results(result, num_returns, where)
+            except Exception as exc:
+                return "error", RayTaskError.from_exception(exc, where)
+
+
+async def _construct(cls: type, args: tuple, kwargs: dict) -> Any:
+    return cls(*args, **kwargs)
+
+
+class Executor(Actor):
+    """The worker's face to the node and to owners: run tasks, host an actor, call it."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.w = worker
+
+    async def run(self, wire: tuple) -> tuple[str, Any]:
+        return await self.w.main.call(self.w.run_task, wire)
+
+    async def create_actor(self, cls_blob: bytes, args_blob: bytes, inline: dict, max_concurrency: int | None) -> None:
+        await self.w.main.call(self.w.create_actor, cls_blob, args_blob, inline, max_concurrency)
+
+    def call(self, call_id: int, wire: tuple, owner: ActorRef) -> None:
+        """An actor call; the result goes back to ``owner`` as ``call_done`` (calls pipeline)."""
+        me = self.ref
+        token = trio.lowlevel.current_trio_token()
+
+        def done(result: Any) -> None:
+            kind, payload = result.unwrap() if isinstance(result, Value) else ("error", _error(result))
+            token.run_sync_soon(_send_done, owner, me, call_id, kind, payload)
+
+        w = self.w
+        if w.loop is not None:
+            fut = asyncio.run_coroutine_threadsafe(w.call_async(wire), w.loop)
+            fut.add_done_callback(lambda f: done(capture(f.result)))
+        else:
+            w.main.post(w.call_sync, (wire,), done)
+
+    def interrupt(self, task_id: str) -> None:
+        """Cancel (not force): KeyboardInterrupt in the main thread if it runs that task."""
+        if self.w.main.current == task_id:
+            os.kill(os.getpid(), signal.SIGINT)  # a real signal: it also wakes a sleeping or blocked task
+
+
+def _error(result: Error) -> BaseException:
+    exc = result.error
+    return exc if isinstance(exc, RayTaskError) else RayTaskError.from_exception(exc, "worker")
+
+
+def _send_done(owner: ActorRef, me: ActorRef, call_id: int, kind: str, payload: Any) -> None:
+    try:
+        owner.call_done.tell_nowait(me, call_id, kind, payload)
+    except Exception:  # the owner is gone: nobody waits for this result
+        pass
+
+
+def main(argv: list[str] | None = None) -> None:
+    from ._runtime import Runtime
+
+    argv = sys.argv[1:] if argv is None else argv
+    node_address, worker_id = argv[0], argv[1]
+    setproctitle("tray::IDLE")
+    main_thread = MainThread()
+    worker = Worker(main_thread, worker_id)
+    worker.redirect_output()
+
+    async def setup(rt: Runtime) -> None:
+        executor = await rt.system.spawn(Executor, worker, name="tray.executor", max_concurrency=1 << 16)
+        await rt.scheduler.register_worker.ask(worker_id, executor, os.getpid())
+        rt.system._nursery.start_soon(_watch_parent, main_thread)  # type: ignore[union-attr]
+
+    # Other processes (owners of leases on us, callers of our actor) connect to us directly.
+    listen = node_address.rpartition("/")[0] + f"/{worker_id}.sock" if node_address.startswith("unix://") \
+        else "tcp://127.0.0.1:0"
+    rt = Runtime(node_address=node_address, token=os.environ.get("TRAY_CLUSTER_TOKEN", ""), node_config=None,
+                 namespace=os.environ.get("TRAY_NAMESPACE", ""), job_id=os.environ.get("TRAY_JOB_ID", ""),
+                 worker_id=worker_id, listen=listen)
+    _runtime.install(rt)
+    rt.start(setup)
+    try:
+        main_thread.run_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        rt.stop()
+        os._exit(0)
+
+
+async def _watch_parent(main_thread: MainThread) -> None:
+    """Stdin is a pipe from the node: its end means the node is gone, and so must we be."""
+    await trio.to_thread.run_sync(sys.stdin.buffer.read, abandon_on_cancel=True)
+    main_thread.stop()
+
+
+if __name__ == "__main__":
+    main()
