@@ -9,6 +9,7 @@ from . import exceptions, util
 from .actors import Actor, ActorRef, ActorSystem, DeadLetter, MailboxSpec
 from .core import (
     ObjectRef,
+    ObjectRefGenerator,
     available_resources,
     cancel,
     cluster_resources,
@@ -38,6 +39,7 @@ __all__ = [
     "DeadLetter",
     "MailboxSpec",
     "ObjectRef",
+    "ObjectRefGenerator",
     "Supervisor",
     "SupervisorSpec",
     "available_resources",

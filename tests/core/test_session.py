@@ -45,7 +45,21 @@ def test_init_shutdown_and_auto_init():
         node_id, task_id, job_id = ray.get(where.remote())
         assert node_id == rc.get_node_id() and task_id and job_id == rc.get_job_id()
         ref = where.remote()
+
+        @ray.remote
+        class Box:
+            def get(self):
+                return 1
+
+        box = Box.remote()
+        assert ray.get(box.get.remote()) == 1
         ray.shutdown()
+        try:
+            box.get.remote()
+        except RuntimeError as e:
+            assert "shut down" in str(e)
+        else:
+            raise AssertionError("a handle of a finished session must not be usable")
         assert not ray.is_initialized()
         try:
             ray.get(ref)

@@ -240,3 +240,36 @@ def test_references_are_freed(ray):
     time.sleep(0.2)
     table.collect()
     assert len(table.entries) < 50
+
+
+@tray.remote
+def countdown(n, pause):
+    for i in range(n, 0, -1):
+        time.sleep(pause)
+        yield i
+    if n == 2:
+        raise ValueError("liftoff failed")
+
+
+def test_streaming_generator_yields_refs_as_items_come(ray):
+    gen = countdown.remote(3, 0.3)
+    assert isinstance(gen, tray.ObjectRefGenerator)
+    start = time.monotonic()
+    first = next(gen)
+    assert ray.get(first) == 3
+    assert time.monotonic() - start < 0.85  # before the task finished (0.9 s of pauses)
+    assert [ray.get(r) for r in gen] == [2, 1]
+    assert gen.completed()
+    refs = list(countdown.options(num_returns="streaming").remote(2, 0))
+    assert ray.get(refs[0]) == 2 and ray.get(refs[1]) == 1
+    with pytest.raises(ValueError, match="liftoff"):
+        ray.get(refs[2])  # the generator's exception is its last item
+
+
+def test_streaming_generator_async_iteration(ray):
+    import trio
+
+    async def consume():
+        return [await ref async for ref in countdown.remote(3, 0)]
+
+    assert trio.run(consume) == [3, 2, 1]

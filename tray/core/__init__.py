@@ -16,6 +16,7 @@ from ._api import (
     shutdown,
     wait,
 )
+from ._generators import ObjectRefGenerator
 from ._objects import ObjectRef
 from ._remote import ActorClass, ActorHandle, ActorMethod, RemoteFunction, method, remote
 
@@ -24,6 +25,7 @@ __all__ = [
     "ActorHandle",
     "ActorMethod",
     "ObjectRef",
+    "ObjectRefGenerator",
     "RemoteFunction",
     "RuntimeContext",
     "available_resources",

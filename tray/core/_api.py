@@ -148,8 +148,8 @@ def _deadline(timeout: float | None) -> float | None:
 
 
 def _entry(ref: ObjectRef) -> Any:
-    rt = _runtime_for_call()
-    if ref._table is not rt.table:
+    rt = _runtime.current()
+    if rt is None or ref._table is not rt.table:
         raise RuntimeError(f"{ref!r} belongs to a tray session that was shut down")
     if rt.in_loop():
         raise RuntimeError("tray.get() would block the runtime's event loop; use `await ref` instead")
@@ -324,7 +324,7 @@ def get_actor(name: str, namespace: str | None = None) -> ActorHandle:
     if found is None:
         raise ValueError(f"Failed to look up actor with name {name!r} in namespace {ns!r}: no live actor has it")
     actor_id, class_name, methods = found
-    return ActorHandle(actor_id, class_name, methods)
+    return ActorHandle(actor_id, class_name, methods, rt.job_id)
 
 
 # ---------------------------------------------------------------------- the node

@@ -29,6 +29,7 @@ from ._objects import FAILED, PENDING, READY
 
 if TYPE_CHECKING:
     from ._runtime import Runtime
+    from ._generators import Stream
     from ._specs import ActorCall, Args, TaskSpec
 
 log = logging.getLogger("tray.core")
@@ -81,6 +82,7 @@ class Owner:
         self.by_executor: dict[ActorRef, _ActorQueue] = {}
         self.running: dict[str, tuple[Lease, Any]] = {}  # task id -> (lease, cancel scope)
         self.cancelled: set[str] = set()
+        self.streams: dict[str, Stream] = {}  # streaming tasks in flight, by task id
         self._call_ids = itertools.count(1)
         self._fetching: set[str] = set()
 
@@ -97,38 +99,38 @@ class Owner:
         try:
             err = await self._wait_deps(spec.deps)
             if err is not None:
-                self._fail(spec.return_ids, err)
+                self._task_failed(spec, err)
                 return
             attempts = 0
             while True:
                 if spec.task_id in self.cancelled:
-                    self._fail(spec.return_ids, TaskCancelledError(f"task {spec.name} ({spec.task_id}) was cancelled"))
+                    self._task_failed(spec, TaskCancelledError(f"task {spec.name} ({spec.task_id}) was cancelled"))
                     return
                 try:
                     lease = await self._lease(spec.shape)
                 except RayError as exc:
-                    self._fail(spec.return_ids, exc)
+                    self._task_failed(spec, exc)
                     return
                 with trio.CancelScope() as scope:
                     self.running[spec.task_id] = (lease, scope)
                     try:
-                        kind, payload = await lease.executor.run.ask(spec.wire())
+                        kind, payload = await lease.executor.run.ask(spec.wire(self.rt.owner_ref))
                     except ActorDiedError as exc:
                         kind, payload = "crashed", exc
                     finally:
                         self.running.pop(spec.task_id, None)
                 if scope.cancelled_caught:
-                    self._fail(spec.return_ids, TaskCancelledError(f"task {spec.name} ({spec.task_id}) was cancelled"))
+                    self._task_failed(spec, TaskCancelledError(f"task {spec.name} ({spec.task_id}) was cancelled"))
                     self._give_back(spec.shape, lease)
                     return
                 if kind == "crashed":
                     payload = await self._death_of(lease, payload)
                     if spec.task_id in self.cancelled:
-                        self._fail(spec.return_ids, TaskCancelledError(f"task {spec.name} was cancelled (force)"))
+                        self._task_failed(spec, TaskCancelledError(f"task {spec.name} was cancelled (force)"))
                         return
                     attempts += 1
                     if spec.max_retries != -1 and attempts > spec.max_retries:
-                        self._fail(spec.return_ids, WorkerCrashedError(
+                        self._task_failed(spec, WorkerCrashedError(
                             f"the worker running task {spec.name} died: {payload}; retried {attempts - 1} time(s) (max_retries={spec.max_retries})"))
                         return
                     log.info("worker of task %s died; retrying (%d)", spec.name, attempts)
@@ -138,19 +140,37 @@ class Owner:
                     for oid, blob in zip(spec.return_ids, payload):
                         self.table.resolve(oid, blob)
                     return
+                if kind == "streamed":  # its items travel apart from this reply: count them in
+                    spec.stream.expect(*payload)  # type: ignore[union-attr]
+                    if spec.stream.finished:  # type: ignore[union-attr]
+                        self.streams.pop(spec.task_id, None)
+                    return
                 if kind == "cancelled":
-                    self._fail(spec.return_ids, TaskCancelledError(f"task {spec.name} ({spec.task_id}) was cancelled"))
+                    self._task_failed(spec, TaskCancelledError(f"task {spec.name} ({spec.task_id}) was cancelled"))
                     return
                 # kind == "error": the task raised
                 attempts += 1
                 if spec.should_retry(payload) and (spec.max_retries == -1 or attempts <= spec.max_retries):
                     log.info("task %s raised %r; retrying (%d)", spec.name, payload, attempts)
                     continue
-                self._fail(spec.return_ids, payload)
+                self._task_failed(spec, payload)
                 return
         finally:
             self.cancelled.discard(spec.task_id)
             self.table.pin(spec.pinned, -1)
+
+    def _task_failed(self, spec: TaskSpec, err: BaseException) -> None:
+        self._fail(spec.return_ids, err)
+        if spec.stream is not None:
+            spec.stream.finish(err)
+            self.streams.pop(spec.task_id, None)
+
+    def stream_item(self, task_id: str, index: int, blob: bytes) -> None:
+        stream = self.streams.get(task_id)
+        if stream is not None:
+            stream.add(index, blob)
+            if stream.finished:
+                del self.streams[task_id]
 
     def _fail(self, oids: list[str], err: BaseException) -> None:
         for oid in oids:
@@ -430,6 +450,9 @@ class OwnerActor(Actor):
 
     def call_done(self, executor: ActorRef, call_id: int, kind: str, payload: Any) -> None:
         self._owner.call_done(executor, call_id, kind, payload)
+
+    def stream_item(self, task_id: str, index: int, blob: bytes) -> None:
+        self._owner.stream_item(task_id, index, blob)
 
     def watch(self, executor: ActorRef) -> None:
         self.monitor(executor)

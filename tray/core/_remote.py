@@ -7,6 +7,7 @@ import inspect
 import uuid
 from typing import Any, Callable
 
+from ._generators import STREAMING, ObjectRefGenerator, Stream
 from ._objects import ObjectRef, dumps
 from ._options import ACTOR_OPTIONS, FUNCTION_OPTIONS, METHOD_OPTIONS, validate
 from ._specs import ActorCall, Args, TaskSpec
@@ -14,9 +15,14 @@ from ._specs import ActorCall, Args, TaskSpec
 from ..cluster._resources import task_shape, to_units
 
 
-def _num_returns(value: Any) -> int:
-    if value in ("streaming", "dynamic"):
-        raise NotImplementedError(f"num_returns={value!r} is not supported yet; return a list instead")
+def _num_returns(value: Any, streams: bool) -> int:
+    """Ray's num_returns as an int (STREAMING for generators); "dynamic" is Ray's deprecated form."""
+    if value == "streaming":
+        if not streams:
+            raise NotImplementedError("num_returns='streaming' is supported for tasks, not yet for actor methods")
+        return STREAMING
+    if value == "dynamic":
+        raise NotImplementedError("num_returns='dynamic' is deprecated in Ray; use num_returns='streaming'")
     return value
 
 
@@ -70,14 +76,19 @@ class RemoteFunction:
                 self._blob = dumps(self._fn)
             except TypeError as exc:
                 raise TypeError(f"remote function {name!r} {exc}") from None
-        num_returns = _num_returns(opts.get("num_returns", 1))
+        default = "streaming" if inspect.isgeneratorfunction(self._fn) else 1  # Ray's generators stream
+        num_returns = _num_returns(opts.get("num_returns", default), streams=True)
         shape = to_units(task_shape(opts.get("num_cpus"), opts.get("num_gpus"), opts.get("memory"),
                                     opts.get("resources"), 1))
         packed = Args(rt.table, args, kwargs, f"{name}.remote()")
-        ids, refs = _new_refs(rt, num_returns)
+        ids, refs = _new_refs(rt, max(num_returns, 0))
         task_id = ids[0] if ids else rt.table.new_id()
         spec = TaskSpec(task_id, name, self._fn_id, self._blob, packed, ids, num_returns,
                         opts.get("max_retries", 3), opts.get("retry_exceptions", False), shape, rt.table)
+        if num_returns == STREAMING:
+            stream = spec.stream = rt.owner.streams[task_id] = Stream(rt.table, task_id)
+            rt.soon(rt.owner.submit_task, spec)
+            return ObjectRefGenerator(stream)
         rt.soon(rt.owner.submit_task, spec)
         return _result(refs, num_returns)
 
@@ -116,12 +127,12 @@ class ActorClass:
         actor_id = uuid.uuid4().hex[:16]
         name = opts.get("name")
         namespace = opts.get("namespace") or rt.namespace
-        handle = ActorHandle(actor_id, cls_name, self._methods)
+        handle = ActorHandle(actor_id, cls_name, self._methods, rt.job_id)
         if name is not None:  # names are checked now, as Ray does: a taken one raises here
             held = rt.call(_register, rt, actor_id, name, namespace, cls_name, self._methods,
                            opts.get("get_if_exists", False))
             if held is not None:
-                return ActorHandle(held, cls_name, self._methods)
+                return ActorHandle(held, cls_name, self._methods, rt.job_id)
         else:
             rt.soon(rt.scheduler.register_actor.tell_nowait, actor_id, None, namespace, cls_name, self._methods)
         shape = to_units(task_shape(opts.get("num_cpus"), opts.get("num_gpus"), opts.get("memory"),
@@ -152,10 +163,11 @@ class ActorHandle:
     Picklable: pass it to tasks and other actors, which then call the same actor.
     """
 
-    def __init__(self, actor_id: str, class_name: str, methods: dict[str, dict[str, Any]]) -> None:
+    def __init__(self, actor_id: str, class_name: str, methods: dict[str, dict[str, Any]], job_id: str) -> None:
         self._actor_id = actor_id
         self._class_name = class_name
         self._methods = methods
+        self._job_id = job_id  # actors die with their session: a handle is good for its job only
 
     def __getattr__(self, name: str) -> ActorMethod:
         methods = self.__dict__.get("_methods")
@@ -173,7 +185,7 @@ class ActorHandle:
         return hash(self._actor_id)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (ActorHandle, (self._actor_id, self._class_name, self._methods))
+        return (ActorHandle, (self._actor_id, self._class_name, self._methods, self._job_id))
 
 
 class ActorMethod:
@@ -191,11 +203,13 @@ class ActorMethod:
         return ActorMethod(self._handle, self._name, {**self._options, **options})
 
     def remote(self, *args: Any, **kwargs: Any) -> Any:
-        from ._api import _runtime_for_call
+        from ._runtime import current
 
-        rt = _runtime_for_call()
-        num_returns = _num_returns(self._options.get("num_returns", 1))
         h = self._handle
+        rt = current()
+        if rt is None or h._job_id != rt.job_id:
+            raise RuntimeError(f"{h!r} belongs to a tray session that was shut down; its actor is gone")
+        num_returns = _num_returns(self._options.get("num_returns", 1), streams=False)
         packed = Args(rt.table, args, kwargs, f"{h._class_name}.{self._name}.remote()")
         ids, refs = _new_refs(rt, num_returns)
         call = ActorCall(h._actor_id, self._name, packed, ids, num_returns, rt.table)

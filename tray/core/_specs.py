@@ -15,6 +15,7 @@ from ._objects import READY, ObjectRef, dumps_collecting
 
 if TYPE_CHECKING:
     from ..actors import ActorRef
+    from ._generators import Stream
     from ._objects import ObjectTable
 
 
@@ -49,7 +50,7 @@ class TaskSpec:
     """A task on its way to a worker."""
 
     __slots__ = ("task_id", "name", "fn_id", "fn_blob", "args", "return_ids", "num_returns", "max_retries",
-                 "retry_exceptions", "shape", "table")
+                 "retry_exceptions", "shape", "table", "stream")
 
     def __init__(self, task_id: str, name: str, fn_id: str, fn_blob: bytes, args: Args, return_ids: list[str],
                  num_returns: int, max_retries: int, retry_exceptions: Any, shape: dict[str, int],
@@ -58,6 +59,7 @@ class TaskSpec:
         self.args, self.return_ids, self.num_returns = args, return_ids, num_returns
         self.max_retries, self.retry_exceptions, self.shape = max_retries, retry_exceptions, shape
         self.table = table
+        self.stream: Stream | None = None  # a streaming task's items, as they come
 
     @property
     def deps(self) -> list[tuple[str, ActorRef | None]]:
@@ -67,9 +69,10 @@ class TaskSpec:
     def pinned(self) -> list[str]:
         return self.args.pinned
 
-    def wire(self) -> tuple:
+    def wire(self, owner: ActorRef | None) -> tuple:
+        """What the worker gets; ``owner`` is where a streaming task sends its items."""
         return (self.task_id, self.name, self.fn_id, self.fn_blob, self.args.blob, self.args.inline(self.table),
-                self.num_returns)
+                self.num_returns, owner if self.stream is not None else None)
 
     def should_retry(self, exc: BaseException) -> bool:
         """Whether an application error is retried (``retry_exceptions``, Ray's rule)."""

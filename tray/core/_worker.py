@@ -101,6 +101,24 @@ def _results(result: Any, num_returns: int, what: str) -> list[bytes]:
     return [dumps(v) for v in values]
 
 
+def _stream(gen: Any, owner: ActorRef, task_id: str, rt: Any, what: str) -> tuple[int, BaseException | None]:
+    """Send each item of a streaming task to its owner as it is yielded.
+
+    Returns how many were sent, and what the generator raised after them (the owner
+    waits for the items, which travel apart from this reply, before it ends the stream).
+    """
+    if not hasattr(gen, "__next__"):
+        raise TypeError(f"{what} has num_returns='streaming' but returned a {type(gen).__name__}, not a generator")
+    count = 0
+    try:
+        for index, item in enumerate(gen):
+            rt.soon(owner.stream_item.tell_nowait, task_id, index, dumps(item))
+            count = index + 1
+    except Exception as exc:
+        return count, RayTaskError.from_exception(exc, what)
+    return count, None
+
+
 class _Prefixed(io.TextIOBase):
     """The worker's stdout/stderr: each line starts with where it came from, ``(name pid=N)``,
     as Ray's do; the node copies these lines to the driver's terminal."""
@@ -156,7 +174,7 @@ class Worker:
 
     def run_task(self, wire: tuple) -> tuple[str, Any]:
         """Main thread: run one task; ("ok", [blob...]) or ("error", exc) or ("cancelled", None)."""
-        task_id, name, fn_id, fn_blob, args_blob, inline, num_returns = wire
+        task_id, name, fn_id, fn_blob, args_blob, inline, num_returns, stream_to = wire
         fn = self.functions.get(fn_id)
         if fn is None:
             fn = self.functions[fn_id] = loads(fn_blob)
@@ -169,7 +187,10 @@ class Worker:
         where = f"task {name} (pid={os.getpid()})"
         try:
             args, kwargs = _resolve_args(args_blob, inline)
-            return "ok", _results(fn(*args, **kwargs), num_returns, where)
+            result = fn(*args, **kwargs)
+            if stream_to is not None:
+                return "streamed", _stream(result, stream_to, task_id, rt, where)
+            return "ok", _results(result, num_returns, where)
         except KeyboardInterrupt:
             return "cancelled", None
         except Exception as exc:
@@ -309,7 +330,10 @@ def main(argv: list[str] | None = None) -> None:
                  namespace=os.environ.get("TRAY_NAMESPACE", ""), job_id=os.environ.get("TRAY_JOB_ID", ""),
                  worker_id=worker_id, listen=listen)
     _runtime.install(rt)
-    rt.start(setup)
+    try:
+        rt.start(setup)
+    except Exception:  # the node went away while we started (it is shutting down): just go
+        os._exit(1)
     try:
         main_thread.run_forever()
     except KeyboardInterrupt:

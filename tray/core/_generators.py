@@ -1,0 +1,141 @@
+"""Streaming generators (``num_returns="streaming"``): refs to a task's items as it yields them.
+
+The worker sends each item to the owner as soon as the generator yields it; the owner
+stores it as an object of its own and hands its ref to whoever iterates. An exception
+in the generator becomes one last item whose ``get`` raises it, as in Ray.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+from ._objects import ObjectRef
+
+if TYPE_CHECKING:
+    from ._objects import ObjectTable
+
+STREAMING = -1  # num_returns of a streaming task, internally
+
+
+class Stream:
+    """The owner's record of one streaming task: the items so far, and whether it ended."""
+
+    def __init__(self, table: ObjectTable, task_id: str) -> None:
+        self.table = table
+        self.task_id = task_id
+        self.items: list[ObjectRef] = []
+        self.finished = False
+        self.expected: int | None = None  # how many items the task yielded, once it says
+        self.error: BaseException | None = None  # and what it raised after them
+        self.changed = threading.Condition()
+        self.async_waiters: list[Any] = []
+
+    def item_id(self, index: int) -> str:
+        return f"{self.task_id}~{index}"
+
+    def add(self, index: int, blob: bytes | None, error: BaseException | None = None) -> None:
+        """Item ``index`` arrived (a retried task sends its first items again: ignored)."""
+        if index != len(self.items) or self.finished:
+            return
+        oid = self.item_id(index)
+        self.table.add_owned(oid)
+        ref = ObjectRef(oid, None, self.table)
+        self.table.resolve(oid, blob, error)
+        self._publish(ref)
+        if self.expected is not None and len(self.items) == self.expected:
+            self.finish(self.error)
+
+    def expect(self, count: int, error: BaseException | None) -> None:
+        """The task ended after yielding ``count`` items (some may still be on their way),
+        then raising ``error`` if not None."""
+        self.expected = count
+        self.error = error
+        if len(self.items) >= count:
+            self.finish(error)
+
+    def finish(self, error: BaseException | None = None) -> None:
+        if self.finished:
+            return
+        if error is not None:  # the failure is delivered as the last item
+            self.add(len(self.items), None, error)
+        with self.changed:
+            self.finished = True
+            self.changed.notify_all()
+        self._wake_async()
+
+    def _publish(self, ref: ObjectRef) -> None:
+        with self.changed:
+            self.items.append(ref)
+            self.changed.notify_all()
+        self._wake_async()
+
+    def _wake_async(self) -> None:
+        waiters, self.async_waiters = self.async_waiters, []
+        for wake in waiters:
+            wake()
+
+
+class ObjectRefGenerator:
+    """What a streaming task returns: iterate it (``for ref in gen``, or ``async for``)
+    to get an ObjectRef per item, as soon as the task yields it."""
+
+    def __init__(self, stream: Stream) -> None:
+        self._stream = stream
+        self._next = 0
+
+    def __iter__(self) -> ObjectRefGenerator:
+        return self
+
+    def __next__(self) -> ObjectRef:
+        return self._next_sync(None)
+
+    def next_ready(self, timeout: float | None = None) -> ObjectRef:
+        """The next item's ref, waiting at most ``timeout`` seconds (then TimeoutError)."""
+        return self._next_sync(timeout)
+
+    def _next_sync(self, timeout: float | None) -> ObjectRef:
+        s = self._stream
+        with s.changed:
+            if not s.changed.wait_for(lambda: len(s.items) > self._next or s.finished, timeout):
+                raise TimeoutError(f"no item of streaming task {s.task_id} within {timeout} s")
+            if len(s.items) > self._next:
+                self._next += 1
+                return s.items[self._next - 1]
+        raise StopIteration
+
+    def __aiter__(self) -> ObjectRefGenerator:
+        return self
+
+    async def __anext__(self) -> ObjectRef:
+        import sniffio
+
+        s = self._stream
+        while len(s.items) <= self._next and not s.finished:
+            if sniffio.current_async_library() == "asyncio":
+                import asyncio
+
+                loop = asyncio.get_running_loop()
+                fut = loop.create_future()
+                s.async_waiters.append(lambda: loop.call_soon_threadsafe(lambda: fut.done() or fut.set_result(None)))
+                if len(s.items) <= self._next and not s.finished:
+                    await fut
+            else:
+                import trio
+
+                event = trio.Event()
+                token = trio.lowlevel.current_trio_token()
+                s.async_waiters.append(lambda: token.run_sync_soon(event.set))
+                if len(s.items) <= self._next and not s.finished:
+                    await event.wait()
+        if len(s.items) > self._next:
+            self._next += 1
+            return s.items[self._next - 1]
+        raise StopAsyncIteration
+
+    def completed(self) -> bool:
+        """Whether the task has finished producing items."""
+        return self._stream.finished
+
+    def __repr__(self) -> str:
+        return f"ObjectRefGenerator({self._stream.task_id}, {len(self._stream.items)} items so far)"
