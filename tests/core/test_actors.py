@@ -144,3 +144,85 @@ def test_actor_dies_with_its_process(ray):
     os.kill(pid, 9)
     with pytest.raises(RayActorError):
         ray.get(c.incr.remote(), timeout=10)
+
+
+@tray.remote
+class Phoenix:
+    def __init__(self):
+        self.n = 0
+        self.born = time.monotonic()
+
+    def incr(self):
+        self.n += 1
+        return self.n
+
+    def pid(self):
+        return os.getpid()
+
+    def die(self):
+        os._exit(1)
+
+
+def eventually(call, attempts=300):
+    """The first result of ``call`` that is not a RayActorError (the actor restarting)."""
+    for _ in range(attempts):
+        try:
+            return call()
+        except ActorDiedError as e:
+            if "max_restarts" in str(e):
+                raise
+            time.sleep(0.1)
+    raise AssertionError("the actor did not come back")
+
+
+def test_max_restarts_reruns_init_and_then_gives_up(ray):
+    p = Phoenix.options(max_restarts=1).remote()
+    assert ray.get(p.incr.remote()) == 1
+    first = ray.get(p.pid.remote())
+    os.kill(first, 9)
+    # a call sent before the death is noticed fails (no max_task_retries); once it is,
+    # calls wait for the new incarnation, whose state starts afresh
+    assert eventually(lambda: ray.get(p.incr.remote(), timeout=30)) == 1
+    second = ray.get(p.pid.remote())
+    assert second != first
+    os.kill(second, 9)
+    for _ in range(300):  # once its death is known, every call fails at once, saying why
+        with pytest.raises(ActorDiedError) as info:
+            ray.get(p.incr.remote(), timeout=30)
+        if "max_restarts=1" in str(info.value):
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError(f"never told why: {info.value}")
+    start = time.monotonic()
+    with pytest.raises(ActorDiedError, match="max_restarts=1"):
+        ray.get(p.incr.remote(), timeout=30)
+    assert time.monotonic() - start < 1
+
+
+def test_max_task_retries_resends_calls_in_flight(ray):
+    p = Phoenix.options(max_restarts=-1, max_task_retries=-1).remote()
+    assert ray.get(p.incr.remote()) == 1
+    dying = p.die.options(max_task_retries=0).remote()
+    after = [p.incr.remote() for _ in range(3)]
+    with pytest.raises(RayActorError):
+        ray.get(dying, timeout=30)
+    assert ray.get(after, timeout=30) == [1, 2, 3]  # re-sent to the restarted actor, in order
+    no_retry = Phoenix.options(max_restarts=1).remote()
+    ray.get(no_retry.incr.remote())
+    lost = no_retry.die.remote()
+    with pytest.raises(RayActorError):
+        ray.get(lost, timeout=30)
+    assert ray.get(no_retry.incr.remote(), timeout=30) == 1  # restarted, the lost call not re-run
+    ray.kill(p)
+    ray.kill(no_retry)
+
+
+def test_kill_with_restart(ray):
+    p = Phoenix.options(max_restarts=1).remote()
+    first = ray.get(p.pid.remote())
+    ray.kill(p, no_restart=False)
+    assert eventually(lambda: ray.get(p.pid.remote(), timeout=30)) != first
+    ray.kill(p)
+    with pytest.raises(ActorDiedError):
+        ray.get(p.pid.remote(), timeout=30)

@@ -8,7 +8,9 @@ process: its stdin closes (the worker exits on that), then SIGTERM, then SIGKILL
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import subprocess
 import sys
 from typing import Any
@@ -56,6 +58,7 @@ class WorkerProcess(Actor):
     async def _wait(self) -> None:
         assert self.proc is not None
         code = await self.proc.wait()
+        self._remove_socket()
         how = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
         raise WorkerCrashedError(f"worker process {self.proc.pid} ({self.worker_id}) {how}")
 
@@ -68,7 +71,18 @@ class WorkerProcess(Actor):
                 out.write(chunk.decode(errors="replace"))
                 out.flush()
 
+    def _remove_socket(self) -> None:
+        """A worker killed hard cannot remove its socket file: its node does."""
+        if self.node_address.startswith("unix://"):
+            path = os.path.join(os.path.dirname(self.node_address[len("unix://"):]), f"{self.worker_id}.sock")
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+
     async def on_stop(self) -> None:
+        await self._stop_process()
+        self._remove_socket()
+
+    async def _stop_process(self) -> None:
         proc = self.proc
         if proc is None or proc.returncode is not None:
             return

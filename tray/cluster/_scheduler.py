@@ -15,7 +15,7 @@ from typing import Any
 import trio
 
 from ..actors import Actor, ActorRef
-from ..exceptions import TaskUnschedulableError
+from ..exceptions import RayError, TaskUnschedulableError
 from ._resources import Ledger, from_units
 
 log = logging.getLogger("tray.cluster")
@@ -50,6 +50,12 @@ class _ActorEntry:
 
     def wake(self) -> None:
         self.ready.set()
+
+    def lost(self) -> None:
+        """Its process died: no executor until a restart (or a verdict of death)."""
+        self.executor, self.lease_id = None, None
+        if self.ready.is_set():
+            self.ready = trio.Event()
 
 
 class NodeScheduler(Actor):
@@ -112,10 +118,17 @@ class NodeScheduler(Actor):
         self.ledger.release(shape)
         worker.lease = None
         if worker.dedicated:
-            self.start_soon(self.pool.terminate_child.ask, worker.proc)
+            self.start_soon(self._retire, worker)
         elif worker.worker_id in self.workers:
             self.idle.append(worker)
         self._dispatch()
+
+    async def _retire(self, worker: _Worker) -> None:
+        """Stop a worker that hosted an actor (its process may be gone already)."""
+        try:
+            await self.pool.terminate_child.ask(worker.proc)
+        except (KeyError, RayError):
+            pass
 
     def _grant(self, worker: _Worker, shape: dict[str, int], dedicated: bool) -> tuple:
         lease_id = next(self._lease_ids)
@@ -202,8 +215,7 @@ class NodeScheduler(Actor):
                 self.ledger.release(held[1])
             for entry in self.actors.values():
                 if entry.lease_id == worker.lease and entry.reason is None:
-                    entry.reason = f"its worker process died ({reason})"
-                    entry.wake()
+                    entry.lost()  # until its creator restarts it or gives up
         self._dispatch()
 
     async def kill_worker(self, worker_id: str) -> None:
@@ -238,19 +250,34 @@ class NodeScheduler(Actor):
         entry.wake()
 
     def actor_failed(self, actor_id: str, reason: Any) -> None:
+        """The actor is gone for good (its creator says so, or tray.kill)."""
         entry = self.actors.get(actor_id)
         if entry is not None and entry.reason is None:
             entry.reason = reason
             entry.wake()
             if entry.lease_id is not None:
                 self.release(entry.lease_id)
+                entry.lease_id = None
+
+    def actor_restarting(self, actor_id: str) -> None:
+        """Its creator restarts it: lookups wait for the new incarnation."""
+        entry = self.actors.get(actor_id)
+        if entry is not None and entry.reason is None:
+            entry.lost()
+
+    async def kill_actor_process(self, actor_id: str) -> None:
+        """``tray.kill(no_restart=False)``: end the actor's process; its creator may restart it."""
+        entry = self.actors.get(actor_id)
+        held = self.leases.get(entry.lease_id) if entry is not None and entry.lease_id is not None else None
+        if held is not None:
+            await held[0].proc.kill_process.ask()
 
     async def lookup_actor(self, actor_id: str) -> tuple[ActorRef | None, Any]:
         """``(executor, None)`` once the actor runs, or ``(None, reason)`` if it died or never was."""
         entry = self.actors.get(actor_id)
         if entry is None:
             return None, f"no actor {actor_id} is known to this node"
-        if entry.executor is None and entry.reason is None:
+        while entry.executor is None and entry.reason is None:
             await entry.ready.wait()
         return (entry.executor, None) if entry.reason is None else (None, entry.reason)
 

@@ -309,7 +309,7 @@ def kill(actor: ActorHandle, *, no_restart: bool = True) -> None:
     if not isinstance(actor, ActorHandle):
         raise TypeError(f"tray.kill() expects an actor handle, got {type(actor).__name__}")
     rt = _runtime_for_call()
-    rt.soon(rt.owner.kill_actor, actor._actor_id)
+    rt.soon(rt.owner.kill_actor, actor._actor_id, no_restart)
 
 
 def get_actor(name: str, namespace: str | None = None) -> ActorHandle:

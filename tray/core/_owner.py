@@ -60,7 +60,7 @@ class _ShapePool:
 class _ActorQueue:
     """One actor's calls from this process, sent in order once the actor runs."""
 
-    __slots__ = ("actor_id", "executor", "ready", "calls", "pumping", "dead", "inflight")
+    __slots__ = ("actor_id", "executor", "ready", "calls", "pumping", "dead", "inflight", "recipe", "restarts")
 
     def __init__(self, actor_id: str) -> None:
         self.actor_id = actor_id
@@ -70,6 +70,19 @@ class _ActorQueue:
         self.pumping = False
         self.dead: BaseException | None = None
         self.inflight: dict[int, ActorCall] = {}
+        self.recipe: ActorRecipe | None = None  # only in the process that created the actor
+        self.restarts = 0
+
+
+class ActorRecipe:
+    """How the creator (re)starts an actor: Ray's max_restarts re-runs ``__init__``."""
+
+    __slots__ = ("class_name", "cls_blob", "args", "shape", "max_concurrency", "max_restarts")
+
+    def __init__(self, class_name: str, cls_blob: bytes, args: Args, shape: dict[str, int],
+                 max_concurrency: int | None, max_restarts: int) -> None:
+        self.class_name, self.cls_blob, self.args, self.shape = class_name, cls_blob, args, shape
+        self.max_concurrency, self.max_restarts = max_concurrency, max_restarts
 
 
 class Owner:
@@ -301,31 +314,34 @@ class Owner:
 
     # ----------------------------------------------------------------- actors
 
-    def create_actor(self, actor_id: str, class_name: str, cls_blob: bytes, args: Args, shape: dict[str, int],
-                     max_concurrency: int | None) -> None:
+    def create_actor(self, actor_id: str, recipe: ActorRecipe) -> None:
         q = self._queue(actor_id, resolve=False)
-        self.nursery.start_soon(self._create_actor, q, class_name, cls_blob, args, shape, max_concurrency)
+        q.recipe = recipe
+        self.nursery.start_soon(self._create_actor, q)
 
-    async def _create_actor(self, q: _ActorQueue, class_name: str, cls_blob: bytes, args: Args,
-                            shape: dict[str, int], max_concurrency: int | None) -> None:
+    async def _create_actor(self, q: _ActorQueue) -> None:
+        """Start the actor (again, after a crash) in a worker of its own."""
+        recipe = q.recipe
+        assert recipe is not None
         scheduler = self.rt.scheduler
         lease_id = None
         try:
-            err = await self._wait_deps(args.deps)
+            err = await self._wait_deps(recipe.args.deps)
             if err is not None:
                 raise err
-            lease_id, _worker_id, executor, _pid = await scheduler.lease.ask(shape, self.rt.system.uid, True)
-            await executor.create_actor.ask(cls_blob, args.blob, args.inline(self.table), max_concurrency)
+            lease_id, _worker_id, executor, _pid = await scheduler.lease.ask(recipe.shape, self.rt.system.uid, True)
+            await executor.create_actor.ask(recipe.cls_blob, recipe.args.blob, recipe.args.inline(self.table),
+                                            recipe.max_concurrency)
         except Exception as exc:
-            err = ActorDiedError(f"actor {class_name} ({q.actor_id}) could not be created: {exc}")
+            err = ActorDiedError(f"actor {recipe.class_name} ({q.actor_id}) could not be created: {exc}")
             err.__cause__ = exc
-            scheduler.actor_failed.tell_nowait(q.actor_id, str(exc))
             if lease_id is not None:
                 scheduler.release.tell_nowait(lease_id)
             self._actor_died(q, err)
             return
-        finally:
-            self.table.pin(args.pinned, -1)
+        if q.dead is not None:  # killed while it started
+            scheduler.release.tell_nowait(lease_id)
+            return
         scheduler.actor_ready.tell_nowait(q.actor_id, executor, lease_id)
         self._bind(q, executor)
 
@@ -352,6 +368,9 @@ class Owner:
         self.by_executor[executor] = q
         q.ready.set()
         self.rt.owner_ref.watch.tell_nowait(executor)  # type: ignore[union-attr]
+        if q.calls and not q.pumping:
+            q.pumping = True
+            self.nursery.start_soon(self._pump, q)
 
     def submit_call(self, call: ActorCall) -> None:
         self.table.collect()
@@ -368,8 +387,9 @@ class Owner:
     async def _pump(self, q: _ActorQueue) -> None:
         """Send a handle's calls in order, each once its arguments are ready."""
         try:
-            await q.ready.wait()
             while q.calls and q.dead is None:
+                if q.executor is None:  # not started yet, or restarting: _bind pumps again
+                    return
                 call = q.calls[0]
                 if call.deps:
                     err = await self._wait_deps(call.deps)
@@ -378,20 +398,25 @@ class Owner:
                         self._fail(call.return_ids, err)
                         self.table.pin(call.pinned, -1)
                         continue
+                if q.executor is None:
+                    return
                 q.calls.popleft()
                 call_id = next(self._call_ids)
                 q.inflight[call_id] = call
                 try:
-                    await q.executor.call.tell(call_id, call.wire(), self.rt.owner_ref)  # type: ignore[union-attr]
-                except RayError as exc:
-                    self._actor_died(q, ActorDiedError(f"actor {q.actor_id} is unreachable ({exc})"))
+                    await q.executor.call.tell(call_id, call.wire(), self.rt.owner_ref)
+                except RayError:
+                    pass  # the actor is gone: its down notice decides (restart or fail) for this call
         finally:
             q.pumping = False
 
-    def kill_actor(self, actor_id: str) -> None:
+    def kill_actor(self, actor_id: str, no_restart: bool) -> None:
         q = self._queue(actor_id)
-        self.rt.scheduler.kill_actor.tell_nowait(actor_id)
-        self._actor_died(q, ActorDiedError(f"actor {actor_id} was killed by tray.kill()"))
+        if no_restart:
+            self.rt.scheduler.kill_actor.tell_nowait(actor_id)
+            self._actor_died(q, ActorDiedError(f"actor {actor_id} was killed by tray.kill()"))
+        else:  # its process dies; it restarts if its max_restarts allows
+            self.rt.scheduler.kill_actor_process.tell_nowait(actor_id)
 
     def call_done(self, executor: ActorRef, call_id: int, kind: str, payload: Any) -> None:
         q = self.by_executor.get(executor)
@@ -408,15 +433,43 @@ class Owner:
             self._fail(call.return_ids, payload)
 
     def actor_down(self, executor: ActorRef, reason: Any) -> None:
-        q = self.by_executor.get(executor)
-        if q is not None:
-            self._actor_died(q, ActorDiedError(f"actor {q.actor_id} died ({reason})"))
+        """The actor's process is gone: restart it (creator) or wait for its restart (others)."""
+        q = self.by_executor.pop(executor, None)
+        if q is None or q.dead is not None or q.executor != executor:
+            return
+        q.executor = None
+        q.ready = trio.Event()
+        died = f"actor {q.actor_id} died ({reason})"
+        retry = []
+        for call in q.inflight.values():  # sent, maybe run: retried only with max_task_retries
+            if call.retries_left != 0:
+                call.retries_left -= 1 if call.retries_left > 0 else 0
+                retry.append(call)
+            else:
+                self._fail(call.return_ids, ActorDiedError(f"{died} while handling {call.method}"))
+                self.table.pin(call.pinned, -1)
+        q.inflight.clear()
+        q.calls.extendleft(reversed(retry))
+        recipe = q.recipe
+        if recipe is None:  # another process created it: the node knows whether it comes back
+            self.nursery.start_soon(self._resolve_actor, q)
+        elif recipe.max_restarts == -1 or q.restarts < recipe.max_restarts:
+            q.restarts += 1
+            log.info("%s; restarting it (%d of %s)", died, q.restarts, recipe.max_restarts)
+            self.rt.scheduler.actor_restarting.tell_nowait(q.actor_id)
+            self.nursery.start_soon(self._create_actor, q)
+        else:
+            self._actor_died(q, ActorDiedError(f"{died}; it was restarted {q.restarts} time(s)"
+                                               f" (max_restarts={recipe.max_restarts})"))
 
     def _actor_died(self, q: _ActorQueue, err: BaseException) -> None:
         if q.dead is not None:
             return
         q.dead = err
         q.ready.set()
+        if q.recipe is not None:  # its creator says it is gone for good
+            self.rt.scheduler.actor_failed.tell_nowait(q.actor_id, str(err))
+            self.table.pin(q.recipe.args.pinned, -1)
         for call in q.inflight.values():  # sent, maybe run: Ray's RayActorError
             self._fail(call.return_ids, ActorDiedError(f"{err}; call {call.method} did not complete"))
             self.table.pin(call.pinned, -1)

@@ -10,6 +10,7 @@ from typing import Any, Callable
 from ._generators import STREAMING, ObjectRefGenerator, Stream
 from ._objects import ObjectRef, dumps
 from ._options import ACTOR_OPTIONS, FUNCTION_OPTIONS, METHOD_OPTIONS, validate
+from ._owner import ActorRecipe
 from ._specs import ActorCall, Args, TaskSpec
 
 from ..cluster._resources import task_shape, to_units
@@ -127,18 +128,21 @@ class ActorClass:
         actor_id = uuid.uuid4().hex[:16]
         name = opts.get("name")
         namespace = opts.get("namespace") or rt.namespace
-        handle = ActorHandle(actor_id, cls_name, self._methods, rt.job_id)
+        retries = opts.get("max_task_retries", 0)
+        handle = ActorHandle(actor_id, cls_name, self._methods, rt.job_id, retries)
         if name is not None:  # names are checked now, as Ray does: a taken one raises here
             held = rt.call(_register, rt, actor_id, name, namespace, cls_name, self._methods,
                            opts.get("get_if_exists", False))
             if held is not None:
-                return ActorHandle(held, cls_name, self._methods, rt.job_id)
+                return ActorHandle(held, cls_name, self._methods, rt.job_id, retries)
         else:
             rt.soon(rt.scheduler.register_actor.tell_nowait, actor_id, None, namespace, cls_name, self._methods)
         shape = to_units(task_shape(opts.get("num_cpus"), opts.get("num_gpus"), opts.get("memory"),
                                     opts.get("resources"), 0))
         packed = Args(rt.table, args, kwargs, f"{cls_name}.remote()")
-        rt.soon(rt.owner.create_actor, actor_id, cls_name, self._blob, packed, shape, opts.get("max_concurrency"))
+        recipe = ActorRecipe(cls_name, self._blob, packed, shape, opts.get("max_concurrency"),
+                             opts.get("max_restarts", 0))
+        rt.soon(rt.owner.create_actor, actor_id, recipe)
         return handle
 
 
@@ -163,11 +167,13 @@ class ActorHandle:
     Picklable: pass it to tasks and other actors, which then call the same actor.
     """
 
-    def __init__(self, actor_id: str, class_name: str, methods: dict[str, dict[str, Any]], job_id: str) -> None:
+    def __init__(self, actor_id: str, class_name: str, methods: dict[str, dict[str, Any]], job_id: str,
+                 max_task_retries: int = 0) -> None:
         self._actor_id = actor_id
         self._class_name = class_name
         self._methods = methods
         self._job_id = job_id  # actors die with their session: a handle is good for its job only
+        self._max_task_retries = max_task_retries
 
     def __getattr__(self, name: str) -> ActorMethod:
         methods = self.__dict__.get("_methods")
@@ -185,7 +191,7 @@ class ActorHandle:
         return hash(self._actor_id)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (ActorHandle, (self._actor_id, self._class_name, self._methods, self._job_id))
+        return (ActorHandle, (self._actor_id, self._class_name, self._methods, self._job_id, self._max_task_retries))
 
 
 class ActorMethod:
@@ -212,7 +218,8 @@ class ActorMethod:
         num_returns = _num_returns(self._options.get("num_returns", 1), streams=False)
         packed = Args(rt.table, args, kwargs, f"{h._class_name}.{self._name}.remote()")
         ids, refs = _new_refs(rt, num_returns)
-        call = ActorCall(h._actor_id, self._name, packed, ids, num_returns, rt.table)
+        retries = self._options.get("max_task_retries", h._max_task_retries)
+        call = ActorCall(h._actor_id, self._name, packed, ids, num_returns, rt.table, retries)
         rt.soon(rt.owner.submit_call, call)
         return _result(refs, num_returns)
 

@@ -87,12 +87,13 @@ class TaskSpec:
 class ActorCall:
     """A method call on its way to an actor."""
 
-    __slots__ = ("actor_id", "method", "args", "return_ids", "num_returns", "table")
+    __slots__ = ("actor_id", "method", "args", "return_ids", "num_returns", "table", "retries_left")
 
     def __init__(self, actor_id: str, method: str, args: Args, return_ids: list[str], num_returns: int,
-                 table: ObjectTable) -> None:
+                 table: ObjectTable, retries: int) -> None:
         self.actor_id, self.method, self.args = actor_id, method, args
         self.return_ids, self.num_returns, self.table = return_ids, num_returns, table
+        self.retries_left = retries  # re-sends if the actor dies while handling it (-1: always)
 
     @property
     def deps(self) -> list[tuple[str, ActorRef | None]]:
