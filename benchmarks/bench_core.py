@@ -376,12 +376,18 @@ def report(out, files):
         "| benchmark | Ray ops/s | tray ops/s | tray / Ray |",
         "| --- | ---: | ---: | ---: |",
     ]
+    def fmt(x):
+        if x is None:
+            return "n/a"
+        return f"{x:,.2f}" if x < 100 else f"{x:,.0f}"
+
     for name in names:
         r, t = med("ray", name), med("tray", name)
         ratio = f"{t / r:.2f}x" if r and t else "n/a"
-        lines.append(f"| {name} | {r:,.0f} | {t:,.0f} | {ratio} |" if r and t else
-                     f"| {name} | {r if r is None else f'{r:,.0f}'} | {t if t is None else f'{t:,.0f}'} | {ratio} |")
-    lines += ["", "Cold start, in a fresh interpreter (each run's median of 3, then the median over runs; seconds):", "",
+        lines.append(f"| {name} | {fmt(r)} | {fmt(t)} | {ratio} |")
+    lines += ["", "Higher is better; \"single client tasks and get batch\" counts batches of 1000 tasks, as in Ray.",
+              "", "Cold start, in a fresh interpreter (each run's median of 3, then the median over runs; seconds,"
+              " lower is better; Ray's init has `include_dashboard=False`):", "",
               "| phase | Ray s | tray s | tray / Ray |", "| --- | ---: | ---: | ---: |"]
     for key in ("import", "init", "first_task", "shutdown", "total", "process_wall"):
         r, t = cold("ray", key), cold("tray", key)

@@ -35,15 +35,18 @@ if TYPE_CHECKING:
 log = logging.getLogger("tray.core")
 
 MAX_LEASE_REQUESTS = 10  # per shape, in flight at the scheduler at once
+PIPELINE = 4  # tasks in flight per leased worker, once more tasks wait than leases can come
 
 
 class Lease:
     """A worker granted to this owner for tasks of one shape, until it is given back."""
 
-    __slots__ = ("lease_id", "worker_id", "executor", "pid")
+    __slots__ = ("lease_id", "worker_id", "executor", "pid", "inflight", "dead")
 
     def __init__(self, lease_id: int, worker_id: str, executor: ActorRef, pid: int) -> None:
         self.lease_id, self.worker_id, self.executor, self.pid = lease_id, worker_id, executor, pid
+        self.inflight = 0  # tasks sent to it and not yet answered
+        self.dead = False  # its worker died: never reused, never returned
 
 
 class _ShapePool:
@@ -92,7 +95,7 @@ class Owner:
         self.nursery: trio.Nursery = None  # type: ignore[assignment]
         self.pools: dict[frozenset, _ShapePool] = {}
         self.actors: dict[str, _ActorQueue] = {}  # by actor id
-        self.by_executor: dict[ActorRef, _ActorQueue] = {}
+        self.by_executor: dict[str, _ActorQueue] = {}  # by the executor's actor id
         self.running: dict[str, tuple[Lease, Any]] = {}  # task id -> (lease, cancel scope)
         self.cancelled: set[str] = set()
         self.streams: dict[str, Stream] = {}  # streaming tasks in flight, by task id
@@ -137,6 +140,8 @@ class Owner:
                     self._give_back(spec.shape, lease)
                     return
                 if kind == "crashed":
+                    lease.dead = True
+                    lease.inflight -= 1
                     payload = await self._death_of(lease, payload)
                     if spec.task_id in self.cancelled:
                         self._task_failed(spec, TaskCancelledError(f"task {spec.name} was cancelled (force)"))
@@ -275,20 +280,34 @@ class Owner:
                     trio.lowlevel.reschedule(slot[0], Error(exc))
             return
         pool.requests -= 1
-        self._give_back(pool.shape, Lease(*grant))
+        lease = Lease(*grant)
+        self._hand_out(pool, lease)
+        if lease.inflight == 0:
+            self.rt.scheduler.release.tell_nowait(lease.lease_id)
         self._request_leases(pool)
 
-    def _give_back(self, shape: dict[str, int], lease: Lease) -> None:
-        """Hand ``lease`` to the next waiting task of its shape, or return it to the scheduler."""
-        pool = self.pools.get(frozenset(shape.items()))
-        while pool is not None and pool.waiters:
-            slot = pool.waiters.popleft()
-            if slot[0] is not None:
-                from outcome import Value
+    def _hand_out(self, pool: _ShapePool, lease: Lease) -> None:
+        """Give ``lease`` to waiting tasks: one if it is idle, more (pipelined, so the worker
+        never waits for a round trip) while more tasks wait than lease requests are out."""
+        from outcome import Value
 
+        waiters = pool.waiters
+        while waiters and (lease.inflight == 0 or (lease.inflight < PIPELINE and len(waiters) > pool.requests)):
+            slot = waiters.popleft()
+            if slot[0] is not None:
+                lease.inflight += 1
                 trio.lowlevel.reschedule(slot[0], Value(lease))
-                return
-        self.rt.scheduler.release.tell_nowait(lease.lease_id)
+
+    def _give_back(self, shape: dict[str, int], lease: Lease) -> None:
+        """A task is done with ``lease``: pass it on to a waiting task, or return it when idle."""
+        lease.inflight -= 1
+        if lease.dead:
+            return
+        pool = self.pools.get(frozenset(shape.items()))
+        if pool is not None:
+            self._hand_out(pool, lease)
+        if lease.inflight == 0:
+            self.rt.scheduler.release.tell_nowait(lease.lease_id)
 
     async def _death_of(self, lease: Lease, lost: BaseException) -> str:
         """Why the leased worker died, as the node saw it (exit code, signal), if it says soon."""
@@ -365,9 +384,10 @@ class Owner:
 
     def _bind(self, q: _ActorQueue, executor: ActorRef) -> None:
         q.executor = executor
-        self.by_executor[executor] = q
+        self.by_executor[executor.actor_id] = q
         q.ready.set()
         self.rt.owner_ref.watch.tell_nowait(executor)  # type: ignore[union-attr]
+        executor.hello.tell_nowait(self.rt.owner_ref)  # before any call: same connection, in order
         if q.calls and not q.pumping:
             q.pumping = True
             self.nursery.start_soon(self._pump, q)
@@ -404,7 +424,7 @@ class Owner:
                 call_id = next(self._call_ids)
                 q.inflight[call_id] = call
                 try:
-                    await q.executor.call.tell(call_id, call.wire(), self.rt.owner_ref)
+                    await q.executor.call.tell(call_id, call.wire(), self.rt.system.uid)
                 except RayError:
                     pass  # the actor is gone: its down notice decides (restart or fail) for this call
         finally:
@@ -418,7 +438,7 @@ class Owner:
         else:  # its process dies; it restarts if its max_restarts allows
             self.rt.scheduler.kill_actor_process.tell_nowait(actor_id)
 
-    def call_done(self, executor: ActorRef, call_id: int, kind: str, payload: Any) -> None:
+    def call_done(self, executor: str, call_id: int, kind: str, payload: Any) -> None:
         q = self.by_executor.get(executor)
         if q is None:
             return
@@ -434,7 +454,7 @@ class Owner:
 
     def actor_down(self, executor: ActorRef, reason: Any) -> None:
         """The actor's process is gone: restart it (creator) or wait for its restart (others)."""
-        q = self.by_executor.pop(executor, None)
+        q = self.by_executor.pop(executor.actor_id, None)
         if q is None or q.dead is not None or q.executor != executor:
             return
         q.executor = None
@@ -501,7 +521,7 @@ class OwnerActor(Actor):
     def unborrow(self, oid: str, who: str) -> None:
         self._owner.table.remove_borrower(oid, who)
 
-    def call_done(self, executor: ActorRef, call_id: int, kind: str, payload: Any) -> None:
+    def call_done(self, executor: str, call_id: int, kind: str, payload: Any) -> None:
         self._owner.call_done(executor, call_id, kind, payload)
 
     def stream_item(self, task_id: str, index: int, blob: bytes) -> None:

@@ -46,7 +46,22 @@ class Args:
         return out
 
 
-class TaskSpec:
+class _Submission:
+    """What tasks and actor calls share: serialized arguments, whose refs they depend on and pin."""
+
+    __slots__ = ()
+    args: Args
+
+    @property
+    def deps(self) -> list[tuple[str, ActorRef | None]]:
+        return self.args.deps
+
+    @property
+    def pinned(self) -> list[str]:
+        return self.args.pinned
+
+
+class TaskSpec(_Submission):
     """A task on its way to a worker."""
 
     __slots__ = ("task_id", "name", "fn_id", "fn_blob", "args", "return_ids", "num_returns", "max_retries",
@@ -60,14 +75,6 @@ class TaskSpec:
         self.max_retries, self.retry_exceptions, self.shape = max_retries, retry_exceptions, shape
         self.table = table
         self.stream: Stream | None = None  # a streaming task's items, as they come
-
-    @property
-    def deps(self) -> list[tuple[str, ActorRef | None]]:
-        return self.args.deps
-
-    @property
-    def pinned(self) -> list[str]:
-        return self.args.pinned
 
     def wire(self, owner: ActorRef | None) -> tuple:
         """What the worker gets; ``owner`` is where a streaming task sends its items."""
@@ -84,7 +91,7 @@ class TaskSpec:
         return False
 
 
-class ActorCall:
+class ActorCall(_Submission):
     """A method call on its way to an actor."""
 
     __slots__ = ("actor_id", "method", "args", "return_ids", "num_returns", "table", "retries_left")
@@ -94,14 +101,6 @@ class ActorCall:
         self.actor_id, self.method, self.args = actor_id, method, args
         self.return_ids, self.num_returns, self.table = return_ids, num_returns, table
         self.retries_left = retries  # re-sends if the actor dies while handling it (-1: always)
-
-    @property
-    def deps(self) -> list[tuple[str, ActorRef | None]]:
-        return self.args.deps
-
-    @property
-    def pinned(self) -> list[str]:
-        return self.args.pinned
 
     def wire(self) -> tuple:
         return (self.method, self.args.blob, self.args.inline(self.table), self.num_returns)

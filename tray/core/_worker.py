@@ -267,6 +267,11 @@ class Executor(Actor):
 
     def __init__(self, worker: Worker) -> None:
         self.w = worker
+        self.owners: dict[str, ActorRef] = {}  # callers' OwnerActors, by system uid
+
+    def hello(self, owner: ActorRef) -> None:
+        """An owner introduces itself once, so its calls carry a short key, not a pickled ref."""
+        self.owners[owner.actor_id.partition(":")[0]] = owner
 
     async def run(self, wire: tuple) -> tuple[str, Any]:
         return await self.w.main.call(self.w.run_task, wire)
@@ -274,9 +279,10 @@ class Executor(Actor):
     async def create_actor(self, cls_blob: bytes, args_blob: bytes, inline: dict, max_concurrency: int | None) -> None:
         await self.w.main.call(self.w.create_actor, cls_blob, args_blob, inline, max_concurrency)
 
-    def call(self, call_id: int, wire: tuple, owner: ActorRef) -> None:
-        """An actor call; the result goes back to ``owner`` as ``call_done`` (calls pipeline)."""
-        me = self.ref
+    def call(self, call_id: int, wire: tuple, owner_key: str) -> None:
+        """An actor call; the result goes back to its owner as ``call_done`` (calls pipeline)."""
+        owner = self.owners[owner_key]
+        me = self.ref.actor_id
         token = trio.lowlevel.current_trio_token()
 
         def done(result: Any) -> None:
@@ -301,7 +307,7 @@ def _error(result: Error) -> BaseException:
     return exc if isinstance(exc, RayTaskError) else RayTaskError.from_exception(exc, "worker")
 
 
-def _send_done(owner: ActorRef, me: ActorRef, call_id: int, kind: str, payload: Any) -> None:
+def _send_done(owner: ActorRef, me: str, call_id: int, kind: str, payload: Any) -> None:
     try:
         owner.call_done.tell_nowait(me, call_id, kind, payload)
     except Exception:  # the owner is gone: nobody waits for this result
