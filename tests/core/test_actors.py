@@ -221,8 +221,15 @@ def test_max_task_retries_resends_calls_in_flight(ray):
 def test_kill_with_restart(ray):
     p = Phoenix.options(max_restarts=1).remote()
     first = ray.get(p.pid.remote())
-    ray.kill(p, no_restart=False)
-    assert eventually(lambda: ray.get(p.pid.remote(), timeout=30)) != first
+    ray.kill(p, no_restart=False)  # asynchronous, as in Ray: a call may still reach the old process
+
+    def new_pid():
+        pid = ray.get(p.pid.remote(), timeout=30)
+        if pid == first:
+            raise ActorDiedError("not restarted yet")
+        return pid
+
+    assert eventually(new_pid) != first
     ray.kill(p)
     with pytest.raises(ActorDiedError):
         ray.get(p.pid.remote(), timeout=30)

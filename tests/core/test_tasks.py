@@ -273,3 +273,16 @@ def test_streaming_generator_async_iteration(ray):
         return [await ref async for ref in countdown.remote(3, 0)]
 
     assert trio.run(consume) == [3, 2, 1]
+
+
+@tray.remote
+def parent(depth):
+    if depth == 0:
+        return 1
+    return sum(tray.get([parent.remote(depth - 1) for _ in range(2)]))
+
+
+def test_tasks_waiting_on_tasks_lend_their_cpus_instead_of_deadlocking(ray):
+    # 4 parents on 2 CPUs, each waiting on children that need a CPU too
+    assert ray.get([parent.remote(2) for _ in range(4)], timeout=120) == [4, 4, 4, 4]
+    assert ray.available_resources()["CPU"] == 2

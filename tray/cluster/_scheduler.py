@@ -25,7 +25,7 @@ SCHEDULER_NAME = "tray.scheduler"
 
 
 class _Worker:
-    __slots__ = ("worker_id", "proc", "executor", "pid", "lease", "dedicated")
+    __slots__ = ("worker_id", "proc", "executor", "pid", "lease", "dedicated", "lent")
 
     def __init__(self, worker_id: str, proc: ActorRef) -> None:
         self.worker_id = worker_id
@@ -34,6 +34,7 @@ class _Worker:
         self.pid = 0
         self.lease: int | None = None
         self.dedicated = False  # hosts an actor: never back to the idle pool
+        self.lent = 0  # CPU units its task lent back while blocked in tray.get
 
 
 class _ActorEntry:
@@ -115,6 +116,7 @@ class NodeScheduler(Actor):
         if held is None:
             return
         worker, shape = held
+        self._take_back(worker)
         self.ledger.release(shape)
         worker.lease = None
         if worker.dedicated:
@@ -129,6 +131,30 @@ class NodeScheduler(Actor):
             await self.pool.terminate_child.ask(worker.proc)
         except (KeyError, RayError):
             pass
+
+    def worker_blocked(self, worker_id: str) -> None:
+        """A task waits in ``tray.get``: lend its CPUs to others meanwhile (Ray does the same),
+        so tasks that wait on tasks cannot starve the node into a deadlock."""
+        worker = self.workers.get(worker_id)
+        if worker is None or worker.lease is None or worker.lent:
+            return
+        cpus = self.leases[worker.lease][1].get("CPU", 0)
+        if cpus:
+            worker.lent = cpus
+            self.ledger.free["CPU"] += cpus
+            self._dispatch()
+
+    def worker_unblocked(self, worker_id: str) -> None:
+        """The task runs again: it takes its CPUs back (the node may be over-full for a while)."""
+        worker = self.workers.get(worker_id)
+        if worker is not None and worker.lent:
+            self.ledger.free["CPU"] -= worker.lent
+            worker.lent = 0
+
+    def _take_back(self, worker: _Worker) -> None:
+        if worker.lent:
+            self.ledger.free["CPU"] -= worker.lent
+            worker.lent = 0
 
     def _grant(self, worker: _Worker, shape: dict[str, int], dedicated: bool) -> tuple:
         lease_id = next(self._lease_ids)
@@ -212,6 +238,7 @@ class NodeScheduler(Actor):
         if worker.lease is not None:
             held = self.leases.pop(worker.lease, None)
             if held is not None:
+                self._take_back(worker)
                 self.ledger.release(held[1])
             for entry in self.actors.values():
                 if entry.lease_id == worker.lease and entry.reason is None:

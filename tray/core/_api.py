@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import os
 import secrets
 import threading
 import time
 import uuid
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from ..exceptions import GetTimeoutError
 from . import _runtime
@@ -167,10 +168,25 @@ def _get_one(ref: ObjectRef, deadline: float | None) -> Any:
         done = threading.Event()
         if rt.table.when_done(ref._id, done.set):
             wait = None if deadline is None else max(0.0, deadline - time.monotonic())
-            if not done.wait(wait):
+            with _blocked(rt):
+                ready = done.wait(wait)
+            if not ready:
                 rt.table.forget_waiter(ref._id, done.set)
                 raise GetTimeoutError(f"tray.get() timed out waiting for {ref!r}")
     return _value(entry)
+
+
+@contextlib.contextmanager
+def _blocked(rt: _runtime.Runtime) -> Iterator[None]:
+    """A task that waits lends its CPUs to the node meanwhile (so nested tasks cannot deadlock)."""
+    if rt.current_task_id is None or rt.worker_id is None:
+        yield
+        return
+    rt.soon(rt.scheduler.worker_blocked.tell_nowait, rt.worker_id)
+    try:
+        yield
+    finally:
+        rt.soon(rt.scheduler.worker_unblocked.tell_nowait, rt.worker_id)
 
 
 def _value(entry: Any) -> Any:
@@ -216,7 +232,8 @@ def wait(
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 break
-            wake.wait(left)
+            with _blocked(_rt):
+                wake.wait(left)
     finally:
         rt = _runtime.current()
         if rt is not None:
