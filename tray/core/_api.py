@@ -14,7 +14,7 @@ from typing import Any, Iterator, Sequence
 
 from ..exceptions import GetTimeoutError
 from . import _runtime
-from ._objects import FAILED, PENDING, READY, ObjectRef, dumps, loads
+from ._objects import PENDING, READY, ObjectRef, dumps, loads
 from ._remote import ActorHandle
 
 _init_lock = threading.Lock()

@@ -8,6 +8,7 @@ in the generator becomes one last item whose ``get`` raises it, as in Ray.
 from __future__ import annotations
 
 import threading
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from ._objects import ObjectRef
@@ -117,7 +118,7 @@ class ObjectRefGenerator:
 
                 loop = asyncio.get_running_loop()
                 fut = loop.create_future()
-                s.async_waiters.append(lambda: loop.call_soon_threadsafe(lambda: fut.done() or fut.set_result(None)))
+                s.async_waiters.append(partial(loop.call_soon_threadsafe, _settle, fut))
                 if len(s.items) <= self._next and not s.finished:
                     await fut
             else:
@@ -125,7 +126,7 @@ class ObjectRefGenerator:
 
                 event = trio.Event()
                 token = trio.lowlevel.current_trio_token()
-                s.async_waiters.append(lambda: token.run_sync_soon(event.set))
+                s.async_waiters.append(partial(token.run_sync_soon, event.set))
                 if len(s.items) <= self._next and not s.finished:
                     await event.wait()
         if len(s.items) > self._next:
@@ -139,3 +140,8 @@ class ObjectRefGenerator:
 
     def __repr__(self) -> str:
         return f"ObjectRefGenerator({self._stream.task_id}, {len(self._stream.items)} items so far)"
+
+
+def _settle(fut: Any) -> None:
+    if not fut.done():
+        fut.set_result(None)

@@ -19,9 +19,7 @@ import trio
 from ..actors import Actor, ActorRef
 from ..exceptions import (
     ActorDiedError,
-    RayActorError,
     RayError,
-    RayTaskError,
     TaskCancelledError,
     WorkerCrashedError,
 )
@@ -268,7 +266,7 @@ class Owner:
             self.nursery.start_soon(self._request_lease, pool)
 
     async def _request_lease(self, pool: _ShapePool) -> None:
-        from outcome import Error, Value
+        from outcome import Error
 
         try:
             grant = await self.rt.scheduler.lease.ask(pool.shape, self.rt.system.uid)
