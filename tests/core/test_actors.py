@@ -25,6 +25,9 @@ class Counter:
     def pid(self):
         return os.getpid()
 
+    def actor_id(self):
+        return tray.get_runtime_context().get_actor_id()
+
     def fail(self):
         raise ZeroDivisionError("counter broke")
 
@@ -69,6 +72,7 @@ def test_calls_from_one_caller_run_in_order(ray):
     c = Counter.remote(10)
     refs = [c.incr.remote(i) for i in range(200)]
     assert ray.get(refs) == [10 + sum(range(i + 1)) for i in range(200)]
+    assert ray.get(c.actor_id.remote()) == c._actor_id
     a, b = c.both.remote()
     assert ray.get([a, b]) == [ray.get(c.read.remote()), -ray.get(c.read.remote())]
     ray.kill(c)

@@ -286,3 +286,32 @@ def test_tasks_waiting_on_tasks_lend_their_cpus_instead_of_deadlocking(ray):
     # 4 parents on 2 CPUs, each waiting on children that need a CPU too
     assert ray.get([parent.remote(2) for _ in range(4)], timeout=120) == [4, 4, 4, 4]
     assert ray.available_resources()["CPU"] == 2
+
+
+@tray.remote
+def spawner(path):
+    child = nap.remote(30)
+    with open(path, "w") as f:
+        f.write("started")
+    tray.get(child)
+
+
+def test_recursive_cancel_reaches_the_tasks_a_task_submitted(ray):
+    path = f"/tmp/tray-test-cancel-{os.getpid()}"
+    try:
+        ref = spawner.remote(path)
+        deadline = time.monotonic() + 20
+        while not os.path.exists(path) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)  # the child is running by now
+        ray.cancel(ref)
+        with pytest.raises(TaskCancelledError):
+            ray.get(ref, timeout=10)
+        # the child (30 s nap) was cancelled too: both CPUs are free again quickly
+        deadline = time.monotonic() + 10
+        while ray.available_resources().get("CPU", 0) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert ray.available_resources()["CPU"] == 2
+    finally:
+        if os.path.exists(path):
+            os.unlink(path)

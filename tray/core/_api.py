@@ -318,7 +318,7 @@ def cancel(object_ref: ObjectRef, *, force: bool = False, recursive: bool = True
     if not isinstance(object_ref, ObjectRef):
         raise TypeError(f"tray.cancel() expects an ObjectRef, got {type(object_ref).__name__}")
     rt = _runtime_for_call()
-    rt.soon(rt.owner.cancel, object_ref._id, force)
+    rt.soon(rt.owner.cancel, object_ref._id, force, recursive)
 
 
 def kill(actor: ActorHandle, *, no_restart: bool = True) -> None:

@@ -95,7 +95,9 @@ class Owner:
         self.actors: dict[str, _ActorQueue] = {}  # by actor id
         self.by_executor: dict[str, _ActorQueue] = {}  # by the executor's actor id
         self.running: dict[str, tuple[Lease, Any]] = {}  # task id -> (lease, cancel scope)
+        self.live: set[str] = set()  # tasks submitted and not yet done, by id
         self.cancelled: set[str] = set()
+        self.children: dict[str, list[str]] = {}  # a running task's id -> the tasks it submitted
         self.streams: dict[str, Stream] = {}  # streaming tasks in flight, by task id
         self._call_ids = itertools.count(1)
         self._fetching: set[str] = set()
@@ -105,8 +107,11 @@ class Owner:
 
     # ------------------------------------------------------------------ tasks
 
-    def submit_task(self, spec: TaskSpec) -> None:
+    def submit_task(self, spec: TaskSpec, parent: str | None) -> None:
         self.table.collect()
+        self.live.add(spec.task_id)
+        if parent is not None:  # submitted by a task running in this worker
+            self.children.setdefault(parent, []).append(spec.task_id)
         self.nursery.start_soon(self._run_task, spec)
 
     async def _run_task(self, spec: TaskSpec) -> None:
@@ -172,6 +177,7 @@ class Owner:
                 self._task_failed(spec, payload)
                 return
         finally:
+            self.live.discard(spec.task_id)
             self.cancelled.discard(spec.task_id)
             self.table.pin(spec.pinned, -1)
 
@@ -318,7 +324,11 @@ class Owner:
 
     # ----------------------------------------------------------------- cancel
 
-    def cancel(self, task_id: str, force: bool) -> None:
+    def cancel(self, task_id: str, force: bool, recursive: bool) -> None:
+        """Cancel a task of ours: before it runs, it never will; while it runs, KeyboardInterrupt
+        in it (``force``: its worker is killed); ``recursive``: the tasks it submitted too."""
+        if task_id not in self.live:
+            return
         self.cancelled.add(task_id)
         running = self.running.get(task_id)
         if running is None:
@@ -327,7 +337,15 @@ class Owner:
         if force:
             self.rt.scheduler.kill_worker.tell_nowait(lease.worker_id)
         else:
-            lease.executor.interrupt.tell_nowait(task_id)
+            lease.executor.interrupt.tell_nowait(task_id, recursive)
+
+    def cancel_children(self, parent: str) -> None:
+        """The task ``parent`` (running here) was cancelled: so are the tasks it submitted."""
+        for child in self.children.pop(parent, ()):
+            self.cancel(child, False, True)
+
+    def forget_children(self, parent: str) -> None:
+        self.children.pop(parent, None)
 
     # ----------------------------------------------------------------- actors
 
@@ -347,7 +365,7 @@ class Owner:
             if err is not None:
                 raise err
             lease_id, _worker_id, executor, _pid = await scheduler.lease.ask(recipe.shape, self.rt.system.uid, True)
-            await executor.create_actor.ask(recipe.cls_blob, recipe.args.blob, recipe.args.inline(self.table),
+            await executor.create_actor.ask(q.actor_id, recipe.cls_blob, recipe.args.blob, recipe.args.inline(self.table),
                                             recipe.max_concurrency)
         except Exception as exc:
             err = ActorDiedError(f"actor {recipe.class_name} ({q.actor_id}) could not be created: {exc}")

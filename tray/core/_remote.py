@@ -88,9 +88,9 @@ class RemoteFunction:
                         opts.get("max_retries", 3), opts.get("retry_exceptions", False), shape, rt.table)
         if num_returns == STREAMING:
             stream = spec.stream = rt.owner.streams[task_id] = Stream(rt.table, task_id)
-            rt.soon(rt.owner.submit_task, spec)
+            rt.soon(rt.owner.submit_task, spec, rt.current_task_id)
             return ObjectRefGenerator(stream)
-        rt.soon(rt.owner.submit_task, spec)
+        rt.soon(rt.owner.submit_task, spec, rt.current_task_id)
         return _result(refs, num_returns)
 
 

@@ -199,12 +199,17 @@ class Worker:
             self.main.current = None
             if rt is not None:
                 rt.current_task_id = None
+                rt.soon(rt.owner.forget_children, task_id)
             self.label = "IDLE"
             setproctitle("tray::IDLE")
 
     # ----------------------------------------------------------------- actors
 
-    def create_actor(self, cls_blob: bytes, args_blob: bytes, inline: dict, max_concurrency: int | None) -> None:
+    def create_actor(self, actor_id: str, cls_blob: bytes, args_blob: bytes, inline: dict,
+                     max_concurrency: int | None) -> None:
+        rt = _runtime.current()
+        if rt is not None:
+            rt.current_actor_id = actor_id
         cls = loads(cls_blob)
         self.actor_name = self.label = cls.__name__
         setproctitle(f"tray::{cls.__name__}")
@@ -276,8 +281,9 @@ class Executor(Actor):
     async def run(self, wire: tuple) -> tuple[str, Any]:
         return await self.w.main.call(self.w.run_task, wire)
 
-    async def create_actor(self, cls_blob: bytes, args_blob: bytes, inline: dict, max_concurrency: int | None) -> None:
-        await self.w.main.call(self.w.create_actor, cls_blob, args_blob, inline, max_concurrency)
+    async def create_actor(self, actor_id: str, cls_blob: bytes, args_blob: bytes, inline: dict,
+                           max_concurrency: int | None) -> None:
+        await self.w.main.call(self.w.create_actor, actor_id, cls_blob, args_blob, inline, max_concurrency)
 
     def call(self, call_id: int, wire: tuple, owner_key: str) -> None:
         """An actor call; the result goes back to its owner as ``call_done`` (calls pipeline)."""
@@ -296,10 +302,13 @@ class Executor(Actor):
         else:
             w.main.post(w.call_sync, (wire,), done)
 
-    def interrupt(self, task_id: str) -> None:
-        """Cancel (not force): KeyboardInterrupt in the main thread if it runs that task."""
+    def interrupt(self, task_id: str, recursive: bool) -> None:
+        """Cancel (not force): KeyboardInterrupt in the main thread if it runs that task;
+        ``recursive``: the tasks it submitted are cancelled too."""
         if self.w.main.current == task_id:
             os.kill(os.getpid(), signal.SIGINT)  # a real signal: it also wakes a sleeping or blocked task
+            if recursive:
+                _runtime.current().owner.cancel_children(task_id)  # type: ignore[union-attr]
 
 
 def _error(result: Error) -> BaseException:
