@@ -94,7 +94,7 @@ class Owner:
         self.pools: dict[frozenset, _ShapePool] = {}
         self.actors: dict[str, _ActorQueue] = {}  # by actor id
         self.by_executor: dict[str, _ActorQueue] = {}  # by the executor's actor id
-        self.running: dict[str, tuple[Lease, Any]] = {}  # task id -> (lease, cancel scope)
+        self.running: dict[str, Lease] = {}  # task id -> the lease it runs on
         self.live: set[str] = set()  # tasks submitted and not yet done, by id
         self.cancelled: set[str] = set()
         self.children: dict[str, list[str]] = {}  # a running task's id -> the tasks it submitted
@@ -123,31 +123,26 @@ class Owner:
             attempts = 0
             while True:
                 if spec.task_id in self.cancelled:
-                    self._task_failed(spec, TaskCancelledError(f"task {spec.name} ({spec.task_id}) was cancelled"))
+                    self._task_failed(spec, _cancelled(spec))
                     return
                 try:
                     lease = await self._lease(spec.shape)
                 except RayError as exc:
                     self._task_failed(spec, exc)
                     return
-                with trio.CancelScope() as scope:
-                    self.running[spec.task_id] = (lease, scope)
-                    try:
-                        kind, payload = await lease.executor.run.ask(spec.wire(self.rt.owner_ref))
-                    except ActorDiedError as exc:
-                        kind, payload = "crashed", exc
-                    finally:
-                        self.running.pop(spec.task_id, None)
-                if scope.cancelled_caught:
-                    self._task_failed(spec, TaskCancelledError(f"task {spec.name} ({spec.task_id}) was cancelled"))
-                    self._give_back(spec.shape, lease)
-                    return
+                self.running[spec.task_id] = lease
+                try:
+                    kind, payload = await lease.executor.run.ask(spec.wire(self.rt.owner_ref))
+                except ActorDiedError as exc:
+                    kind, payload = "crashed", exc
+                finally:
+                    self.running.pop(spec.task_id, None)
                 if kind == "crashed":
                     lease.dead = True
                     lease.inflight -= 1
                     payload = await self._death_of(lease, payload)
-                    if spec.task_id in self.cancelled:
-                        self._task_failed(spec, TaskCancelledError(f"task {spec.name} was cancelled (force)"))
+                    if spec.task_id in self.cancelled:  # force-cancelled: its worker was killed on purpose
+                        self._task_failed(spec, _cancelled(spec))
                         return
                     attempts += 1
                     if spec.max_retries != -1 and attempts > spec.max_retries:
@@ -167,7 +162,7 @@ class Owner:
                         self.streams.pop(spec.task_id, None)
                     return
                 if kind == "cancelled":
-                    self._task_failed(spec, TaskCancelledError(f"task {spec.name} ({spec.task_id}) was cancelled"))
+                    self._task_failed(spec, _cancelled(spec))
                     return
                 # kind == "error": the task raised
                 attempts += 1
@@ -330,10 +325,9 @@ class Owner:
         if task_id not in self.live:
             return
         self.cancelled.add(task_id)
-        running = self.running.get(task_id)
-        if running is None:
+        lease = self.running.get(task_id)
+        if lease is None:
             return
-        lease, _scope = running
         if force:
             self.rt.scheduler.kill_worker.tell_nowait(lease.worker_id)
         else:
@@ -514,6 +508,10 @@ class Owner:
             self.table.pin(call.pinned, -1)
         q.inflight.clear()
         q.calls.clear()
+
+
+def _cancelled(spec: TaskSpec) -> TaskCancelledError:
+    return TaskCancelledError(f"task {spec.name} ({spec.task_id}) was cancelled")
 
 
 class OwnerActor(Actor):
