@@ -5,7 +5,7 @@ written for Ray runs with ``import tray as ray``) and the actor kernel's
 (``tray.Actor``, ``tray.ActorSystem``, supervision trees).
 """
 
-from . import exceptions, util
+from . import exceptions
 from .actors import Actor, ActorRef, ActorSystem, DeadLetter, MailboxSpec
 from .core import (
     ObjectRef,
@@ -29,6 +29,16 @@ from .core import (
 from .supervisors import Backoff, ChildSpec, Supervisor, SupervisorSpec
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    """``tray.util`` is imported on first use (as ``ray.util`` is reachable from ``ray``):
+    it pulls in asyncio, which most programs, and every worker start, can do without."""
+    if name == "util":
+        import importlib
+
+        return importlib.import_module(".util", __name__)
+    raise AttributeError(f"module 'tray' has no attribute {name!r}")
 
 __all__ = [
     "Actor",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import contextlib
 import os
@@ -10,12 +9,15 @@ import secrets
 import threading
 import time
 import uuid
-from typing import Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from ..exceptions import GetTimeoutError
 from . import _runtime
 from ._objects import PENDING, READY, ObjectRef, dumps, loads
 from ._remote import ActorHandle
+
+if TYPE_CHECKING:
+    import asyncio
 
 _init_lock = threading.Lock()
 
@@ -282,6 +284,8 @@ def _entry_nonblocking(ref: ObjectRef) -> Any:
 
 
 def _asyncio_future(ref: ObjectRef) -> asyncio.Future:
+    import asyncio  # not at module level: most programs never need it, and it is slow to import
+
     loop = asyncio.get_running_loop()
     fut = loop.create_future()
     rt, entry = _entry_nonblocking(ref)

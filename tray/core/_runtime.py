@@ -19,7 +19,6 @@ from typing import Any, Awaitable, Callable
 import trio
 
 from ..actors import ActorRef, ActorSystem
-from ..cluster import SCHEDULER_NAME, LocalNode
 from ._objects import ObjectTable, process_prefix
 from ._owner import Owner, OwnerActor
 
@@ -64,7 +63,7 @@ class Runtime:
         self.owner: Owner = None  # type: ignore[assignment]
         self.owner_ref: ActorRef | None = None
         self.scheduler: ActorRef = None  # type: ignore[assignment]
-        self.node: LocalNode | None = None  # the node this process hosts (a driver without address)
+        self.node: Any = None  # the LocalNode this process hosts (a driver without address)
         self.trio_token: trio.lowlevel.TrioToken = None  # type: ignore[assignment]
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
@@ -113,11 +112,13 @@ class Runtime:
                 self.owner.nursery = nursery
                 self.owner_ref = await system.spawn(OwnerActor, self.owner, name="tray.owner", max_concurrency=1 << 20)
                 if self.node_address is None:
+                    from ..cluster import LocalNode  # only a process that hosts the node needs it
+
                     cfg = self.node_config or {}
                     self.node = LocalNode(system, cfg["resources"], self._worker_env(), cfg.get("log_to_driver", True))
                     self.scheduler = await self.node.start()
                 else:
-                    sched = await system.lookup_remote(self.node_address, SCHEDULER_NAME)
+                    sched = await system.lookup_remote(self.node_address, "tray.scheduler")
                     if sched is None:
                         raise ConnectionError(f"no tray node answers at {self.node_address}")
                     self.scheduler = sched

@@ -11,7 +11,6 @@ pipe from the node, and its end means the node is gone.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import io
 import os
@@ -19,7 +18,7 @@ import queue
 import signal
 import sys
 import threading
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import trio
 from outcome import Error, Value, capture
@@ -28,6 +27,9 @@ from ..actors import Actor, ActorRef
 from ..exceptions import RayTaskError
 from . import _runtime
 from ._objects import ObjectRef, dumps, loads
+
+if TYPE_CHECKING:
+    import asyncio
 
 try:
     from setproctitle import setproctitle
@@ -218,6 +220,8 @@ class Worker:
             self._start_asyncio(max_concurrency or 1000)
         try:
             if self.loop is not None:
+                import asyncio
+
                 self.actor = asyncio.run_coroutine_threadsafe(_construct(cls, args, kwargs), self.loop).result()
             else:
                 self.actor = cls(*args, **kwargs)
@@ -226,6 +230,8 @@ class Worker:
 
     def _start_asyncio(self, slots: int) -> None:
         """Async actors (Ray's) run their methods on an asyncio loop, in a thread of its own."""
+        import asyncio  # only async actors pay for importing it
+
         ready = threading.Event()
 
         def run() -> None:
@@ -297,6 +303,8 @@ class Executor(Actor):
 
         w = self.w
         if w.loop is not None:
+            import asyncio
+
             fut = asyncio.run_coroutine_threadsafe(w.call_async(wire), w.loop)
             fut.add_done_callback(lambda f: done(capture(f.result)))
         else:
