@@ -3,8 +3,8 @@
 It traps exits, spawns each child linked to itself with a decider built from the
 child's spec, and handles a child's exit inside ``on_exit`` — one exit at a time, as an
 OTP supervisor does — so its view of the children is never half-updated when it answers
-``which_children`` or ``child``. Backoff waits run in a small timer actor, so the
-supervisor keeps answering (and shows "restarting") while a child waits.
+``which_children`` or ``child``. Backoff waits run as background tasks that send the
+supervisor a message when they end, so it keeps answering (and shows "restarting") meanwhile.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 import trio
 
 from ..actors import Actor, ActorRef
-from ..exceptions import ActorDiedError, RayError, RayTaskError
+from ..exceptions import ActorDiedError, RayTaskError
 from ._backoff import BackoffState
 from ._errors import ConfigError, RestartIntensityExceeded
 from ._intensity import RestartIntensity
@@ -42,17 +42,6 @@ class _Child:
         self.status = STOPPED
         self.backoff = BackoffState(spec.backoff, rng) if spec.backoff is not None else None
         self.window = RestartIntensity(spec.intensity, spec.period) if spec.intensity is not None else None  # type: ignore[arg-type]
-
-
-class _BackoffTimer(Actor):
-    """Sleeps on the supervisor's behalf, then tells it that a backoff delay is over."""
-
-    async def after(self, delay: float, target: ActorRef, token: int) -> None:
-        await trio.sleep(delay)
-        try:
-            await target.backoff_elapsed.tell(token)
-        except RayError:  # the supervisor is gone; nothing to restart
-            pass
 
 
 def _child_decider(spec: ChildSpec) -> Any:
@@ -95,7 +84,6 @@ class Supervisor(Actor):
         self._pending: dict[int, tuple[list[_Child], Any]] = {}  # backoff token -> (children, reason)
         self._tokens = itertools.count(1)
         self._dynamic_ids = itertools.count(1)
-        self._timer: ActorRef | None = None
         self._closing = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -127,8 +115,6 @@ class Supervisor(Actor):
         self._closing = True
         self._pending.clear()
         await self._stop_all()
-        if self._timer is not None:
-            await self.system.kill(self._timer)
 
     async def on_exit(self, ref: ActorRef, reason: Any) -> None:
         child = self._by_ref.pop(ref, None)
@@ -215,7 +201,7 @@ class Supervisor(Actor):
         self._children.remove(child)
 
     async def backoff_elapsed(self, token: int) -> None:
-        """Internal: the timer says a backoff delay is over; restart who still waits on it."""
+        """Internal: a backoff delay is over; restart who still waits on it."""
         entry = self._pending.pop(token, None)
         if entry is None or self._closing:
             return
@@ -382,10 +368,12 @@ class Supervisor(Actor):
             await self._stop_child(child)
 
     async def _after(self, delay: float, token: int) -> None:
-        if self._timer is None:
-            self._timer = await self.system.spawn(_BackoffTimer, link=self.ref, max_concurrency=1 << 16)
-            self._retired.add(self._timer)
-        await self._timer.after.tell(delay, self.ref, token)
+        """Tell ourselves ``backoff_elapsed(token)`` in ``delay`` seconds, answering meanwhile."""
+        self.start_soon(self._elapse, delay, token)
+
+    async def _elapse(self, delay: float, token: int) -> None:
+        await trio.sleep(delay)
+        await self.ref.backoff_elapsed.tell(token)  # handled in turn, like any message
 
     def _unpend(self, child: _Child) -> None:
         for token, (group, _reason) in list(self._pending.items()):
