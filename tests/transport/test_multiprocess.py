@@ -8,7 +8,7 @@ import cloudpickle
 import numpy as np
 import pytest
 import trio
-from conftest import TOKEN, Workers
+from worker_procs import TOKEN, Workers
 from remote_actors import Counter, Watcher
 
 import tray

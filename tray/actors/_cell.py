@@ -110,32 +110,36 @@ class Cell:
             raise RuntimeError(f"{self.ref!r} asked itself ({method}): it would wait for itself forever")
         reply = _Reply(task)
         msg = (method, args, kwargs, reply)
-        user = self.mailbox.user
-        if self.reason is None and len(user) < self.capacity:
-            user.append(msg)
-            if self.parked:
-                self.parked = False
-                reschedule(self.task)
-        else:
-            await self._admit_slow(msg)
+        if not self.offer(msg):
+            await self.admit(msg)
         return await wait_task_rescheduled(reply.abort)
 
     async def tell(self, method: str, args: tuple, kwargs: dict) -> None:
         msg = (method, args, kwargs, None)
+        if not self.offer(msg):
+            await self.admit(msg)
+
+    def offer(self, msg: tuple) -> bool:
+        """Queue ``(method, args, kwargs, reply)`` if there is room now, without yielding.
+
+        False: the caller must ``await admit(msg)``, which applies the overflow policy.
+        ``reply`` is None (a tell) or has ``send(outcome)`` (the transport passes its own).
+        """
         user = self.mailbox.user
         if self.reason is None and len(user) < self.capacity:
             user.append(msg)
             if self.parked:
                 self.parked = False
                 reschedule(self.task)
-        else:
-            await self._admit_slow(msg)
+            return True
+        return False
 
     def tell_nowait(self, method: str, args: tuple, kwargs: dict) -> None:
         if not self._offer((method, args, kwargs, None), can_wait=False):
             raise MailboxFull(f"{self.ref!r} mailbox is full ({self.capacity} messages); {method} not sent")
 
-    async def _admit_slow(self, msg: tuple) -> None:
+    async def admit(self, msg: tuple) -> None:
+        """Queue ``msg`` per the overflow policy: wait for room, drop, evict, or raise."""
         while not self._offer(msg, can_wait=True):
             await self.space.park()
 

@@ -591,14 +591,10 @@ class Peer:
                 reply.send(Error(AttributeError(f"{cell.ref!r} has no public method {head!r}")))
                 return
             msg = (head, args, kwargs, reply)
-            user = cell.mailbox.user
-            if cell.reason is None and len(user) < cell.capacity:
-                user.append(msg)
-                cell.wake()
-            else:
+            if not cell.offer(msg):
                 try:
                     self.busy = True
-                    await cell._admit_slow(msg)
+                    await cell.admit(msg)
                 except (RayError, MailboxFull) as exc:
                     reply.send(Error(exc))
                 finally:
