@@ -237,3 +237,27 @@ def test_kill_with_restart(ray):
     ray.kill(p)
     with pytest.raises(ActorDiedError):
         ray.get(p.pid.remote(), timeout=30)
+
+
+def test_an_actor_ends_when_its_last_handle_is_gone(ray):
+    import gc
+
+    import psutil
+
+    def counters_alive():
+        return sum("tray::Counter" in " ".join(p.cmdline()) for p in psutil.Process().children() if p.is_running())
+
+    before = counters_alive()
+    for _ in range(5):  # handles dropped at once, each after its call is done
+        assert ray.get(Counter.remote(1).incr.remote()) == 2
+    kept = Counter.remote()
+    named = Counter.options(name="stays").remote()
+    ray.get([kept.incr.remote(), named.incr.remote()])
+    gc.collect()
+    deadline = time.monotonic() + 10
+    while counters_alive() > before + 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert counters_alive() == before + 2  # kept, and the named one (names keep actors alive)
+    assert ray.get(kept.incr.remote()) == 2
+    ray.kill(kept)
+    ray.kill(named)

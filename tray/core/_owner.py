@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import threading
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
@@ -61,7 +62,8 @@ class _ShapePool:
 class _ActorQueue:
     """One actor's calls from this process, sent in order once the actor runs."""
 
-    __slots__ = ("actor_id", "executor", "ready", "calls", "pumping", "dead", "inflight", "recipe", "restarts")
+    __slots__ = ("actor_id", "executor", "ready", "calls", "pumping", "dead", "inflight", "recipe", "restarts",
+                 "doomed")
 
     def __init__(self, actor_id: str) -> None:
         self.actor_id = actor_id
@@ -73,6 +75,7 @@ class _ActorQueue:
         self.inflight: dict[int, ActorCall] = {}
         self.recipe: ActorRecipe | None = None  # only in the process that created the actor
         self.restarts = 0
+        self.doomed = False  # its last handle is gone: it ends once its calls are done
 
 
 class ActorRecipe:
@@ -99,6 +102,9 @@ class Owner:
         self.cancelled: set[str] = set()
         self.children: dict[str, list[str]] = {}  # a running task's id -> the tasks it submitted
         self.streams: dict[str, Stream] = {}  # streaming tasks in flight, by task id
+        self.collectable: set[str] = set()  # actors we created that end with their last handle
+        self.handle_counts: dict[str, int] = {}
+        self._counts_lock = threading.Lock()
         self._call_ids = itertools.count(1)
         self._fetching: set[str] = set()
 
@@ -440,6 +446,29 @@ class Owner:
         finally:
             q.pumping = False
 
+    def handle_born(self, actor_id: str) -> None:
+        with self._counts_lock:
+            self.handle_counts[actor_id] = self.handle_counts.get(actor_id, 0) + 1
+
+    def handle_dropped(self, actor_id: str) -> None:
+        """A handle of an actor we created was collected; the last one ends the actor once
+        the calls already made are done (Ray's rule; named, detached or shared actors stay)."""
+        with self._counts_lock:
+            left = self.handle_counts[actor_id] = self.handle_counts.get(actor_id, 1) - 1
+            if left > 0:
+                return
+            del self.handle_counts[actor_id]
+        if actor_id in self.collectable:
+            q = self._queue(actor_id, resolve=False)
+            q.doomed = True
+            self._reap(q)
+
+    def _reap(self, q: _ActorQueue) -> None:
+        if q.doomed and not q.calls and not q.inflight and q.dead is None and q.actor_id in self.collectable:
+            self.collectable.discard(q.actor_id)
+            self.rt.scheduler.kill_actor.tell_nowait(q.actor_id)
+            self._actor_died(q, ActorDiedError(f"actor {q.actor_id} ended: no handle to it is left"))
+
     def kill_actor(self, actor_id: str, no_restart: bool) -> None:
         q = self._queue(actor_id)
         if no_restart:
@@ -461,6 +490,8 @@ class Owner:
                 self.table.resolve(oid, blob)
         else:
             self._fail(call.return_ids, payload)
+        if q.doomed:
+            self._reap(q)
 
     def actor_down(self, executor: ActorRef, reason: Any) -> None:
         """The actor's process is gone: restart it (creator) or wait for its restart (others)."""

@@ -5,10 +5,12 @@ from __future__ import annotations
 import functools
 import inspect
 import uuid
+import weakref
 from typing import Any, Callable
 
 from ._generators import STREAMING, ObjectRefGenerator, Stream
 from ._objects import ObjectRef, dumps
+from ._runtime import current
 from ._options import ACTOR_OPTIONS, FUNCTION_OPTIONS, METHOD_OPTIONS, validate
 from ._owner import ActorRecipe
 from ._specs import ActorCall, Args, TaskSpec
@@ -129,6 +131,8 @@ class ActorClass:
         name = opts.get("name")
         namespace = opts.get("namespace") or rt.namespace
         retries = opts.get("max_task_retries", 0)
+        if name is None and opts.get("lifetime") != "detached":
+            rt.owner.collectable.add(actor_id)  # ended once its last handle is gone, as in Ray
         handle = ActorHandle(actor_id, cls_name, self._methods, rt.job_id, retries)
         if name is not None:  # names are checked now, as Ray does: a taken one raises here
             held = rt.call(_register, rt, actor_id, name, namespace, cls_name, self._methods,
@@ -174,6 +178,10 @@ class ActorHandle:
         self._methods = methods
         self._job_id = job_id  # actors die with their session: a handle is good for its job only
         self._max_task_retries = max_task_retries
+        rt = current()
+        if rt is not None and actor_id in rt.owner.collectable:  # count the creator's handles
+            rt.owner.handle_born(actor_id)
+            weakref.finalize(self, _handle_gone, rt, actor_id)
 
     def __getattr__(self, name: str) -> ActorMethod:
         methods = self.__dict__.get("_methods")
@@ -191,7 +199,18 @@ class ActorHandle:
         return hash(self._actor_id)
 
     def __reduce__(self) -> tuple[Any, ...]:
+        rt = current()
+        if rt is not None:  # it may now be held elsewhere: its creator stops counting handles
+            rt.owner.collectable.discard(self._actor_id)
         return (ActorHandle, (self._actor_id, self._class_name, self._methods, self._job_id, self._max_task_retries))
+
+
+def _handle_gone(rt: Any, actor_id: str) -> None:
+    if not rt.closed:
+        try:
+            rt.soon(rt.owner.handle_dropped, actor_id)
+        except RuntimeError:  # the runtime is shutting down: the actor goes with it
+            pass
 
 
 class ActorMethod:
@@ -209,8 +228,6 @@ class ActorMethod:
         return ActorMethod(self._handle, self._name, {**self._options, **options})
 
     def remote(self, *args: Any, **kwargs: Any) -> Any:
-        from ._runtime import current
-
         h = self._handle
         rt = current()
         if rt is None or h._job_id != rt.job_id:
