@@ -5,6 +5,7 @@ import os
 import time
 
 import pytest
+import trio
 
 import tray
 from tray.exceptions import ActorDiedError, RayActorError
@@ -245,7 +246,13 @@ def test_an_actor_ends_when_its_last_handle_is_gone(ray):
     import psutil
 
     def counters_alive():
-        return sum("tray::Counter" in " ".join(p.cmdline()) for p in psutil.Process().children() if p.is_running())
+        alive = 0
+        for p in psutil.Process().children():
+            try:
+                alive += "tray::Counter" in " ".join(p.cmdline())
+            except psutil.Error:  # gone (or a zombie) while we looked
+                pass
+        return alive
 
     before = counters_alive()
     for _ in range(5):  # handles dropped at once, each after its call is done
@@ -261,3 +268,33 @@ def test_an_actor_ends_when_its_last_handle_is_gone(ray):
     assert ray.get(kept.incr.remote()) == 2
     ray.kill(kept)
     ray.kill(named)
+
+
+@tray.remote
+class TrioNative:
+    async def nap(self, seconds):
+        start = trio.current_time()
+        await trio.sleep(seconds)
+        return trio.current_time() - start
+
+    async def asyncio_nap(self, seconds):
+        await asyncio.sleep(seconds)
+        return "asyncio"
+
+    async def fail(self):
+        await trio.sleep(0)
+        raise LookupError("trio side")
+
+
+def test_trio_native_methods_run_beside_asyncio_ones(ray):
+    import trio  # noqa: F401  (the actor's methods name it)
+
+    a = TrioNative.options(max_concurrency=8).remote()
+    ray.get(a.nap.remote(0))
+    start = time.monotonic()
+    naps = ray.get([a.nap.remote(0.5) for _ in range(4)] + [a.asyncio_nap.remote(0.5)])
+    assert time.monotonic() - start < 1.5  # concurrent, on trio (guest mode) and asyncio together
+    assert all(n >= 0.5 for n in naps[:4]) and naps[4] == "asyncio"
+    with pytest.raises(LookupError, match="trio side"):
+        ray.get(a.fail.remote())
+    ray.kill(a)

@@ -167,6 +167,7 @@ class Worker:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.async_slots: asyncio.Semaphore | None = None
         self.label = "IDLE"  # what runs now: the task's name or the actor's class
+        self.trio_guest: _TrioGuest | None = None
 
     def redirect_output(self) -> None:
         sys.stdout = _Prefixed(sys.stdout, lambda: self.label)
@@ -261,12 +262,80 @@ class Worker:
         async with self.async_slots:  # type: ignore[union-attr]
             try:
                 args, kwargs = _resolve_args(args_blob, inline)  # dependencies are ready: no long wait
-                result = getattr(self.actor, method)(*args, **kwargs)
-                if inspect.isawaitable(result):
-                    result = await result
+                fn = getattr(self.actor, method)
+                if _speaks_trio(fn):
+                    if self.trio_guest is None:
+                        self.trio_guest = _TrioGuest()
+                    result = await self.trio_guest.run(fn, args, kwargs)
+                else:
+                    result = fn(*args, **kwargs)
+                    if inspect.isawaitable(result):
+                        result = await result
                 return "ok", _results(result, num_returns, where)
             except Exception as exc:
                 return "error", RayTaskError.from_exception(exc, where)
+
+
+def _speaks_trio(fn: Any) -> bool:
+    """Whether an async method was written for trio (it names trio, not asyncio)."""
+    code = getattr(getattr(fn, "__func__", fn), "__code__", None)
+    if code is None or not inspect.iscoroutinefunction(fn):
+        return False
+    names = set(code.co_names)
+    return "trio" in names and "asyncio" not in names
+
+
+class _TrioGuest:
+    """trio in guest mode on the actor's asyncio loop, started on first use: an async actor's
+    trio-native methods run there, asyncio ones on asyncio itself, side by side."""
+
+    def __init__(self) -> None:
+        self.token: trio.lowlevel.TrioToken | None = None
+        self.nursery: trio.Nursery | None = None
+        self.starting: Any = None
+
+    async def _start(self) -> None:
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        started = loop.create_future()
+
+        async def guest_main() -> None:
+            async with trio.open_nursery() as nursery:
+                self.nursery, self.token = nursery, trio.lowlevel.current_trio_token()
+                started.set_result(None)
+                await trio.sleep_forever()
+
+        trio.lowlevel.start_guest_run(
+            guest_main,
+            run_sync_soon_threadsafe=loop.call_soon_threadsafe,
+            run_sync_soon_not_threadsafe=loop.call_soon,
+            done_callback=lambda _outcome: None,
+        )
+        await started
+
+    async def run(self, fn: Any, args: tuple, kwargs: dict) -> Any:
+        import asyncio
+
+        if self.starting is None:
+            self.starting = asyncio.ensure_future(self._start())
+        await asyncio.shield(self.starting)
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+
+        async def runner() -> None:
+            try:
+                value = await fn(*args, **kwargs)
+            except BaseException as exc:  # handed back to the asyncio side, re-raised there
+                if not fut.done():
+                    fut.set_exception(exc)
+            else:
+                if not fut.done():
+                    fut.set_result(value)
+
+        assert self.token is not None and self.nursery is not None
+        self.token.run_sync_soon(self.nursery.start_soon, runner)
+        return await fut
 
 
 async def _construct(cls: type, args: tuple, kwargs: dict) -> Any:
