@@ -150,22 +150,23 @@ def _deadline(timeout: float | None) -> float | None:
     return time.monotonic() + timeout
 
 
-def _entry(ref: ObjectRef) -> Any:
+def _entry(ref: ObjectRef, blocking: bool = True) -> Any:
+    """``(runtime, entry)`` of ``ref`` in this process; starts fetching a borrowed value."""
     rt = _runtime.current()
     if rt is None or ref._table is not rt.table:
         raise RuntimeError(f"{ref!r} belongs to a tray session that was shut down")
-    if rt.in_loop():
+    if blocking and rt.in_loop():
         raise RuntimeError("tray.get() would block the runtime's event loop; use `await ref` instead")
     entry = rt.table.entries.get(ref._id)
-    if entry is not None and entry.state == PENDING and entry.owner is not None:
+    if entry is None:
+        raise RuntimeError(f"{ref!r} is unknown to this process")
+    if entry.state == PENDING and entry.owner is not None:
         rt.soon(rt.owner.ensure_fetch, ref._id, entry.owner)
     return rt, entry
 
 
 def _get_one(ref: ObjectRef, deadline: float | None) -> Any:
     rt, entry = _entry(ref)
-    if entry is None:
-        raise RuntimeError(f"{ref!r} is unknown to this process")
     if entry.state == PENDING:
         done = threading.Event()
         if rt.table.when_done(ref._id, done.set):
@@ -222,7 +223,7 @@ def wait(
             ready = []
             for r in refs:
                 _rt, entry = _entry(r)
-                if entry is not None and entry.state != PENDING:
+                if entry.state != PENDING:
                     ready.append(r)
             if len(ready) >= num_returns:
                 break
@@ -254,7 +255,7 @@ async def _await_ref(ref: ObjectRef) -> Any:
         return await _asyncio_future(ref)
     import trio
 
-    rt, entry = _entry_nonblocking(ref)
+    rt, entry = _entry(ref, blocking=False)
     if entry.state == PENDING:
         done = trio.Event()
         token = trio.lowlevel.current_trio_token()
@@ -273,22 +274,12 @@ async def _await_ref(ref: ObjectRef) -> Any:
     return _value(entry)
 
 
-def _entry_nonblocking(ref: ObjectRef) -> Any:
-    rt = _runtime_for_call()
-    entry = rt.table.entries.get(ref._id)
-    if entry is None:
-        raise RuntimeError(f"{ref!r} is unknown to this process")
-    if entry.state == PENDING and entry.owner is not None:
-        rt.soon(rt.owner.ensure_fetch, ref._id, entry.owner)
-    return rt, entry
-
-
 def _asyncio_future(ref: ObjectRef) -> asyncio.Future:
     import asyncio  # not at module level: most programs never need it, and it is slow to import
 
     loop = asyncio.get_running_loop()
     fut = loop.create_future()
-    rt, entry = _entry_nonblocking(ref)
+    rt, entry = _entry(ref, blocking=False)
 
     keep = [ref]
 
