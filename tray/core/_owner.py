@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("tray.core")
 
 MAX_LEASE_REQUESTS = 10  # per shape, in flight at the scheduler at once
-PIPELINE = 4  # tasks in flight per leased worker, once more tasks wait than leases can come
+PIPELINE = 8  # tasks in flight per leased worker, once more tasks wait than leases can come
 
 
 class Lease:
