@@ -20,6 +20,7 @@ import trio
 from ..actors import Actor, ActorRef
 from ..exceptions import (
     ActorDiedError,
+    MailboxFull,
     RayError,
     TaskCancelledError,
     WorkerCrashedError,
@@ -415,10 +416,25 @@ class Owner:
             self._fail(call.return_ids, q.dead)
             self.table.pin(call.pinned, -1)
             return
+        if not q.calls and not q.pumping and not call.deps and q.executor is not None and self._send(q, call):
+            return  # sent at once: nothing queued ahead of it, nothing to wait for
         q.calls.append(call)
         if not q.pumping:
             q.pumping = True
             self.nursery.start_soon(self._pump, q)
+
+    def _send(self, q: _ActorQueue, call: ActorCall) -> bool:
+        """Send ``call`` now if the connection takes it without waiting."""
+        call_id = next(self._call_ids)
+        q.inflight[call_id] = call
+        try:
+            q.executor.call.tell_nowait(call_id, call.wire(), self.rt.system.uid)  # type: ignore[union-attr]
+        except MailboxFull:  # backed up: queue it, and the pump waits for room
+            del q.inflight[call_id]
+            return False
+        except RayError:
+            pass  # the actor is gone: its down notice decides (restart or fail) for this call
+        return True
 
     async def _pump(self, q: _ActorQueue) -> None:
         """Send a handle's calls in order, each once its arguments are ready."""
