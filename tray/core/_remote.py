@@ -44,6 +44,15 @@ def _result(refs: list[ObjectRef], num_returns: int) -> Any:
     return refs if num_returns else None
 
 
+def _with_options(obj: Any, table: dict, options: dict[str, Any], what: str) -> Any:
+    """A copy of ``obj`` (a remote function or actor class) with ``options`` laid over its own."""
+    validate(table, options, what)
+    clone = object.__new__(type(obj))
+    clone.__dict__.update(obj.__dict__)
+    clone._options = {**obj._options, **options}
+    return clone
+
+
 class RemoteFunction:
     """A function run as a task: ``f.remote(*args)`` returns an ObjectRef of its result."""
 
@@ -62,11 +71,7 @@ class RemoteFunction:
 
     def options(self, **options: Any) -> RemoteFunction:
         """The same function with some options changed, for the calls made through it."""
-        validate(FUNCTION_OPTIONS, options, f"remote function {self._fn.__name__!r}")
-        clone = object.__new__(RemoteFunction)
-        clone.__dict__.update(self.__dict__)
-        clone._options = {**self._options, **options}
-        return clone
+        return _with_options(self, FUNCTION_OPTIONS, options, f"remote function {self._fn.__name__!r}")
 
     def remote(self, *args: Any, **kwargs: Any) -> Any:
         from ._api import _runtime_for_call
@@ -110,11 +115,8 @@ class ActorClass:
         raise TypeError(f"Actors cannot be instantiated directly. Instead of '{name}()', use '{name}.remote()'.")
 
     def options(self, **options: Any) -> ActorClass:
-        validate(ACTOR_OPTIONS, options, f"actor class {self._cls.__name__!r}")
-        clone = object.__new__(ActorClass)
-        clone.__dict__.update(self.__dict__)
-        clone._options = {**self._options, **options}
-        return clone
+        """The same class with some options changed, for the actors created through it."""
+        return _with_options(self, ACTOR_OPTIONS, options, f"actor class {self._cls.__name__!r}")
 
     def remote(self, *args: Any, **kwargs: Any) -> ActorHandle:
         from ._api import _runtime_for_call
