@@ -315,3 +315,14 @@ def test_recursive_cancel_reaches_the_tasks_a_task_submitted(ray):
     finally:
         if os.path.exists(path):
             os.unlink(path)
+
+
+def test_a_small_task_passes_a_big_one_that_waits_for_room(ray):
+    ray.get([nap.remote(0) for _ in range(2)])  # both workers up
+    busy = nap.remote(1.0)  # holds one CPU
+    time.sleep(0.2)
+    big = nap.options(num_cpus=2).remote(0)  # waits for both CPUs
+    time.sleep(0.2)
+    small = square.remote(7)  # fits beside `busy` on the idle worker, ahead of `big`
+    assert ray.get(small, timeout=10) == 49
+    ray.get([busy, big], timeout=20)

@@ -7,5 +7,6 @@ from ._actor import Actor
 from ._mailbox import MailboxSpec
 from ._ref import ActorRef, MethodRef
 from ._system import ActorSystem, DeadLetter
+from ._waiter import Waiter
 
-__all__ = ["Actor", "ActorRef", "ActorSystem", "DeadLetter", "MailboxSpec", "MethodRef"]
+__all__ = ["Actor", "ActorRef", "ActorSystem", "DeadLetter", "MailboxSpec", "MethodRef", "Waiter"]

@@ -14,7 +14,7 @@ from typing import Any
 
 import trio
 
-from ..actors import Actor, ActorRef
+from ..actors import Actor, ActorRef, Waiter
 from ..exceptions import RayError, TaskUnschedulableError
 from ._resources import Ledger, from_units
 
@@ -69,7 +69,7 @@ class NodeScheduler(Actor):
         self.by_proc: dict[ActorRef, _Worker] = {}
         self.idle: list[_Worker] = []
         self.starting = 0
-        self.queue: deque[list] = deque()  # [shape, dedicated, task, grant-or-None]
+        self.queue: deque[Waiter] = deque()  # lease requests waiting: data is (shape, dedicated)
         self.leases: dict[int, tuple[_Worker, dict[str, int]]] = {}
         self.deaths: dict[str, str] = {}  # recently dead workers: why
         self.deaths_seen: dict[str, trio.Event] = {}
@@ -98,17 +98,9 @@ class NodeScheduler(Actor):
             raise TaskUnschedulableError(self._unschedulable(shape))
         if not self.queue and self.idle and self.ledger.acquire(shape):
             return self._grant(self.idle.pop(), shape, dedicated)
-        slot = [shape, dedicated, trio.lowlevel.current_task(), None]
-        self.queue.append(slot)
-        self._dispatch()
-
-        def abort(_: Any) -> trio.lowlevel.Abort:
-            if slot in self.queue:
-                self.queue.remove(slot)
-            slot[2] = None
-            return trio.lowlevel.Abort.SUCCEEDED
-
-        return await trio.lowlevel.wait_task_rescheduled(abort)
+        waiter = Waiter((shape, dedicated))
+        self.start_soon(self._dispatch_soon)  # the waiter is queued by the time it runs
+        return await waiter.wait(self.queue)
 
     def release(self, lease_id: int) -> None:
         """Give a lease back: its resources are free, its worker idle (or gone, if it hosted an actor)."""
@@ -163,19 +155,20 @@ class NodeScheduler(Actor):
         self.leases[lease_id] = (worker, shape)
         return (lease_id, worker.worker_id, worker.executor, worker.pid)
 
+    async def _dispatch_soon(self) -> None:
+        self._dispatch()
+
     def _dispatch(self) -> None:
         """Grant what fits to idle workers; start workers for what fits but has none."""
-        from outcome import Value
-
         wanting = 0
-        for slot in list(self.queue):
-            shape, dedicated, task, _ = slot
-            if task is None or not self.ledger.fits(shape):
+        for waiter in list(self.queue):
+            shape, dedicated = waiter.data
+            if not self.ledger.fits(shape):
                 continue
             if self.idle:
                 self.ledger.acquire(shape)
-                self.queue.remove(slot)
-                trio.lowlevel.reschedule(task, Value(self._grant(self.idle.pop(), shape, dedicated)))
+                self.queue.remove(waiter)
+                waiter.hand(self._grant(self.idle.pop(), shape, dedicated))
             else:
                 wanting += 1
         for _ in range(wanting - self.starting):

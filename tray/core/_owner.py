@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from ..actors import Actor, ActorRef
+from ..actors import Actor, ActorRef, Waiter
 from ..exceptions import (
     ActorDiedError,
     MailboxFull,
@@ -56,7 +56,7 @@ class _ShapePool:
 
     def __init__(self, shape: dict[str, int]) -> None:
         self.shape = shape
-        self.waiters: deque[list] = deque()  # [task, lease-or-None]
+        self.waiters: deque[Waiter] = deque()  # tasks waiting for a lease
         self.requests = 0
 
 
@@ -256,17 +256,7 @@ class Owner:
         pool = self.pools.get(key)
         if pool is None:
             pool = self.pools[key] = _ShapePool(shape)
-        slot: list = [trio.lowlevel.current_task(), None]
-        pool.waiters.append(slot)
-        self._request_leases(pool)
-
-        def abort(_: Any) -> trio.lowlevel.Abort:
-            if slot in pool.waiters:
-                pool.waiters.remove(slot)
-            slot[0] = None
-            return trio.lowlevel.Abort.SUCCEEDED
-
-        return await trio.lowlevel.wait_task_rescheduled(abort)
+        return await Waiter().wait(pool.waiters, lambda: self._request_leases(pool))
 
     def _request_leases(self, pool: _ShapePool) -> None:
         while pool.requests < min(len(pool.waiters), MAX_LEASE_REQUESTS):
@@ -274,16 +264,13 @@ class Owner:
             self.nursery.start_soon(self._request_lease, pool)
 
     async def _request_lease(self, pool: _ShapePool) -> None:
-        from outcome import Error
 
         try:
             grant = await self.rt.scheduler.lease.ask(pool.shape, self.rt.system.uid)
         except RayError as exc:  # unschedulable, or the node is gone: every waiter fails
             pool.requests -= 1
             while pool.waiters:
-                slot = pool.waiters.popleft()
-                if slot[0] is not None:
-                    trio.lowlevel.reschedule(slot[0], Error(exc))
+                pool.waiters.popleft().fail(exc)
             return
         pool.requests -= 1
         lease = Lease(*grant)
@@ -295,14 +282,10 @@ class Owner:
     def _hand_out(self, pool: _ShapePool, lease: Lease) -> None:
         """Give ``lease`` to waiting tasks: one if it is idle, more (pipelined, so the worker
         never waits for a round trip) while more tasks wait than lease requests are out."""
-        from outcome import Value
-
         waiters = pool.waiters
         while waiters and (lease.inflight == 0 or (lease.inflight < PIPELINE and len(waiters) > pool.requests)):
-            slot = waiters.popleft()
-            if slot[0] is not None:
+            if waiters.popleft().hand(lease):
                 lease.inflight += 1
-                trio.lowlevel.reschedule(slot[0], Value(lease))
 
     def _give_back(self, shape: dict[str, int], lease: Lease) -> None:
         """A task is done with ``lease``: pass it on to a waiting task, or return it when idle."""
