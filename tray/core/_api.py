@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from ..exceptions import GetTimeoutError
 from . import _runtime
-from ._objects import PENDING, READY, ObjectRef, dumps, loads
+from ._objects import PENDING, READY, ObjectRef
 from ._remote import ActorHandle
 
 if TYPE_CHECKING:
@@ -36,6 +36,11 @@ def init(
 ) -> dict[str, Any]:
     """Start tray in this process (a local node) — or, later, connect to a cluster.
 
+    ``object_store_memory`` is the shared-memory budget of the node's object store in
+    bytes (default: 30% of RAM, at most what ``/dev/shm`` holds); objects beyond it spill
+    to ``object_spilling_directory`` (default: the session directory). Values larger than
+    ``_system_config["max_direct_call_object_size"]`` (100 KiB) go to the store.
+
     Returns a dict describing the session. Options Ray accepts that do not apply here
     (``include_dashboard``, ``logging_level``, ...) are accepted and ignored.
     """
@@ -56,10 +61,11 @@ def init(
             if resources and key in resources:
                 raise ValueError(f"use num_{key.lower()}s=..., not resources={{{key!r}: ...}}")
         total = node_resources(num_cpus, num_gpus, resources)
+        node_config = {"resources": total, "log_to_driver": log_to_driver, **_store_options(object_store_memory, kwargs)}
         rt = _runtime.Runtime(
             node_address=None,
             token=secrets.token_hex(16),
-            node_config={"resources": total, "log_to_driver": log_to_driver},
+            node_config=node_config,
             namespace=namespace if namespace is not None else uuid.uuid4().hex[:8],
             job_id=uuid.uuid4().hex[:8],
         )
@@ -70,6 +76,32 @@ def init(
             _runtime.install(None)
             raise
         return _context(rt)
+
+
+def _store_options(object_store_memory: int | None, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The object store's settings from init's arguments (Ray's names), checked."""
+    out: dict[str, Any] = {}
+    if object_store_memory is not None:
+        if not isinstance(object_store_memory, (int, float)) or object_store_memory <= 0:
+            raise ValueError(f"object_store_memory must be a positive number of bytes, got {object_store_memory!r}")
+        out["object_store_memory"] = int(object_store_memory)
+    spill_dir = kwargs.get("object_spilling_directory")
+    config = kwargs.get("_system_config") or {}
+    if spill_dir is None and "object_spilling_config" in config:  # Ray's JSON form
+        import json
+
+        spilling = config["object_spilling_config"]
+        spilling = json.loads(spilling) if isinstance(spilling, str) else spilling
+        path = spilling.get("params", {}).get("directory_path")
+        spill_dir = path[0] if isinstance(path, list) else path
+    if spill_dir is not None:
+        out["spill_dir"] = os.path.abspath(os.path.expanduser(str(spill_dir)))
+    if "max_direct_call_object_size" in config:
+        limit = config["max_direct_call_object_size"]
+        if not isinstance(limit, int) or limit < 0:
+            raise ValueError(f"max_direct_call_object_size must be a number of bytes >= 0, got {limit!r}")
+        out["inline_limit"] = limit
+    return out
 
 
 def _context(rt: _runtime.Runtime) -> dict[str, Any]:
@@ -111,10 +143,10 @@ def put(value: Any) -> ObjectRef:
     if isinstance(value, ObjectRef):
         raise TypeError("tray.put() of an ObjectRef is not allowed; pass the ref itself instead")
     rt = _runtime_for_call()
-    blob = dumps(value)
     table = rt.table
     table.collect()
     oid = table.new_id()
+    blob = table.encode(value, oid)
     table.add_owned(oid)
     ref = ObjectRef(oid, None, table)
     table.resolve(oid, blob)
@@ -176,7 +208,7 @@ def _get_one(ref: ObjectRef, deadline: float | None) -> Any:
             if not ready:
                 rt.table.forget_waiter(ref._id, done.set)
                 raise GetTimeoutError(f"tray.get() timed out waiting for {ref!r}")
-    return _value(entry)
+    return _value(rt, entry)
 
 
 @contextlib.contextmanager
@@ -192,9 +224,9 @@ def _blocked(rt: _runtime.Runtime) -> Iterator[None]:
         rt.soon(rt.scheduler.worker_unblocked.tell_nowait, rt.worker_id)
 
 
-def _value(entry: Any) -> Any:
+def _value(rt: _runtime.Runtime, entry: Any) -> Any:
     if entry.state == READY:
-        return loads(entry.blob)
+        return rt.table.decode(entry.blob)
     err = entry.error
     raise err.with_traceback(None)
 
@@ -271,7 +303,7 @@ async def _await_ref(ref: ObjectRef) -> Any:
                 await done.wait()
             finally:  # cancelled: stop waiting for the value
                 rt.table.forget_waiter(ref._id, wake)
-    return _value(entry)
+    return _value(rt, entry)
 
 
 def _asyncio_future(ref: ObjectRef) -> asyncio.Future:
@@ -288,7 +320,7 @@ def _asyncio_future(ref: ObjectRef) -> asyncio.Future:
         if fut.done():
             return
         try:
-            fut.set_result(_value(entry))
+            fut.set_result(_value(rt, entry))
         except BaseException as exc:  # noqa: BLE001 - handed to the awaiting code
             fut.set_exception(exc)
 

@@ -22,9 +22,11 @@ from typing import TYPE_CHECKING, Any, Callable, Generator
 import cloudpickle
 import logging
 
+from ..store import Stored
 
 if TYPE_CHECKING:
     from ..actors import ActorRef
+    from ..store import Blob, StoreClient
 
 log = logging.getLogger("tray.core")
 
@@ -55,7 +57,7 @@ class Entry:
 
     def __init__(self, owner: ActorRef | None) -> None:
         self.state = PENDING
-        self.blob: bytes | None = None
+        self.blob: Blob | None = None  # inline bytes, or where the node's store holds it
         self.error: BaseException | None = None
         self.waiters: list[Callable[[], None]] = []
         self.refs = 0  # live ObjectRef instances in this process
@@ -78,6 +80,39 @@ class ObjectTable:
         # set by the runtime: called (outside the lock) when a borrowed object's last ref goes
         self.on_unborrow: Callable[[str, ActorRef], None] = lambda oid, owner: None
         self.on_borrow: Callable[[str, ActorRef], None] = lambda oid, owner: None
+        # set by the runtime: the node's store, this process's uid, and how to free stored values
+        self.store: StoreClient | None = None
+        self.uid = ""
+        self.on_free: Callable[[list[str]], None] = lambda keys: None
+
+    # ----------------------------------------------------------------- values
+
+    def encode(self, value: Any, key: str, owner: str | None = None) -> Blob:
+        """``value`` serialized: inline bytes, or (if large) stored under ``key`` for ``owner``
+        (default: us)."""
+        if self.store is None:
+            return dumps(value)
+        return self.store.encode(value, key, owner or self.uid)
+
+    def decode(self, blob: Blob) -> Any:
+        if type(blob) is Stored:
+            assert self.store is not None
+            return self.store.decode(blob)
+        return loads(blob)
+
+    def encode_collecting(self, value: Any, key: str) -> tuple[Blob, list[ObjectRef]]:
+        """Encode ``value`` and say which ObjectRefs it contains (they must be pinned)."""
+        _collecting.refs = found = []
+        try:
+            return self.encode(value, key), found
+        finally:
+            _collecting.refs = None
+
+    def _gone(self, oid: str, entry: Entry, freed: list[str]) -> None:
+        """Under the lock: forget ``oid``; a stored value we own is freed (by the caller, after)."""
+        del self.entries[oid]
+        if entry.owner is None and type(entry.blob) is Stored:
+            freed.append(entry.blob.key)
 
     def new_id(self) -> str:
         return f"{self.prefix}{next(self._seq):x}"
@@ -111,7 +146,7 @@ class ObjectTable:
         released = self._released
         if not released:
             return
-        unborrow = []
+        unborrow, freed = [], []
         with self.lock:
             while released:
                 oid = released.popleft()
@@ -120,11 +155,13 @@ class ObjectTable:
                     continue
                 entry.refs -= 1
                 if entry.refs <= 0 and entry.pins <= 0 and not entry.borrowers:
-                    del self.entries[oid]
+                    self._gone(oid, entry, freed)
                     if entry.borrowed:
                         unborrow.append((oid, entry.owner))
         for oid, owner in unborrow:
             self.on_unborrow(oid, owner)
+        if freed:
+            self.on_free(freed)
 
     def add_borrower(self, oid: str, who: str) -> None:
         with self.lock:
@@ -133,35 +170,53 @@ class ObjectTable:
                 entry.borrowers.add(who)
 
     def remove_borrower(self, oid: str, who: str) -> None:
+        freed: list[str] = []
         with self.lock:
             entry = self.entries.get(oid)
             if entry is not None:
                 entry.borrowers.discard(who)
                 if entry.refs <= 0 and entry.pins <= 0 and not entry.borrowers:
-                    del self.entries[oid]
+                    self._gone(oid, entry, freed)
+        if freed:
+            self.on_free(freed)
 
     def pin(self, oids: list[str], delta: int) -> None:
+        freed: list[str] = []
         with self.lock:
             for oid in oids:
                 entry = self.entries.get(oid)
                 if entry is not None:
                     entry.pins += delta
                     if entry.refs <= 0 and entry.pins <= 0 and not entry.borrowers:
-                        del self.entries[oid]
+                        self._gone(oid, entry, freed)
+        if freed:
+            self.on_free(freed)
 
-    # ---------------------------------------------------------------- values
+    def add_stored(self, oid: str, blob: Stored) -> None:
+        """A value we stored that no ObjectRef names (a task's large arguments): pin it to keep it."""
+        with self.lock:
+            entry = self.entries[oid] = Entry(None)
+            entry.state, entry.blob = READY, blob
 
-    def resolve(self, oid: str, blob: bytes | None, error: BaseException | None = None) -> None:
+    # ----------------------------------------------------------- resolving
+
+    def resolve(self, oid: str, blob: Blob | None, error: BaseException | None = None, owned: bool = True) -> None:
         """The value (or error) of ``oid`` is known: record it and wake its waiters."""
         with self.lock:
             entry = self.entries.get(oid)
-            if entry is None or entry.state != PENDING:
-                return  # freed meanwhile, or a duplicate (a retried task's late reply)
-            if error is None:
-                entry.state, entry.blob = READY, blob
-            else:
-                entry.state, entry.error = FAILED, error
-            waiters, entry.waiters = entry.waiters, []
+            if entry is not None and entry.state == PENDING:
+                if error is None:
+                    entry.state, entry.blob = READY, blob
+                else:
+                    entry.state, entry.error = FAILED, error
+                waiters, entry.waiters = entry.waiters, []
+            else:  # freed meanwhile (a stored value of ours then goes at once), or a duplicate
+                # (a retried task's late reply, stored under the same key as the first)
+                waiters, orphan = None, entry is None and owned and type(blob) is Stored
+        if waiters is None:
+            if orphan:
+                self.on_free([blob.key])  # type: ignore[union-attr]
+            return
         for wake in waiters:
             try:
                 wake()
@@ -244,15 +299,6 @@ class _Collecting(threading.local):
 
 
 _collecting = _Collecting()
-
-
-def dumps_collecting(value: Any) -> tuple[bytes, list[ObjectRef]]:
-    """Serialize ``value`` and say which ObjectRefs it contains (they must be pinned)."""
-    _collecting.refs = found = []
-    try:
-        return dumps(value), found
-    finally:
-        _collecting.refs = None
 
 
 def _rebuild(oid: str, owner: ActorRef | None) -> ObjectRef:

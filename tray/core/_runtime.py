@@ -19,6 +19,7 @@ from typing import Any, Awaitable, Callable
 import trio
 
 from ..actors import ActorRef, ActorSystem
+from ..store import DEFAULT_INLINE_LIMIT, STORE_NAME, StoreClient
 from ._objects import ObjectTable, process_prefix
 from ._owner import Owner, OwnerActor
 
@@ -112,16 +113,27 @@ class Runtime:
                 self.owner.nursery = nursery
                 self.owner_ref = await system.spawn(OwnerActor, self.owner, name="tray.owner", max_concurrency=1 << 20)
                 if self.node_address is None:
-                    from ..cluster import LocalNode  # only a process that hosts the node needs it
+                    from ..cluster import LocalNode, StoreConfig  # only a process that hosts the node needs them
 
                     cfg = self.node_config or {}
-                    self.node = LocalNode(system, cfg["resources"], self._worker_env(), cfg.get("log_to_driver", True))
+                    spill_dir = cfg.get("spill_dir")
+                    store = StoreConfig(f"tray-{os.urandom(4).hex()}-", spill_dir or f"{self.session_dir}/spill",
+                                        cfg.get("object_store_memory"), own_spill_dir=spill_dir is None,
+                                        inline_limit=cfg.get("inline_limit", DEFAULT_INLINE_LIMIT))
+                    self.node = LocalNode(system, cfg["resources"], self._worker_env(), store,
+                                          cfg.get("log_to_driver", True))
                     self.scheduler = await self.node.start()
+                    manager = system.lookup(STORE_NAME)
+                    prefix, inline_limit = store.prefix, store.inline_limit
                 else:
                     sched = await system.lookup_remote(self.node_address, "tray.scheduler")
-                    if sched is None:
+                    manager = await system.lookup_remote(self.node_address, STORE_NAME)
+                    if sched is None or manager is None:
                         raise ConnectionError(f"no tray node answers at {self.node_address}")
                     self.scheduler = sched
+                    prefix = os.environ["TRAY_STORE_PREFIX"]
+                    inline_limit = int(os.environ.get("TRAY_INLINE_LIMIT", DEFAULT_INLINE_LIMIT))
+                self._attach_store(StoreClient(manager, prefix, inline_limit, system.uid, self.call, self.soon))
                 if self._setup is not None:
                     await self._setup(self)
                 self._ready.set()
@@ -131,6 +143,18 @@ class Runtime:
                 await self.node.stop()
         if self.session_dir is not None:
             shutil.rmtree(self.session_dir, ignore_errors=True)
+
+    def _attach_store(self, store: StoreClient) -> None:
+        table = self.table
+        table.store, table.uid = store, self.system.uid
+
+        def free(keys: list[str]) -> None:
+            try:
+                self.soon(store.manager.free.tell_nowait, keys)
+            except (RuntimeError, trio.RunFinishedError):  # shut down: the node's sweep removes them
+                pass
+
+        table.on_free = free
 
     def _worker_env(self) -> dict[str, str]:
         """Workers inherit the driver's environment and import path (to find its modules)."""

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._objects import READY, ObjectRef, dumps_collecting
+from ..store import Stored
+from ._objects import READY, ObjectRef
 
 if TYPE_CHECKING:
     from ..actors import ActorRef
@@ -20,19 +21,28 @@ if TYPE_CHECKING:
 
 
 class Args:
-    """Serialized arguments with their dependencies and pins."""
+    """Serialized arguments with their dependencies and pins.
+
+    Large arguments go into the node's object store as one object (Ray puts each large
+    argument; one object for all of them is as good and cheaper): the worker reads them
+    in place, and the object is freed when the call is done with them.
+    """
 
     __slots__ = ("blob", "deps", "pinned", "top")
 
     def __init__(self, table: ObjectTable, args: tuple, kwargs: dict, what: str) -> None:
+        key = table.new_id()
         try:
-            self.blob, refs = dumps_collecting((args, kwargs))
+            self.blob, refs = table.encode_collecting((args, kwargs), key)
         except TypeError as exc:
             raise TypeError(f"{what}: an argument {exc}") from None
         top = [a for a in args if type(a) is ObjectRef] + [v for v in kwargs.values() if type(v) is ObjectRef]
         self.top = top
         self.deps = [(r._id, r._owner) for r in top]
         self.pinned = [r._id for r in refs]
+        if type(self.blob) is Stored:
+            table.add_stored(key, self.blob)
+            self.pinned.append(key)
         table.pin(self.pinned, +1)
 
     def inline(self, table: ObjectTable) -> dict[str, bytes]:
@@ -77,9 +87,10 @@ class TaskSpec(_Submission):
         self.stream: Stream | None = None  # a streaming task's items, as they come
 
     def wire(self, owner: ActorRef | None) -> tuple:
-        """What the worker gets; ``owner`` is where a streaming task sends its items."""
+        """What the worker gets; ``owner`` is where a streaming task sends its items, and
+        who owns the large results the worker stores."""
         return (self.task_id, self.name, self.fn_id, self.fn_blob, self.args.blob, self.args.inline(self.table),
-                self.num_returns, owner if self.stream is not None else None)
+                self.num_returns, owner if self.stream is not None else None, self.return_ids, self.table.uid)
 
     def should_retry(self, exc: BaseException) -> bool:
         """Whether an application error is retried (``retry_exceptions``, Ray's rule)."""
@@ -103,4 +114,4 @@ class ActorCall(_Submission):
         self.retries_left = retries  # re-sends if the actor dies while handling it (-1: always)
 
     def wire(self) -> tuple:
-        return (self.method, self.args.blob, self.args.inline(self.table), self.num_returns)
+        return (self.method, self.args.blob, self.args.inline(self.table), self.num_returns, self.return_ids)

@@ -26,10 +26,12 @@ from outcome import Error, Value, capture
 from ..actors import Actor, ActorRef
 from ..exceptions import RayTaskError
 from . import _runtime
-from ._objects import ObjectRef, dumps, loads
+from ._objects import ObjectRef, loads
 
 if TYPE_CHECKING:
     import asyncio
+
+    from ..store import Blob
 
 try:
     from setproctitle import setproctitle
@@ -74,33 +76,41 @@ class MainThread:
         self.work.put(None)
 
 
-def _resolve_args(blob: bytes, inline: dict[str, bytes]) -> tuple[tuple, dict]:
+def _resolve_args(blob: Blob, inline: dict[str, Blob]) -> tuple[tuple, dict]:
     """Unpickle arguments; top-level ObjectRefs become their values (inline ones first)."""
     from ._api import get
 
-    args, kwargs = loads(blob)
+    table = _runtime.current().table  # type: ignore[union-attr]
+    args, kwargs = table.decode(blob)
 
     def value(a: Any) -> Any:
         if type(a) is ObjectRef:
             held = inline.get(a._id)
-            return loads(held) if held is not None else get(a)
+            return table.decode(held) if held is not None else get(a)
         return a
 
     return tuple(value(a) for a in args), {k: value(v) for k, v in kwargs.items()}
 
 
-def _results(result: Any, num_returns: int, what: str) -> list[bytes]:
-    if num_returns == 1:
-        return [dumps(result)]
+def _results(result: Any, num_returns: int, what: str, keys: list[str], owner: str) -> list[Blob]:
+    """The return values, encoded: large ones are stored under their object ids, for ``owner``."""
     if num_returns == 0:
         return []
+    if num_returns == 1:
+        values = [result]
+    else:
+        try:
+            values = list(result)
+        except TypeError:
+            raise TypeError(f"{what} has num_returns={num_returns} but returned a non-iterable "
+                            f"{type(result).__name__}") from None
+        if len(values) != num_returns:
+            raise ValueError(f"{what} has num_returns={num_returns} but returned {len(values)} values")
+    table = _runtime.current().table  # type: ignore[union-attr]
     try:
-        values = list(result)
-    except TypeError:
-        raise TypeError(f"{what} has num_returns={num_returns} but returned a non-iterable {type(result).__name__}") from None
-    if len(values) != num_returns:
-        raise ValueError(f"{what} has num_returns={num_returns} but returned {len(values)} values")
-    return [dumps(v) for v in values]
+        return [table.encode(v, key, owner) for v, key in zip(values, keys)]
+    except TypeError as exc:
+        raise TypeError(f"{what}: its return value {exc}") from None
 
 
 def _stream(gen: Any, owner: ActorRef, task_id: str, rt: Any, what: str) -> tuple[int, BaseException | None]:
@@ -112,9 +122,11 @@ def _stream(gen: Any, owner: ActorRef, task_id: str, rt: Any, what: str) -> tupl
     if not hasattr(gen, "__next__"):
         raise TypeError(f"{what} has num_returns='streaming' but returned a {type(gen).__name__}, not a generator")
     count = 0
+    uid = owner.actor_id.partition(":")[0]
     try:
         for index, item in enumerate(gen):
-            rt.soon(owner.stream_item.tell_nowait, task_id, index, dumps(item))
+            blob = rt.table.encode(item, f"{task_id}~{index}", uid)
+            rt.soon(owner.stream_item.tell_nowait, task_id, index, blob)
             count = index + 1
     except Exception as exc:
         return count, RayTaskError.from_exception(exc, what)
@@ -177,7 +189,7 @@ class Worker:
 
     def run_task(self, wire: tuple) -> tuple[str, Any]:
         """Main thread: run one task; ("ok", [blob...]) or ("error", exc) or ("cancelled", None)."""
-        task_id, name, fn_id, fn_blob, args_blob, inline, num_returns, stream_to = wire
+        task_id, name, fn_id, fn_blob, args_blob, inline, num_returns, stream_to, keys, owner = wire
         fn = self.functions.get(fn_id)
         if fn is None:
             fn = self.functions[fn_id] = loads(fn_blob)
@@ -193,7 +205,7 @@ class Worker:
             result = fn(*args, **kwargs)
             if stream_to is not None:
                 return "streamed", _stream(result, stream_to, task_id, rt, where)
-            return "ok", _results(result, num_returns, where)
+            return "ok", _results(result, num_returns, where, keys, owner)
         except KeyboardInterrupt:
             return "cancelled", None
         except Exception as exc:
@@ -245,19 +257,19 @@ class Worker:
         threading.Thread(target=run, name="tray-asyncio", daemon=True).start()
         ready.wait()
 
-    def call_sync(self, wire: tuple) -> tuple[str, Any]:
+    def call_sync(self, wire: tuple, owner: str) -> tuple[str, Any]:
         """Main thread: one call of a sync actor, in order."""
-        method, args_blob, inline, num_returns = wire
+        method, args_blob, inline, num_returns, keys = wire
         where = f"{self.actor_name}.{method} (pid={os.getpid()})"
         try:
             args, kwargs = _resolve_args(args_blob, inline)
-            return "ok", _results(getattr(self.actor, method)(*args, **kwargs), num_returns, where)
+            return "ok", _results(getattr(self.actor, method)(*args, **kwargs), num_returns, where, keys, owner)
         except Exception as exc:
             return "error", RayTaskError.from_exception(exc, where)
 
-    async def call_async(self, wire: tuple) -> tuple[str, Any]:
+    async def call_async(self, wire: tuple, owner: str) -> tuple[str, Any]:
         """asyncio loop: one call of an async actor (up to max_concurrency at once)."""
-        method, args_blob, inline, num_returns = wire
+        method, args_blob, inline, num_returns, keys = wire
         where = f"{self.actor_name}.{method} (pid={os.getpid()})"
         async with self.async_slots:  # type: ignore[union-attr]
             try:
@@ -271,7 +283,7 @@ class Worker:
                     result = fn(*args, **kwargs)
                     if inspect.isawaitable(result):
                         result = await result
-                return "ok", _results(result, num_returns, where)
+                return "ok", _results(result, num_returns, where, keys, owner)
             except Exception as exc:
                 return "error", RayTaskError.from_exception(exc, where)
 
@@ -374,10 +386,10 @@ class Executor(Actor):
         if w.loop is not None:
             import asyncio
 
-            fut = asyncio.run_coroutine_threadsafe(w.call_async(wire), w.loop)
+            fut = asyncio.run_coroutine_threadsafe(w.call_async(wire, owner_key), w.loop)
             fut.add_done_callback(lambda f: done(capture(f.result)))
         else:
-            w.main.post(w.call_sync, (wire,), done)
+            w.main.post(w.call_sync, (wire, owner_key), done)
 
     def interrupt(self, task_id: str, recursive: bool) -> None:
         """Cancel (not force): KeyboardInterrupt in the main thread if it runs that task;

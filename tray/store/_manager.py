@@ -1,0 +1,290 @@
+"""The object store manager: one actor per node that keeps shared memory within its budget.
+
+Writers ask it for room (``create``) before they write an object's file and tell it when
+the file is complete (``seal``); owners tell it when an object is freed. When room is
+short it spills sealed objects that no running task is using (least recently stored
+first) to files on disk, and ``restore`` brings one back when a reader finds its file
+gone. It raises ``ObjectStoreFullError`` only when nothing more can be spilled, saying
+what holds the memory and how to raise the limit. Disk and ``/dev/shm`` work runs in
+threads, so a large copy never stalls the node's loop.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import shutil
+from typing import Any
+
+import trio
+
+from ..actors import Actor
+from ..exceptions import ObjectLostError, ObjectStoreFullError
+from ._shm import Segments
+from ._spill import SpillCorrupt, SpillDiskFull, restore, spill
+
+log = logging.getLogger("tray.store")
+
+STORE_NAME = "tray.store"
+CREATING, SEALED, SPILLING, SPILLED = "creating", "sealed", "spilling", "spilled"
+AWAITING_ROOM, RESTORING = "awaiting room", "restoring"  # a restore, before and after it has room
+_IN_MEMORY = (CREATING, SEALED, SPILLING, RESTORING)
+_BIG_UNLINK = 16 << 20  # files this large are removed in a thread (freeing their pages takes a while)
+
+
+def _mib(n: int) -> str:
+    return f"{n / (1 << 20):,.1f} MiB"
+
+
+class _Obj:
+    __slots__ = ("key", "size", "owner", "writer", "state", "pins", "on_disk", "freed")
+
+    def __init__(self, key: str, size: int, owner: str, writer: str) -> None:
+        self.key, self.size, self.owner, self.writer = key, size, owner, writer
+        self.state = CREATING
+        self.pins = 0  # running tasks that use it: never spilled meanwhile
+        self.on_disk = False  # a spill file holds a copy (kept after a restore, so a re-spill is free)
+        self.freed = False  # freed while being written: dropped when sealed
+
+
+class ObjectStore(Actor):
+    """Budget, spilling and freeing for one node's shared-memory objects."""
+
+    def __init__(self, prefix: str, budget: int, spill_dir: str, own_spill_dir: bool = False) -> None:
+        self.segments = Segments(prefix)
+        self.budget = budget
+        self.spill_dir = spill_dir
+        self.own_spill_dir = own_spill_dir  # we made it: remove it when we stop
+        self.objects: dict[str, _Obj] = {}
+        self.sealed: dict[str, None] = {}  # sealed objects in memory, least recently stored first
+        self.used = 0  # bytes in shared memory, including objects being written or restored
+        self.on_disk = 0  # bytes in spill files
+        self.spills = self.restores = 0
+        self._room = trio.Lock()  # one caller at a time makes room (spills)
+        self._changed = trio.Event()  # set when a spill or restore finishes
+        self._seq = itertools.count()
+
+    async def on_stop(self) -> None:
+        self.segments.sweep()
+        if self.own_spill_dir:
+            shutil.rmtree(self.spill_dir, ignore_errors=True)
+        else:
+            for obj in self.objects.values():
+                if obj.on_disk:
+                    self._remove_spill(obj.key)
+
+    # ------------------------------------------------------------ writing
+
+    async def create(self, key: str, size: int, owner: str, writer: str) -> None:
+        """Reserve ``size`` bytes for a new object (spilling others if need be)."""
+        old = self.objects.pop(key, None)
+        if old is not None:  # left by an attempt of a retried task that died
+            self._drop(old)
+        await self._make_room(size)
+        self.objects[key] = _Obj(key, size, owner, writer)
+        self.used += size
+
+    def seal(self, key: str) -> None:
+        """The object's file is complete: readers may map it, and it may be spilled."""
+        obj = self.objects.get(key)
+        if obj is None or obj.state != CREATING:
+            return
+        if obj.freed:
+            del self.objects[key]
+            self._drop(obj)
+            return
+        obj.state = SEALED
+        self.sealed[key] = None
+
+    def abort(self, key: str) -> None:
+        """The writer could not write the object: give its room back."""
+        obj = self.objects.pop(key, None)
+        if obj is not None:
+            self._drop(obj)
+
+    # ------------------------------------------------------------ freeing
+
+    def free(self, keys: list[str]) -> None:
+        """The owner dropped these objects: their memory and spill files go."""
+        for key in keys:
+            obj = self.objects.get(key)
+            if obj is None:
+                continue
+            if obj.state == CREATING:
+                obj.freed = True  # its writer is still at it (the free overtook the seal)
+                continue
+            del self.objects[key]
+            self._drop(obj)
+
+    def process_died(self, uid: str) -> None:
+        """A process of the node died: its objects (it owned them) and half-written files go."""
+        for key, obj in list(self.objects.items()):
+            if obj.owner == uid or (obj.writer == uid and obj.state == CREATING):
+                del self.objects[key]
+                self._drop(obj)
+
+    def _drop(self, obj: _Obj) -> None:
+        self.sealed.pop(obj.key, None)
+        if obj.state in _IN_MEMORY:
+            self.used -= obj.size
+            if obj.size >= _BIG_UNLINK:
+                self.start_soon(trio.to_thread.run_sync, self.segments.unlink, obj.key)
+            else:
+                self.segments.unlink(obj.key)
+        if obj.on_disk:
+            obj.on_disk = False
+            self.on_disk -= obj.size
+            self._remove_spill(obj.key)
+        obj.state = "freed"
+
+    def _spill_path(self, key: str) -> str:
+        return os.path.join(self.spill_dir, self.segments.prefix + key)
+
+    def _remove_spill(self, key: str) -> None:
+        try:
+            os.unlink(self._spill_path(key))
+        except OSError:
+            pass
+
+    # ------------------------------------------------------------ pinning
+
+    def pin(self, keys: list[str]) -> None:
+        """A task that reads these objects starts: keep them in memory until ``unpin``."""
+        for key in keys:
+            obj = self.objects.get(key)
+            if obj is not None:
+                obj.pins += 1
+
+    def unpin(self, keys: list[str]) -> None:
+        for key in keys:
+            obj = self.objects.get(key)
+            if obj is not None and obj.pins > 0:
+                obj.pins -= 1
+
+    # ----------------------------------------------------- spill, restore
+
+    async def _make_room(self, size: int) -> None:
+        if size > self.budget:
+            raise ObjectStoreFullError(
+                f"an object of {_mib(size)} does not fit in the object store at all (its limit is "
+                f"{_mib(self.budget)}); raise it with tray.init(object_store_memory=...)")
+        if self.used + size <= self.budget:
+            return
+        async with self._room:
+            while self.used + size > self.budget:
+                victim = self._victim()
+                if victim is None:
+                    if any(o.state == RESTORING for o in self.objects.values()):  # soon sealed: spillable
+                        await self._wait_change()
+                        continue
+                    raise ObjectStoreFullError(self._full_message(size))
+                await self._spill(victim)
+
+    def _victim(self) -> _Obj | None:
+        for key in self.sealed:
+            obj = self.objects[key]
+            if obj.pins == 0:
+                return obj
+        return None
+
+    async def _spill(self, obj: _Obj) -> None:
+        del self.sealed[obj.key]
+        if not obj.on_disk:
+            obj.state = SPILLING
+            try:
+                await trio.to_thread.run_sync(spill, self.segments.path(obj.key), self._spill_path(obj.key))
+            except (OSError, SpillDiskFull) as exc:
+                if self.objects.get(obj.key) is obj:
+                    obj.state = SEALED
+                    self.sealed[obj.key] = None
+                self._changed_now()
+                raise ObjectStoreFullError(
+                    f"the object store is full and spilling failed: {exc}. Free space in "
+                    f"{self.spill_dir}, spill elsewhere (tray.init(object_spilling_directory=...)), "
+                    f"or raise tray.init(object_store_memory=...)") from None
+            if self.objects.get(obj.key) is not obj:  # freed while it was being copied
+                self._remove_spill(obj.key)
+                self._changed_now()
+                return
+            obj.on_disk = True
+            self.on_disk += obj.size
+            self.spills += 1
+        obj.state = SPILLED
+        self.used -= obj.size
+        self.segments.unlink(obj.key)
+        self._changed_now()
+
+    async def restore(self, key: str) -> None:
+        """Bring a spilled object back into shared memory (a reader found its file gone)."""
+        while True:
+            obj = self.objects.get(key)
+            if obj is None:
+                raise ObjectLostError(f"object {key} is not in the object store (it was freed, or its owner died)")
+            if obj.state in (SEALED, CREATING):
+                return
+            if obj.state == SPILLED:
+                break
+            await self._wait_change()  # being spilled or restored by someone else
+        obj.state = AWAITING_ROOM
+        try:
+            await self._make_room(obj.size)
+        except BaseException:
+            if obj.state == AWAITING_ROOM:
+                obj.state = SPILLED
+            self._changed_now()
+            raise
+        if self.objects.get(key) is not obj:  # freed meanwhile
+            self._changed_now()
+            raise ObjectLostError(f"object {key} was freed while it was being restored")
+        obj.state = RESTORING
+        self.used += obj.size
+        try:
+            await trio.to_thread.run_sync(restore, self._spill_path(key), self.segments.path(key))
+        except (SpillCorrupt, OSError) as exc:
+            if self.objects.get(key) is obj:
+                del self.objects[key]
+                self._drop(obj)
+            self._changed_now()
+            log.error("object %s is lost: %s", key, exc)
+            raise ObjectLostError(f"object {key} was spilled to disk and cannot be restored: {exc}") from None
+        self.restores += 1
+        if self.objects.get(key) is not obj:  # freed meanwhile
+            self.segments.unlink(key)
+        else:
+            obj.state = SEALED
+            self.sealed[key] = None
+        self._changed_now()
+
+    async def _wait_change(self) -> None:
+        await self._changed.wait()
+
+    def _changed_now(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+    def _full_message(self, size: int) -> str:
+        states: dict[str, list[int]] = {}
+        for obj in self.objects.values():
+            if obj.state in _IN_MEMORY:
+                kind = "pinned by running tasks" if obj.pins and obj.state == SEALED else obj.state
+                states.setdefault(kind, []).append(obj.size)
+        held = ", ".join(f"{len(sizes)} {kind} ({_mib(sum(sizes))})" for kind, sizes in sorted(states.items()))
+        return (f"the object store is full: {_mib(self.used)} of {_mib(self.budget)} used, and {_mib(size)} more "
+                f"is needed; nothing can be spilled (in memory: {held or 'nothing'}). Raise the limit with "
+                f"tray.init(object_store_memory=...), or keep fewer large objects referenced at once.")
+
+    # ------------------------------------------------------------- views
+
+    def stats(self) -> dict[str, Any]:
+        """Usage in numbers: budget, bytes in memory and on disk, counts."""
+        in_memory = sum(1 for o in self.objects.values() if o.state in _IN_MEMORY)
+        return {"budget": self.budget, "used": self.used, "spilled_bytes": self.on_disk,
+                "objects": len(self.objects), "in_memory": in_memory, "spills": self.spills,
+                "restores": self.restores, "spill_dir": self.spill_dir, "prefix": self.segments.prefix}
+
+    def list_objects(self) -> list[dict[str, Any]]:
+        """One row per object: id, size, owner, location (memory/spilled), pins."""
+        return [{"object_id": o.key, "size": o.size, "owner": o.owner,
+                 "location": "spilled" if o.state == SPILLED else "memory", "state": o.state, "pins": o.pins}
+                for o in self.objects.values()]
