@@ -16,6 +16,7 @@ import trio
 
 from ..actors import Actor, ActorRef, Waiter
 from ..exceptions import RayError, TaskUnschedulableError
+from ..store import STORE_NAME
 from ._resources import Ledger, from_units
 
 log = logging.getLogger("tray.cluster")
@@ -226,6 +227,10 @@ class NodeScheduler(Actor):
             seen.set()
         if worker.executor is None:
             self.starting -= 1
+        else:  # the objects it owned, and any it was half-way through writing, go
+            store = self.system.lookup(STORE_NAME)
+            if store is not None:
+                store.process_died.tell_nowait(worker.executor.actor_id.partition(":")[0])
         if worker in self.idle:
             self.idle.remove(worker)
         if worker.lease is not None:
@@ -321,3 +326,15 @@ class NodeScheduler(Actor):
 
     def worker_pids(self) -> list[int]:
         return [w.pid for w in self.workers.values() if w.pid]
+
+    def processes(self) -> list[dict[str, Any]]:
+        """The node's worker processes: id, pid, the executor that answers for them, what runs."""
+        rows = []
+        for w in self.workers.values():
+            if w.executor is None:
+                continue
+            actor = next((a.class_name for a in self.actors.values()
+                          if a.lease_id is not None and a.lease_id == w.lease), None)
+            rows.append({"worker_id": w.worker_id, "pid": w.pid, "executor": w.executor, "actor": actor,
+                         "leased": w.lease is not None})
+        return rows

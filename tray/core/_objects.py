@@ -239,6 +239,33 @@ class ObjectTable:
                 entry.waiters.remove(wake)
 
 
+def describe(table: ObjectTable, kind: str) -> list[dict[str, Any]]:
+    """One row per object this process knows, with why it is kept (Ray's reference types)."""
+    rows = []
+    pid = os.getpid()
+    with table.lock:
+        items = list(table.entries.items())
+    for oid, e in items:
+        kinds = []
+        if e.refs > 0:
+            kinds.append("LOCAL_REFERENCE")
+        if e.pins > 0:
+            kinds.append("USED_BY_PENDING_TASK")
+        if e.borrowers:
+            kinds.append("BORROWED_BY_OTHERS")
+        blob = e.blob
+        stored = type(blob) is Stored
+        size = blob.size if stored else (len(blob) if blob is not None else None)  # type: ignore[union-attr]
+        rows.append({
+            "object_id": oid, "pid": pid, "type": kind, "owner": table.uid if e.owner is None else
+            e.owner.actor_id.partition(":")[0], "owned": e.owner is None,
+            "reference_type": kinds[0] if kinds else "PINNED_IN_MEMORY", "reference_types": kinds,
+            "task_status": ("PENDING", "READY", "FAILED")[e.state], "object_size": size,
+            "storage": "shared_memory" if stored else ("inline" if blob is not None else None), "store_key": blob.key if stored else None,  # type: ignore[union-attr]
+        })
+    return rows
+
+
 class ObjectRef:
     """A reference to an object that exists now or will (a task's result).
 

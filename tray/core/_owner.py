@@ -25,7 +25,7 @@ from ..exceptions import (
     TaskCancelledError,
     WorkerCrashedError,
 )
-from ._objects import FAILED, PENDING, READY
+from ._objects import FAILED, PENDING, READY, describe
 
 if TYPE_CHECKING:
     from ._runtime import Runtime
@@ -561,6 +561,11 @@ class OwnerActor(Actor):
 
     def borrow(self, oid: str, who: str) -> None:
         self._owner.table.add_borrower(oid, who)
+
+    def describe_objects(self) -> list[dict[str, Any]]:
+        """What this process holds, for ``tray memory`` and ``tray.util.state.list_objects``."""
+        rt = self._owner.rt
+        return describe(self._owner.table, "DRIVER" if rt.worker_id is None else "WORKER")
 
     def unborrow(self, oid: str, who: str) -> None:
         self._owner.table.remove_borrower(oid, who)

@@ -8,6 +8,8 @@ node (scheduler and worker pool) unless the driver joined a running cluster.
 
 from __future__ import annotations
 
+import glob
+import json
 import logging
 import os
 import shutil
@@ -24,6 +26,9 @@ from ._objects import ObjectTable, process_prefix
 from ._owner import Owner, OwnerActor
 
 log = logging.getLogger("tray.core")
+
+SESSION_FILE = "session.json"
+COLLECT_S = 0.1
 
 _runtime: Runtime | None = None
 _runtime_lock = threading.Lock()
@@ -133,9 +138,12 @@ class Runtime:
                     self.scheduler = sched
                     prefix = os.environ["TRAY_STORE_PREFIX"]
                     inline_limit = int(os.environ.get("TRAY_INLINE_LIMIT", DEFAULT_INLINE_LIMIT))
-                self._attach_store(StoreClient(manager, prefix, inline_limit, system.uid, self.call, self.soon))
+                self._attach_table(StoreClient(manager, prefix, inline_limit, system.uid, self.call, self.soon))
                 if self._setup is not None:
                     await self._setup(self)
+                if self.session_dir is not None:
+                    self._write_session_file(address)  # type: ignore[arg-type]
+                nursery.start_soon(self._collect_forever)
                 self._ready.set()
                 await self._stop.wait()
                 nursery.cancel_scope.cancel()
@@ -144,17 +152,37 @@ class Runtime:
         if self.session_dir is not None:
             shutil.rmtree(self.session_dir, ignore_errors=True)
 
-    def _attach_store(self, store: StoreClient) -> None:
+    def _write_session_file(self, address: str) -> None:
+        """How other processes of this user (``tray memory``) reach this node: the session
+        directory is private to the user (mode 0700), so the token may sit in it."""
+        info = {"address": address, "token": self.token, "pid": os.getpid(), "namespace": self.namespace}
+        path = os.path.join(self.session_dir, SESSION_FILE)  # type: ignore[arg-type]
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(info, f)
+
+    def _attach_table(self, store: StoreClient) -> None:
+        """Connect the object table to the world: the node's store, and the owners of the
+        objects this process borrows (they keep a value while any borrower holds a ref)."""
         table = self.table
         table.store, table.uid = store, self.system.uid
+        me = self.system.uid
 
-        def free(keys: list[str]) -> None:
+        def later(fn: Callable[..., Any], *args: Any) -> None:
             try:
-                self.soon(store.manager.free.tell_nowait, keys)
-            except (RuntimeError, trio.RunFinishedError):  # shut down: the node's sweep removes them
+                self.soon(fn, *args)
+            except (RuntimeError, trio.RunFinishedError):  # shut down: the node's sweep frees all
                 pass
 
-        table.on_free = free
+        table.on_free = lambda keys: later(store.manager.free.tell_nowait, keys)
+        table.on_borrow = lambda oid, owner: later(owner.borrow.tell_nowait, oid, me)
+        table.on_unborrow = lambda oid, owner: later(owner.unborrow.tell_nowait, oid, me)
+
+    async def _collect_forever(self) -> None:
+        """Refs dropped while this process is otherwise idle are released within a moment."""
+        while True:
+            await trio.sleep(COLLECT_S)
+            self.table.collect()
 
     def _worker_env(self) -> dict[str, str]:
         """Workers inherit the driver's environment and import path (to find its modules)."""
@@ -196,6 +224,21 @@ class Runtime:
             pass
         if self._thread is not None and threading.current_thread() is not self._thread:
             self._thread.join(timeout=30)
+
+
+def find_sessions() -> list[dict[str, Any]]:
+    """This user's running local nodes (newest first), from their session files."""
+    found = []
+    for path in glob.glob(os.path.join(tempfile.gettempdir(), "tray-session-*", SESSION_FILE)):
+        try:
+            with open(path) as f:
+                info = json.load(f)
+            os.kill(info["pid"], 0)
+            info["mtime"] = os.path.getmtime(path)
+        except (OSError, ValueError, KeyError):
+            continue
+        found.append(info)
+    return sorted(found, key=lambda i: -i["mtime"])
 
 
 def install(rt: Runtime | None) -> None:

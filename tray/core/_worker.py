@@ -26,7 +26,7 @@ from outcome import Error, Value, capture
 from ..actors import Actor, ActorRef
 from ..exceptions import RayTaskError
 from . import _runtime
-from ._objects import ObjectRef, loads
+from ._objects import ObjectRef, describe, loads
 
 if TYPE_CHECKING:
     import asyncio
@@ -390,6 +390,10 @@ class Executor(Actor):
             fut.add_done_callback(lambda f: done(capture(f.result)))
         else:
             w.main.post(w.call_sync, (wire, owner_key), done)
+
+    def describe_objects(self) -> list[dict[str, Any]]:
+        """What this worker process holds (``tray memory``)."""
+        return describe(_runtime.current().table, "WORKER")  # type: ignore[union-attr]
 
     def interrupt(self, task_id: str, recursive: bool) -> None:
         """Cancel (not force): KeyboardInterrupt in the main thread if it runs that task;
