@@ -36,6 +36,13 @@ def _cmd_up(args: argparse.Namespace) -> int:
     return up(args.config, log_level=args.log_level)
 
 
+def _cmd_microbenchmark(args: argparse.Namespace) -> int:
+    """``tray microbenchmark``: Ray's microbenchmark lines and tray's own, on tray."""
+    from tray._perf import run
+
+    return run("tray", args.filter, args.json, args.quick)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with one sub-parser per subcommand."""
     parser = argparse.ArgumentParser(
@@ -57,6 +64,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", help="a supervision config (TOML), e.g. services.toml")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     p.set_defaults(func=_cmd_up)
+
+    from tray._perf import add_arguments
+
+    p = sub.add_parser(
+        "microbenchmark",
+        help="run the core microbenchmark (ray microbenchmark's lines, plus tray's own)",
+        description="Run the lines of `ray microbenchmark` (same names and method) and tray's own"
+        " (cold start, memory and CPU at rest, actor asks and tells); each prints NAME UNIT MEAN +- STD.",
+    )
+    add_arguments(p)
+    p.set_defaults(func=_cmd_microbenchmark)
     return parser
 
 
