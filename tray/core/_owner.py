@@ -138,12 +138,15 @@ class Owner:
                     self._task_failed(spec, exc)
                     return
                 self.running[spec.task_id] = lease
+                pinned = self._pin_stored(spec.args)
                 try:
                     kind, payload = await lease.executor.run.ask(spec.wire(self.rt.owner_ref))
                 except ActorDiedError as exc:
                     kind, payload = "crashed", exc
                 finally:
                     self.running.pop(spec.task_id, None)
+                    if pinned:
+                        self.table.store.manager.unpin.tell_nowait(pinned)  # type: ignore[union-attr]
                 if kind == "crashed":
                     lease.dead = True
                     lease.inflight -= 1
@@ -182,6 +185,14 @@ class Owner:
             self.live.discard(spec.task_id)
             self.cancelled.discard(spec.task_id)
             self.table.pin(spec.pinned, -1)
+
+    def _pin_stored(self, args: Args) -> list[str]:
+        """Keep the stored values a dispatched task reads in shared memory until it is done:
+        new objects never push them out to disk (restores for readers may, as a last resort)."""
+        keys = args.stored_keys(self.table)
+        if keys:
+            self.table.store.manager.pin.tell_nowait(keys)  # type: ignore[union-attr]
+        return keys
 
     def _task_failed(self, spec: TaskSpec, err: BaseException) -> None:
         self._fail(spec.return_ids, err)

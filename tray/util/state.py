@@ -48,6 +48,7 @@ async def gather(system: Any, address: str | None = None) -> tuple[list[dict[str
     for row in rows:
         where = placed.get(row.pop("store_key") or "")
         row["location"] = where["location"] if where is not None else "memory"
+        row["pinned"] = where is not None and where["pins"] > 0  # read by a running task: not spilled
     rows.sort(key=lambda r: (-(r["object_size"] or 0), r["object_id"], r["pid"]))
     return rows, stats
 
@@ -66,6 +67,7 @@ def _local() -> tuple[list[dict[str, Any]], dict[str, Any]]:
     from ..core._api import _runtime_for_call
 
     rt = _runtime_for_call()
+    rt.table.collect()  # refs dropped a moment ago are gone from the listing too
     if rt.node is None:
         return rt.call(gather, rt.system, rt.node_address)
     return rt.call(gather, rt.system)
