@@ -242,40 +242,61 @@ def wait(
 
     Both lists keep the order of ``object_refs``.
     """
-    refs = _check_refs(object_refs, "tray.wait()")
-    if len(set(refs)) != len(refs):
-        raise ValueError("tray.wait() got the same ObjectRef more than once")
+    if not isinstance(object_refs, (list, tuple)):
+        raise TypeError(f"tray.wait() expects a list of ObjectRefs, got {type(object_refs).__name__}")
+    refs = list(object_refs)
     if not isinstance(num_returns, int) or not 0 <= num_returns <= len(refs):
         raise ValueError(f"num_returns must be an int between 0 and {len(refs)}, got {num_returns!r}")
     deadline = _deadline(timeout)
+    if not refs:
+        return [], []
+    rt = _runtime.current()
+    table = rt.table if rt is not None else None
+    entries = table.entries if table is not None else {}
+    seen = set()
+    for r in refs:  # one pass: check each, and start fetching borrowed values
+        if type(r) is not ObjectRef:
+            _check_refs(refs, "tray.wait()")  # raises, naming the culprit
+        seen.add(r._id)
+        entry = entries.get(r._id)
+        if entry is None or r._table is not table or (entry.state == PENDING and entry.owner is not None):
+            _entry(r)
+    if len(seen) != len(refs):
+        raise ValueError("tray.wait() got the same ObjectRef more than once")
+    assert rt is not None and table is not None
+    # One wake-up for any object that resolves, not one registration per ref: a loop of
+    # wait(num_returns=1) over a long list stays linear in the list.
     wake = threading.Event()
-    registered = []
+    table.watchers.append(wake.set)
     try:
         while True:
-            ready = []
-            for r in refs:
-                _rt, entry = _entry(r)
-                if entry.state != PENDING:
-                    ready.append(r)
+            wake.clear()
+            ready = _ready_indices(refs, table.entries, num_returns)
             if len(ready) >= num_returns:
                 break
-            wake.clear()
-            table = _rt.table
-            for r in refs:
-                if r not in ready and r not in registered and table.when_done(r._id, wake.set):
-                    registered.append(r)
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 break
-            with _blocked(_rt):
+            with _blocked(rt):
                 wake.wait(left)
     finally:
-        rt = _runtime.current()
-        if rt is not None:
-            for r in registered:
-                rt.table.forget_waiter(r._id, wake.set)
-    ready_set = set(ready[:num_returns]) if num_returns else set()
-    return [r for r in refs if r in ready_set], [r for r in refs if r not in ready_set]
+        table.watchers.remove(wake.set)
+    chosen = set(ready)
+    return [refs[i] for i in ready], [r for i, r in enumerate(refs) if i not in chosen]
+
+
+def _ready_indices(refs: list[ObjectRef], entries: dict[str, Any], wanted: int) -> list[int]:
+    """Positions of the first ``wanted`` refs that are ready (or failed), in order."""
+    ready: list[int] = []
+    if wanted == 0:
+        return ready
+    for i, r in enumerate(refs):
+        entry = entries.get(r._id)
+        if entry is not None and entry.state != PENDING:
+            ready.append(i)
+            if len(ready) == wanted:
+                break
+    return ready
 
 
 async def _await_ref(ref: ObjectRef) -> Any:

@@ -84,6 +84,7 @@ class ObjectTable:
         self.store: StoreClient | None = None
         self.uid = ""
         self.on_free: Callable[[list[str]], None] = lambda keys: None
+        self.watchers: list[Callable[[], None]] = []  # called when any object resolves (tray.wait)
 
     # ----------------------------------------------------------------- values
 
@@ -217,6 +218,8 @@ class ObjectTable:
             if orphan:
                 self.on_free([blob.key])  # type: ignore[union-attr]
             return
+        if self.watchers:
+            waiters = [*waiters, *self.watchers]
         for wake in waiters:
             try:
                 wake()
