@@ -43,6 +43,13 @@ def _cmd_microbenchmark(args: argparse.Namespace) -> int:
     return run("tray", args.filter, args.json, args.quick)
 
 
+def _cmd_memory(args: argparse.Namespace) -> int:
+    """``tray memory``: every object reference of a running node, and its store's usage."""
+    from tray._memory_cli import run
+
+    return run(args.address, args.format, args.stats_only)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with one sub-parser per subcommand."""
     parser = argparse.ArgumentParser(
@@ -75,6 +82,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_arguments(p)
     p.set_defaults(func=_cmd_microbenchmark)
+
+    p = sub.add_parser(
+        "memory",
+        help="show the objects of a running node and its object store's usage",
+        description="List every object reference of a running tray node (id, size, owner, location:"
+        " memory or spilled, reference kind) and the object store's usage. Without --address, the"
+        " newest local node of this user.",
+    )
+    p.add_argument("--address", help="the node's address (default: the newest running local node)")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument("--stats-only", action="store_true", help="only the object store's usage")
+    p.set_defaults(func=_cmd_memory)
     return parser
 
 

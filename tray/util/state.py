@@ -108,25 +108,27 @@ def _size(n: int | None) -> str:
     return str(n)
 
 
-def memory_summary(rows: list[dict[str, Any]] | None = None, stats: dict[str, Any] | None = None) -> str:
+def memory_summary(rows: list[dict[str, Any]] | None = None, stats: dict[str, Any] | None = None,
+                   stats_only: bool = False) -> str:
     """The text of ``tray memory``: every object reference, then the store's usage."""
     if rows is None or stats is None:
         rows, stats = _local()
+    budget, used = stats["budget"], stats["used"]
+    lines = ["--- Object store ---",
+             f"Shared memory: {_size(used)} used of {_size(budget)} ({100 * used / budget:.1f}%), "
+             f"{stats['in_memory']} object(s) in memory",
+             f"Spilled to disk: {_size(stats['spilled_bytes'])} ({stats['spills']} spill(s), "
+             f"{stats['restores']} restore(s)) in {stats['spill_dir']}"]
+    if stats_only:
+        return "\n".join(lines)
     header = ("OBJECT_ID", "SIZE", "OWNER", "REFERENCE_TYPE", "LOCATION", "STORAGE", "PID", "TYPE")
     table = [header] + [(r["object_id"], _size(r["object_size"]), r["owner"], r["reference_type"], r["location"],
                          r["storage"] or "-", str(r["pid"]), r["type"]) for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     now = datetime.datetime.now().isoformat(timespec="seconds")
-    lines = [f"======== Object references status: {now} ========", ""]
-    lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table]
-    budget, used = stats["budget"], stats["used"]
-    lines += ["", "--- Object store ---",
-              f"Shared memory: {_size(used)} used of {_size(budget)} ({100 * used / budget:.1f}%), "
-              f"{stats['in_memory']} object(s) in memory",
-              f"Spilled to disk: {_size(stats['spilled_bytes'])} ({stats['spills']} spill(s), "
-              f"{stats['restores']} restore(s)) in {stats['spill_dir']}",
-              f"References: {len(rows)} to {len({r['object_id'] for r in rows})} object(s)"]
-    return "\n".join(lines)
+    refs = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table]
+    return "\n".join([f"======== Object references status: {now} ========", "", *refs, "", *lines,
+                      f"References: {len(rows)} to {len({r['object_id'] for r in rows})} object(s)"])
 
 
 __all__ = ["list_objects", "memory_summary", "summarize_objects"]
