@@ -167,13 +167,19 @@ def test_tray_memory_cli_lists_objects_of_a_running_node(ray):
     import subprocess
     import sys
 
+    from tray.core._runtime import current
+
     ref = ray.put(np.ones(MiB))
     tray.get(ref)  # the store has it sealed
     proc = subprocess.run([sys.executable, "-m", "tray", "memory"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr  # the newest node: ours, unless another test session runs
+    address = current().system.address
+    proc = subprocess.run([sys.executable, "-m", "tray", "memory", "--address", address], capture_output=True,
+                          text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert ref.hex() in proc.stdout and "shared_memory" in proc.stdout and "Shared memory:" in proc.stdout
-    proc = subprocess.run([sys.executable, "-m", "tray", "memory", "--format", "json"], capture_output=True,
-                          text=True, timeout=60)
+    proc = subprocess.run([sys.executable, "-m", "tray", "memory", "--address", address, "--format", "json"],
+                          capture_output=True, text=True, timeout=60)
     listed = json.loads(proc.stdout)
     row = next(r for r in listed["objects"] if r["object_id"] == ref.hex())
     assert row["location"] == "memory" and row["object_size"] > 8 * MiB and row["type"] == "DRIVER"
