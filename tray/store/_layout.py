@@ -112,21 +112,25 @@ def pack(value: Any) -> Packed:
 
 
 def unpack(data: memoryview | bytes) -> Any:
-    """The value laid out in ``data``; its buffers are views of ``data`` (no copy)."""
-    view = memoryview(data)
+    """The value laid out in ``data``; its buffers are views of ``data`` (no copy).
+
+    A truncated or corrupted layout raises ``ValueError``."""
+    view = memoryview(data).cast("B")
+    if len(view) < _HEAD.size:
+        raise ValueError(f"truncated tray object layout ({len(view)} bytes)")
     magic, nbuf, plen = _HEAD.unpack_from(view, 0)
     if magic != MAGIC:
         raise ValueError("not a tray object layout (bad magic)")
-    pos = _HEAD.size
-    buffers = []
-    for _ in range(nbuf):
-        off, length = _SPAN.unpack_from(view, pos)
-        pos += _SPAN.size
-        if off + length > len(view):
-            raise ValueError("truncated tray object layout")
-        buffers.append(view[off:off + length])
+    pos = _HEAD.size + _SPAN.size * nbuf
     if pos + plen > len(view):
         raise ValueError("truncated tray object layout")
-    return pickle.loads(view[pos:pos + plen], buffers=buffers)
-
-
+    buffers = []
+    for i in range(nbuf):
+        off, length = _SPAN.unpack_from(view, _HEAD.size + _SPAN.size * i)
+        if off < pos + plen or off + length > len(view):
+            raise ValueError("truncated or corrupted tray object layout (a buffer lies outside it)")
+        buffers.append(view[off:off + length])
+    try:
+        return pickle.loads(view[pos:pos + plen], buffers=buffers)
+    except (pickle.UnpicklingError, EOFError) as exc:
+        raise ValueError(f"corrupted tray object layout: {exc}") from None

@@ -11,6 +11,7 @@ threads, so a large copy never stalls the node's loop.
 
 from __future__ import annotations
 
+import errno
 import itertools
 import logging
 import os
@@ -22,7 +23,7 @@ import trio
 from ..actors import Actor
 from ..exceptions import ObjectLostError, ObjectStoreFullError
 from ._shm import Segments
-from ._spill import SpillCorrupt, SpillDiskFull, restore, spill
+from ._spill import restore, spill
 
 log = logging.getLogger("tray.store")
 
@@ -129,7 +130,15 @@ class ObjectStore(Actor):
         if obj.state in _IN_MEMORY:
             self.used -= obj.size
             if obj.size >= _BIG_UNLINK:
-                self.start_soon(trio.to_thread.run_sync, self.segments.unlink, obj.key)
+                # Renamed first, so that a new object under the same key (a retried task's)
+                # never meets the old file, then removed in a thread.
+                trash = f"{obj.key}.freed{next(self._seq)}"
+                try:
+                    os.rename(self.segments.path(obj.key), self.segments.path(trash))
+                except FileNotFoundError:
+                    pass
+                else:
+                    self.start_soon(trio.to_thread.run_sync, self.segments.unlink, trash)
             else:
                 self.segments.unlink(obj.key)
         if obj.on_disk:
@@ -164,16 +173,20 @@ class ObjectStore(Actor):
 
     # ----------------------------------------------------- spill, restore
 
-    async def _make_room(self, size: int) -> None:
+    async def _make_room(self, size: int, for_reader: bool = False) -> None:
+        """Spill until ``size`` more bytes fit. Pinned objects stay, except for a reader
+        (a restore) when nothing else can go: a task that runs needs its data now, and the
+        one a pinned object belongs to has mapped it already."""
         if size > self.budget:
             raise ObjectStoreFullError(
                 f"an object of {_mib(size)} does not fit in the object store at all (its limit is "
-                f"{_mib(self.budget)}); raise it with tray.init(object_store_memory=...)")
+                f"{_mib(self.budget)}, of which {_mib(self.used)} is used); raise it with "
+                f"tray.init(object_store_memory=...)")
         if self.used + size <= self.budget:
             return
         async with self._room:
             while self.used + size > self.budget:
-                victim = self._victim()
+                victim = self._victim(for_reader)
                 if victim is None:
                     if any(o.state == RESTORING for o in self.objects.values()):  # soon sealed: spillable
                         await self._wait_change()
@@ -181,24 +194,30 @@ class ObjectStore(Actor):
                     raise ObjectStoreFullError(self._full_message(size))
                 await self._spill(victim)
 
-    def _victim(self) -> _Obj | None:
+    def _victim(self, pinned_too: bool) -> _Obj | None:
         for key in self.sealed:
             obj = self.objects[key]
             if obj.pins == 0:
                 return obj
-        return None
+        return next((self.objects[key] for key in self.sealed), None) if pinned_too else None
 
     async def _spill(self, obj: _Obj) -> None:
         del self.sealed[obj.key]
         if not obj.on_disk:
             obj.state = SPILLING
+            pins = obj.pins
             try:
                 await trio.to_thread.run_sync(spill, self.segments.path(obj.key), self._spill_path(obj.key))
-            except (OSError, SpillDiskFull) as exc:
-                if self.objects.get(obj.key) is obj:
-                    obj.state = SEALED
-                    self.sealed[obj.key] = None
+            except Exception as exc:
+                if self.objects.get(obj.key) is not obj:  # freed meanwhile (its file went): room was made
+                    self._remove_spill(obj.key)
+                    self._changed_now()
+                    return
+                obj.state = SEALED
+                self.sealed = {obj.key: None, **self.sealed}  # still the oldest
                 self._changed_now()
+                if not isinstance(exc, OSError):  # SpillDiskFull is one
+                    raise
                 raise ObjectStoreFullError(
                     f"the object store is full and spilling failed: {exc}. Free space in "
                     f"{self.spill_dir}, spill elsewhere (tray.init(object_spilling_directory=...)), "
@@ -210,6 +229,11 @@ class ObjectStore(Actor):
             obj.on_disk = True
             self.on_disk += obj.size
             self.spills += 1
+            if obj.pins > pins:  # a task started using it meanwhile: it stays (a later spill is free)
+                obj.state = SEALED
+                self.sealed[obj.key] = None
+                self._changed_now()
+                return
         obj.state = SPILLED
         self.used -= obj.size
         self.segments.unlink(obj.key)
@@ -228,7 +252,7 @@ class ObjectStore(Actor):
             await self._wait_change()  # being spilled or restored by someone else
         obj.state = AWAITING_ROOM
         try:
-            await self._make_room(obj.size)
+            await self._make_room(obj.size, for_reader=True)
         except BaseException:
             if obj.state == AWAITING_ROOM:
                 obj.state = SPILLED
@@ -241,11 +265,19 @@ class ObjectStore(Actor):
         self.used += obj.size
         try:
             await trio.to_thread.run_sync(restore, self._spill_path(key), self.segments.path(key))
-        except (SpillCorrupt, OSError) as exc:
-            if self.objects.get(key) is obj:
-                del self.objects[key]
-                self._drop(obj)
+        except Exception as exc:
             self._changed_now()
+            if self.objects.get(key) is not obj:
+                raise ObjectLostError(f"object {key} was freed while it was being restored") from None
+            if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                obj.state = SPILLED  # its spill file is intact: a later restore may succeed
+                self.used -= obj.size
+                raise ObjectStoreFullError(
+                    f"{self.segments.directory} has no room to restore object {key} ({_mib(obj.size)}): the "
+                    f"shared-memory file system is smaller than tray.init(object_store_memory=...); lower that, "
+                    f"or enlarge {self.segments.directory}") from None
+            del self.objects[key]
+            self._drop(obj)
             log.error("object %s is lost: %s", key, exc)
             raise ObjectLostError(f"object {key} was spilled to disk and cannot be restored: {exc}") from None
         self.restores += 1

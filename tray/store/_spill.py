@@ -34,13 +34,16 @@ def _crc(view: memoryview) -> int:
     return crc
 
 
-def _write_all(fd: int, view: memoryview | bytes, pos: int) -> int:
-    view = memoryview(view)
-    while view:
-        done = os.pwrite(fd, view[:1 << 30], pos)
-        pos += done
-        view = view[done:]
-    return pos
+def _write_all(fd: int, data: memoryview | bytes, pos: int) -> int:
+    # Every view is released even when a write fails: a view left alive in the error's
+    # traceback would keep the caller's mmap from closing (BufferError instead of the error).
+    with memoryview(data) as view:
+        done = 0
+        while done < len(view):
+            with view[done:done + (1 << 30)] as chunk:
+                n = os.pwrite(fd, chunk, pos + done)
+            done += n
+    return pos + done
 
 
 def spill(src: str, dst: str) -> int:
@@ -94,8 +97,10 @@ def restore(src: str, dst: str) -> int:
             magic, size, crc = _HEAD.unpack_from(view, 0)
             if magic != MAGIC:
                 raise SpillCorrupt(f"spill file {src} is not a tray spill file")
-            if len(body) != size:
+            if len(body) < size:
                 raise SpillCorrupt(f"spill file {src} is truncated: {len(body):,} of {size:,} bytes")
+            if len(body) > size:
+                raise SpillCorrupt(f"spill file {src} has the wrong size: {len(body):,} bytes, not {size:,}")
             if _crc(body) != crc:
                 raise SpillCorrupt(f"spill file {src} is corrupted (checksum mismatch)")
             out = os.open(dst, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
