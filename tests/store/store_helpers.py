@@ -16,8 +16,13 @@ from tray.store._shm import SHM_DIR
 
 
 def shm_keys(prefix: str) -> set[str]:
-    """Keys that have a file in /dev/shm under ``prefix``."""
-    return {n[len(prefix):] for n in os.listdir(SHM_DIR) if n.startswith(prefix)}
+    """Keys that have a file in /dev/shm under ``prefix`` (not counting pooled files)."""
+    return {n[len(prefix):] for n in os.listdir(SHM_DIR) if n.startswith(prefix) and "~pool" not in n}
+
+
+def pool_files(prefix: str) -> set[str]:
+    """Files of freed objects the store keeps for reuse."""
+    return {n[len(prefix):] for n in os.listdir(SHM_DIR) if n.startswith(prefix + "~pool")}
 
 
 def spill_keys(spill_dir: str, prefix: str) -> set[str]:

@@ -449,3 +449,53 @@ def test_a_reader_may_spill_pinned_objects_when_nothing_else_can_go(store_test, 
         assert shm_keys(prefix) == {"b", "c"}
 
     store_test(body)
+
+
+def test_freed_files_are_recycled_only_when_nobody_maps_them(store_test, prefix):
+    from store_helpers import pool_files
+
+    async def body(store, segs):
+        await put(store, segs, "a", value(1, 2 * MiB))
+        inode = os.stat(segs.path("a")).st_ino
+        store.free.tell_nowait(["a"])
+        st = await store.stats.ask()
+        assert st["used"] == 0 and st["pooled"] > 2 * MiB and len(pool_files(prefix)) == 1
+        await put(store, segs, "b", value(2, 2 * MiB))  # a similar size: the pooled file is reused
+        assert os.stat(segs.path("b")).st_ino == inode and pool_files(prefix) == set()
+        assert same(await get(store, segs, "b"), 2, 2 * MiB)
+
+        held = await get(store, segs, "b")  # a reader maps it: its file must not be rewritten
+        store.free.tell_nowait(["b"])
+        assert (await store.stats.ask())["pooled"] == 0 and pool_files(prefix) == set()
+        await put(store, segs, "c", value(3, 2 * MiB))
+        assert same(held, 2, 2 * MiB) and same(await get(store, segs, "c"), 3, 2 * MiB)
+        del held
+
+        stale = os.open(segs.path("c"), os.O_RDONLY)  # a reader that opened "c" just before its free
+        try:
+            store.free.tell_nowait(["c"])
+            await put(store, segs, "d", value(4, 2 * MiB))  # "c"'s file now holds "d"
+            assert segs.read("c") == (False, None)  # by name: gone
+            assert os.pread(stale, 8, 0) == b"TRYSEG01" and os.fstat(stale).st_ino == os.stat(segs.path("d")).st_ino
+        finally:
+            os.close(stale)
+        assert same(await get(store, segs, "d"), 4, 2 * MiB)
+
+    store_test(body, budget=64 * MiB)
+
+
+def test_pooled_files_give_way_to_new_objects(store_test, prefix):
+    from store_helpers import pool_files
+
+    async def body(store, segs):
+        for i, key in enumerate("abcd"):
+            await put(store, segs, key, value(i, 2 * MiB))
+        store.free.tell_nowait(list("ab"))
+        before = await store.stats.ask()
+        assert before["pooled"] > 4 * MiB and before["used"] > 4 * MiB and len(pool_files(prefix)) == 2
+        await put(store, segs, "e", value(9, 17 * MiB))  # fits once pooled files go: no spill
+        st = await store.stats.ask()
+        assert st["spills"] == 0 and st["pooled"] < before["pooled"]  # (its file goes in a thread)
+        assert st["used"] + st["pooled"] <= 24 * MiB
+
+    store_test(body, budget=24 * MiB)

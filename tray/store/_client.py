@@ -61,7 +61,7 @@ class StoreClient:
         packed = pack(value)
         if packed.size <= self.inline_limit:
             return cloudpickle.dumps(value, protocol=5) if packed.buffers else packed.pickled
-        self._ask(self.manager.create.ask, key, packed.size, owner, self.uid)
+        self._ask(self.manager.create.ask, key, self.segments.file_size(packed), owner, self.uid)
         try:
             self.segments.write(key, packed)
         except BaseException:

@@ -32,6 +32,8 @@ CREATING, SEALED, SPILLING, SPILLED = "creating", "sealed", "spilling", "spilled
 AWAITING_ROOM, RESTORING = "awaiting room", "restoring"  # a restore, before and after it has room
 _IN_MEMORY = (CREATING, SEALED, SPILLING, RESTORING)
 _BIG_UNLINK = 16 << 20  # files this large are removed in a thread (freeing their pages takes a while)
+_POOL_MIN = 1 << 20  # freed files this large are kept for reuse (see _shm): rewriting beats allocating
+_POOL_FILES = 8
 
 
 def _mib(n: int) -> str:
@@ -60,6 +62,8 @@ class ObjectStore(Actor):
         self.objects: dict[str, _Obj] = {}
         self.sealed: dict[str, None] = {}  # sealed objects in memory, least recently stored first
         self.used = 0  # bytes in shared memory, including objects being written or restored
+        self.pool: dict[str, int] = {}  # files of freed objects kept for reuse, oldest first: size
+        self.pooled = 0  # their bytes (they count against the budget: they are memory)
         self.on_disk = 0  # bytes in spill files
         self.spills = self.restores = 0
         self._room = trio.Lock()  # one caller at a time makes room (spills)
@@ -85,6 +89,20 @@ class ObjectStore(Actor):
         await self._make_room(size)
         self.objects[key] = _Obj(key, size, owner, writer)
         self.used += size
+        self._hand_over_pooled(key, size)
+
+    def _hand_over_pooled(self, key: str, size: int) -> None:
+        """Give the writer of ``key`` a pooled file of a similar size, under its name."""
+        fits = [(psize, name) for name, psize in self.pool.items() if size <= psize <= 2 * size]
+        if not fits:
+            return
+        psize, name = min(fits)
+        del self.pool[name]
+        self.pooled -= psize
+        try:
+            os.rename(self.segments.path(name), self.segments.path(key))
+        except OSError:
+            self.segments.unlink(name)
 
     def seal(self, key: str) -> None:
         """The object's file is complete: readers may map it, and it may be spilled."""
@@ -129,7 +147,9 @@ class ObjectStore(Actor):
         self.sealed.pop(obj.key, None)
         if obj.state in _IN_MEMORY:
             self.used -= obj.size
-            if obj.size >= _BIG_UNLINK:
+            if obj.state == SEALED and self._pool_file(obj):
+                pass
+            elif obj.size >= _BIG_UNLINK:
                 # Renamed first, so that a new object under the same key (a retried task's)
                 # never meets the old file, then removed in a thread.
                 trash = f"{obj.key}.freed{next(self._seq)}"
@@ -146,6 +166,25 @@ class ObjectStore(Actor):
             self.on_disk -= obj.size
             self._remove_spill(obj.key)
         obj.state = "freed"
+
+    def _pool_file(self, obj: _Obj) -> bool:
+        """Keep a freed object's file for reuse if it is large, the pool has room, and
+        nobody maps it any more."""
+        if obj.size < _POOL_MIN or self.pooled + obj.size > self.budget // 4:
+            return False
+        name = f"~pool{next(self._seq)}"
+        if not self.segments.recycle(obj.key, name):
+            return False
+        self.pool[name] = obj.size
+        self.pooled += obj.size
+        while len(self.pool) > _POOL_FILES:
+            self._evict_pooled()
+        return True
+
+    def _evict_pooled(self) -> None:
+        name = next(iter(self.pool))
+        self.pooled -= self.pool.pop(name)
+        self.start_soon(trio.to_thread.run_sync, self.segments.unlink, name)
 
     def _spill_path(self, key: str) -> str:
         return os.path.join(self.spill_dir, self.segments.prefix + key)
@@ -182,6 +221,8 @@ class ObjectStore(Actor):
                 f"an object of {_mib(size)} does not fit in the object store at all (its limit is "
                 f"{_mib(self.budget)}, of which {_mib(self.used)} is used); raise it with "
                 f"tray.init(object_store_memory=...)")
+        while self.pool and self.used + self.pooled + size > self.budget:
+            self._evict_pooled()
         if self.used + size <= self.budget:
             return
         async with self._room:
@@ -311,7 +352,7 @@ class ObjectStore(Actor):
     def stats(self) -> dict[str, Any]:
         """Usage in numbers: budget, bytes in memory and on disk, counts."""
         in_memory = sum(1 for o in self.objects.values() if o.state in _IN_MEMORY)
-        return {"budget": self.budget, "used": self.used, "spilled_bytes": self.on_disk,
+        return {"budget": self.budget, "used": self.used, "pooled": self.pooled, "spilled_bytes": self.on_disk,
                 "objects": len(self.objects), "in_memory": in_memory, "spills": self.spills,
                 "restores": self.restores, "spill_dir": self.spill_dir, "prefix": self.segments.prefix}
 

@@ -1,15 +1,27 @@
 """Objects in shared memory: one file per object under ``/dev/shm``, named for its node.
 
 Any process of the node maps a sealed object read-only and reads it in place; the
-mapping outlives the file (a freed or spilled object stays readable by whoever mapped
-it, and its memory returns to the system when the last mapping goes). Files are
-created by the writer after the store manager reserved room for them, and removed
-only by the manager (or the node's sweep when it stops).
+mapping outlives the file's name (a freed or spilled object stays readable by whoever
+mapped it). Files are created by the writer after the store manager reserved room
+for them, and removed or recycled only by the manager (or the node's sweep).
+
+Recycling: writing into a fresh tmpfs file costs the kernel a page allocation and a
+zeroing per page, about half the cost of a large put; so the manager keeps the files
+of freed objects in a small pool and hands one to the next writer of a similar size.
+That is safe only if nobody still maps the old object, which ``flock`` tells: a reader
+holds a shared lock for as long as its mapping lives (the mapping keeps a duplicate of
+the locked descriptor), and a file is recycled, or rewritten, only under an exclusive
+lock. Each file starts with a 64-byte header naming its object, so a reader that opened
+a file just before it was recycled sees that it now holds another object.
+
+    magic "TRYSEG01" | 16-byte digest of the key | zero padding to 64 | the value's layout
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
+import hashlib
 import mmap
 import os
 
@@ -17,6 +29,21 @@ from ..exceptions import ObjectStoreFullError
 from ._layout import Packed, unpack
 
 SHM_DIR = "/dev/shm"
+HEADER = 64
+_MAGIC = b"TRYSEG01"
+
+
+def _header(key: str) -> bytes:
+    return (_MAGIC + hashlib.blake2b(key.encode(), digest_size=16).digest()).ljust(HEADER, b"\0")
+
+
+def try_lock(fd: int, exclusive: bool) -> bool:
+    """Take a shared or exclusive ``flock`` on ``fd`` without waiting; whether it was taken."""
+    try:
+        fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
 
 
 class Segments:
@@ -29,19 +56,37 @@ class Segments:
     def path(self, key: str) -> str:
         return os.path.join(self.directory, self.prefix + key)
 
+    @staticmethod
+    def file_size(packed: Packed) -> int:
+        """Bytes the object's file takes (what the manager accounts)."""
+        return HEADER + packed.size
+
     def write(self, key: str, packed: Packed) -> None:
-        """Create the object's file and write its layout (one copy from the value)."""
+        """Write the object's file (one copy from the value). If the manager handed us a
+        recycled file under this name, it is rewritten in place, unless a reader still
+        maps it: then it is replaced by a new one."""
         path = self.path(key)
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        size = self.file_size(packed)
         try:
-            packed.write_to(fd)
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        except FileExistsError:
+            fd = os.open(path, os.O_RDWR)
+            if try_lock(fd, exclusive=True):
+                os.ftruncate(fd, size)
+            else:
+                os.close(fd)
+                os.unlink(path)
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        try:
+            os.pwrite(fd, _header(key), 0)
+            packed.write_to(fd, HEADER)
         except OSError as exc:
             os.close(fd)
             fd = -1
             os.unlink(path)
             if exc.errno == errno.ENOSPC:
                 raise ObjectStoreFullError(
-                    f"{self.directory} has no room for a {packed.size:,}-byte object: the shared-memory file "
+                    f"{self.directory} has no room for a {size:,}-byte object: the shared-memory file "
                     f"system is smaller than tray.init(object_store_memory=...); lower that, or enlarge "
                     f"{self.directory}") from None
             raise
@@ -49,23 +94,43 @@ class Segments:
             if fd >= 0:
                 os.close(fd)
 
-    def map(self, key: str) -> mmap.mmap | None:
-        """The object's bytes, mapped read-only; None if the file is gone (spilled or freed)."""
+    def map(self, key: str) -> memoryview | None:
+        """The object's layout, mapped read-only and share-locked for as long as it is
+        referenced; None if the file is gone (spilled or freed) or holds another object."""
         try:
             fd = os.open(self.path(key), os.O_RDONLY)
         except FileNotFoundError:
             return None
         try:
-            return mmap.mmap(fd, 0, prot=mmap.PROT_READ)
+            if not try_lock(fd, exclusive=False):  # being rewritten: it is not ours any more
+                return None
+            if os.pread(fd, HEADER, 0) != _header(key):
+                return None
+            mm = mmap.mmap(fd, 0, prot=mmap.PROT_READ)  # keeps a duplicate of fd: the lock lives on
         finally:
             os.close(fd)
+        return memoryview(mm)[HEADER:]
 
     def read(self, key: str) -> tuple[bool, object]:
         """``(True, value)`` read in place, or ``(False, None)`` if the file is gone."""
-        mm = self.map(key)
-        if mm is None:
+        view = self.map(key)
+        if view is None:
             return False, None
-        return True, unpack(memoryview(mm))
+        return True, unpack(view)
+
+    def recycle(self, key: str, pooled: str) -> bool:
+        """Rename a freed object's file to ``pooled`` for reuse, if nobody maps it."""
+        try:
+            fd = os.open(self.path(key), os.O_RDWR)
+        except FileNotFoundError:
+            return False
+        try:
+            if not try_lock(fd, exclusive=True):
+                return False
+            os.rename(self.path(key), self.path(pooled))
+            return True
+        finally:
+            os.close(fd)
 
     def unlink(self, key: str) -> None:
         try:
