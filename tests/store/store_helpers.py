@@ -36,7 +36,8 @@ def spill_keys(spill_dir: str, prefix: str) -> set[str]:
 
 async def spawn_store(system: tray.ActorSystem, prefix: str, budget: int, spill_dir: str, own: bool = True):
     # As the node starts it: concurrent handlers (a restore waits for room), errors resume.
-    return await system.spawn(ObjectStore, prefix, budget, spill_dir, own, max_concurrency=1 << 20)
+    # (a full store waits a moment for objects being written, not the 10 s a node's store does)
+    return await system.spawn(ObjectStore, prefix, budget, spill_dir, own, 0.2, max_concurrency=1 << 20)
 
 
 async def put(store: Any, segs: Segments, key: str, value: Any, owner: str = "driver", writer: str = "driver") -> int:

@@ -499,3 +499,27 @@ def test_pooled_files_give_way_to_new_objects(store_test, prefix):
         assert st["used"] + st["pooled"] <= 24 * MiB
 
     store_test(body, budget=24 * MiB)
+
+
+def test_a_create_waits_for_objects_being_written_rather_than_failing(store_test):
+    async def body(store, segs):
+        size = (await put(store, segs, "a", value(1))) + 64
+        store.pin.tell_nowait(["a"])  # a running task reads it: not spillable
+        await store.create.ask("b", size, "driver", "w")  # being written: not spillable yet
+        async with trio.open_nursery() as nursery:
+            done = trio.Event()
+
+            async def third():
+                await store.create.ask("c", size, "driver", "w")  # needs "a" or "b" on disk
+                done.set()
+
+            nursery.start_soon(third)
+            await trio.sleep(0.05)
+            assert not done.is_set()
+            segs.write("b", pack(value(2)))
+            store.seal.tell_nowait("b")  # now "b" can go to disk
+            await done.wait()
+        st = await store.stats.ask()
+        assert st["spills"] == 1 and st["used"] <= BUDGET
+
+    store_test(body)

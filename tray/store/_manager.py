@@ -54,11 +54,13 @@ class _Obj:
 class ObjectStore(Actor):
     """Budget, spilling and freeing for one node's shared-memory objects."""
 
-    def __init__(self, prefix: str, budget: int, spill_dir: str, own_spill_dir: bool = False) -> None:
+    def __init__(self, prefix: str, budget: int, spill_dir: str, own_spill_dir: bool = False,
+                 writer_wait_s: float = 10.0) -> None:
         self.segments = Segments(prefix)
         self.budget = budget
         self.spill_dir = spill_dir
         self.own_spill_dir = own_spill_dir  # we made it: remove it when we stop
+        self.writer_wait_s = writer_wait_s  # how long a full store waits for objects being written
         self.objects: dict[str, _Obj] = {}
         self.sealed: dict[str, None] = {}  # sealed objects in memory, least recently stored first
         self.used = 0  # bytes in shared memory, including objects being written or restored
@@ -112,15 +114,17 @@ class ObjectStore(Actor):
         if obj.freed:
             del self.objects[key]
             self._drop(obj)
-            return
-        obj.state = SEALED
-        self.sealed[key] = None
+        else:
+            obj.state = SEALED
+            self.sealed[key] = None
+        self._changed_now()  # a writer waiting for room may spill it now
 
     def abort(self, key: str) -> None:
         """The writer could not write the object: give its room back."""
         obj = self.objects.pop(key, None)
         if obj is not None:
             self._drop(obj)
+            self._changed_now()
 
     # ------------------------------------------------------------ freeing
 
@@ -135,6 +139,7 @@ class ObjectStore(Actor):
                 continue
             del self.objects[key]
             self._drop(obj)
+        self._changed_now()
 
     def process_died(self, uid: str) -> None:
         """A process of the node died: its objects (it owned them) and half-written files go."""
@@ -142,6 +147,7 @@ class ObjectStore(Actor):
             if obj.owner == uid or (obj.writer == uid and obj.state == CREATING):
                 del self.objects[key]
                 self._drop(obj)
+        self._changed_now()
 
     def _drop(self, obj: _Obj) -> None:
         self.sealed.pop(obj.key, None)
@@ -225,12 +231,18 @@ class ObjectStore(Actor):
             self._evict_pooled()
         if self.used + size <= self.budget:
             return
+        deadline = None
         async with self._room:
             while self.used + size > self.budget:
                 victim = self._victim(for_reader)
                 if victim is None:
-                    if any(o.state == RESTORING for o in self.objects.values()):  # soon sealed: spillable
-                        await self._wait_change()
+                    # Objects being written or restored are spillable soon: wait for them, a while.
+                    if deadline is None:
+                        deadline = trio.current_time() + self.writer_wait_s
+                    if trio.current_time() < deadline and any(
+                            o.state in (RESTORING, CREATING) for o in self.objects.values()):
+                        with trio.move_on_at(deadline):
+                            await self._wait_change()
                         continue
                     raise ObjectStoreFullError(self._full_message(size))
                 await self._spill(victim)
