@@ -326,3 +326,21 @@ def test_a_small_task_passes_a_big_one_that_waits_for_room(ray):
     small = square.remote(7)  # fits beside `busy` on the idle worker, ahead of `big`
     assert ray.get(small, timeout=10) == 49
     ray.get([busy, big], timeout=20)
+
+
+def test_leases_of_a_dead_owner_come_back(ray):
+    @ray.remote(num_cpus=1)
+    def nap(s):
+        time.sleep(s)
+        return s
+
+    @ray.remote(num_cpus=0)
+    class Submitter:
+        def flood(self, n):
+            self.refs = [nap.remote(0.5) for _ in range(n)]  # its tasks hold the node's CPUs
+            return len(self.refs)
+
+    sub = Submitter.remote()
+    assert ray.get(sub.flood.remote(20)) == 20
+    ray.kill(sub)  # the owner of those tasks dies with leases in hand
+    assert ray.get([nap.remote(0) for _ in range(4)], timeout=30) == [0] * 4

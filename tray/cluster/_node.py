@@ -14,7 +14,7 @@ import os
 from typing import Any
 
 from ..actors import ActorRef, ActorSystem
-from ..exceptions import TaskUnschedulableError
+from ..exceptions import RayError
 from ..store import DEFAULT_INLINE_LIMIT, STORE_NAME, ObjectStore
 from ..supervisors import ChildSpec, Supervisor, SupervisorSpec
 from ._pool import GRACE_S, WorkerProcess
@@ -88,10 +88,10 @@ class LocalNode:
                           args=(self.store.prefix, self.store.budget, self.store.spill_dir, self.store.own_spill_dir),
                           decider={Exception: "resume"}),  # its errors are its callers' (full, lost)
                 ChildSpec(id="worker_pool", start=pool, name=POOL_NAME),
-                # A bad request (unschedulable shape, a taken name) is the caller's error, not the scheduler's.
+                # A bad request (unschedulable shape, a taken name, a dead asker) is the caller's error, not the scheduler's.
                 ChildSpec(id="scheduler", start=NodeScheduler, args=(self.resources, prestart), name=SCHEDULER_NAME,
                           max_concurrency=1 << 20,
-                          decider={TaskUnschedulableError: "resume", ValueError: "resume", KeyError: "resume"}),
+                          decider={RayError: "resume", ValueError: "resume", KeyError: "resume"}),
             ],
         )
 

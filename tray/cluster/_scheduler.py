@@ -72,6 +72,7 @@ class NodeScheduler(Actor):
         self.starting = 0
         self.queue: deque[Waiter] = deque()  # lease requests waiting: data is (shape, dedicated)
         self.leases: dict[int, tuple[_Worker, dict[str, int]]] = {}
+        self.lease_owners: dict[int, str] = {}  # lease id -> the process (uid) it was granted to
         self.deaths: dict[str, str] = {}  # recently dead workers: why
         self.deaths_seen: dict[str, trio.Event] = {}
         self.actors: dict[str, _ActorEntry] = {}
@@ -98,14 +99,15 @@ class NodeScheduler(Actor):
         if not self.ledger.feasible(shape):
             raise TaskUnschedulableError(self._unschedulable(shape))
         if not self.queue and self.idle and self.ledger.acquire(shape):
-            return self._grant(self.idle.pop(), shape, dedicated)
-        waiter = Waiter((shape, dedicated))
+            return self._grant(self.idle.pop(), shape, dedicated, owner)
+        waiter = Waiter((shape, dedicated, owner))
         self.start_soon(self._dispatch_soon)  # the waiter is queued by the time it runs
         return await waiter.wait(self.queue)
 
     def release(self, lease_id: int) -> None:
         """Give a lease back: its resources are free, its worker idle (or gone, if it hosted an actor)."""
         held = self.leases.pop(lease_id, None)
+        self.lease_owners.pop(lease_id, None)
         if held is None:
             return
         worker, shape = held
@@ -149,11 +151,12 @@ class NodeScheduler(Actor):
             self.ledger.free["CPU"] -= worker.lent
             worker.lent = 0
 
-    def _grant(self, worker: _Worker, shape: dict[str, int], dedicated: bool) -> tuple:
+    def _grant(self, worker: _Worker, shape: dict[str, int], dedicated: bool, owner: str) -> tuple:
         lease_id = next(self._lease_ids)
         worker.lease = lease_id
         worker.dedicated = dedicated
         self.leases[lease_id] = (worker, shape)
+        self.lease_owners[lease_id] = owner
         return (lease_id, worker.worker_id, worker.executor, worker.pid)
 
     async def _dispatch_soon(self) -> None:
@@ -163,13 +166,13 @@ class NodeScheduler(Actor):
         """Grant what fits to idle workers; start workers for what fits but has none."""
         wanting = 0
         for waiter in list(self.queue):
-            shape, dedicated = waiter.data
+            shape, dedicated, owner = waiter.data
             if not self.ledger.fits(shape):
                 continue
             if self.idle:
                 self.ledger.acquire(shape)
                 self.queue.remove(waiter)
-                waiter.hand(self._grant(self.idle.pop(), shape, dedicated))
+                waiter.hand(self._grant(self.idle.pop(), shape, dedicated, owner))
             else:
                 wanting += 1
         for _ in range(wanting - self.starting):
@@ -227,10 +230,8 @@ class NodeScheduler(Actor):
             seen.set()
         if worker.executor is None:
             self.starting -= 1
-        else:  # the objects it owned, and any it was half-way through writing, go
-            store = self.system.lookup(STORE_NAME)
-            if store is not None:
-                store.process_died.tell_nowait(worker.executor.actor_id.partition(":")[0])
+        else:
+            self._owner_died(worker.executor.actor_id.partition(":")[0])
         if worker in self.idle:
             self.idle.remove(worker)
         if worker.lease is not None:
@@ -242,6 +243,22 @@ class NodeScheduler(Actor):
                 if entry.lease_id == worker.lease and entry.reason is None:
                     entry.lost()  # until its creator restarts it or gives up
         self._dispatch()
+
+    def _owner_died(self, uid: str) -> None:
+        """A worker process died: the leases it held (for tasks it submitted) come back, its
+        waiting lease requests go, and so do the objects it owned or was writing."""
+        for lease_id in [lid for lid, owner in self.lease_owners.items() if owner == uid]:
+            actor = next((a for a in self.actors.values() if a.lease_id == lease_id), None)
+            if actor is not None:  # an actor it created shares its fate (Ray's rule)
+                self.actor_failed(actor.actor_id, f"its owner (process {uid}) died")
+            else:
+                self.release(lease_id)
+        for waiter in [w for w in self.queue if w.data[2] == uid]:
+            self.queue.remove(waiter)
+            waiter.fail(RayError(f"the process {uid} that asked for this lease died"))
+        store = self.system.lookup(STORE_NAME)
+        if store is not None:
+            store.process_died.tell_nowait(uid)
 
     async def kill_worker(self, worker_id: str) -> None:
         """SIGKILL a worker (force-cancel); its leases fail, its resources come back."""
