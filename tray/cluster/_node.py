@@ -22,13 +22,15 @@ from ._scheduler import POOL_NAME, SCHEDULER_NAME, NodeScheduler
 
 
 def node_resources(num_cpus: float | None = None, num_gpus: float | None = None,
-                   resources: dict[str, float] | None = None, memory: float | None = None) -> dict[str, float]:
+                   resources: dict[str, float] | None = None, memory: float | None = None,
+                   object_store_memory: int | None = None) -> dict[str, float]:
     """This machine's resources, as Ray counts them, with the user's overrides."""
     total: dict[str, float] = {"CPU": float(os.cpu_count() or 1) if num_cpus is None else float(num_cpus)}
     total["GPU"] = float(num_gpus or 0)
     if memory is None:
         memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * 0.7
     total["memory"] = float(memory)
+    total["object_store_memory"] = float(object_store_memory or default_store_budget())
     total.update(resources or {})
     return {k: v for k, v in total.items() if v}
 
@@ -41,14 +43,19 @@ def shm_size() -> int:
         return 0
 
 
+def default_store_budget() -> int:
+    """Ray's default object store size: 30% of memory, and not more than /dev/shm holds."""
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return int(min(0.3 * ram, 0.9 * (shm_size() or ram)))
+
+
 class StoreConfig:
     """A node's object store: where its files go, its memory budget, the inline threshold."""
 
     def __init__(self, prefix: str, spill_dir: str, budget: int | None = None, own_spill_dir: bool = True,
                  inline_limit: int = DEFAULT_INLINE_LIMIT) -> None:
-        if budget is None:  # Ray's default: 30% of memory, and not more than /dev/shm holds
-            ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-            budget = int(min(0.3 * ram, 0.9 * (shm_size() or ram)))
+        if budget is None:
+            budget = default_store_budget()
         if budget <= 0:
             raise ValueError(f"object_store_memory must be a positive number of bytes, got {budget}")
         self.prefix, self.spill_dir, self.budget = prefix, spill_dir, int(budget)

@@ -60,8 +60,9 @@ def init(
         for key in ("CPU", "GPU"):
             if resources and key in resources:
                 raise ValueError(f"use num_{key.lower()}s=..., not resources={{{key!r}: ...}}")
-        total = node_resources(num_cpus, num_gpus, resources)
-        node_config = {"resources": total, "log_to_driver": log_to_driver, **_store_options(object_store_memory, kwargs)}
+        store = _store_options(object_store_memory, kwargs)
+        total = node_resources(num_cpus, num_gpus, resources, object_store_memory=store.get("object_store_memory"))
+        node_config = {"resources": total, "log_to_driver": log_to_driver, **store}
         rt = _runtime.Runtime(
             node_address=None,
             token=secrets.token_hex(16),
