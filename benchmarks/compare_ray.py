@@ -49,7 +49,19 @@ def _fmt(x: float) -> str:
     return f"{x:,.2f}" if abs(x) < 100 else f"{x:,.0f}"
 
 
-def table(runs: list[dict], sources: list[str]) -> str:
+def tree_version() -> str:
+    """The commit the tray runs were taken at, and whether tray/ had changes not committed."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "tray"], cwd=ROOT, capture_output=True,
+                               text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "this tree"
+    return f"commit {head}{' with changes not committed' if dirty else ''}"
+
+
+def table(runs: list[dict], sources: list[str], tray_tree: str = "this tree") -> str:
     """The markdown report of ``runs`` (loaded ``--json`` files, named by ``sources``)."""
     by = {b: [r for r in runs if r["backend"] == b] for b in ("ray", "tray")}
     names: list[str] = []
@@ -87,7 +99,7 @@ def table(runs: list[dict], sources: list[str]) -> str:
         ),
         (
             f"- Ray {version['ray']} (pip wheel, own virtualenv, `ray.init(include_dashboard=False)`); "
-            f"tray {version['tray']} (this tree)."
+            f"tray {version['tray']} ({tray_tree})."
         ),
         (
             "- Method: `tray/_perf.py` (`tray microbenchmark`). Ray's lines keep the names, workloads and "
@@ -145,7 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.from_json:
         runs = [json.loads(Path(f).read_text()) for f in args.from_json]
         sources = [f"{r['backend']} ({Path(f).name})" for r, f in zip(runs, args.from_json)]
+        tree = next((r["tree"] for r in runs if "tree" in r), "this tree")
     else:
+        tree = tree_version()
         pythons = {"tray": sys.executable, "ray": find_ray_python(args)}
         runs, sources = [], []
         with tempfile.TemporaryDirectory(prefix="compare-ray-") as tmp:
@@ -159,8 +173,11 @@ def main(argv: list[str] | None = None) -> int:
                     else:
                         path = Path(tmp, f"{backend}-{i}.json")
                     runs.append(run_once(backend, python, path, args))
+                    if backend == "tray":  # kept with the run, for --from-json
+                        runs[-1]["tree"] = tree
+                        path.write_text(json.dumps(runs[-1], indent=1))
                     sources.append(f"{backend} ({path.name})")
-    text = table(runs, sources)
+    text = table(runs, sources, tree)
     print(text, end="")
     if args.out:
         Path(args.out).write_text(text)

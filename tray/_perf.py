@@ -109,9 +109,8 @@ def _schedule(stats: list[float], multiplier: float, warmup_s: float, rounds: in
 
 
 def _kill(ray: ModuleType, *actors: Any) -> None:
-    """End a line: wait (10 s at most) until the node's CPUs are all free again, then kill
-    its actors. The wait also keeps tray from losing CPUs: it does not yet take back the
-    task leases of an owner that dies (here, an actor that submitted tasks)."""
+    """End a line: wait (10 s at most) until the node's CPUs are all free again, so that the
+    next line starts on a quiet node, then kill the line's actors."""
     total = ray.cluster_resources().get("CPU", 0)
     deadline = time.monotonic() + 10
     while ray.available_resources().get("CPU", 0) < total and time.monotonic() < deadline:
