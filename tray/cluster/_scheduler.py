@@ -73,6 +73,7 @@ class NodeScheduler(Actor):
         self.queue: deque[Waiter] = deque()  # lease requests waiting: data is (shape, dedicated)
         self.leases: dict[int, tuple[_Worker, dict[str, int]]] = {}
         self.lease_owners: dict[int, str] = {}  # lease id -> the process (uid) it was granted to
+        self.dead_owners: dict[str, None] = {}  # worker processes that died (recent ones), by uid
         self.deaths: dict[str, str] = {}  # recently dead workers: why
         self.deaths_seen: dict[str, trio.Event] = {}
         self.actors: dict[str, _ActorEntry] = {}
@@ -98,6 +99,8 @@ class NodeScheduler(Actor):
         """A worker for ``shape``: ``(lease_id, worker_id, executor, pid)``, once one is free."""
         if not self.ledger.feasible(shape):
             raise TaskUnschedulableError(self._unschedulable(shape))
+        if owner in self.dead_owners:  # a request that was on its way when its process died
+            raise RayError(f"the process {owner} that asked for this lease died")
         if not self.queue and self.idle and self.ledger.acquire(shape):
             return self._grant(self.idle.pop(), shape, dedicated, owner)
         waiter = Waiter((shape, dedicated, owner))
@@ -163,17 +166,21 @@ class NodeScheduler(Actor):
         self._dispatch()
 
     def _dispatch(self) -> None:
-        """Grant what fits to idle workers; start workers for what fits but has none."""
-        wanting = 0
+        """Grant what fits to idle workers; start workers for what fits but has none (as
+        many as the free resources can run at once, not one per waiting request)."""
         for waiter in list(self.queue):
+            if not self.idle:
+                break
             shape, dedicated, owner = waiter.data
-            if not self.ledger.fits(shape):
-                continue
-            if self.idle:
-                self.ledger.acquire(shape)
+            if self.ledger.acquire(shape):
                 self.queue.remove(waiter)
                 waiter.hand(self._grant(self.idle.pop(), shape, dedicated, owner))
-            else:
+        wanting, spare = 0, dict(self.ledger.free)
+        for waiter in self.queue:
+            shape = waiter.data[0]
+            if all(spare.get(k, 0) >= v for k, v in shape.items()):
+                for k, v in shape.items():
+                    spare[k] -= v
                 wanting += 1
         for _ in range(wanting - self.starting):
             self.start_soon(self._start_worker)
@@ -247,15 +254,18 @@ class NodeScheduler(Actor):
     def _owner_died(self, uid: str) -> None:
         """A worker process died: the leases it held (for tasks it submitted) come back, its
         waiting lease requests go, and so do the objects it owned or was writing."""
+        self.dead_owners[uid] = None
+        if len(self.dead_owners) > 1000:
+            del self.dead_owners[next(iter(self.dead_owners))]
+        for waiter in [w for w in self.queue if w.data[2] == uid]:  # first: releases below dispatch
+            self.queue.remove(waiter)
+            waiter.fail(RayError(f"the process {uid} that asked for this lease died"))
         for lease_id in [lid for lid, owner in self.lease_owners.items() if owner == uid]:
             actor = next((a for a in self.actors.values() if a.lease_id == lease_id), None)
             if actor is not None:  # an actor it created shares its fate (Ray's rule)
                 self.actor_failed(actor.actor_id, f"its owner (process {uid}) died")
             else:
                 self.release(lease_id)
-        for waiter in [w for w in self.queue if w.data[2] == uid]:
-            self.queue.remove(waiter)
-            waiter.fail(RayError(f"the process {uid} that asked for this lease died"))
         store = self.system.lookup(STORE_NAME)
         if store is not None:
             store.process_died.tell_nowait(uid)
@@ -353,5 +363,5 @@ class NodeScheduler(Actor):
             actor = next((a.class_name for a in self.actors.values()
                           if a.lease_id is not None and a.lease_id == w.lease), None)
             rows.append({"worker_id": w.worker_id, "pid": w.pid, "executor": w.executor, "actor": actor,
-                         "leased": w.lease is not None})
+                         "leased": w.lease is not None, "leased_to": self.lease_owners.get(w.lease)})
         return rows

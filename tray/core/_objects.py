@@ -331,9 +331,14 @@ class _Collecting(threading.local):
 _collecting = _Collecting()
 
 
-def _rebuild(oid: str, owner: ActorRef | None) -> ObjectRef:
-    from ._runtime import current_table
+def _no_table() -> ObjectTable | None:
+    return None
 
+
+current_table: Callable[[], ObjectTable | None] = _no_table  # set by the runtime module
+
+
+def _rebuild(oid: str, owner: ActorRef | None) -> ObjectRef:
     table = current_table()
     if table is not None and owner is not None and table._owner_ref() == owner:
         owner = None  # it came home

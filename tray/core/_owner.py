@@ -570,16 +570,19 @@ class OwnerActor(Actor):
             return FAILED, ObjectLostError(f"object {oid} is no longer held by its owner")
         return (READY, entry.blob) if entry.state == READY else (FAILED, entry.error)
 
-    def borrow(self, oid: str, who: str) -> None:
-        self._owner.table.add_borrower(oid, who)
+    def borrow(self, oids: list[str], who: str) -> None:
+        """The process ``who`` holds refs to these objects of ours: keep them for it."""
+        for oid in oids:
+            self._owner.table.add_borrower(oid, who)
 
     def describe_objects(self) -> list[dict[str, Any]]:
         """What this process holds, for ``tray memory`` and ``tray.util.state.list_objects``."""
         rt = self._owner.rt
         return describe(self._owner.table, "DRIVER" if rt.worker_id is None else "WORKER")
 
-    def unborrow(self, oid: str, who: str) -> None:
-        self._owner.table.remove_borrower(oid, who)
+    def unborrow(self, oids: list[str], who: str) -> None:
+        for oid in oids:
+            self._owner.table.remove_borrower(oid, who)
 
     def call_done(self, executor: str, call_id: int, kind: str, payload: Any) -> None:
         self._owner.call_done(executor, call_id, kind, payload)

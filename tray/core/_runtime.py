@@ -16,12 +16,15 @@ import shutil
 import sys
 import tempfile
 import threading
+from collections import deque
 from typing import Any, Awaitable, Callable
 
 import trio
 
 from ..actors import ActorRef, ActorSystem
+from ..exceptions import RayError
 from ..store import DEFAULT_INLINE_LIMIT, STORE_NAME, StoreClient
+from . import _objects
 from ._objects import ObjectTable, process_prefix
 from ._owner import Owner, OwnerActor
 
@@ -41,6 +44,9 @@ def current() -> Runtime | None:
 def current_table() -> ObjectTable | None:
     rt = _runtime
     return rt.table if rt is not None else None
+
+
+_objects.current_table = current_table  # refs unpickled in this process join its table
 
 
 class Runtime:
@@ -166,7 +172,6 @@ class Runtime:
         objects this process borrows (they keep a value while any borrower holds a ref)."""
         table = self.table
         table.store, table.uid = store, self.system.uid
-        me = self.system.uid
 
         def later(fn: Callable[..., Any], *args: Any) -> None:
             try:
@@ -175,8 +180,8 @@ class Runtime:
                 pass
 
         table.on_free = lambda keys: later(store.manager.free.tell_nowait, keys)
-        table.on_borrow = lambda oid, owner: later(owner.borrow.tell_nowait, oid, me)
-        table.on_unborrow = lambda oid, owner: later(owner.unborrow.tell_nowait, oid, me)
+        table.on_borrow = _Batcher(self, "borrow").add
+        table.on_unborrow = _Batcher(self, "unborrow").add
 
     async def _collect_forever(self) -> None:
         """Refs dropped while this process is otherwise idle are released within a moment."""
@@ -239,6 +244,39 @@ def find_sessions() -> list[dict[str, Any]]:
             continue
         found.append(info)
     return sorted(found, key=lambda i: -i["mtime"])
+
+
+class _Batcher:
+    """Notes to owners (``borrow``/``unborrow``), gathered from any thread and sent from the
+    loop as one message per owner: getting a list of 10,000 refs sends one, not 10,000."""
+
+    def __init__(self, rt: Runtime, method: str) -> None:
+        self.rt, self.method = rt, method
+        self.pending: deque[tuple[str, ActorRef]] = deque()
+        self.scheduled = False
+
+    def add(self, oid: str, owner: ActorRef) -> None:
+        self.pending.append((oid, owner))
+        if not self.scheduled:
+            self.scheduled = True
+            try:
+                self.rt.soon(self.flush)
+            except (RuntimeError, trio.RunFinishedError):  # shut down: nobody to tell
+                pass
+
+    def flush(self) -> None:
+        self.scheduled = False
+        by_owner: dict[ActorRef, list[str]] = {}
+        pending = self.pending
+        while pending:
+            oid, owner = pending.popleft()
+            by_owner.setdefault(owner, []).append(oid)
+        me = self.rt.system.uid
+        for owner, oids in by_owner.items():
+            try:
+                getattr(owner, self.method).tell_nowait(oids, me)
+            except RayError:  # the owner is gone: nothing to keep alive there
+                pass
 
 
 def install(rt: Runtime | None) -> None:
