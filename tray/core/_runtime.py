@@ -155,6 +155,10 @@ class Runtime:
                 nursery.cancel_scope.cancel()
             if self.node is not None:
                 await self.node.stop()
+                # The store sweeps its files when it stops; if its stop was cut short (a slow
+                # shutdown), this catches what it left.
+                if self.table.store is not None:
+                    self.table.store.segments.sweep()
         if self.session_dir is not None:
             shutil.rmtree(self.session_dir, ignore_errors=True)
 
