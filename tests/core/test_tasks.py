@@ -344,3 +344,30 @@ def test_leases_of_a_dead_owner_come_back(ray):
     assert ray.get(sub.flood.remote(20)) == 20
     ray.kill(sub)  # the owner of those tasks dies with leases in hand
     assert ray.get([nap.remote(0) for _ in range(4)], timeout=30) == [0] * 4
+
+
+def _tiny_task_loop(ray, n):
+    """Run ``n`` tiny tasks in batches; the driver's memory must not grow with ``n``."""
+    from tray.core import _runtime
+
+    rt = _runtime.current()
+    me = psutil.Process()
+    start_rss = None
+    for done in range(0, n, 1000):
+        assert ray.get([square.remote(j) for j in range(1000)])[-1] == 999 * 999
+        if done == 5000:
+            start_rss = me.memory_info().rss
+    rt.table.collect()
+    assert len(rt.table.entries) < 2000, "refs of finished tasks were not freed"
+    assert not rt.owner.live and not rt.owner.running
+    growth = me.memory_info().rss - start_rss
+    assert growth < 64 << 20, f"the driver grew by {growth >> 20} MiB over {n} tasks"
+
+
+def test_a_loop_of_tiny_tasks_runs_in_bounded_memory(ray):
+    _tiny_task_loop(ray, 30_000)
+
+
+@pytest.mark.slow
+def test_a_million_tiny_tasks_run_in_bounded_memory(ray):
+    _tiny_task_loop(ray, 1_000_000)
