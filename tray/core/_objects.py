@@ -85,6 +85,7 @@ class ObjectTable:
         self.uid = ""
         self.on_free: Callable[[list[str]], None] = lambda keys: None
         self.watchers: list[Callable[[], None]] = []  # called when any object resolves (tray.wait)
+        self.on_release: Callable[[], None] = lambda: None  # a release was queued: collect soon
 
     # ----------------------------------------------------------------- values
 
@@ -140,7 +141,10 @@ class ObjectTable:
 
     def release_later(self, oid: str) -> None:
         """Called by ``ObjectRef.__del__``: lock-free, applied by the next ``collect``."""
-        self._released.append(oid)
+        released = self._released
+        released.append(oid)
+        if len(released) == 1:
+            self.on_release()
 
     def collect(self) -> None:
         """Apply queued releases; free what nothing references any more."""

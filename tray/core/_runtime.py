@@ -83,6 +83,7 @@ class Runtime:
         self._stop: trio.Event | None = None
         self.session_dir: str | None = None
         self.closed = False
+        self._collect_armed = False
         self.node_id = os.environ.get("TRAY_NODE_ID", "") if worker_id is not None else ""
         self.current_task_id: str | None = None  # in a worker: the task its main thread runs
         self.current_actor_id: str | None = None  # in a worker: the actor it hosts
@@ -149,7 +150,6 @@ class Runtime:
                     await self._setup(self)
                 if self.session_dir is not None:
                     self._write_session_file(address)  # type: ignore[arg-type]
-                nursery.start_soon(self._collect_forever)
                 self._ready.set()
                 await self._stop.wait()
                 nursery.cancel_scope.cancel()
@@ -184,14 +184,30 @@ class Runtime:
                 pass
 
         table.on_free = lambda keys: later(store.manager.free.tell_nowait, keys)
+        table.on_release = self._collect_soon
         table.on_borrow = _Batcher(self, "borrow").add
         table.on_unborrow = _Batcher(self, "unborrow").add
 
-    async def _collect_forever(self) -> None:
-        """Refs dropped while this process is otherwise idle are released within a moment."""
-        while True:
-            await trio.sleep(COLLECT_S)
-            self.table.collect()
+    def _collect_soon(self) -> None:
+        """Any thread: refs were dropped; release them within COLLECT_S even if this process
+        is otherwise idle (one timer at a time, none at all while nothing is dropped)."""
+        if not self._collect_armed:
+            self._collect_armed = True
+            try:
+                self.soon(self._arm_collect)
+            except (RuntimeError, trio.RunFinishedError):  # shut down: nothing left to release
+                pass
+
+    def _arm_collect(self) -> None:
+        try:
+            self.owner.nursery.start_soon(self._collect_later)
+        except RuntimeError:  # the loop is closing
+            pass
+
+    async def _collect_later(self) -> None:
+        await trio.sleep(COLLECT_S)
+        self._collect_armed = False
+        self.table.collect()
 
     def _worker_env(self) -> dict[str, str]:
         """Workers inherit the driver's environment and import path (to find its modules)."""
