@@ -245,7 +245,7 @@ class Owner:
             self.table.resolve(oid, None, OwnerDiedError(f"the owner of object {oid} died ({exc})"))
             return
         if state == READY:
-            self.table.resolve(oid, payload)
+            self.table.resolve(oid, payload, owned=False)  # a value of the owner's: never ours to free
         else:
             self.table.resolve(oid, None, payload)
 
