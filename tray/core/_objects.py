@@ -110,11 +110,15 @@ class ObjectTable:
         finally:
             _collecting.refs = None
 
-    def _gone(self, oid: str, entry: Entry, freed: list[str]) -> None:
-        """Under the lock: forget ``oid``; a stored value we own is freed (by the caller, after)."""
+    def _forget_if_unused(self, oid: str, entry: Entry, freed: list[str]) -> bool:
+        """Under the lock: forget ``oid`` if no ref, pin or borrower keeps it; a stored value
+        we own goes on ``freed`` (the caller frees it after the lock). Whether it was forgotten."""
+        if entry.refs > 0 or entry.pins > 0 or entry.borrowers:
+            return False
         del self.entries[oid]
         if entry.owner is None and type(entry.blob) is Stored:
             freed.append(entry.blob.key)
+        return True
 
     def new_id(self) -> str:
         return f"{self.prefix}{next(self._seq):x}"
@@ -159,10 +163,8 @@ class ObjectTable:
                 if entry is None:
                     continue
                 entry.refs -= 1
-                if entry.refs <= 0 and entry.pins <= 0 and not entry.borrowers:
-                    self._gone(oid, entry, freed)
-                    if entry.borrowed:
-                        unborrow.append((oid, entry.owner))
+                if self._forget_if_unused(oid, entry, freed) and entry.borrowed:
+                    unborrow.append((oid, entry.owner))
         for oid, owner in unborrow:
             self.on_unborrow(oid, owner)
         if freed:
@@ -180,8 +182,7 @@ class ObjectTable:
             entry = self.entries.get(oid)
             if entry is not None:
                 entry.borrowers.discard(who)
-                if entry.refs <= 0 and entry.pins <= 0 and not entry.borrowers:
-                    self._gone(oid, entry, freed)
+                self._forget_if_unused(oid, entry, freed)
         if freed:
             self.on_free(freed)
 
@@ -192,8 +193,7 @@ class ObjectTable:
                 entry = self.entries.get(oid)
                 if entry is not None:
                     entry.pins += delta
-                    if entry.refs <= 0 and entry.pins <= 0 and not entry.borrowers:
-                        self._gone(oid, entry, freed)
+                    self._forget_if_unused(oid, entry, freed)
         if freed:
             self.on_free(freed)
 
@@ -268,7 +268,8 @@ def describe(table: ObjectTable, kind: str) -> list[dict[str, Any]]:
             e.owner.actor_id.partition(":")[0], "owned": e.owner is None,
             "reference_type": kinds[0] if kinds else "PINNED_IN_MEMORY", "reference_types": kinds,
             "task_status": ("PENDING", "READY", "FAILED")[e.state], "object_size": size,
-            "storage": "shared_memory" if stored else ("inline" if blob is not None else None), "store_key": blob.key if stored else None,  # type: ignore[union-attr]
+            "storage": "shared_memory" if stored else ("inline" if blob is not None else None),
+            "store_key": blob.key if stored else None,  # type: ignore[union-attr]
         })
     return rows
 
