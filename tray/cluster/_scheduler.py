@@ -70,9 +70,8 @@ class NodeScheduler(Actor):
         self.by_proc: dict[ActorRef, _Worker] = {}
         self.idle: list[_Worker] = []
         self.starting = 0
-        self.queue: deque[Waiter] = deque()  # lease requests waiting: data is (shape, dedicated)
-        self.leases: dict[int, tuple[_Worker, dict[str, int]]] = {}
-        self.lease_owners: dict[int, str] = {}  # lease id -> the process (uid) it was granted to
+        self.queue: deque[Waiter] = deque()  # lease requests waiting: data is (shape, dedicated, owner)
+        self.leases: dict[int, tuple[_Worker, dict[str, int], str]] = {}  # id -> worker, shape, owner's uid
         self.dead_owners: dict[str, None] = {}  # worker processes that died (recent ones), by uid
         self.deaths: dict[str, str] = {}  # recently dead workers: why
         self.deaths_seen: dict[str, trio.Event] = {}
@@ -110,10 +109,9 @@ class NodeScheduler(Actor):
     def release(self, lease_id: int) -> None:
         """Give a lease back: its resources are free, its worker idle (or gone, if it hosted an actor)."""
         held = self.leases.pop(lease_id, None)
-        self.lease_owners.pop(lease_id, None)
         if held is None:
             return
-        worker, shape = held
+        worker, shape, _owner = held
         self._take_back(worker)
         self.ledger.release(shape)
         worker.lease = None
@@ -158,8 +156,7 @@ class NodeScheduler(Actor):
         lease_id = next(self._lease_ids)
         worker.lease = lease_id
         worker.dedicated = dedicated
-        self.leases[lease_id] = (worker, shape)
-        self.lease_owners[lease_id] = owner
+        self.leases[lease_id] = (worker, shape, owner)
         return (lease_id, worker.worker_id, worker.executor, worker.pid)
 
     async def _dispatch_soon(self) -> None:
@@ -260,7 +257,7 @@ class NodeScheduler(Actor):
         for waiter in [w for w in self.queue if w.data[2] == uid]:  # first: releases below dispatch
             self.queue.remove(waiter)
             waiter.fail(RayError(f"the process {uid} that asked for this lease died"))
-        for lease_id in [lid for lid, owner in self.lease_owners.items() if owner == uid]:
+        for lease_id in [lid for lid, held in self.leases.items() if held[2] == uid]:
             actor = next((a for a in self.actors.values() if a.lease_id == lease_id), None)
             if actor is not None:  # an actor it created shares its fate (Ray's rule)
                 self.actor_failed(actor.actor_id, f"its owner (process {uid}) died")
@@ -363,5 +360,5 @@ class NodeScheduler(Actor):
             actor = next((a.class_name for a in self.actors.values()
                           if a.lease_id is not None and a.lease_id == w.lease), None)
             rows.append({"worker_id": w.worker_id, "pid": w.pid, "executor": w.executor, "actor": actor,
-                         "leased": w.lease is not None, "leased_to": self.lease_owners.get(w.lease)})
+                         "leased": w.lease is not None, "leased_to": self.leases[w.lease][2] if w.lease in self.leases else None})
         return rows
