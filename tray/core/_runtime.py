@@ -176,14 +176,7 @@ class Runtime:
         objects this process borrows (they keep a value while any borrower holds a ref)."""
         table = self.table
         table.store, table.uid = store, self.system.uid
-
-        def later(fn: Callable[..., Any], *args: Any) -> None:
-            try:
-                self.soon(fn, *args)
-            except (RuntimeError, trio.RunFinishedError):  # shut down: the node's sweep frees all
-                pass
-
-        table.on_free = lambda keys: later(store.manager.free.tell_nowait, keys)
+        table.on_free = lambda keys: self.soon_unless_closed(store.manager.free.tell_nowait, keys)
         table.on_release = self._collect_soon
         table.on_borrow = _Batcher(self, "borrow").add
         table.on_unborrow = _Batcher(self, "unborrow").add
@@ -193,10 +186,7 @@ class Runtime:
         is otherwise idle (one timer at a time, none at all while nothing is dropped)."""
         if not self._collect_armed:
             self._collect_armed = True
-            try:
-                self.soon(self._arm_collect)
-            except (RuntimeError, trio.RunFinishedError):  # shut down: nothing left to release
-                pass
+            self.soon_unless_closed(self._arm_collect)
 
     def _arm_collect(self) -> None:
         try:
@@ -234,6 +224,14 @@ class Runtime:
         if self.closed:
             raise RuntimeError("tray has been shut down; call tray.init() again")
         self.trio_token.run_sync_soon(fn, *args)
+
+    def soon_unless_closed(self, fn: Callable[..., Any], *args: Any) -> None:
+        """``soon``, for bookkeeping that does not matter once the runtime is shut down (the
+        node's sweep frees what is left, and no owner waits for the note)."""
+        try:
+            self.soon(fn, *args)
+        except (RuntimeError, trio.RunFinishedError):
+            pass
 
     def in_loop(self) -> bool:
         return threading.current_thread() is self._thread
@@ -279,10 +277,7 @@ class _Batcher:
         self.pending.append((oid, owner))
         if not self.scheduled:
             self.scheduled = True
-            try:
-                self.rt.soon(self.flush)
-            except (RuntimeError, trio.RunFinishedError):  # shut down: nobody to tell
-                pass
+            self.rt.soon_unless_closed(self.flush)
 
     def flush(self) -> None:
         self.scheduled = False

@@ -113,16 +113,16 @@ def _results(result: Any, num_returns: int, what: str, keys: list[str], owner: s
         raise TypeError(f"{what}: its return value {exc}") from None
 
 
-def _stream(gen: Any, owner: ActorRef, task_id: str, rt: Any, what: str) -> tuple[int, BaseException | None]:
+def _stream(gen: Any, owner: ActorRef, uid: str, task_id: str, rt: Any, what: str) -> tuple[int, BaseException | None]:
     """Send each item of a streaming task to its owner as it is yielded.
 
     Returns how many were sent, and what the generator raised after them (the owner
     waits for the items, which travel apart from this reply, before it ends the stream).
+    Large items are stored for ``uid``, the owner's process.
     """
     if not hasattr(gen, "__next__"):
         raise TypeError(f"{what} has num_returns='streaming' but returned a {type(gen).__name__}, not a generator")
     count = 0
-    uid = owner.actor_id.partition(":")[0]
     try:
         for index, item in enumerate(gen):
             blob = rt.table.encode(item, f"{task_id}~{index}", uid)
@@ -204,7 +204,7 @@ class Worker:
             args, kwargs = _resolve_args(args_blob, inline)
             result = fn(*args, **kwargs)
             if stream_to is not None:
-                return "streamed", _stream(result, stream_to, task_id, rt, where)
+                return "streamed", _stream(result, stream_to, owner, task_id, rt, where)
             return "ok", _results(result, num_returns, where, keys, owner)
         except KeyboardInterrupt:
             return "cancelled", None
