@@ -15,7 +15,7 @@ import trio
 
 
 def _session(address: str | None) -> tuple[str, str]:
-    from .core._runtime import find_sessions
+    from .cluster._session import find_sessions
 
     sessions = find_sessions()
     if address is not None:

@@ -1,7 +1,6 @@
-"""The ``tray`` command line: ``tray --version``, ``tray version``; more subcommands later.
+"""The ``tray`` command line: ``tray start/stop/status``, ``tray up``, ``tray memory``, ...
 
-Each subcommand is a function ``(args) -> int`` registered by :func:`build_parser`;
-``tray start``, ``tray up services.toml``, ``tray status`` … will be added the same way.
+Each subcommand is a function ``(args) -> int`` registered by :func:`build_parser`.
 """
 
 from __future__ import annotations
@@ -50,6 +49,27 @@ def _cmd_memory(args: argparse.Namespace) -> int:
     return run(args.address, args.format, args.stats_only)
 
 
+def _cmd_start(args: argparse.Namespace) -> int:
+    """``tray start --head`` / ``tray start --address HOST:PORT``: start a node."""
+    from tray.cluster._cli import start
+
+    return start(args)
+
+
+def _cmd_stop(args: argparse.Namespace) -> int:
+    """``tray stop``: stop the nodes this user started on this machine."""
+    from tray.cluster._cli import stop
+
+    return stop(args)
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    """``tray status``: the cluster's nodes, alive and dead, and their resources."""
+    from tray.cluster._cli import status
+
+    return status(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with one sub-parser per subcommand."""
     parser = argparse.ArgumentParser(
@@ -71,6 +91,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", help="a supervision config (TOML), e.g. services.toml")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     p.set_defaults(func=_cmd_up)
+
+    from tray.cluster._cli import add_start_arguments
+
+    p = sub.add_parser("start", help="start a node: the head of a new cluster, or one joining a cluster",
+                       description="Start a tray node in the background (or in the foreground with --block):"
+                       " `tray start --head` starts a cluster, `tray start --address HOST:PORT` adds a node to it.")
+    add_start_arguments(p)
+    p.set_defaults(func=_cmd_start)
+
+    p = sub.add_parser("stop", help="stop the tray nodes this user started on this machine",
+                       description="Stop the tray nodes (and their workers) this user started on this machine,"
+                       " and remove what dead sessions left behind (session directories, shared memory).")
+    p.add_argument("--force", action="store_true", help="SIGKILL at once instead of stopping gracefully")
+    p.add_argument("--grace", type=float, default=10.0, help="seconds to wait before SIGKILL (default 10)")
+    p.set_defaults(func=_cmd_stop)
+
+    p = sub.add_parser("status", help="show the cluster's nodes and resources",
+                       description="Show every node of the cluster (alive or dead) and its resources, used/total.")
+    p.add_argument("--address", help="the head's HOST:PORT (default: the cluster started on this machine)")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.set_defaults(func=_cmd_status)
 
     from tray._perf import add_arguments
 

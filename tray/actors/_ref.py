@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ..exceptions import RayError
+
 if TYPE_CHECKING:
     from ._cell import Cell
 
@@ -89,6 +91,18 @@ class MethodRef:
     def tell_nowait(self, *args: Any, **kwargs: Any) -> None:
         """Send now; raises :class:`~tray.exceptions.MailboxFull` where ``tell`` would wait."""
         self._ref._cell.tell_nowait(self._method, args, kwargs)
+
+    def try_tell(self, *args: Any, **kwargs: Any) -> bool:
+        """Send now if the actor lives and has room; False (never an exception) if not.
+
+        Erlang's ``!``: for notes to another process that matter only while it lives (a
+        lease given back, a view pushed); a dead recipient needs nothing.
+        """
+        try:
+            self._ref._cell.tell_nowait(self._method, args, kwargs)
+        except RayError:
+            return False
+        return True
 
     def __repr__(self) -> str:
         return f"{self._ref!r}.{self._method}"

@@ -1,11 +1,16 @@
 """A node: the system actors of one machine, under one supervision tree.
 
     node supervisor (one_for_one)
+    ├── control store            (head node only)
     ├── object store manager
-    ├── worker pool supervisor (simple_one_for_one: WorkerProcess)
-    └── node scheduler
+    ├── worker pool supervisor   (simple_one_for_one: WorkerProcess)
+    ├── node scheduler
+    └── head link supervisor     (one_for_one: HeadLink, restarted with backoff)
 
-The store starts first and stops last, after every worker that could write to it is gone.
+The store starts before and stops after every worker that could write to it. The head
+link registers the node with the control store (local on the head, remote elsewhere)
+and crashes when the head is lost; its supervisor restarting it, with backoff, *is* the
+reconnection — nothing reconnects behind the tree's back.
 """
 
 from __future__ import annotations
@@ -13,10 +18,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ..actors import ActorRef, ActorSystem
+from ..actors import Actor, ActorRef, ActorSystem
 from ..exceptions import RayError
 from ..store import DEFAULT_INLINE_LIMIT, STORE_NAME, ObjectStore
-from ..supervisors import ChildSpec, Supervisor, SupervisorSpec
+from ..supervisors import Backoff, ChildSpec, Supervisor, SupervisorSpec
+from ._control import CONTROL_NAME, ControlStore
 from ._pool import GRACE_S, WorkerProcess
 from ._scheduler import POOL_NAME, SCHEDULER_NAME, NodeScheduler
 
@@ -25,6 +31,9 @@ def node_resources(num_cpus: float | None = None, num_gpus: float | None = None,
                    resources: dict[str, float] | None = None, memory: float | None = None,
                    object_store_memory: int | None = None) -> dict[str, float]:
     """This machine's resources, as Ray counts them, with the user's overrides."""
+    for key in ("CPU", "GPU"):
+        if resources and key in resources:
+            raise ValueError(f"use num_{key.lower()}s=..., not resources={{{key!r}: ...}}")
     total: dict[str, float] = {"CPU": float(os.cpu_count() or 1) if num_cpus is None else float(num_cpus)}
     total["GPU"] = float(num_gpus or 0)
     if memory is None:
@@ -62,17 +71,64 @@ class StoreConfig:
         self.own_spill_dir, self.inline_limit = own_spill_dir, inline_limit
 
 
+class HeadLink(Actor):
+    """This node's membership: registers it with the control store and watches the head.
+
+    It crashes when the head is unreachable or lost; restarting it registers the node
+    again (with the actors it still runs, so a restarted head finds them).
+    """
+
+    def __init__(self, head_address: str | None, info: dict[str, Any]) -> None:
+        self.head_address = head_address  # None: the control store is in this system
+        self.info = info
+
+    async def on_start(self) -> None:
+        self.start_soon(self._link)
+
+    async def _link(self) -> None:
+        system = self.system
+        if self.head_address is None:
+            control = system.lookup(CONTROL_NAME)
+        else:
+            control = await system.lookup_remote(self.head_address, CONTROL_NAME)
+        if control is None:
+            raise ConnectionError(f"no control store answers at {self.head_address}")
+        scheduler, store = system.lookup(SCHEDULER_NAME), system.lookup(STORE_NAME)
+        assert scheduler is not None and store is not None
+        hosted = await scheduler.hosted.ask()
+        view = await control.register_node.ask(self.info, scheduler, store, hosted)
+        self.monitor(control)
+        await scheduler.joined.tell(control, view)
+
+    def on_down(self, ref: ActorRef, reason: Any) -> None:
+        raise ConnectionError(f"lost the head node's control store ({reason})")
+
+
 class LocalNode:
-    """Starts and stops a node's system actors in a given actor system."""
+    """Starts and stops a node's system actors in a given actor system.
+
+    ``head``: this node hosts the control store (``storage`` persists it); otherwise it
+    joins the one at ``head_address``. ``echo_output``: workers' output goes to this
+    process's terminal (a driver hosting its own node); otherwise to files in
+    ``log_dir`` and to the driver of each worker's job.
+    """
 
     def __init__(self, system: ActorSystem, resources: dict[str, float], worker_env: dict[str, str],
-                 store: StoreConfig, log_to_driver: bool = True) -> None:
+                 store: StoreConfig, log_to_driver: bool = True, *, head: bool = True,
+                 head_address: str | None = None, storage: Any = None, info: dict[str, Any] | None = None,
+                 echo_output: bool = True, log_dir: str | None = None, node_grace_s: float = 30.0) -> None:
         self.system = system
         self.resources = resources
-        self.worker_env = {**worker_env, "TRAY_STORE_PREFIX": store.prefix,
+        self.node_id = system.uid
+        self.worker_env = {**worker_env, "TRAY_STORE_PREFIX": store.prefix, "TRAY_NODE_ID": self.node_id,
                            "TRAY_INLINE_LIMIT": str(store.inline_limit)}
         self.store = store
         self.log_to_driver = log_to_driver
+        self.head, self.head_address, self.storage = head, head_address, storage
+        self.echo_output, self.log_dir, self.node_grace_s = echo_output, log_dir, node_grace_s
+        self.info = {"node_id": self.node_id, "address": system.address, "resources": resources, "head": head,
+                     "pid": os.getpid(), "hostname": os.uname().nodename, "store_prefix": store.prefix,
+                     "inline_limit": store.inline_limit, **(info or {})}
         self.supervisor: ActorRef | None = None
 
     def spec(self) -> SupervisorSpec:
@@ -80,27 +136,31 @@ class LocalNode:
         worker = ChildSpec(
             id="worker",
             start=WorkerProcess,
-            args=(self.system.address, self.worker_env, self.log_to_driver),
+            args=(self.system.address, self.worker_env, self.echo_output and self.log_to_driver, self.log_dir),
             restart="temporary",
             shutdown=3 * GRACE_S,
         )
         pool = SupervisorSpec(strategy="simple_one_for_one", children=[worker])
+        link = SupervisorSpec(strategy="one_for_one", intensity=1000, period=1.0, children=[
+            ChildSpec(id="head_link", start=HeadLink, args=(None if self.head else self.head_address, self.info),
+                      backoff=Backoff(min=0.1, max=2.0, jitter=0.2))])
         prestart = int(min(self.resources.get("CPU", 1), 8))
-        return SupervisorSpec(
-            strategy="one_for_one",
-            intensity=3,
-            period=5.0,
-            children=[
-                ChildSpec(id="store", start=ObjectStore, name=STORE_NAME, max_concurrency=1 << 20,
-                          args=(self.store.prefix, self.store.budget, self.store.spill_dir, self.store.own_spill_dir),
-                          decider={Exception: "resume"}),  # its errors are its callers' (full, lost)
-                ChildSpec(id="worker_pool", start=pool, name=POOL_NAME),
-                # A bad request (unschedulable shape, a taken name, a dead asker) is the caller's error, not the scheduler's.
-                ChildSpec(id="scheduler", start=NodeScheduler, args=(self.resources, prestart), name=SCHEDULER_NAME,
-                          max_concurrency=1 << 20,
-                          decider={RayError: "resume", ValueError: "resume", KeyError: "resume"}),
-            ],
-        )
+        children = [
+            ChildSpec(id="store", start=ObjectStore, name=STORE_NAME, max_concurrency=1 << 20,
+                      args=(self.store.prefix, self.store.budget, self.store.spill_dir, self.store.own_spill_dir),
+                      decider={Exception: "resume"}),  # its errors are its callers' (full, lost)
+            ChildSpec(id="worker_pool", start=pool, name=POOL_NAME),
+            # A bad request (unschedulable shape, a dead asker) is the caller's error, not the scheduler's.
+            ChildSpec(id="scheduler", start=NodeScheduler, name=SCHEDULER_NAME, max_concurrency=1 << 20,
+                      args=(self.resources, prestart, self.info, self.echo_output),
+                      decider={RayError: "resume", ValueError: "resume", KeyError: "resume"}),
+            ChildSpec(id="head_link", start=link),
+        ]
+        if self.head:
+            children.insert(0, ChildSpec(id="control", start=ControlStore, name=CONTROL_NAME,
+                                         max_concurrency=1 << 20, args=(self.storage, self.node_grace_s),
+                                         decider={RayError: "resume", ValueError: "resume", KeyError: "resume"}))
+        return SupervisorSpec(strategy="one_for_one", intensity=3, period=5.0, children=children)
 
     async def start(self) -> ActorRef:
         self.supervisor = await self.system.spawn(Supervisor, self.spec(), name="tray.node")

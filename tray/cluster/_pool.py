@@ -1,9 +1,11 @@
 """Worker processes, each owned by a ``WorkerProcess`` actor under the pool's supervisor.
 
-The actor starts the process, copies its output to the driver's terminal, and exits
-(abnormally) when the process does, so the scheduler, which monitors it, learns of a
-worker's death from the kernel's ordinary ``on_down``. Stopping the actor stops the
-process: its stdin closes (the worker exits on that), then SIGTERM, then SIGKILL.
+The actor starts the process, copies its output where it belongs (the driver's terminal
+when the driver hosts the node; else the worker's log files and the driver of the job it
+runs), and exits (abnormally) when the process does, so the scheduler, which monitors
+it, learns of a worker's death from the kernel's ordinary ``on_down``. Stopping the
+actor stops the process: its stdin closes (the worker exits on that), then SIGTERM,
+then SIGKILL.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 import trio
 
 from ..actors import Actor
-from ..exceptions import WorkerCrashedError
+from ..exceptions import MailboxFull, RayError, WorkerCrashedError
 
 log = logging.getLogger("tray.cluster")
 
@@ -28,11 +30,14 @@ GRACE_S = 2.0
 class WorkerProcess(Actor):
     """One worker process of the node."""
 
-    def __init__(self, node_address: str, env: dict[str, str], log_to_driver: bool, worker_id: str) -> None:
+    def __init__(self, node_address: str, env: dict[str, str], echo: bool, log_dir: str | None,
+                 worker_id: str) -> None:
         self.worker_id = worker_id
         self.node_address = node_address
         self.env = env
-        self.log_to_driver = log_to_driver
+        self.echo = echo  # copy the output to this process's stdout/stderr
+        self.log_dir = log_dir  # else (or also) to files there
+        self.sink: Any = None  # the owner actor of the driver of the job this worker runs
         self.proc: trio.Process | None = None
 
     async def on_start(self) -> None:
@@ -43,9 +48,16 @@ class WorkerProcess(Actor):
             stderr=subprocess.PIPE,
             env=self.env,
         )
-        self.start_soon(self._copy, self.proc.stdout, sys.stdout)
-        self.start_soon(self._copy, self.proc.stderr, sys.stderr)
+        for stream, echo, ext in ((self.proc.stdout, sys.stdout, "out"), (self.proc.stderr, sys.stderr, "err")):
+            log = None
+            if self.log_dir is not None:
+                log = open(os.path.join(self.log_dir, f"worker-{self.worker_id}-{self.proc.pid}.{ext}"), "a")
+            self.start_soon(self._copy, stream, echo if self.echo else None, log, ext == "err")
         self.start_soon(self._wait)
+
+    def set_job(self, job: str, sink: Any) -> None:
+        """The worker now runs ``job``'s code: its output also goes to that job's driver."""
+        self.sink = sink
 
     def pid(self) -> int | None:
         return self.proc.pid if self.proc is not None else None
@@ -62,14 +74,29 @@ class WorkerProcess(Actor):
         how = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
         raise WorkerCrashedError(f"worker process {self.proc.pid} ({self.worker_id}) {how}")
 
-    async def _copy(self, stream: Any, out: Any) -> None:
-        """Copy the worker's output (already prefixed with its origin) to the driver's."""
+    async def _copy(self, stream: Any, echo: Any, log: Any, err: bool) -> None:
+        """Copy the worker's output (already prefixed with its origin) to where it goes."""
         if stream is None:
             return
-        async for chunk in stream:
-            if self.log_to_driver:
-                out.write(chunk.decode(errors="replace"))
-                out.flush()
+        try:
+            async for chunk in stream:
+                text = chunk.decode(errors="replace")
+                if echo is not None:
+                    echo.write(text)
+                    echo.flush()
+                if log is not None:
+                    log.write(text)
+                    log.flush()
+                if self.sink is not None:
+                    try:
+                        self.sink.worker_output.tell_nowait(text, err)
+                    except MailboxFull:  # the driver is backed up: the log file has it
+                        pass
+                    except RayError:  # the driver is gone
+                        self.sink = None
+        finally:
+            if log is not None:
+                log.close()
 
     def _remove_socket(self) -> None:
         """A worker killed hard cannot remove its socket file: its node does."""

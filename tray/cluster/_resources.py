@@ -62,6 +62,20 @@ class Ledger:
             self.free[k] -= v
         return True
 
+    def add(self, shape: Mapping[str, int]) -> None:
+        """New resources (a placement group's bundle): in the total, and free."""
+        for k, v in shape.items():
+            self.total[k] = self.total.get(k, 0) + v
+            self.free[k] = self.free.get(k, 0) + v
+
+    def remove(self, shape: Mapping[str, int]) -> None:
+        """Resources that go away (a bundle returned); whoever used them has released them."""
+        for k, v in shape.items():
+            self.total[k] -= v
+            self.free[k] -= v
+            if not self.total[k]:
+                del self.total[k], self.free[k]
+
     def release(self, shape: Mapping[str, int]) -> None:
         for k, v in shape.items():
             self.free[k] += v

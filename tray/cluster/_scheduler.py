@@ -1,8 +1,16 @@
-"""The node scheduler: grants leases on workers by resource shape, and keeps the pool sized.
+"""The node scheduler: grants leases on workers by resource shape, spills back to other nodes,
+and keeps the pool sized.
 
-A lease request that fits the node's free resources gets an idle worker at once (or as
-soon as one is started); one that could never fit fails at once with
+A lease request that fits the node's free resources gets an idle worker of the caller's
+job at once (or as soon as one is started). One that does not fit here now goes to a
+node that has room by the cluster's latest view (a *spillback*: the caller asks that
+node instead); one that fits nowhere now waits here if this node could ever run it, and
+one that no node in the cluster could ever run fails at once with
 ``TaskUnschedulableError`` naming what is missing, instead of waiting forever.
+
+Workers belong to one job at a time (the first lease of a fresh worker assigns it its
+job's namespace, import path and log sink), as Ray's do, so two drivers' code never
+mixes in one process.
 """
 
 from __future__ import annotations
@@ -23,10 +31,12 @@ log = logging.getLogger("tray.cluster")
 
 POOL_NAME = "tray.worker_pool"
 SCHEDULER_NAME = "tray.scheduler"
+REPORT_DELAY_S = 0.01  # resource changes are reported to the control store at most this often
+MAX_HOPS = 3  # a request spilled this many times waits where it is (or fails if it can never run there)
 
 
 class _Worker:
-    __slots__ = ("worker_id", "proc", "executor", "pid", "lease", "dedicated", "lent")
+    __slots__ = ("worker_id", "proc", "executor", "pid", "lease", "dedicated", "lent", "job", "retire")
 
     def __init__(self, worker_id: str, proc: ActorRef) -> None:
         self.worker_id = worker_id
@@ -36,47 +46,57 @@ class _Worker:
         self.lease: int | None = None
         self.dedicated = False  # hosts an actor: never back to the idle pool
         self.lent = 0  # CPU units its task lent back while blocked in tray.get
+        self.job: str | None = None  # the job it runs code of (None: fresh)
+        self.retire = False  # its job ended: stop it when its lease comes back
 
 
-class _ActorEntry:
-    __slots__ = ("actor_id", "name", "namespace", "class_name", "methods", "executor", "lease_id", "reason", "ready")
+class _Request:
+    __slots__ = ("shape", "owner", "job", "actor_id", "detached")
 
-    def __init__(self, actor_id: str, name: str | None, namespace: str, class_name: str,
-                 methods: dict[str, Any]) -> None:
-        self.actor_id, self.name, self.namespace, self.class_name = actor_id, name, namespace, class_name
-        self.methods = methods
-        self.executor: ActorRef | None = None
-        self.lease_id: int | None = None
-        self.reason: Any = None
-        self.ready = trio.Event()
+    def __init__(self, shape: dict[str, int], owner: str, job: str, actor_id: str | None, detached: bool) -> None:
+        self.shape, self.owner, self.job, self.actor_id, self.detached = shape, owner, job, actor_id, detached
 
-    def wake(self) -> None:
-        self.ready.set()
 
-    def lost(self) -> None:
-        """Its process died: no executor until a restart (or a verdict of death)."""
-        self.executor, self.lease_id = None, None
-        if self.ready.is_set():
-            self.ready = trio.Event()
+class _Lease:
+    __slots__ = ("worker", "shape", "owner", "actor_id", "detached")
+
+    def __init__(self, worker: _Worker, req: _Request) -> None:
+        self.worker, self.shape, self.owner = worker, req.shape, req.owner
+        self.actor_id, self.detached = req.actor_id, req.detached
+
+
+def _fits(free: dict[str, int], shape: dict[str, int]) -> bool:
+    return all(free.get(k, 0) >= v for k, v in shape.items())
 
 
 class NodeScheduler(Actor):
     """Leases, resources and the worker pool of one node."""
 
-    def __init__(self, resources: dict[str, float], prestart: int) -> None:
+    def __init__(self, resources: dict[str, float], prestart: int, info: dict[str, Any] | None = None,
+                 echo_output: bool = True) -> None:
         self.ledger = Ledger(resources)
         self.prestart = prestart
+        self.info = info or {}
+        self.node_id: str = self.info.get("node_id", "")
+        self.echo_output = echo_output  # the driver hosts this node: workers print to its terminal
         self.workers: dict[str, _Worker] = {}
         self.by_proc: dict[ActorRef, _Worker] = {}
         self.idle: list[_Worker] = []
         self.starting = 0
-        self.queue: deque[Waiter] = deque()  # lease requests waiting: data is (shape, dedicated, owner)
-        self.leases: dict[int, tuple[_Worker, dict[str, int], str]] = {}  # id -> worker, shape, owner's uid
-        self.dead_owners: dict[str, None] = {}  # worker processes that died (recent ones), by uid
+        self.queue: deque[Waiter] = deque()  # lease requests waiting here: data is a _Request
+        self.leases: dict[int, _Lease] = {}
+        self.owners: dict[ActorRef, str] = {}  # processes holding or asking for leases, watched
+        self.dead_owners: dict[str, None] = {}  # processes that died (recent ones), by uid
         self.deaths: dict[str, str] = {}  # recently dead workers: why
         self.deaths_seen: dict[str, trio.Event] = {}
-        self.actors: dict[str, _ActorEntry] = {}
-        self.names: dict[tuple[str, str], str] = {}
+        self.control: ActorRef | None = None
+        self._joined = trio.Event()
+        self.view: dict[str, tuple[ActorRef, dict[str, int], dict[str, int], str]] = {}
+        self.jobs: dict[str, dict[str, Any]] = {}  # job id -> its config, for workers
+        self.bundles: dict[str, list[tuple[int, dict[str, int], dict[str, int]]]] = {}  # pg -> (index, shape, gained)
+        self._reporting = False
+        self._totals_changed = False
+        self._spread = itertools.count()
         self._lease_ids = itertools.count(1)
         self._worker_ids = itertools.count(1)
 
@@ -92,37 +112,144 @@ class NodeScheduler(Actor):
             raise RuntimeError("the worker pool is not running")
         return pool
 
+    # ----------------------------------------------------------------- cluster
+
+    def joined(self, control: ActorRef, view: dict[str, Any]) -> None:
+        """This node is (again) a member: where the control store is, and who else is."""
+        self.control = control
+        self.view = view
+        self._joined.set()
+        self._report_soon(totals=True)
+
+    async def node_info(self) -> dict[str, Any]:
+        """What a process joining this node needs: its id, store, and the control store
+        (once the node has joined the cluster)."""
+        await self._joined.wait()
+        return {**self.info, "control": self.control}
+
+    def cluster_view(self, view: dict[str, Any]) -> None:
+        """The control store's latest picture of the alive nodes and their free resources."""
+        self.view = view
+        self._spill_queued()
+
+    def _report_soon(self, totals: bool = False) -> None:
+        self._totals_changed |= totals
+        if self.control is not None and not self._reporting:
+            self._reporting = True
+            self.start_soon(self._report)
+
+    async def _report(self) -> None:
+        await trio.sleep(REPORT_DELAY_S)
+        self._reporting = False
+        total = self.ledger.total if self._totals_changed else None
+        self._totals_changed = False
+        # if the head is gone, the head link reconnects and the node reports afresh
+        self.control.report.try_tell(self.node_id, dict(self.ledger.free), total)  # type: ignore[union-attr]
+
     # ------------------------------------------------------------------ leases
 
-    async def lease(self, shape: dict[str, int], owner: str, dedicated: bool = False) -> tuple:
-        """A worker for ``shape``: ``(lease_id, worker_id, executor, pid)``, once one is free."""
-        if not self.ledger.feasible(shape):
-            raise TaskUnschedulableError(self._unschedulable(shape))
-        if owner in self.dead_owners:  # a request that was on its way when its process died
-            raise RayError(f"the process {owner} that asked for this lease died")
-        if not self.queue and self.idle and self.ledger.acquire(shape):
-            return self._grant(self.idle.pop(), shape, dedicated, owner)
-        waiter = Waiter((shape, dedicated, owner))
+    async def lease(self, shape: dict[str, int], owner: ActorRef, job: str, actor_id: str | None = None,
+                    detached: bool = False, strategy: tuple | None = None, hops: int = 0) -> tuple:
+        """A worker for ``shape``: ``("granted", lease_id, worker_id, executor, pid, node_id)`` once
+        one is free here, or ``("spill", scheduler, node_id)``: ask that node instead."""
+        uid = owner.actor_id.partition(":")[0]
+        if uid in self.dead_owners:  # a request that was on its way when its process died
+            raise RayError(f"the process {uid} that asked for this lease died")
+        elsewhere = self._choose(shape, strategy, hops)
+        if elsewhere is not None:
+            return ("spill", *elsewhere)
+        self._watch_owner(owner, uid)
+        if job not in self.jobs:
+            await self._fetch_job(job)
+        req = _Request(shape, uid, job, actor_id, detached)
+        if not self.queue and self.ledger.fits(shape):
+            worker = self._take_idle(job)
+            if worker is not None:
+                self.ledger.acquire(shape)
+                self._report_soon()
+                return self._grant(worker, req)
+        waiter = Waiter(req)
         self.start_soon(self._dispatch_soon)  # the waiter is queued by the time it runs
         return await waiter.wait(self.queue)
 
+    def _choose(self, shape: dict[str, int], strategy: tuple | None, hops: int) -> tuple[ActorRef, str] | None:
+        """Where a request should be served: None for here, or ``(scheduler, node_id)``."""
+        here = self.ledger.feasible(shape)
+        if strategy is not None and strategy[0] == "node":
+            _, node_id, soft = strategy
+            if node_id == self.node_id and here:
+                return None
+            entry = self.view.get(node_id)
+            if node_id != self.node_id and entry is not None and _fits(entry[1], shape):
+                return entry[0], node_id
+            if not soft:
+                raise TaskUnschedulableError(
+                    f"NodeAffinitySchedulingStrategy(node_id={node_id!r}, soft=False): that node "
+                    f"{'is not alive' if entry is None and node_id != self.node_id else 'cannot ever provide'}"
+                    f" {from_units(shape)}")
+        others = {n: e for n, e in self.view.items() if n != self.node_id}
+        if strategy is not None and strategy[0] == "spread" and hops == 0:
+            nodes = sorted(n for n, e in others.items() if _fits(e[1], shape))
+            if here:
+                nodes = sorted(nodes + [self.node_id])
+            now = [n for n in nodes if (n == self.node_id and self.ledger.fits(shape)) or
+                   (n != self.node_id and _fits(others[n][2], shape))]
+            pick = (now or nodes or [None])[next(self._spread) % max(1, len(now or nodes))]
+            if pick is None:
+                raise TaskUnschedulableError(self._unschedulable(shape))
+            return None if pick == self.node_id else self._spill_to(pick, shape)
+        if here and (self.ledger.fits(shape) or hops > 0):  # spilled here: wait here
+            return None
+        if hops < MAX_HOPS:
+            room = [n for n, e in others.items() if _fits(e[2], shape)]
+            if room:  # the one with the most of the first resource free (CPU, mostly)
+                return self._spill_to(max(room, key=lambda n: sum(others[n][2].values())), shape)
+        if here:
+            return None  # wait here for room
+        able = sorted(n for n, e in others.items() if _fits(e[1], shape))
+        if able and hops < MAX_HOPS:
+            return self._spill_to(able[0], shape)
+        raise TaskUnschedulableError(self._unschedulable(shape))
+
+    def _spill_to(self, node_id: str, shape: dict[str, int]) -> tuple[ActorRef, str]:
+        """Count what we send there against its free resources until its next report, so a
+        burst of requests spreads instead of piling onto the node that looked free."""
+        sched, total, free, address = self.view[node_id]
+        self.view[node_id] = (sched, total, {k: v - shape.get(k, 0) for k, v in free.items()}, address)
+        return sched, node_id
+
+    def _spill_queued(self) -> None:
+        """Requests waiting here that another node now has room for go there."""
+        if not self.queue or len(self.view) < 2:
+            return
+        for waiter in list(self.queue):
+            req = waiter.data
+            if self.ledger.fits(req.shape):
+                continue
+            room = [n for n, e in self.view.items() if n != self.node_id and _fits(e[2], req.shape)]
+            if room:
+                self.queue.remove(waiter)
+                waiter.hand(("spill", *self._spill_to(room[0], req.shape)))
+
     def release(self, lease_id: int) -> None:
-        """Give a lease back: its resources are free, its worker idle (or gone, if it hosted an actor)."""
+        """Give a lease back: its resources are free, its worker idle (or gone, if it hosted an
+        actor or its job ended)."""
         held = self.leases.pop(lease_id, None)
         if held is None:
             return
-        worker, shape, _owner = held
+        worker = held.worker
         self._take_back(worker)
-        self.ledger.release(shape)
+        self.ledger.release(held.shape)
         worker.lease = None
-        if worker.dedicated:
+        if worker.dedicated or worker.retire:
             self.start_soon(self._retire, worker)
         elif worker.worker_id in self.workers:
             self.idle.append(worker)
+        self._report_soon()
         self._dispatch()
 
     async def _retire(self, worker: _Worker) -> None:
-        """Stop a worker that hosted an actor (its process may be gone already)."""
+        """Stop a worker process (it hosted an actor, or its job ended); it may be gone already."""
         try:
             await self.pool.terminate_child.ask(worker.proc)
         except (KeyError, RayError):
@@ -134,59 +261,157 @@ class NodeScheduler(Actor):
         worker = self.workers.get(worker_id)
         if worker is None or worker.lease is None or worker.lent:
             return
-        cpus = self.leases[worker.lease][1].get("CPU", 0)
+        cpus = self.leases[worker.lease].shape.get("CPU", 0)
         if cpus:
             worker.lent = cpus
             self.ledger.free["CPU"] += cpus
+            self._report_soon()
             self._dispatch()
 
     def worker_unblocked(self, worker_id: str) -> None:
         """The task runs again: it takes its CPUs back (the node may be over-full for a while)."""
         worker = self.workers.get(worker_id)
         if worker is not None and worker.lent:
-            self.ledger.free["CPU"] -= worker.lent
-            worker.lent = 0
+            self._take_back(worker)
+            self._report_soon()
 
     def _take_back(self, worker: _Worker) -> None:
         if worker.lent:
             self.ledger.free["CPU"] -= worker.lent
             worker.lent = 0
 
-    def _grant(self, worker: _Worker, shape: dict[str, int], dedicated: bool, owner: str) -> tuple:
+    def _grant(self, worker: _Worker, req: _Request) -> tuple:
         lease_id = next(self._lease_ids)
         worker.lease = lease_id
-        worker.dedicated = dedicated
-        self.leases[lease_id] = (worker, shape, owner)
-        return (lease_id, worker.worker_id, worker.executor, worker.pid)
+        worker.dedicated = req.actor_id is not None
+        if worker.job != req.job:
+            self._assign(worker, req.job)
+        self.leases[lease_id] = _Lease(worker, req)
+        return ("granted", lease_id, worker.worker_id, worker.executor, worker.pid, self.node_id)
+
+    def _take_idle(self, job: str) -> _Worker | None:
+        """An idle worker for ``job``: one that ran its code before, else a fresh one."""
+        fresh = None
+        for i in range(len(self.idle) - 1, -1, -1):
+            w = self.idle[i]
+            if w.job == job:
+                return self.idle.pop(i)
+            if w.job is None and fresh is None:
+                fresh = i
+        return self.idle.pop(fresh) if fresh is not None else None
+
+    def _assign(self, worker: _Worker, job: str) -> None:
+        """A fresh worker starts running ``job``'s code: it gets the job's namespace, import
+        path and where its output goes. (It arrives before the first task: the executor
+        waits for it otherwise.)"""
+        config = self.jobs.get(job, {})
+        worker.job = job
+        public = {k: v for k, v in config.items() if k in ("namespace", "sys_path", "cwd")}
+        worker.executor.assign_job.try_tell(job, public)  # type: ignore[union-attr]
+        sink = None if self.echo_output or not config.get("log_to_driver", True) else config.get("driver")
+        worker.proc.set_job.try_tell(job, sink)
+
+    async def _fetch_job(self, job: str) -> None:
+        config: dict[str, Any] = {}
+        if self.control is not None:
+            try:
+                config = await self.control.job_info.ask(job) or {}
+            except RayError:
+                pass
+        self.jobs.setdefault(job, config)
 
     async def _dispatch_soon(self) -> None:
         self._dispatch()
 
     def _dispatch(self) -> None:
-        """Grant what fits to idle workers; start workers for what fits but has none (as
-        many as the free resources can run at once, not one per waiting request)."""
+        """Grant what fits to idle workers of the right job; start workers for what fits but
+        has none (as many as the free resources can run at once, not one per request)."""
+        granted = False
         for waiter in list(self.queue):
             if not self.idle:
                 break
-            shape, dedicated, owner = waiter.data
-            if self.ledger.acquire(shape):
-                self.queue.remove(waiter)
-                waiter.hand(self._grant(self.idle.pop(), shape, dedicated, owner))
+            req = waiter.data
+            if not self.ledger.fits(req.shape):
+                continue
+            worker = self._take_idle(req.job)
+            if worker is None:
+                continue
+            self.ledger.acquire(req.shape)
+            self.queue.remove(waiter)
+            if waiter.hand(self._grant(worker, req)):
+                granted = True
+            else:  # it gave up meanwhile (cancelled): the lease goes back
+                self.release(worker.lease)  # type: ignore[arg-type]
+        if granted:
+            self._report_soon()
         wanting, spare = 0, dict(self.ledger.free)
         for waiter in self.queue:
-            shape = waiter.data[0]
-            if all(spare.get(k, 0) >= v for k, v in shape.items()):
+            shape = waiter.data.shape
+            if _fits(spare, shape):
                 for k, v in shape.items():
                     spare[k] -= v
                 wanting += 1
         for _ in range(wanting - self.starting):
             self.start_soon(self._start_worker)
+        self._trim_idle(wanting)
+
+    def _trim_idle(self, wanting: int) -> None:
+        """Idle workers of other jobs give way once the pool holds more processes than the
+        node has CPUs to run (a new job must not wait on another's idle workers forever)."""
+        limit = max(int(self.ledger.total.get("CPU", 0) // 10_000), 1)
+        excess = len(self.idle) + self.starting - limit
+        if wanting and excess > 0:
+            for w in [w for w in self.idle if w.job is not None][:excess]:
+                self.idle.remove(w)
+                self.start_soon(self._retire, w)
 
     def _unschedulable(self, shape: dict[str, int]) -> str:
-        want, have = from_units(shape), from_units(self.ledger.total)
-        missing = {k: v for k, v in want.items() if have.get(k, 0) < v}
-        return (f"a task or actor needs {want} but no node can ever provide {missing}: this node has {have}."
-                f" Lower the request, or start tray with more (e.g. tray.init(num_cpus=..., resources={{...}})).")
+        want = from_units(shape)
+        nodes = {self.node_id: self.ledger.total, **{n: e[1] for n, e in self.view.items()}}
+        biggest = max(nodes.values(), key=lambda t: sum(min(t.get(k, 0), v) for k, v in shape.items()))
+        missing = {k: v for k, v in want.items() if from_units(biggest).get(k, 0) < v}
+        where = "this node has" if len(nodes) == 1 else f"the best of the {len(nodes)} nodes has"
+        return (f"a task or actor needs {want} but no node can ever provide {missing}: {where} "
+                f"{from_units(biggest)}. Lower the request, or start tray with more "
+                f"(e.g. tray.init(num_cpus=..., resources={{...}}), or tray start --resources ...).")
+
+    # ----------------------------------------------------------------- owners
+
+    def _watch_owner(self, owner: ActorRef, uid: str) -> None:
+        if owner not in self.owners:
+            self.owners[owner] = uid
+            self.monitor(owner)
+
+    def _owner_died(self, uid: str) -> None:
+        """A process that held leases died: the leases it held (for tasks it submitted, and
+        for the actors it created, which share its fate unless detached) come back, its
+        waiting requests go, and so do the objects it owned or was writing here."""
+        if uid in self.dead_owners:
+            return
+        self.dead_owners[uid] = None
+        if len(self.dead_owners) > 1000:
+            del self.dead_owners[next(iter(self.dead_owners))]
+        for waiter in [w for w in self.queue if w.data.owner == uid]:  # first: releases below dispatch
+            self.queue.remove(waiter)
+            waiter.fail(RayError(f"the process {uid} that asked for this lease died"))
+        for lease_id in [lid for lid, held in self.leases.items() if held.owner == uid and not held.detached]:
+            self.release(lease_id)
+        store = self.system.lookup(STORE_NAME)
+        if store is not None:
+            store.process_died.tell_nowait(uid)
+
+    def job_finished(self, job: str, driver: str) -> None:
+        """A job's driver is gone: its workers go (idle ones now, busy ones when released)."""
+        self._owner_died(driver)
+        self.jobs.pop(job, None)
+        for w in list(self.workers.values()):
+            if w.job != job or (w.dedicated and w.lease is not None and self.leases[w.lease].detached):
+                continue
+            if w in self.idle:
+                self.idle.remove(w)
+                self.start_soon(self._retire, w)
+            else:
+                w.retire = True
 
     # ----------------------------------------------------------------- workers
 
@@ -222,6 +447,9 @@ class NodeScheduler(Actor):
         return self.deaths.get(worker_id, "unknown")
 
     def on_down(self, ref: ActorRef, reason: Any) -> None:
+        uid = self.owners.pop(ref, None)
+        if uid is not None:
+            self._owner_died(uid)
         worker = self.by_proc.pop(ref, None)
         if worker is None:
             return
@@ -242,30 +470,9 @@ class NodeScheduler(Actor):
             held = self.leases.pop(worker.lease, None)
             if held is not None:
                 self._take_back(worker)
-                self.ledger.release(held[1])
-            for entry in self.actors.values():
-                if entry.lease_id == worker.lease and entry.reason is None:
-                    entry.lost()  # until its creator restarts it or gives up
+                self.ledger.release(held.shape)
+                self._report_soon()
         self._dispatch()
-
-    def _owner_died(self, uid: str) -> None:
-        """A worker process died: the leases it held (for tasks it submitted) come back, its
-        waiting lease requests go, and so do the objects it owned or was writing."""
-        self.dead_owners[uid] = None
-        if len(self.dead_owners) > 1000:
-            del self.dead_owners[next(iter(self.dead_owners))]
-        for waiter in [w for w in self.queue if w.data[2] == uid]:  # first: releases below dispatch
-            self.queue.remove(waiter)
-            waiter.fail(RayError(f"the process {uid} that asked for this lease died"))
-        for lease_id in [lid for lid, held in self.leases.items() if held[2] == uid]:
-            actor = next((a for a in self.actors.values() if a.lease_id == lease_id), None)
-            if actor is not None:  # an actor it created shares its fate (Ray's rule)
-                self.actor_failed(actor.actor_id, f"its owner (process {uid}) died")
-            else:
-                self.release(lease_id)
-        store = self.system.lookup(STORE_NAME)
-        if store is not None:
-            store.process_died.tell_nowait(uid)
 
     async def kill_worker(self, worker_id: str) -> None:
         """SIGKILL a worker (force-cancel); its leases fail, its resources come back."""
@@ -273,76 +480,62 @@ class NodeScheduler(Actor):
         if worker is not None:
             await worker.proc.kill_process.ask()
 
-    # ------------------------------------------------------------------ actors
-
-    def register_actor(self, actor_id: str, name: str | None, namespace: str, class_name: str,
-                       methods: dict[str, Any], get_if_exists: bool = False) -> str | None:
-        """Record an actor about to be created; a name must be free in its namespace.
-
-        Returns None, or with ``get_if_exists`` the id of the live actor holding the name.
-        """
-        if name is not None:
-            held = self.names.get((namespace, name))
-            if held is not None and self.actors[held].reason is None:
-                if get_if_exists:
-                    return held
-                raise ValueError(f"an actor named {name!r} already exists in namespace {namespace!r}")
-            self.names[(namespace, name)] = actor_id
-        self.actors[actor_id] = _ActorEntry(actor_id, name, namespace, class_name, methods)
-        return None
-
-    def actor_ready(self, actor_id: str, executor: ActorRef, lease_id: int) -> None:
-        entry = self.actors.get(actor_id)
-        if entry is None:
-            return
-        entry.executor, entry.lease_id = executor, lease_id
-        entry.wake()
-
-    def actor_failed(self, actor_id: str, reason: Any) -> None:
-        """The actor is gone for good (its creator says so, or tray.kill)."""
-        entry = self.actors.get(actor_id)
-        if entry is not None and entry.reason is None:
-            entry.reason = reason
-            entry.wake()
-            if entry.lease_id is not None:
-                self.release(entry.lease_id)
-                entry.lease_id = None
-
-    def actor_restarting(self, actor_id: str) -> None:
-        """Its creator restarts it: lookups wait for the new incarnation."""
-        entry = self.actors.get(actor_id)
-        if entry is not None and entry.reason is None:
-            entry.lost()
-
-    async def kill_actor_process(self, actor_id: str) -> None:
-        """``tray.kill(no_restart=False)``: end the actor's process; its creator may restart it."""
-        entry = self.actors.get(actor_id)
-        held = self.leases.get(entry.lease_id) if entry is not None and entry.lease_id is not None else None
+    def kill_lease_process(self, lease_id: int) -> None:
+        """``tray.kill(actor, no_restart=False)``: end the process holding the lease; its
+        creator may restart the actor."""
+        held = self.leases.get(lease_id)
         if held is not None:
-            await held[0].proc.kill_process.ask()
+            held.worker.proc.kill_process.try_tell()
 
-    async def lookup_actor(self, actor_id: str) -> tuple[ActorRef | None, Any]:
-        """``(executor, None)`` once the actor runs, or ``(None, reason)`` if it died or never was."""
-        entry = self.actors.get(actor_id)
-        if entry is None:
-            return None, f"no actor {actor_id} is known to this node"
-        while entry.executor is None and entry.reason is None:
-            await entry.ready.wait()
-        return (entry.executor, None) if entry.reason is None else (None, entry.reason)
+    # --------------------------------------------------------- placement groups
 
-    def named_actor(self, name: str, namespace: str) -> tuple[str, str, dict[str, Any]] | None:
-        """``(actor_id, class_name, methods)`` of the live actor named so, or None."""
-        actor_id = self.names.get((namespace, name))
-        entry = self.actors.get(actor_id) if actor_id is not None else None
-        if entry is None or entry.reason is not None:
+    def reserve_bundles(self, pg_id: str, bundles: list[tuple[int, dict[str, int]]]) -> tuple | None:
+        """Set aside a placement group's bundles: their base resources become the group's
+        (``CPU`` -> ``CPU_group_{i}_{pg}`` and ``CPU_group_{pg}``). Returns this node's new
+        ``(total, free)``, or None if they do not fit."""
+        from ._placement import bundle_resources
+
+        need: dict[str, int] = {}
+        for _i, shape in bundles:
+            for k, v in shape.items():
+                need[k] = need.get(k, 0) + v
+        if pg_id in self.bundles or not self.ledger.acquire(need):
             return None
-        return entry.actor_id, entry.class_name, entry.methods
+        held = self.bundles[pg_id] = []
+        for index, shape in bundles:
+            gained = bundle_resources(pg_id, index, shape)
+            self.ledger.add(gained)
+            held.append((index, shape, gained))
+        self._report_soon(totals=True)
+        self._dispatch()
+        return dict(self.ledger.total), dict(self.ledger.free)
 
-    def kill_actor(self, actor_id: str) -> None:
-        """End an actor: its dedicated worker process stops; callers get ActorDiedError."""
-        self.actor_failed(actor_id, "killed by tray.kill()")
+    def return_bundles(self, pg_id: str) -> None:
+        """The group is removed (or rescheduled): workers running in it are killed, its
+        resources become the node's again."""
+        held = self.bundles.pop(pg_id, None)
+        if held is None:
+            return
+        marker = f"_group_{pg_id}"
+        for lease_id in [lid for lid, lease in self.leases.items() if any(marker in k for k in lease.shape)]:
+            worker = self.leases[lease_id].worker
+            self.release(lease_id)
+            worker.proc.kill_process.try_tell()
+        for waiter in [w for w in self.queue if any(marker in k for k in w.data.shape)]:
+            self.queue.remove(waiter)
+            waiter.fail(TaskUnschedulableError(f"placement group {pg_id} was removed"))
+        for _index, shape, gained in held:
+            self.ledger.remove(gained)
+            self.ledger.release(shape)
+        self._report_soon(totals=True)
+        self._dispatch()
 
     # ------------------------------------------------------------------- views
+
+    def hosted(self) -> dict[str, tuple[ActorRef, int, int]]:
+        """The actors this node runs: ``actor_id -> (executor, lease_id, pid)``."""
+        return {lease.actor_id: (lease.worker.executor, lid, lease.worker.pid)  # type: ignore[misc]
+                for lid, lease in self.leases.items() if lease.actor_id is not None}
 
     def resources(self) -> tuple[dict[str, float], dict[str, float]]:
         """(total, available) resources of this node."""
@@ -357,8 +550,8 @@ class NodeScheduler(Actor):
         for w in self.workers.values():
             if w.executor is None:
                 continue
-            actor = next((a.class_name for a in self.actors.values()
-                          if a.lease_id is not None and a.lease_id == w.lease), None)
-            rows.append({"worker_id": w.worker_id, "pid": w.pid, "executor": w.executor, "actor": actor,
-                         "leased": w.lease is not None, "leased_to": self.leases[w.lease][2] if w.lease in self.leases else None})
+            lease = self.leases.get(w.lease) if w.lease is not None else None
+            rows.append({"worker_id": w.worker_id, "pid": w.pid, "executor": w.executor, "job_id": w.job,
+                         "actor_id": lease.actor_id if lease is not None else None, "leased": lease is not None,
+                         "leased_to": lease.owner if lease is not None else None, "node_id": self.node_id})
         return rows

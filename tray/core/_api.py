@@ -54,22 +54,20 @@ def init(
             raise RuntimeError("tray.init() was already called; call tray.shutdown() first, "
                                "or pass ignore_reinit_error=True")
         address = address or os.environ.get("TRAY_ADDRESS")
-        if address is not None:
-            raise ConnectionError(f"tray.init(address={address!r}): joining a running cluster is not supported yet;"
-                                  " call tray.init() without an address to start a local node")
-        for key in ("CPU", "GPU"):
-            if resources and key in resources:
-                raise ValueError(f"use num_{key.lower()}s=..., not resources={{{key!r}: ...}}")
-        store = _store_options(object_store_memory, kwargs)
-        total = node_resources(num_cpus, num_gpus, resources, object_store_memory=store.get("object_store_memory"))
-        node_config = {"resources": total, "log_to_driver": log_to_driver, **store}
-        rt = _runtime.Runtime(
-            node_address=None,
-            token=secrets.token_hex(16),
-            node_config=node_config,
-            namespace=namespace if namespace is not None else uuid.uuid4().hex[:8],
-            job_id=uuid.uuid4().hex[:8],
-        )
+        ns = namespace if namespace is not None else uuid.uuid4().hex[:8]
+        if address is not None and address != "local":
+            given = [k for k, v in (("num_cpus", num_cpus), ("num_gpus", num_gpus), ("resources", resources),
+                                    ("object_store_memory", object_store_memory)) if v is not None]
+            if given:
+                raise ValueError(f"tray.init(address={address!r}): {', '.join(given)} describe a new node and cannot "
+                                 f"be given when connecting to a running cluster; pass them to `tray start` instead")
+            rt = _connect(address, ns, log_to_driver)
+        else:
+            store = _store_options(object_store_memory, kwargs)
+            total = node_resources(num_cpus, num_gpus, resources, object_store_memory=store.get("object_store_memory"))
+            rt = _runtime.Runtime(node_address=None, token=secrets.token_hex(16),
+                                  node_config={"resources": total, "log_to_driver": log_to_driver, **store},
+                                  namespace=ns, job_id=uuid.uuid4().hex[:8], log_to_driver=log_to_driver)
         _runtime.install(rt)
         try:
             rt.start()
@@ -77,6 +75,16 @@ def init(
             _runtime.install(None)
             raise
         return _context(rt)
+
+
+def _connect(address: str, namespace: str, log_to_driver: bool) -> _runtime.Runtime:
+    """A runtime for a driver of the running cluster at ``address`` ("auto": this machine's)."""
+    from ..cluster._session import local_ip_toward, resolve
+
+    node_address, token = resolve(address)
+    return _runtime.Runtime(node_address=node_address, token=token, node_config=None, namespace=namespace,
+                            job_id=uuid.uuid4().hex[:8], listen=f"tcp://{local_ip_toward(node_address)}:0",
+                            log_to_driver=log_to_driver)
 
 
 def _store_options(object_store_memory: int | None, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -106,7 +114,8 @@ def _store_options(object_store_memory: int | None, kwargs: dict[str, Any]) -> d
 
 
 def _context(rt: _runtime.Runtime) -> dict[str, Any]:
-    return {"address": rt.system.address, "namespace": rt.namespace, "job_id": rt.job_id}
+    return {"address": rt.node_address or rt.system.address, "namespace": rt.namespace, "job_id": rt.job_id,
+            "node_id": rt.node_id}
 
 
 def shutdown() -> None:
@@ -218,11 +227,11 @@ def _blocked(rt: _runtime.Runtime) -> Iterator[None]:
     if rt.current_task_id is None or rt.worker_id is None:
         yield
         return
-    rt.soon(rt.scheduler.worker_blocked.tell_nowait, rt.worker_id)
+    rt.soon(rt.scheduler.worker_blocked.try_tell, rt.worker_id)
     try:
         yield
     finally:
-        rt.soon(rt.scheduler.worker_unblocked.tell_nowait, rt.worker_id)
+        rt.soon(rt.scheduler.worker_unblocked.try_tell, rt.worker_id)
 
 
 def _value(rt: _runtime.Runtime, entry: Any) -> Any:
@@ -384,7 +393,7 @@ def get_actor(name: str, namespace: str | None = None) -> ActorHandle:
     ns = namespace if namespace is not None else rt.namespace
 
     async def look() -> Any:
-        return await rt.scheduler.named_actor.ask(name, ns)
+        return await rt.control.named_actor.ask(name, ns)
 
     found = rt.call(look)
     if found is None:
@@ -396,37 +405,62 @@ def get_actor(name: str, namespace: str | None = None) -> ActorHandle:
 # ---------------------------------------------------------------------- the node
 
 
-def _resources() -> tuple[dict[str, float], dict[str, float]]:
+def _ask_control(method: str, *args: Any) -> Any:
     rt = _runtime_for_call()
 
     async def ask() -> Any:
-        return await rt.scheduler.resources.ask()
+        return await getattr(rt.control, method).ask(*args)
 
     return rt.call(ask)
 
 
+def _resources() -> tuple[dict[str, float], dict[str, float]]:
+    """Totals and free amounts over the alive nodes, asked of each node's scheduler (the
+    control store's view may be a report behind)."""
+    rt = _runtime_for_call()
+
+    async def ask() -> list[tuple[dict[str, float], dict[str, float]]]:
+        import trio
+
+        from ..exceptions import RayError
+
+        view = await rt.control.view.ask()
+        answers: list[tuple[dict[str, float], dict[str, float]]] = []
+
+        async def one(scheduler: Any) -> None:
+            try:
+                answers.append(await scheduler.resources.ask())
+            except RayError:  # died meanwhile: its resources are gone from the cluster
+                pass
+
+        async with trio.open_nursery() as nursery:
+            for scheduler, *_rest in view.values():
+                nursery.start_soon(one, scheduler)
+        return answers
+
+    total: dict[str, float] = {}
+    free: dict[str, float] = {}
+    for node_total, node_free in rt.call(ask):
+        for into, amounts in ((total, node_total), (free, node_free)):
+            for k, v in amounts.items():
+                into[k] = into.get(k, 0) + v
+    return total, free
+
+
 def cluster_resources() -> dict[str, float]:
-    """Every resource of the cluster and its total amount."""
+    """Every resource of the cluster (all alive nodes) and its total amount."""
     return _resources()[0]
 
 
 def available_resources() -> dict[str, float]:
     """Every resource of the cluster that is free now, and how much."""
-    return {k: v for k, v in _resources()[1].items() if v}
+    return {k: v for k, v in _resources()[1].items() if v > 0}
 
 
 def nodes() -> list[dict[str, Any]]:
-    """One dict per node (Ray's keys)."""
-    rt = _runtime_for_call()
-    total, _free = _resources()
-    return [{
-        "NodeID": rt.system.uid,
-        "Alive": True,
-        "NodeManagerAddress": "127.0.0.1",
-        "NodeManagerHostname": os.uname().nodename,
-        "Resources": total,
-        "Address": rt.system.address,
-    }]
+    """One dict per node the cluster has known, alive or dead (Ray's keys: NodeID, Alive,
+    NodeManagerAddress, Resources, ...)."""
+    return _ask_control("nodes_table")
 
 
 class RuntimeContext:

@@ -41,17 +41,14 @@ def _retry_exceptions(v: Any) -> bool:
     )
 
 
-def _anything(v: Any) -> bool:
-    return True
-
-
 _COMMON: dict[str, tuple[Any, Check, str]] = {
     # name: (default, check, what a valid value is)
     "num_cpus": (None, _optional(_number), "a number >= 0"),
     "num_gpus": (None, _optional(_number), "a number >= 0"),
     "resources": (None, _resources, "a dict of custom resource names to numbers >= 0 (not CPU/GPU/memory)"),
     "memory": (None, _optional(_number), "a number of bytes >= 0"),
-    "scheduling_strategy": (None, _anything, "None, 'DEFAULT', 'SPREAD' or a scheduling strategy object"),
+    "scheduling_strategy": (None, lambda v: v in (None, "DEFAULT", "SPREAD") or not isinstance(v, str),
+                            "None, 'DEFAULT', 'SPREAD' or a scheduling strategy object"),
     "runtime_env": (None, _optional(lambda v: isinstance(v, dict)), "a dict"),
     "name": (None, _optional(lambda v: isinstance(v, str) and v != ""), "a non-empty str"),
     "accelerator_type": (None, _optional(lambda v: isinstance(v, str)), "a str"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import sys
 import threading
 from collections import deque
 from typing import TYPE_CHECKING, Any
@@ -41,21 +42,22 @@ PIPELINE = 8  # tasks in flight per leased worker, once more tasks wait than lea
 class Lease:
     """A worker granted to this owner for tasks of one shape, until it is given back."""
 
-    __slots__ = ("lease_id", "worker_id", "executor", "pid", "inflight", "dead")
+    __slots__ = ("lease_id", "worker_id", "executor", "pid", "node_id", "scheduler", "inflight", "dead")
 
-    def __init__(self, lease_id: int, worker_id: str, executor: ActorRef, pid: int) -> None:
-        self.lease_id, self.worker_id, self.executor, self.pid = lease_id, worker_id, executor, pid
+    def __init__(self, scheduler: ActorRef, grant: tuple) -> None:
+        _, self.lease_id, self.worker_id, self.executor, self.pid, self.node_id = grant
+        self.scheduler = scheduler  # the node's, where it goes back
         self.inflight = 0  # tasks sent to it and not yet answered
         self.dead = False  # its worker died: never reused, never returned
 
 
 class _ShapePool:
-    """Tasks of one shape waiting for a lease, and the requests out for them."""
+    """Tasks of one shape (and scheduling strategy) waiting for a lease, and the requests out for them."""
 
-    __slots__ = ("shape", "waiters", "requests")
+    __slots__ = ("shape", "strategy", "waiters", "requests")
 
-    def __init__(self, shape: dict[str, int]) -> None:
-        self.shape = shape
+    def __init__(self, shape: dict[str, int], strategy: tuple | None) -> None:
+        self.shape, self.strategy = shape, strategy
         self.waiters: deque[Waiter] = deque()  # tasks waiting for a lease
         self.requests = 0
 
@@ -82,12 +84,15 @@ class _ActorQueue:
 class ActorRecipe:
     """How the creator (re)starts an actor: Ray's max_restarts re-runs ``__init__``."""
 
-    __slots__ = ("class_name", "cls_blob", "args", "shape", "max_concurrency", "max_restarts")
+    __slots__ = ("class_name", "cls_blob", "args", "shape", "max_concurrency", "max_restarts", "strategy",
+                 "detached")
 
     def __init__(self, class_name: str, cls_blob: bytes, args: Args, shape: dict[str, int],
-                 max_concurrency: int | None, max_restarts: int) -> None:
+                 max_concurrency: int | None, max_restarts: int, strategy: tuple | None = None,
+                 detached: bool = False) -> None:
         self.class_name, self.cls_blob, self.args, self.shape = class_name, cls_blob, args, shape
         self.max_concurrency, self.max_restarts = max_concurrency, max_restarts
+        self.strategy, self.detached = strategy, detached
 
 
 class Owner:
@@ -112,6 +117,24 @@ class Owner:
     async def close(self) -> None:
         self.nursery.cancel_scope.cancel()
 
+    def note(self, method: Any, *args: Any) -> None:
+        """Tell another process something that needs no answer (a lease given back, an actor
+        ready). If it is gone, so is the need; if the connection is backed up, the note
+        waits its turn in the background instead of being lost."""
+        try:
+            method.tell_nowait(*args)
+        except MailboxFull:
+            self.nursery.start_soon(self._note_later, method, args)
+        except RayError:
+            pass
+
+    @staticmethod
+    async def _note_later(method: Any, args: tuple) -> None:
+        try:
+            await method.tell(*args)
+        except RayError:
+            pass
+
     # ------------------------------------------------------------------ tasks
 
     def submit_task(self, spec: TaskSpec, parent: str | None) -> None:
@@ -133,7 +156,7 @@ class Owner:
                     self._task_failed(spec, _cancelled(spec))
                     return
                 try:
-                    lease = await self._lease(spec.shape)
+                    lease = await self._lease(spec.shape, spec.strategy)
                 except RayError as exc:
                     self._task_failed(spec, exc)
                     return
@@ -161,7 +184,7 @@ class Owner:
                         return
                     log.info("worker of task %s died; retrying (%d)", spec.name, attempts)
                     continue
-                self._give_back(spec.shape, lease)
+                self._give_back(spec.shape, spec.strategy, lease)
                 if kind == "ok":
                     for oid, blob in zip(spec.return_ids, payload):
                         self.table.resolve(oid, blob)
@@ -262,11 +285,11 @@ class Owner:
 
     # ----------------------------------------------------------------- leases
 
-    async def _lease(self, shape: dict[str, int]) -> Lease:
-        key = frozenset(shape.items())
+    async def _lease(self, shape: dict[str, int], strategy: tuple | None) -> Lease:
+        key = (frozenset(shape.items()), strategy)
         pool = self.pools.get(key)
         if pool is None:
-            pool = self.pools[key] = _ShapePool(shape)
+            pool = self.pools[key] = _ShapePool(shape, strategy)
         return await Waiter().wait(pool.waiters, lambda: self._request_leases(pool))
 
     def _request_leases(self, pool: _ShapePool) -> None:
@@ -274,20 +297,29 @@ class Owner:
             pool.requests += 1
             self.nursery.start_soon(self._request_lease, pool)
 
-    async def _request_lease(self, pool: _ShapePool) -> None:
+    async def request_lease(self, shape: dict[str, int], strategy: tuple | None, actor_id: str | None = None,
+                            detached: bool = False) -> Lease:
+        """Ask our node for a worker; follow its spillbacks to the node that has room."""
+        scheduler, hops = self.rt.scheduler, 0
+        while True:
+            reply = await scheduler.lease.ask(shape, self.rt.owner_ref, self.rt.job_id, actor_id, detached,
+                                              strategy, hops)
+            if reply[0] == "granted":
+                return Lease(scheduler, reply)
+            scheduler, hops = reply[1], hops + 1
 
+    async def _request_lease(self, pool: _ShapePool) -> None:
         try:
-            grant = await self.rt.scheduler.lease.ask(pool.shape, self.rt.system.uid)
+            lease = await self.request_lease(pool.shape, pool.strategy)
         except RayError as exc:  # unschedulable, or the node is gone: every waiter fails
             pool.requests -= 1
             while pool.waiters:
                 pool.waiters.popleft().fail(exc)
             return
         pool.requests -= 1
-        lease = Lease(*grant)
         self._hand_out(pool, lease)
         if lease.inflight == 0:
-            self.rt.scheduler.release.tell_nowait(lease.lease_id)
+            self.note(lease.scheduler.release, lease.lease_id)
         self._request_leases(pool)
 
     def _hand_out(self, pool: _ShapePool, lease: Lease) -> None:
@@ -298,22 +330,22 @@ class Owner:
             if waiters.popleft().hand(lease):
                 lease.inflight += 1
 
-    def _give_back(self, shape: dict[str, int], lease: Lease) -> None:
+    def _give_back(self, shape: dict[str, int], strategy: tuple | None, lease: Lease) -> None:
         """A task is done with ``lease``: pass it on to a waiting task, or return it when idle."""
         lease.inflight -= 1
         if lease.dead:
             return
-        pool = self.pools.get(frozenset(shape.items()))
+        pool = self.pools.get((frozenset(shape.items()), strategy))
         if pool is not None:
             self._hand_out(pool, lease)
         if lease.inflight == 0:
-            self.rt.scheduler.release.tell_nowait(lease.lease_id)
+            self.note(lease.scheduler.release, lease.lease_id)
 
     async def _death_of(self, lease: Lease, lost: BaseException) -> str:
         """Why the leased worker died, as the node saw it (exit code, signal), if it says soon."""
         with trio.move_on_after(2.0):
             try:
-                return await self.rt.scheduler.death_of.ask(lease.worker_id)
+                return await lease.scheduler.death_of.ask(lease.worker_id)
             except RayError:
                 pass
         return str(lost)
@@ -330,9 +362,9 @@ class Owner:
         if lease is None:
             return
         if force:
-            self.rt.scheduler.kill_worker.tell_nowait(lease.worker_id)
+            self.note(lease.scheduler.kill_worker, lease.worker_id)
         else:
-            lease.executor.interrupt.tell_nowait(task_id, recursive)
+            self.note(lease.executor.interrupt, task_id, recursive)
 
     def cancel_children(self, parent: str) -> None:
         """The task ``parent`` (running here) was cancelled: so are the tasks it submitted."""
@@ -353,27 +385,37 @@ class Owner:
         """Start the actor (again, after a crash) in a worker of its own."""
         recipe = q.recipe
         assert recipe is not None
-        scheduler = self.rt.scheduler
-        lease_id = None
+        lease = None
         try:
             err = await self._wait_deps(recipe.args.deps)
             if err is not None:
                 raise err
-            lease_id, _worker_id, executor, _pid = await scheduler.lease.ask(recipe.shape, self.rt.system.uid, True)
-            await executor.create_actor.ask(q.actor_id, recipe.cls_blob, recipe.args.blob, recipe.args.inline(self.table),
-                                            recipe.max_concurrency)
+            lease = await self.request_lease(recipe.shape, recipe.strategy, q.actor_id, recipe.detached)
+            await lease.executor.create_actor.ask(q.actor_id, recipe.cls_blob, recipe.args.blob,
+                                                  recipe.args.inline(self.table), recipe.max_concurrency)
         except Exception as exc:
             err = ActorDiedError(f"actor {recipe.class_name} ({q.actor_id}) could not be created: {exc}")
             err.__cause__ = exc
-            if lease_id is not None:
-                scheduler.release.tell_nowait(lease_id)
+            if lease is not None:
+                self.note(lease.scheduler.release, lease.lease_id)
             self._actor_died(q, err)
             return
         if q.dead is not None:  # killed while it started
-            scheduler.release.tell_nowait(lease_id)
+            self.note(lease.scheduler.release, lease.lease_id)
             return
-        scheduler.actor_ready.tell_nowait(q.actor_id, executor, lease_id)
-        self._bind(q, executor)
+        self.note(self.rt.control.actor_ready, q.actor_id, lease.executor, lease.node_id, lease.lease_id, lease.pid)
+        self._bind(q, lease.executor)
+
+    async def _restart_actor(self, q: _ActorQueue, died: str) -> None:
+        """Start a new incarnation, unless it was killed for good meanwhile."""
+        try:
+            alive = await self.rt.control.actor_restarting.ask(q.actor_id)
+        except RayError:
+            alive = False
+        if alive:
+            await self._create_actor(q)
+        else:
+            self._actor_died(q, ActorDiedError(f"{died}; it is not restarted: it was killed"))
 
     def _queue(self, actor_id: str, resolve: bool = True) -> _ActorQueue:
         q = self.actors.get(actor_id)
@@ -385,7 +427,7 @@ class Owner:
 
     async def _resolve_actor(self, q: _ActorQueue) -> None:
         try:
-            executor, reason = await self.rt.scheduler.lookup_actor.ask(q.actor_id)
+            executor, reason = await self.rt.control.lookup_actor.ask(q.actor_id)
         except RayError as exc:
             executor, reason = None, exc
         if executor is None:
@@ -398,7 +440,7 @@ class Owner:
         self.by_executor[executor.actor_id] = q
         q.ready.set()
         self.rt.owner_ref.watch.tell_nowait(executor)  # type: ignore[union-attr]
-        executor.hello.tell_nowait(self.rt.owner_ref)  # before any call: same connection, in order
+        self.note(executor.hello, self.rt.owner_ref)  # before any call: same connection, in order
         if q.calls and not q.pumping:
             q.pumping = True
             self.nursery.start_soon(self._pump, q)
@@ -476,16 +518,14 @@ class Owner:
     def _reap(self, q: _ActorQueue) -> None:
         if q.doomed and not q.calls and not q.inflight and q.dead is None and q.actor_id in self.collectable:
             self.collectable.discard(q.actor_id)
-            self.rt.scheduler.kill_actor.tell_nowait(q.actor_id)
             self._actor_died(q, ActorDiedError(f"actor {q.actor_id} ended: no handle to it is left"))
 
     def kill_actor(self, actor_id: str, no_restart: bool) -> None:
         q = self._queue(actor_id)
+        self.note(self.rt.control.kill_actor, actor_id, no_restart)
         if no_restart:
-            self.rt.scheduler.kill_actor.tell_nowait(actor_id)
             self._actor_died(q, ActorDiedError(f"actor {actor_id} was killed by tray.kill()"))
-        else:  # its process dies; it restarts if its max_restarts allows
-            self.rt.scheduler.kill_actor_process.tell_nowait(actor_id)
+        # else: its process dies; it restarts if its max_restarts allows
 
     def call_done(self, executor: str, call_id: int, kind: str, payload: Any) -> None:
         q = self.by_executor.get(executor)
@@ -527,8 +567,7 @@ class Owner:
         elif recipe.max_restarts == -1 or q.restarts < recipe.max_restarts:
             q.restarts += 1
             log.info("%s; restarting it (%d of %s)", died, q.restarts, recipe.max_restarts)
-            self.rt.scheduler.actor_restarting.tell_nowait(q.actor_id)
-            self.nursery.start_soon(self._create_actor, q)
+            self.nursery.start_soon(self._restart_actor, q, died)
         else:
             self._actor_died(q, ActorDiedError(f"{died}; it was restarted {q.restarts} time(s)"
                                                f" (max_restarts={recipe.max_restarts})"))
@@ -539,7 +578,7 @@ class Owner:
         q.dead = err
         q.ready.set()
         if q.recipe is not None:  # its creator says it is gone for good
-            self.rt.scheduler.actor_failed.tell_nowait(q.actor_id, str(err))
+            self.note(self.rt.control.actor_failed, q.actor_id, str(err))
             self.table.pin(q.recipe.args.pinned, -1)
         for call in q.inflight.values():  # sent, maybe run: Ray's RayActorError
             self._fail(call.return_ids, ActorDiedError(f"{err}; call {call.method} did not complete"))
@@ -592,6 +631,13 @@ class OwnerActor(Actor):
 
     def watch(self, executor: ActorRef) -> None:
         self.monitor(executor)
+
+    def worker_output(self, text: str, err: bool) -> None:
+        """Output of a worker running this driver's job on another node, already prefixed
+        with its origin: it goes to our terminal, as if the worker were ours."""
+        out = sys.stderr if err else sys.stdout
+        out.write(text)
+        out.flush()
 
     def on_down(self, ref: ActorRef, reason: Any) -> None:
         self._owner.actor_down(ref, reason)

@@ -44,6 +44,33 @@ def _result(refs: list[ObjectRef], num_returns: int) -> Any:
     return refs if num_returns else None
 
 
+def placement(opts: dict[str, Any], default_cpus: float) -> tuple[dict[str, int], tuple | None]:
+    """The resource shape a task or actor asks for, and how to choose its node: None (the
+    default: local first, then wherever there is room), ``("spread",)``, or
+    ``("node", node_id, soft)``. A placement group's strategy becomes a shape of the
+    group's own resources (Ray's bundle resources), which only its nodes have."""
+    shape = to_units(task_shape(opts.get("num_cpus"), opts.get("num_gpus"), opts.get("memory"),
+                                opts.get("resources"), default_cpus))
+    strategy = opts.get("scheduling_strategy")
+    if strategy is None or strategy == "DEFAULT":
+        return shape, None
+    if strategy == "SPREAD":
+        return shape, ("spread",)
+    if hasattr(strategy, "placement_group"):
+        group = strategy.placement_group
+        if group is None:
+            return shape, None
+        from ..cluster._placement import pg_shape
+
+        return pg_shape(shape, group.id.hex(), strategy.placement_group_bundle_index), None
+    if hasattr(strategy, "node_id") and hasattr(strategy, "soft"):
+        return shape, ("node", strategy.node_id, bool(strategy.soft))
+    if hasattr(strategy, "hard"):  # NodeLabelSchedulingStrategy: labels do not route yet
+        return shape, None
+    raise ValueError(f"unknown scheduling_strategy {strategy!r}: use None, 'DEFAULT', 'SPREAD' or an object "
+                     f"of tray.util.scheduling_strategies")
+
+
 def _with_options(obj: Any, table: dict, options: dict[str, Any], what: str) -> Any:
     """A copy of ``obj`` (a remote function or actor class) with ``options`` laid over its own."""
     validate(table, options, what)
@@ -86,13 +113,12 @@ class RemoteFunction:
                 raise TypeError(f"remote function {name!r} {exc}") from None
         default = "streaming" if inspect.isgeneratorfunction(self._fn) else 1  # Ray's generators stream
         num_returns = _num_returns(opts.get("num_returns", default), streams=True)
-        shape = to_units(task_shape(opts.get("num_cpus"), opts.get("num_gpus"), opts.get("memory"),
-                                    opts.get("resources"), 1))
+        shape, strategy = placement(opts, 1)
         packed = Args(rt.table, args, kwargs, f"{name}.remote()")
         ids, refs = _new_refs(rt, max(num_returns, 0))
         task_id = ids[0] if ids else rt.table.new_id()
         spec = TaskSpec(task_id, name, self._fn_id, self._blob, packed, ids, num_returns,
-                        opts.get("max_retries", 3), opts.get("retry_exceptions", False), shape, rt.table)
+                        opts.get("max_retries", 3), opts.get("retry_exceptions", False), shape, strategy, rt.table)
         if num_returns == STREAMING:
             stream = spec.stream = rt.owner.streams[task_id] = Stream(rt.table, task_id)
             rt.soon(rt.owner.submit_task, spec, rt.current_task_id)
@@ -133,28 +159,27 @@ class ActorClass:
         name = opts.get("name")
         namespace = opts.get("namespace") or rt.namespace
         retries = opts.get("max_task_retries", 0)
-        if name is None and opts.get("lifetime") != "detached":
+        detached = opts.get("lifetime") == "detached"
+        shape, strategy = placement(opts, 0)
+        if name is None and not detached:
             rt.owner.collectable.add(actor_id)  # ended once its last handle is gone, as in Ray
         handle = ActorHandle(actor_id, cls_name, self._methods, rt.job_id, retries)
+        register = (actor_id, name, namespace, cls_name, self._methods, rt.owner_ref, rt.job_id, detached)
         if name is not None:  # names are checked now, as Ray does: a taken one raises here
-            held = rt.call(_register, rt, actor_id, name, namespace, cls_name, self._methods,
-                           opts.get("get_if_exists", False))
+            held = rt.call(_register, rt, *register, opts.get("get_if_exists", False))
             if held is not None:
                 return ActorHandle(held, cls_name, self._methods, rt.job_id, retries)
         else:
-            rt.soon(rt.scheduler.register_actor.tell_nowait, actor_id, None, namespace, cls_name, self._methods)
-        shape = to_units(task_shape(opts.get("num_cpus"), opts.get("num_gpus"), opts.get("memory"),
-                                    opts.get("resources"), 0))
+            rt.soon(rt.control.register_actor.try_tell, *register)
         packed = Args(rt.table, args, kwargs, f"{cls_name}.remote()")
         recipe = ActorRecipe(cls_name, self._blob, packed, shape, opts.get("max_concurrency"),
-                             opts.get("max_restarts", 0))
+                             opts.get("max_restarts", 0), strategy, detached)
         rt.soon(rt.owner.create_actor, actor_id, recipe)
         return handle
 
 
-async def _register(rt: Any, actor_id: str, name: str, namespace: str, cls_name: str, methods: dict,
-                    get_if_exists: bool) -> Any:
-    return await rt.scheduler.register_actor.ask(actor_id, name, namespace, cls_name, methods, get_if_exists)
+async def _register(rt: Any, *args: Any) -> Any:
+    return await rt.control.register_actor.ask(*args)
 
 
 def _method_table(cls: type) -> dict[str, dict[str, Any]]:

@@ -8,13 +8,10 @@ node (scheduler and worker pool) unless the driver joined a running cluster.
 
 from __future__ import annotations
 
-import glob
-import json
 import logging
 import os
 import shutil
 import sys
-import tempfile
 import threading
 from collections import deque
 from typing import Any, Awaitable, Callable
@@ -22,6 +19,7 @@ from typing import Any, Awaitable, Callable
 import trio
 
 from ..actors import ActorRef, ActorSystem
+from ..cluster._session import new_session_dir, unreachable, write_session
 from ..exceptions import RayError
 from ..store import DEFAULT_INLINE_LIMIT, STORE_NAME, StoreClient
 from . import _objects
@@ -30,8 +28,8 @@ from ._owner import Owner, OwnerActor
 
 log = logging.getLogger("tray.core")
 
-SESSION_FILE = "session.json"
 COLLECT_S = 0.1
+JOIN_TIMEOUT_S = 30.0
 
 _runtime: Runtime | None = None
 _runtime_lock = threading.Lock()
@@ -62,6 +60,7 @@ class Runtime:
         job_id: str,
         worker_id: str | None = None,
         listen: str | None = None,
+        log_to_driver: bool = True,
     ) -> None:
         self.node_address = node_address  # None: host the node here
         self.listen = listen  # where others reach this process's actors (a worker's socket)
@@ -75,6 +74,8 @@ class Runtime:
         self.owner: Owner = None  # type: ignore[assignment]
         self.owner_ref: ActorRef | None = None
         self.scheduler: ActorRef = None  # type: ignore[assignment]
+        self.control: ActorRef = None  # type: ignore[assignment]
+        self.log_to_driver = log_to_driver
         self.node: Any = None  # the LocalNode this process hosts (a driver without address)
         self.trio_token: trio.lowlevel.TrioToken = None  # type: ignore[assignment]
         self._thread: threading.Thread | None = None
@@ -84,7 +85,7 @@ class Runtime:
         self.session_dir: str | None = None
         self.closed = False
         self._collect_armed = False
-        self.node_id = os.environ.get("TRAY_NODE_ID", "") if worker_id is not None else ""
+        self.node_id = ""
         self.current_task_id: str | None = None  # in a worker: the task its main thread runs
         self.current_actor_id: str | None = None  # in a worker: the actor it hosts
 
@@ -97,7 +98,10 @@ class Runtime:
         self._thread.start()
         self._ready.wait()
         if self._error is not None:
-            raise self._error
+            err = self._error
+            while isinstance(err, BaseExceptionGroup) and len(err.exceptions) == 1:
+                err = err.exceptions[0]  # the one reason, not the nurseries it crossed
+            raise err
 
     def _thread_main(self) -> None:
         try:
@@ -114,38 +118,25 @@ class Runtime:
         self._stop = trio.Event()
         address = self.listen
         if self.node_address is None:
-            self.session_dir = tempfile.mkdtemp(prefix="tray-session-")
+            self.session_dir = new_session_dir()
             address = f"unix://{self.session_dir}/node.sock"
         async with ActorSystem(address=address, token=self.token) as system:
             self.system = system
-            if not self.node_id:
-                self.node_id = system.uid
             async with trio.open_nursery() as nursery:
                 self.owner = Owner(self)
                 self.owner.nursery = nursery
                 self.owner_ref = await system.spawn(OwnerActor, self.owner, name="tray.owner", max_concurrency=1 << 20)
                 if self.node_address is None:
-                    from ..cluster import LocalNode, StoreConfig  # only a process that hosts the node needs them
-
-                    cfg = self.node_config or {}
-                    spill_dir = cfg.get("spill_dir")
-                    store = StoreConfig(f"tray-{os.urandom(4).hex()}-", spill_dir or f"{self.session_dir}/spill",
-                                        cfg.get("object_store_memory"), own_spill_dir=spill_dir is None,
-                                        inline_limit=cfg.get("inline_limit", DEFAULT_INLINE_LIMIT))
-                    self.node = LocalNode(system, cfg["resources"], self._worker_env(), store,
-                                          cfg.get("log_to_driver", True))
-                    self.scheduler = await self.node.start()
-                    manager = system.lookup(STORE_NAME)
-                    prefix, inline_limit = store.prefix, store.inline_limit
+                    info = await self._host_node(system)
                 else:
-                    sched = await system.lookup_remote(self.node_address, "tray.scheduler")
-                    manager = await system.lookup_remote(self.node_address, STORE_NAME)
-                    if sched is None or manager is None:
-                        raise ConnectionError(f"no tray node answers at {self.node_address}")
-                    self.scheduler = sched
-                    prefix = os.environ["TRAY_STORE_PREFIX"]
-                    inline_limit = int(os.environ.get("TRAY_INLINE_LIMIT", DEFAULT_INLINE_LIMIT))
-                self._attach_table(StoreClient(manager, prefix, inline_limit, system.uid, self.call, self.soon))
+                    info = await self._join_node(system)
+                self.node_id = info["node_id"]
+                self.control = info["control"]
+                self._attach_table(StoreClient(system.lookup(STORE_NAME) if self.node is not None else info["store"],
+                                               info["store_prefix"], info["inline_limit"], system.uid, self.call,
+                                               self.soon))
+                if self.worker_id is None:
+                    await self.control.register_job.ask(self.job_id, self._job_info(), self.owner_ref)
                 if self._setup is not None:
                     await self._setup(self)
                 if self.session_dir is not None:
@@ -162,14 +153,47 @@ class Runtime:
         if self.session_dir is not None:
             shutil.rmtree(self.session_dir, ignore_errors=True)
 
+    async def _host_node(self, system: ActorSystem) -> dict[str, Any]:
+        """Start a one-machine cluster in this process: its head node, with the control store."""
+        from ..cluster import LocalNode, StoreConfig  # only a process that hosts the node needs them
+
+        cfg = self.node_config or {}
+        spill_dir = cfg.get("spill_dir")
+        store = StoreConfig(f"tray-{os.urandom(4).hex()}-", spill_dir or f"{self.session_dir}/spill",
+                            cfg.get("object_store_memory"), own_spill_dir=spill_dir is None,
+                            inline_limit=cfg.get("inline_limit", DEFAULT_INLINE_LIMIT))
+        self.node = LocalNode(system, cfg["resources"], self._worker_env(), store, cfg.get("log_to_driver", True))
+        self.scheduler = await self.node.start()
+        return await self.scheduler.node_info.ask()
+
+    async def _join_node(self, system: ActorSystem) -> dict[str, Any]:
+        """Attach to a running node (this process is its worker, or a driver on its machine)."""
+        from ..exceptions import RayError
+
+        try:
+            sched = await system.lookup_remote(self.node_address, "tray.scheduler")  # type: ignore[arg-type]
+            manager = await system.lookup_remote(self.node_address, STORE_NAME)  # type: ignore[arg-type]
+        except RayError as exc:
+            raise ConnectionError(unreachable(self.node_address, exc)) from None
+        if sched is None or manager is None:
+            raise ConnectionError(f"no tray node answers at {self.node_address}")
+        self.scheduler = sched
+        with trio.move_on_after(JOIN_TIMEOUT_S):
+            return {**await sched.node_info.ask(), "store": manager}
+        raise ConnectionError(f"the tray node at {self.node_address} has not joined its cluster's head "
+                              f"within {JOIN_TIMEOUT_S:.0f} s (is the head node up?)")
+
+    def _job_info(self) -> dict[str, Any]:
+        """What workers need to run this driver's code: its namespace and import path."""
+        return {"namespace": self.namespace, "sys_path": [p for p in sys.path if p], "cwd": os.getcwd(),
+                "pid": os.getpid(), "entrypoint": " ".join(sys.argv), "log_to_driver": self.log_to_driver,
+                "node_id": self.node_id}
+
     def _write_session_file(self, address: str) -> None:
         """How other processes of this user (``tray memory``) reach this node: the session
         directory is private to the user (mode 0700), so the token may sit in it."""
-        info = {"address": address, "token": self.token, "pid": os.getpid(), "namespace": self.namespace}
-        path = os.path.join(self.session_dir, SESSION_FILE)  # type: ignore[arg-type]
-        fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(info, f)
+        write_session(self.session_dir, {"kind": "driver", "address": address, "token": self.token,  # type: ignore[arg-type]
+                                         "pid": os.getpid(), "namespace": self.namespace, "node_id": self.node_id})
 
     def _attach_table(self, store: StoreClient) -> None:
         """Connect the object table to the world: the node's store, and the owners of the
@@ -205,7 +229,6 @@ class Runtime:
         env["TRAY_CLUSTER_TOKEN"] = self.token
         env["TRAY_NAMESPACE"] = self.namespace
         env["TRAY_JOB_ID"] = self.job_id
-        env["TRAY_NODE_ID"] = self.node_id
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         return env
 
@@ -247,21 +270,6 @@ class Runtime:
             pass
         if self._thread is not None and threading.current_thread() is not self._thread:
             self._thread.join(timeout=30)
-
-
-def find_sessions() -> list[dict[str, Any]]:
-    """This user's running local nodes (newest first), from their session files."""
-    found = []
-    for path in glob.glob(os.path.join(tempfile.gettempdir(), "tray-session-*", SESSION_FILE)):
-        try:
-            with open(path) as f:
-                info = json.load(f)
-            os.kill(info["pid"], 0)
-            info["mtime"] = os.path.getmtime(path)
-        except (OSError, ValueError, KeyError):
-            continue
-        found.append(info)
-    return sorted(found, key=lambda i: -i["mtime"])
 
 
 class _Batcher:

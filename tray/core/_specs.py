@@ -86,14 +86,15 @@ class TaskSpec(_Submission):
     """A task on its way to a worker."""
 
     __slots__ = ("task_id", "name", "fn_id", "fn_blob", "args", "return_ids", "num_returns", "max_retries",
-                 "retry_exceptions", "shape", "table", "stream")
+                 "retry_exceptions", "shape", "strategy", "table", "stream")
 
     def __init__(self, task_id: str, name: str, fn_id: str, fn_blob: bytes, args: Args, return_ids: list[str],
                  num_returns: int, max_retries: int, retry_exceptions: Any, shape: dict[str, int],
-                 table: ObjectTable) -> None:
+                 strategy: tuple | None, table: ObjectTable) -> None:
         self.task_id, self.name, self.fn_id, self.fn_blob = task_id, name, fn_id, fn_blob
         self.args, self.return_ids, self.num_returns = args, return_ids, num_returns
         self.max_retries, self.retry_exceptions, self.shape = max_retries, retry_exceptions, shape
+        self.strategy = strategy  # None, ("spread",) or ("node", node_id, soft); see _remote.placement
         self.table = table
         self.stream: Stream | None = None  # a streaming task's items, as they come
 

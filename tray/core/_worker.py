@@ -126,11 +126,14 @@ def _stream(gen: Any, owner: ActorRef, uid: str, task_id: str, rt: Any, what: st
     try:
         for index, item in enumerate(gen):
             blob = rt.table.encode(item, f"{task_id}~{index}", uid)
-            rt.soon(owner.stream_item.tell_nowait, task_id, index, blob)
+            rt.soon(owner.stream_item.try_tell, task_id, index, blob)
             count = index + 1
     except Exception as exc:
         return count, RayTaskError.from_exception(exc, what)
     return count, None
+
+
+_WHERE = f", ip={os.environ['TRAY_NODE_IP']}" if os.environ.get("TRAY_NODE_IP") else ""  # a cluster node's worker
 
 
 class _Prefixed(io.TextIOBase):
@@ -148,7 +151,7 @@ class _Prefixed(io.TextIOBase):
     def write(self, text: str) -> int:
         if not text:
             return 0
-        prefix = f"({self._label()} pid={os.getpid()}) "
+        prefix = f"({self._label()} pid={os.getpid()}{_WHERE}) "
         lines = text.splitlines(keepends=True)
         out = []
         for line in lines:
@@ -360,16 +363,35 @@ class Executor(Actor):
     def __init__(self, worker: Worker) -> None:
         self.w = worker
         self.owners: dict[str, ActorRef] = {}  # callers' OwnerActors, by system uid
+        self.assigned = trio.Event()  # set once this worker knows which job's code it runs
 
     def hello(self, owner: ActorRef) -> None:
         """An owner introduces itself once, so its calls carry a short key, not a pickled ref."""
         self.owners[owner.actor_id.partition(":")[0]] = owner
 
+    def assign_job(self, job_id: str, config: dict[str, Any]) -> None:
+        """The node gives this (fresh) worker to a job: its namespace, and the driver's import
+        path and working directory, so the job's modules import here as they do there."""
+        rt = _runtime.current()
+        assert rt is not None
+        rt.job_id = job_id
+        rt.namespace = config.get("namespace", rt.namespace)
+        missing = [p for p in config.get("sys_path", ()) if p not in sys.path]
+        sys.path[:0] = missing
+        cwd = config.get("cwd")
+        if cwd and os.path.isdir(cwd):
+            os.chdir(cwd)
+        self.assigned.set()
+
     async def run(self, wire: tuple) -> tuple[str, Any]:
+        if not self.assigned.is_set():  # the assignment travels from the node, the task from its owner
+            await self.assigned.wait()
         return await self.w.main.call(self.w.run_task, wire)
 
     async def create_actor(self, actor_id: str, cls_blob: bytes, args_blob: bytes, inline: dict,
                            max_concurrency: int | None) -> None:
+        if not self.assigned.is_set():
+            await self.assigned.wait()
         await self.w.main.call(self.w.create_actor, actor_id, cls_blob, args_blob, inline, max_concurrency)
 
     def call(self, call_id: int, wire: tuple, owner_key: str) -> None:
@@ -429,11 +451,11 @@ def main(argv: list[str] | None = None) -> None:
     async def setup(rt: Runtime) -> None:
         executor = await rt.system.spawn(Executor, worker, name="tray.executor", max_concurrency=1 << 16)
         await rt.scheduler.register_worker.ask(worker_id, executor, os.getpid())
-        rt.system._nursery.start_soon(_watch_parent, main_thread)  # type: ignore[union-attr]
+        rt.system._nursery.start_soon(_watch_parent)  # type: ignore[union-attr]
 
     # Other processes (owners of leases on us, callers of our actor) connect to us directly.
     listen = node_address.rpartition("/")[0] + f"/{worker_id}.sock" if node_address.startswith("unix://") \
-        else "tcp://127.0.0.1:0"
+        else f"tcp://{os.environ.get('TRAY_NODE_IP', '127.0.0.1')}:0"
     rt = Runtime(node_address=node_address, token=os.environ.get("TRAY_CLUSTER_TOKEN", ""), node_config=None,
                  namespace=os.environ.get("TRAY_NAMESPACE", ""), job_id=os.environ.get("TRAY_JOB_ID", ""),
                  worker_id=worker_id, listen=listen)
@@ -451,10 +473,12 @@ def main(argv: list[str] | None = None) -> None:
         os._exit(0)
 
 
-async def _watch_parent(main_thread: MainThread) -> None:
-    """Stdin is a pipe from the node: its end means the node is gone, and so must we be."""
+async def _watch_parent() -> None:
+    """Stdin is a pipe from the node: its end means the node is gone, and so must we be, at
+    once: whatever the running task would still produce has nowhere to go (Ray's workers
+    share their raylet's fate too)."""
     await trio.to_thread.run_sync(sys.stdin.buffer.read, abandon_on_cancel=True)
-    main_thread.stop()
+    os._exit(1)
 
 
 if __name__ == "__main__":

@@ -42,7 +42,27 @@ MAGIC = "tray/1"
 EAGER_GAP = 50e-6  # messages closer together than this are batched by the writer
 HANDSHAKE_MAX_FRAME = 4096
 READ_SIZE = 256 * 1024
-NOCONNECTION = "noconnection"  # Erlang's exit reason when the node holding an actor is lost
+
+
+class NoConnection(str):
+    """Erlang's exit reason ``noconnection`` (the connection to the actor's system is lost):
+    equal to that string, and saying, when printed, why the connection ended."""
+
+    __slots__ = ("why",)
+
+    def __new__(cls, why: str = "") -> NoConnection:
+        self = super().__new__(cls, "noconnection")
+        self.why = why
+        return self
+
+    def __str__(self) -> str:
+        return f"noconnection: {self.why}" if self.why else "noconnection"
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+    def __reduce__(self) -> tuple:
+        return (NoConnection, (self.why,))
 
 
 class HandshakeError(Exception):
@@ -220,7 +240,7 @@ class Peer:
         for w in pending.values():
             w.resolve(Error(err))
         for cell in list(self.cells.values()) + list(self.watched.values()):
-            cell.died(NOCONNECTION)
+            cell.died(NoConnection(why))
         self.out = []
         self._drained.unpark_all()
 

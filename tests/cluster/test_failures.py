@@ -1,0 +1,166 @@
+"""Nodes that die, go silent, or come back: each test builds its own real cluster."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+import tray
+from tray.cluster_utils import Cluster
+from tray.experimental.internal_kv import _internal_kv_get, _internal_kv_put
+
+
+def wait_until(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.05)
+
+
+def alive(node_id: str) -> bool:
+    return next(n["Alive"] for n in tray.nodes() if n["NodeID"] == node_id)
+
+
+@pytest.fixture
+def cluster():
+    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "node_timeout": 2})
+    yield c
+    c.shutdown()
+
+
+@tray.remote(max_retries=3)
+def slow_node(seconds: float) -> str:
+    time.sleep(seconds)
+    return tray.get_runtime_context().get_node_id()
+
+
+@tray.remote(max_restarts=1, max_task_retries=-1)
+class Counter:
+    def __init__(self):
+        self.n = 0
+
+    def incr(self):
+        self.n += 1
+        return self.n, tray.get_runtime_context().get_node_id()
+
+
+def test_a_killed_node_is_declared_dead_and_its_tasks_and_actors_move(cluster):
+    from tray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    a = cluster.add_node(num_cpus=2, node_timeout=2)
+    b = cluster.add_node(num_cpus=2, node_timeout=2)
+    tray.init(address=cluster.address)
+    on_b = NodeAffinitySchedulingStrategy(b.node_id, soft=True)
+    counter = Counter.options(scheduling_strategy=on_b).remote()
+    assert tray.get(counter.incr.remote(), timeout=60) == (1, b.node_id)
+    refs = [slow_node.options(scheduling_strategy=on_b).remote(2.0) for _ in range(2)]
+    time.sleep(0.5)  # they run on b now
+    t = time.monotonic()
+    b.kill()
+    wait_until(lambda: not alive(b.node_id), 10, "node b to be declared dead")
+    declared = time.monotonic() - t
+    assert declared < 3
+    nodes = tray.get(refs, timeout=60)  # retried on the nodes that are left
+    assert set(nodes) <= {cluster.head_node.node_id, a.node_id}
+    n, where = tray.get(counter.incr.remote(), timeout=60)  # restarted elsewhere: __init__ ran again
+    assert (n, where != b.node_id) == (1, True)
+    row = next(n for n in tray.nodes() if n["NodeID"] == b.node_id)
+    assert row["State"] == "DEAD" and row["DeathReason"]
+    assert tray.cluster_resources()["CPU"] == 3
+    status = subprocess.run([sys.executable, "-m", "tray", "status", "--address", cluster.address],
+                            env={**os.environ, "TRAY_CLUSTER_TOKEN": cluster.token}, capture_output=True,
+                            text=True, timeout=60)
+    assert "2 alive, 1 dead" in status.stdout and "DEAD" in status.stdout, status.stdout + status.stderr
+
+
+def test_a_silent_node_is_declared_dead_within_the_timeout(cluster):
+    b = cluster.add_node(num_cpus=1, node_timeout=2)
+    tray.init(address=cluster.address)
+    os.kill(b.pid, signal.SIGSTOP)
+    try:
+        t = time.monotonic()
+        wait_until(lambda: not alive(b.node_id), 15, "the silent node to be declared dead")
+        assert time.monotonic() - t < 6  # a 2 s timeout, heartbeats every 0.5 s
+    finally:
+        os.kill(b.pid, signal.SIGCONT)
+    assert "heartbeat" in next(n for n in tray.nodes() if n["NodeID"] == b.node_id)["DeathReason"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@tray.remote
+class Keeper:
+    def __init__(self):
+        self.items = []
+
+    def add(self, x):
+        self.items.append(x)
+        return list(self.items)
+
+
+def _redis_url(tmp_path):
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed here (CI installs it)")
+    port = free_port()
+    proc = subprocess.Popen(["redis-server", "--port", str(port), "--save", "", "--appendonly", "no",
+                             "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+                s.sendall(b"PING\r\n")
+                if s.recv(16).startswith(b"+PONG"):
+                    break
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError("redis-server did not start")
+        time.sleep(0.05)
+    return f"redis://127.0.0.1:{port}", proc
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+def test_a_restarted_head_recovers_the_cluster_metadata(tmp_path, backend):
+    redis = None
+    if backend == "sqlite":
+        storage = f"sqlite:///{tmp_path}/control.db"
+    else:
+        storage, redis = _redis_url(tmp_path)
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "storage": storage})
+    try:
+        a = cluster.add_node(num_cpus=1, resources={"a_box": 1})
+        tray.init(address=cluster.address, namespace="svc")
+        keeper = Keeper.options(name="keeper", lifetime="detached", resources={"a_box": 1}).remote()
+        assert tray.get(keeper.add.remote(1), timeout=60) == [1]
+        _internal_kv_put("config", b"v1")
+        tray.shutdown()
+
+        cluster.restart_head()  # SIGKILL, then a new head process on the same port and storage
+        tray.init(address=cluster.address, namespace="svc")
+        wait_until(lambda: any(n["NodeID"] == a.node_id and n["Alive"] for n in tray.nodes()), 30,
+                   "node a to register with the new head")
+        assert _internal_kv_get("config") == b"v1"
+        found = tray.get_actor("keeper")
+        assert tray.get(found.add.remote(2), timeout=60) == [1, 2]  # the same process: its state is intact
+        tray.kill(found)
+    finally:
+        cluster.shutdown()
+        if redis is not None:
+            redis.kill()
+            redis.wait()

@@ -1,0 +1,210 @@
+"""A real multi-node cluster on one machine, for tests and experiments (Ray's ``ray.cluster_utils``).
+
+Every node is its own process (``python -m tray.cluster._daemon``, what ``tray start``
+runs) listening on loopback, with its own worker processes and object store::
+
+    from tray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    node = cluster.add_node(num_cpus=2, resources={"gpu_box": 1})
+    tray.init(address=cluster.address)
+    ...
+    cluster.remove_node(node)          # or node.kill(): SIGKILL, as a crash
+    cluster.shutdown()
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import time
+from typing import Any
+
+from .cluster._cli import launch
+
+__all__ = ["Cluster", "ClusterNode"]
+
+_ARGS = ("num_cpus", "num_gpus", "object_store_memory", "storage", "node_timeout", "port")
+
+
+class ClusterNode:
+    """One node process of a :class:`Cluster`."""
+
+    def __init__(self, record: dict[str, Any], proc: subprocess.Popen, head: bool, args: dict[str, Any]) -> None:
+        self.record, self.process, self.head, self.args = record, proc, head, args
+        self.node_id: str = record["node_id"]
+        self.address: str = record["node_address"]
+        self.session_dir: str = record["session_dir"]
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL the node process, as a crash would (its workers exit when they notice)."""
+        if self.alive():
+            self.process.kill()
+            self.process.wait()
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """Stop the node gracefully (SIGTERM), then by force if it takes too long."""
+        if self.alive():
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                _killpg(self.process.pid)
+                self.process.wait()
+
+    def __repr__(self) -> str:
+        return f"ClusterNode({'head ' if self.head else ''}{self.node_id} at {self.address}, pid {self.pid})"
+
+
+class Cluster:
+    """Start a head node and worker nodes as real processes on loopback; connect drivers to it."""
+
+    def __init__(self, initialize_head: bool = False, connect: bool = False,
+                 head_node_args: dict[str, Any] | None = None, shutdown_at_exit: bool = True,
+                 token: str | None = None) -> None:
+        self.token = token or os.environ.get("TRAY_CLUSTER_TOKEN") or secrets.token_hex(16)
+        self.head_node: ClusterNode | None = None
+        self.worker_nodes: list[ClusterNode] = []
+        self._dead: list[ClusterNode] = []
+        if shutdown_at_exit:
+            import atexit
+
+            atexit.register(self.shutdown)
+        if initialize_head:
+            self.add_node(**(head_node_args or {}))
+            if connect:
+                self.connect()
+
+    @property
+    def address(self) -> str:
+        """``HOST:PORT`` of the head, for ``tray.init(address=...)``."""
+        if self.head_node is None:
+            raise RuntimeError("the cluster has no head node yet: call add_node() first")
+        return self.head_node.address.partition("://")[2]
+
+    def connect(self, namespace: str | None = None) -> dict[str, Any]:
+        import tray
+
+        return tray.init(address=self.address, namespace=namespace)
+
+    def add_node(self, wait: bool = True, resources: dict[str, float] | None = None, **node_args: Any) -> ClusterNode:
+        """Start a node (the first one is the head) with ``num_cpus``, ``num_gpus``,
+        ``resources``, ``object_store_memory``, ``storage`` (head), ``node_timeout``, ``port``."""
+        unknown = set(node_args) - set(_ARGS)
+        if unknown:
+            raise ValueError(f"unknown node arguments {sorted(unknown)}; known: {sorted(_ARGS + ('resources',))}")
+        head = self.head_node is None
+        argv = ["--head"] if head else ["--address", self.head_node.address]  # type: ignore[union-attr]
+        if head:
+            node_args.setdefault("port", 0)  # any free port: clusters of parallel test runs must not clash
+        for key, value in node_args.items():
+            if value is not None:
+                argv += [f"--{key.replace('_', '-')}", str(value)]
+        if resources:
+            import json
+
+            argv += ["--resources", json.dumps(resources)]
+        record, proc = launch(argv, {**os.environ, "TRAY_CLUSTER_TOKEN": self.token})
+        node = ClusterNode(record, proc, head, {**node_args, "resources": resources})
+        if head:
+            self.head_node = node
+        else:
+            self.worker_nodes.append(node)
+        if wait and not head:
+            self.wait_for_nodes()
+        return node
+
+    def remove_node(self, node: ClusterNode, allow_graceful: bool = True) -> None:
+        """Stop ``node`` (gracefully, or with SIGKILL as a crash)."""
+        if allow_graceful:
+            node.stop()
+        else:
+            node.kill()
+        if node is self.head_node:
+            self.head_node = None
+        elif node in self.worker_nodes:
+            self.worker_nodes.remove(node)
+        self._dead.append(node)
+
+    def restart_head(self, kill: bool = True) -> ClusterNode:
+        """Kill the head (SIGKILL unless ``kill`` is false) and start a new one on the same port
+        and storage: a test of what the control store recovers."""
+        old = self.head_node
+        if old is None:
+            raise RuntimeError("the cluster has no head node")
+        old.kill() if kill else old.stop()
+        self._dead.append(old)
+        port = int(old.address.rpartition(":")[2])
+        args = {k: v for k, v in old.args.items() if k != "resources"}
+        args["port"] = port
+        args.setdefault("storage", old.record.get("storage"))
+        self.head_node = None
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                return self.add_node(resources=old.args.get("resources"), **args)
+            except RuntimeError:  # the port may take a moment to be free again
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+    def wait_for_nodes(self, timeout: float = 30.0) -> None:
+        """Wait until the head's control store lists every node of this cluster as alive."""
+        import trio
+
+        from .cluster._cli import _nodes
+
+        want = {n.node_id for n in self.list_all_nodes()}
+        deadline = time.monotonic() + timeout
+        while True:
+            alive = {n["NodeID"] for n in trio.run(_nodes, self.head_node.address, self.token) if n["Alive"]}  # type: ignore[union-attr]
+            if want <= alive:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"nodes {sorted(want - alive)} did not join within {timeout} s")
+            time.sleep(0.05)
+
+    def list_all_nodes(self) -> list[ClusterNode]:
+        return ([self.head_node] if self.head_node is not None else []) + list(self.worker_nodes)
+
+    def shutdown(self) -> None:
+        """Stop every node (worker nodes first); disconnect a driver of this cluster first."""
+        import tray
+
+        if tray.is_initialized():
+            tray.shutdown()
+        for node in list(self.worker_nodes) + ([self.head_node] if self.head_node else []) + self._dead:
+            node.stop()
+            _sweep(node)
+        self.worker_nodes, self.head_node, self._dead = [], None, []
+
+
+def _killpg(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _sweep(node: ClusterNode) -> None:
+    """What a killed node could not remove: its session directory and shared memory."""
+    import glob
+    import shutil
+
+    prefix = node.record.get("store_prefix")
+    if prefix:
+        for path in glob.glob(f"/dev/shm/{prefix}*"):
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+    shutil.rmtree(node.session_dir, ignore_errors=True)
