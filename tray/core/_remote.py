@@ -58,7 +58,7 @@ def placement(opts: dict[str, Any], default_cpus: float) -> tuple[dict[str, int]
         return shape, ("spread",)
     if hasattr(strategy, "placement_group"):
         group = strategy.placement_group
-        if group is None:
+        if group is None or getattr(group, "is_empty", False):  # Ray's PlacementGroup.empty(): no group
             return shape, None
         from ..cluster._placement import pg_shape
 

@@ -5,5 +5,21 @@
 # standard library's ``queue``.
 from . import queue  # noqa: F401  (tray.util.queue, as in Ray)
 from .actor_pool import ActorPool
+from .placement_group import (
+    get_current_placement_group,
+    get_placement_group,
+    placement_group,
+    placement_group_table,
+    remove_placement_group,
+)
 
-__all__ = ["ActorPool"]
+# As in Ray, ``tray.util.placement_group`` is the function; its module is still imported
+# with ``from tray.util.placement_group import PlacementGroup``.
+__all__ = [
+    "ActorPool",
+    "get_current_placement_group",
+    "get_placement_group",
+    "placement_group",
+    "placement_group_table",
+    "remove_placement_group",
+]
