@@ -5,14 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = [
-    "_internal_kv_del",
-    "_internal_kv_exists",
-    "_internal_kv_get",
-    "_internal_kv_initialized",
-    "_internal_kv_list",
-    "_internal_kv_put",
-]
+# Ray's names start with an underscore; they are this module's whole interface.
 
 
 def _text(value: str | bytes, what: str) -> str:
