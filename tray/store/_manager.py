@@ -7,6 +7,13 @@ first) to files on disk, and ``restore`` brings one back when a reader finds its
 gone. It raises ``ObjectStoreFullError`` only when nothing more can be spilled, saying
 what holds the memory and how to raise the limit. Disk and ``/dev/shm`` work runs in
 threads, so a large copy never stalls the node's loop.
+
+Objects move between nodes by pull: a store that needs an object of another node
+(``fetch``) makes a *secondary copy* of it, read in chunks from the source store
+(``share``, then ``read_chunk``; see ``_transfer``), once per node however many readers
+wait for it. The source records which stores hold copies and tells them to drop theirs
+when the primary is freed. Copies are never spilled: when room is short they are
+deleted first (before any primary is spilled), and fetched again if needed.
 """
 
 from __future__ import annotations
@@ -20,17 +27,20 @@ from typing import Any
 
 import trio
 
-from ..actors import Actor
-from ..exceptions import ObjectLostError, ObjectStoreFullError
-from ._shm import Segments
+from ..actors import Actor, ActorRef
+from ..exceptions import ActorDiedError, ObjectLostError, ObjectStoreFullError, RayTaskError
+from ._shm import HEADER, Segments
 from ._spill import restore, spill
+from ._transfer import CHUNK, INFLIGHT, MAX_CHUNK, Pull, Remotes, pull
 
 log = logging.getLogger("tray.store")
 
 STORE_NAME = "tray.store"
 CREATING, SEALED, SPILLING, SPILLED = "creating", "sealed", "spilling", "spilled"
 AWAITING_ROOM, RESTORING = "awaiting room", "restoring"  # a restore, before and after it has room
-_IN_MEMORY = (CREATING, SEALED, SPILLING, RESTORING)
+FETCHING = "fetching"  # a secondary copy being pulled from another node
+_IN_MEMORY = (CREATING, SEALED, SPILLING, RESTORING, FETCHING)
+_FORWARDED = ("free", "pin", "unpin")
 _BIG_UNLINK = 16 << 20  # files this large are removed in a thread (freeing their pages takes a while)
 _POOL_MIN = 1 << 20  # freed files this large are kept for reuse (see _shm): rewriting beats allocating
 _POOL_FILES = 8
@@ -41,21 +51,23 @@ def _mib(n: int) -> str:
 
 
 class _Obj:
-    __slots__ = ("key", "size", "owner", "writer", "state", "pins", "on_disk", "freed")
+    __slots__ = ("key", "size", "owner", "writer", "state", "pins", "on_disk", "freed", "source", "holders")
 
-    def __init__(self, key: str, size: int, owner: str, writer: str) -> None:
+    def __init__(self, key: str, size: int, owner: str, writer: str, source: str | None = None) -> None:
         self.key, self.size, self.owner, self.writer = key, size, owner, writer
-        self.state = CREATING
+        self.state = FETCHING if source is not None else CREATING
         self.pins = 0  # running tasks that use it: never spilled meanwhile
         self.on_disk = False  # a spill file holds a copy (kept after a restore, so a re-spill is free)
         self.freed = False  # freed while being written: dropped when sealed
+        self.source = source  # a secondary copy: the node that holds the primary
+        self.holders: set[ActorRef] | None = None  # of a primary: the stores that copied it
 
 
 class ObjectStore(Actor):
     """Budget, spilling and freeing for one node's shared-memory objects."""
 
     def __init__(self, prefix: str, budget: int, spill_dir: str, own_spill_dir: bool = False,
-                 writer_wait_s: float = 10.0) -> None:
+                 writer_wait_s: float = 10.0, chunk: int = CHUNK, inflight: int = INFLIGHT) -> None:
         self.segments = Segments(prefix)
         self.budget = budget
         self.spill_dir = spill_dir
@@ -63,11 +75,16 @@ class ObjectStore(Actor):
         self.writer_wait_s = writer_wait_s  # how long a full store waits for objects being written
         self.objects: dict[str, _Obj] = {}
         self.sealed: dict[str, None] = {}  # sealed objects in memory, least recently stored first
+        self.copies: dict[str, None] = {}  # sealed secondary copies, least recently fetched first
         self.used = 0  # bytes in shared memory, including objects being written or restored
         self.pool: dict[str, int] = {}  # files of freed objects kept for reuse, oldest first: size
         self.pooled = 0  # their bytes (they count against the budget: they are memory)
         self.on_disk = 0  # bytes in spill files
         self.spills = self.restores = 0
+        self.chunk, self.inflight = chunk, inflight  # how copies are pulled
+        self.pulls: dict[str, Pull] = {}  # copies being pulled, by key
+        self.remotes = Remotes(self, STORE_NAME)
+        self.fetches = self.evictions = self.chunks_served = 0
         self._room = trio.Lock()  # one caller at a time makes room (spills)
         self._changed = trio.Event()  # set when a spill or restore finishes
         self._seq = itertools.count()
@@ -93,18 +110,18 @@ class ObjectStore(Actor):
         self.used += size
         self._hand_over_pooled(key, size)
 
-    def _hand_over_pooled(self, key: str, size: int) -> None:
-        """Give the writer of ``key`` a pooled file of a similar size, under its name."""
-        fits = [(psize, name) for name, psize in self.pool.items() if size <= psize <= 2 * size]
+    def _hand_over_pooled(self, name: str, size: int) -> None:
+        """Give the writer of the file ``name`` a pooled file of a similar size, under that name."""
+        fits = [(psize, pooled) for pooled, psize in self.pool.items() if size <= psize <= 2 * size]
         if not fits:
             return
-        psize, name = min(fits)
-        del self.pool[name]
+        psize, pooled = min(fits)
+        del self.pool[pooled]
         self.pooled -= psize
         try:
-            os.rename(self.segments.path(name), self.segments.path(key))
+            os.rename(self.segments.path(pooled), self.segments.path(name))
         except OSError:
-            self.segments.unlink(name)
+            self.segments.unlink(pooled)
 
     def seal(self, key: str) -> None:
         """The object's file is complete: readers may map it, and it may be spilled."""
@@ -149,11 +166,15 @@ class ObjectStore(Actor):
                 self._drop(obj)
         self._changed_now()
 
-    def _drop(self, obj: _Obj) -> None:
+    def _drop(self, obj: _Obj, pool: bool = True) -> None:
+        """Forget ``obj`` (already out of ``objects``): its files go, its copies elsewhere too."""
         self.sealed.pop(obj.key, None)
+        self.copies.pop(obj.key, None)
+        for holder in obj.holders or ():
+            self.remotes.tell(holder, "drop_copies", [obj.key])
         if obj.state in _IN_MEMORY:
             self.used -= obj.size
-            if obj.state == SEALED and self._pool_file(obj):
+            if obj.state == SEALED and pool and self._pool_file(obj):
                 pass
             elif obj.size >= _BIG_UNLINK:
                 # Renamed first, so that a new object under the same key (a retried task's)
@@ -219,9 +240,9 @@ class ObjectStore(Actor):
     # ----------------------------------------------------- spill, restore
 
     async def _make_room(self, size: int, for_reader: bool = False) -> None:
-        """Spill until ``size`` more bytes fit. Pinned objects stay, except for a reader
-        (a restore) when nothing else can go: a task that runs needs its data now, and the
-        one a pinned object belongs to has mapped it already."""
+        """Delete copies, then spill, until ``size`` more bytes fit. Pinned objects stay,
+        except for a reader (a restore) when nothing else can go: a task that runs needs its
+        data now, and the one a pinned object belongs to has mapped it already."""
         if size > self.budget:
             raise ObjectStoreFullError(
                 f"an object of {_mib(size)} does not fit in the object store at all (its limit is "
@@ -240,19 +261,29 @@ class ObjectStore(Actor):
                     if deadline is None:
                         deadline = trio.current_time() + self.writer_wait_s
                     if trio.current_time() < deadline and any(
-                            o.state in (RESTORING, CREATING) for o in self.objects.values()):
+                            o.state in (RESTORING, CREATING, FETCHING) for o in self.objects.values()):
                         with trio.move_on_at(deadline):
                             await self._wait_change()
                         continue
                     raise ObjectStoreFullError(self._full_message(size))
-                await self._spill(victim)
+                if victim.source is not None:  # a copy: its primary is elsewhere, so it just goes
+                    del self.objects[victim.key]
+                    self._drop(victim, pool=False)
+                    self.evictions += 1
+                    self._changed_now()
+                else:
+                    await self._spill(victim)
 
     def _victim(self, pinned_too: bool) -> _Obj | None:
-        for key in self.sealed:
-            obj = self.objects[key]
-            if obj.pins == 0:
-                return obj
-        return next((self.objects[key] for key in self.sealed), None) if pinned_too else None
+        """The oldest unpinned copy, else the oldest unpinned primary; if ``pinned_too``,
+        then the same among pinned ones."""
+        for pinned in (False, True) if pinned_too else (False,):
+            for order in (self.copies, self.sealed):
+                for key in order:
+                    obj = self.objects[key]
+                    if (obj.pins > 0) == pinned:
+                        return obj
+        return None
 
     async def _spill(self, obj: _Obj) -> None:
         del self.sealed[obj.key]
@@ -359,17 +390,177 @@ class ObjectStore(Actor):
                 f"is needed; nothing can be spilled (in memory: {held or 'nothing'}). Raise the limit with "
                 f"tray.init(object_store_memory=...), or keep fewer large objects referenced at once.")
 
+    # ------------------------------------------------------ between nodes
+
+    async def fetch(self, key: str, size: int, node: str) -> None:
+        """Make sure ``key`` (``size`` bytes of layout, its primary at the store of ``node``)
+        is in this node's memory: pull a secondary copy unless one is here or on its way."""
+        while True:
+            ongoing = self.pulls.get(key)
+            if ongoing is not None:
+                await ongoing.wait()
+                continue
+            obj = self.objects.get(key)
+            if obj is None:
+                break
+            if obj.source is None:  # a primary of this node after all
+                return await self.restore(key)
+            return  # a sealed copy
+        if type(size) is not int or size < 0:
+            raise ValueError(f"object {key}: bad size {size!r}")
+        self.pulls[key] = shared = Pull()
+        try:
+            for retry in (True, False):
+                try:
+                    await self._pull(key, HEADER + size, node, shared)
+                    break
+                except ActorDiedError as exc:  # the connection broke: once more, on a new one
+                    self.remotes.forget(node)
+                    if not retry:
+                        raise ObjectLostError(f"object {key} could not be fetched from the object store at "
+                                              f"{node}: {exc}") from None
+                    log.info("fetching object %s from %s: %s; retrying", key, node, exc)
+        except BaseException as exc:
+            shared.error = exc if isinstance(exc, Exception) else ObjectLostError(
+                f"object {key}: the fetch from {node} was interrupted")
+            raise
+        finally:
+            del self.pulls[key]
+            shared.done.set()
+
+    async def _pull(self, key: str, size: int, node: str, shared: Pull) -> None:
+        """One attempt at pulling ``key`` (its file: ``size`` bytes) from ``node``; raises
+        ``ActorDiedError`` if the connection to it breaks."""
+        lost = f"object {key} could not be fetched from the object store at {node}"
+        try:
+            source = await self.remotes.at(node)
+            # The source records us as a holder before the first byte moves, so that a free
+            # from now on reaches us (and fails this pull) even if it overtakes the last chunk.
+            total = await source.share.ask(key, self.ref)
+        except ObjectLostError as exc:
+            if not isinstance(exc, RayTaskError):  # from Remotes.at
+                raise ObjectLostError(f"{lost}: {exc}") from None
+            raise ObjectLostError(f"{lost}: it is not there (it was freed, or its owner died)") from None
+        if total != size:
+            raise ValueError(f"object {key} at {node} is {total - HEADER:,} bytes, not {size - HEADER:,}: "
+                             f"refusing to fetch it")
+        await self._make_room(size)
+        obj = self.objects[key] = _Obj(key, size, "", "", node)
+        self.used += size
+        part = f"{key}.part"
+        self._hand_over_pooled(part, size)
+
+        async def read(offset: int, length: int) -> memoryview:
+            try:
+                return await source.read_chunk.ask(key, offset, length)
+            except ObjectLostError:
+                raise ObjectLostError(f"{lost}: it was freed there meanwhile") from None
+
+        try:
+            fd = self.segments.create(part, size)
+            try:
+                await pull(read, fd, size, self.chunk, self.inflight)
+            except OSError as exc:
+                raise self.segments.no_room(exc, size) from None
+            finally:
+                os.close(fd)
+            if not self.segments.holds(part, key, size):
+                raise ObjectLostError(f"{lost}: the bytes received are not that object")
+            if shared.dropped or self.objects.get(key) is not obj:
+                raise ObjectLostError(f"{lost}: it was freed while being fetched")
+            os.rename(self.segments.path(part), self.segments.path(key))
+        except BaseException:
+            self.segments.unlink(part)
+            if self.objects.get(key) is obj:
+                del self.objects[key]
+                self._drop(obj)
+            self._changed_now()
+            raise
+        obj.state = SEALED
+        self.copies[key] = None
+        self.fetches += 1
+        self._changed_now()
+
+    async def share(self, key: str, holder: ActorRef) -> int:
+        """The store ``holder`` (of another node) starts copying ``key``: it will be told
+        to drop its copy when the object goes. The size of the object's file."""
+        while True:
+            obj = self.objects.get(key)
+            if obj is None or obj.source is not None or obj.freed:
+                raise ObjectLostError(f"object {key} is not in the object store at {self.system.address}")
+            if obj.state in (SEALED, SPILLING, SPILLED):
+                obj.holders = obj.holders or set()
+                obj.holders.add(holder)
+                return obj.size
+            await self._wait_change()  # being written or restored
+
+    async def read_chunk(self, key: str, offset: int, length: int) -> memoryview:
+        """Bytes ``offset`` to ``offset + length`` of the file of ``key`` (restored first if it
+        was spilled), as a view of its mapping: sent out of band, without a copy."""
+        if not (type(offset) is int and type(length) is int and offset >= 0 and 0 < length <= MAX_CHUNK):
+            raise ValueError(f"bad chunk request: {length!r} bytes at {offset!r}")
+        while True:
+            obj = self.objects.get(key)
+            if obj is None or obj.source is not None:
+                raise ObjectLostError(f"object {key} is not in the object store at {self.system.address}")
+            if obj.state in (SEALED, SPILLING):
+                break
+            if obj.state == SPILLED:
+                await self.restore(key)
+            else:
+                await self._wait_change()
+        view = self.segments.map_range(key, offset, length)
+        if view is None:  # pragma: no cover - the file of a sealed object is there
+            raise ObjectLostError(f"object {key} has no file in the object store at {self.system.address}")
+        if key in self.sealed:  # being read: the last to be spilled
+            del self.sealed[key]
+            self.sealed[key] = None
+        self.chunks_served += 1
+        return view
+
+    def drop_copies(self, keys: list[str]) -> None:
+        """The primaries of these copies were freed on their node: the copies go too."""
+        for key in keys:
+            shared = self.pulls.get(key)
+            if shared is not None:
+                shared.dropped = True
+            obj = self.objects.get(key)
+            if obj is not None and obj.source is not None and obj.state == SEALED:
+                del self.objects[key]
+                self._drop(obj)
+        self._changed_now()
+
+    def forward(self, node: str, method: str, keys: list[str]) -> None:
+        """Send ``free``, ``pin`` or ``unpin`` of ``keys`` on to the store of ``node`` (the
+        node that holds them), after what was forwarded there before."""
+        if method not in _FORWARDED:
+            raise ValueError(f"cannot forward {method!r}: only {', '.join(_FORWARDED)}")
+        if node == self.system.address:
+            getattr(self, method)(keys)
+        else:
+            self.remotes.tell(node, method, keys)
+
+    def on_down(self, ref: ActorRef, reason: Any) -> None:
+        self.remotes.down(ref)
+
     # ------------------------------------------------------------- views
 
     def stats(self) -> dict[str, Any]:
-        """Usage in numbers: budget, bytes in memory and on disk, counts."""
+        """Usage in numbers: budget, bytes in memory and on disk, counts (secondary copies
+        among them: ``copies``, ``copy_bytes``; pulled, evicted, chunks served to others)."""
         in_memory = sum(1 for o in self.objects.values() if o.state in _IN_MEMORY)
+        copies = [o.size for o in self.objects.values() if o.source is not None]
         return {"budget": self.budget, "used": self.used, "pooled": self.pooled, "spilled_bytes": self.on_disk,
                 "objects": len(self.objects), "in_memory": in_memory, "spills": self.spills,
-                "restores": self.restores, "spill_dir": self.spill_dir, "prefix": self.segments.prefix}
+                "restores": self.restores, "spill_dir": self.spill_dir, "prefix": self.segments.prefix,
+                "copies": len(copies), "copy_bytes": sum(copies), "fetches": self.fetches,
+                "evictions": self.evictions, "chunks_served": self.chunks_served}
 
     def list_objects(self) -> list[dict[str, Any]]:
-        """One row per object: id, size, owner, location (memory/spilled), pins."""
+        """One row per object: id, size, owner, location (memory/spilled), pins; ``copy``
+        (a secondary copy of an object of node ``source``), and for a primary the number
+        of other nodes' stores that copied it (``holders``)."""
         return [{"object_id": o.key, "size": o.size, "owner": o.owner,
-                 "location": "spilled" if o.state == SPILLED else "memory", "state": o.state, "pins": o.pins}
+                 "location": "spilled" if o.state == SPILLED else "memory", "state": o.state, "pins": o.pins,
+                 "copy": o.source is not None, "source": o.source, "holders": len(o.holders or ())}
                 for o in self.objects.values()]

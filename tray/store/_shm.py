@@ -33,7 +33,8 @@ HEADER = 64
 _MAGIC = b"TRYSEG01"
 
 
-def _header(key: str) -> bytes:
+def header(key: str) -> bytes:
+    """The first ``HEADER`` bytes of the file of ``key``."""
     return (_MAGIC + hashlib.blake2b(key.encode(), digest_size=16).digest()).ljust(HEADER, b"\0")
 
 
@@ -61,38 +62,77 @@ class Segments:
         """Bytes the object's file takes (what the manager accounts)."""
         return HEADER + packed.size
 
-    def write(self, key: str, packed: Packed) -> None:
-        """Write the object's file (one copy from the value). If the manager handed us a
-        recycled file under this name, it is rewritten in place, unless a reader still
-        maps it: then it is replaced by a new one."""
-        path = self.path(key)
-        size = self.file_size(packed)
+    def create(self, name: str, size: int) -> int:
+        """A descriptor of the new ``size``-byte file ``name``, open for writing. If the
+        manager handed us a recycled file under this name, it is reused in place, unless a
+        reader still maps it: then it is replaced by a new one."""
+        path = self.path(name)
         try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
         except FileExistsError:
             fd = os.open(path, os.O_RDWR)
-            if try_lock(fd, exclusive=True):
-                os.ftruncate(fd, size)
-            else:
+            if not try_lock(fd, exclusive=True):
                 os.close(fd)
                 os.unlink(path)
-                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
         try:
-            os.pwrite(fd, _header(key), 0)
-            packed.write_to(fd, HEADER)
+            os.ftruncate(fd, size)
         except OSError as exc:
             os.close(fd)
-            fd = -1
             os.unlink(path)
-            if exc.errno == errno.ENOSPC:
-                raise ObjectStoreFullError(
-                    f"{self.directory} has no room for a {size:,}-byte object: the shared-memory file "
-                    f"system is smaller than tray.init(object_store_memory=...); lower that, or enlarge "
-                    f"{self.directory}") from None
-            raise
+            raise self.no_room(exc, size) from None
+        return fd
+
+    def no_room(self, exc: OSError, size: int) -> OSError | ObjectStoreFullError:
+        """``exc`` (from writing a ``size``-byte file), as the error to raise."""
+        if exc.errno != errno.ENOSPC:
+            return exc
+        return ObjectStoreFullError(
+            f"{self.directory} has no room for a {size:,}-byte object: the shared-memory file system is "
+            f"smaller than tray.init(object_store_memory=...); lower that, or enlarge {self.directory}")
+
+    def write(self, key: str, packed: Packed) -> None:
+        """Write the object's file (one copy from the value)."""
+        size = self.file_size(packed)
+        fd = self.create(key, size)
+        try:
+            os.pwrite(fd, header(key), 0)
+            packed.write_to(fd, HEADER)
+        except OSError as exc:
+            os.unlink(self.path(key))
+            raise self.no_room(exc, size) from None
         finally:
-            if fd >= 0:
-                os.close(fd)
+            os.close(fd)
+
+    def holds(self, name: str, key: str, size: int) -> bool:
+        """Is the file ``name`` ``size`` bytes long, with the header of ``key``?"""
+        try:
+            fd = os.open(self.path(name), os.O_RDONLY)
+        except FileNotFoundError:
+            return False
+        try:
+            return os.fstat(fd).st_size == size and os.pread(fd, HEADER, 0) == header(key)
+        finally:
+            os.close(fd)
+
+    def map_range(self, key: str, offset: int, length: int) -> memoryview | None:
+        """Bytes ``offset`` to ``offset + length`` of the object's file (header included),
+        mapped read-only and share-locked (so the file is not recycled while the view
+        lives, e.g. while it is being sent); None if the file is gone."""
+        try:
+            fd = os.open(self.path(key), os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        try:
+            if not try_lock(fd, exclusive=False):
+                return None
+            if offset + length > os.fstat(fd).st_size:
+                raise ValueError(f"bytes {offset:,}+{length:,} lie beyond the end of object {key}")
+            start = offset - offset % mmap.ALLOCATIONGRANULARITY
+            mm = mmap.mmap(fd, offset + length - start, prot=mmap.PROT_READ, offset=start)
+        finally:
+            os.close(fd)
+        return memoryview(mm)[offset - start:]
 
     def map(self, key: str) -> memoryview | None:
         """The object's layout, mapped read-only and share-locked for as long as it is
@@ -104,7 +144,7 @@ class Segments:
         try:
             if not try_lock(fd, exclusive=False):  # being rewritten: it is not ours any more
                 return None
-            if os.pread(fd, HEADER, 0) != _header(key):
+            if os.pread(fd, HEADER, 0) != header(key):
                 return None
             mm = mmap.mmap(fd, 0, prot=mmap.PROT_READ)  # keeps a duplicate of fd: the lock lives on
         finally:

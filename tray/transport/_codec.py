@@ -63,7 +63,7 @@ def alloc(n: int) -> Any:
     """A writable buffer of ``n`` bytes to receive into: big ones are anonymous mmaps,
     which the kernel zeroes lazily (a bytearray would be zero-filled up front)."""
     if n >= 1 << 20:
-        return mmap.mmap(-1, n)
+        return mmap.mmap(-1, n, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
     return bytearray(n)
 
 

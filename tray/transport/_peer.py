@@ -249,6 +249,11 @@ class Peer:
     async def _open_bulk(self) -> None:
         """Dial the data connection (the dialling side of the control connection does)."""
         aux = Peer(self.node, self.address)
+        # The peer may send bulk chunks right behind its welcome, in the same read: the
+        # handshake's decoder must already take them (this peer proved itself on the
+        # control connection; a 4 KiB handshake limit would drop the connection).
+        cfg = self.config
+        aux._dec = FrameDecoder(max(cfg.max_frame, cfg.chunk + 1024))
         with trio.fail_after(self.config.connect_timeout):
             aux.stream = await self._transport.connect(self.address)
         try:
