@@ -83,7 +83,7 @@ class ObjectTable:
         # set by the runtime: the node's store, this process's uid, and how to free stored values
         self.store: StoreClient | None = None
         self.uid = ""
-        self.on_free: Callable[[list[str]], None] = lambda keys: None
+        self.on_free: Callable[[list[Stored]], None] = lambda blobs: None
         self.watchers: list[Callable[[], None]] = []  # called when any object resolves (tray.wait)
         self.on_release: Callable[[], None] = lambda: None  # a release was queued: collect soon
 
@@ -110,14 +110,14 @@ class ObjectTable:
         finally:
             _collecting.refs = None
 
-    def _forget_if_unused(self, oid: str, entry: Entry, freed: list[str]) -> bool:
+    def _forget_if_unused(self, oid: str, entry: Entry, freed: list[Stored]) -> bool:
         """Under the lock: forget ``oid`` if no ref, pin or borrower keeps it; a stored value
         we own goes on ``freed`` (the caller frees it after the lock). Whether it was forgotten."""
         if entry.refs > 0 or entry.pins > 0 or entry.borrowers:
             return False
         del self.entries[oid]
         if entry.owner is None and type(entry.blob) is Stored:
-            freed.append(entry.blob.key)
+            freed.append(entry.blob)
         return True
 
     def new_id(self) -> str:
@@ -177,7 +177,7 @@ class ObjectTable:
                 entry.borrowers.add(who)
 
     def remove_borrower(self, oid: str, who: str) -> None:
-        freed: list[str] = []
+        freed: list[Stored] = []
         with self.lock:
             entry = self.entries.get(oid)
             if entry is not None:
@@ -187,7 +187,7 @@ class ObjectTable:
             self.on_free(freed)
 
     def pin(self, oids: list[str], delta: int) -> None:
-        freed: list[str] = []
+        freed: list[Stored] = []
         with self.lock:
             for oid in oids:
                 entry = self.entries.get(oid)
@@ -220,7 +220,7 @@ class ObjectTable:
                 waiters, orphan = None, entry is None and owned and type(blob) is Stored
         if waiters is None:
             if orphan:
-                self.on_free([blob.key])  # type: ignore[union-attr]
+                self.on_free([blob])  # type: ignore[list-item]
             return
         if self.watchers:
             waiters = [*waiters, *self.watchers]

@@ -134,7 +134,7 @@ class Runtime:
                 self.control = info["control"]
                 self._attach_table(StoreClient(system.lookup(STORE_NAME) if self.node is not None else info["store"],
                                                info["store_prefix"], info["inline_limit"], system.uid, self.call,
-                                               self.soon))
+                                               self.soon, info["address"]))
                 if self.worker_id is None:
                     await self.control.register_job.ask(self.job_id, self._job_info(), self.owner_ref)
                 if self._setup is not None:
@@ -162,7 +162,8 @@ class Runtime:
         store = StoreConfig(f"tray-{os.urandom(4).hex()}-", spill_dir or f"{self.session_dir}/spill",
                             cfg.get("object_store_memory"), own_spill_dir=spill_dir is None,
                             inline_limit=cfg.get("inline_limit", DEFAULT_INLINE_LIMIT))
-        self.node = LocalNode(system, cfg["resources"], self._worker_env(), store, cfg.get("log_to_driver", True))
+        self.node = LocalNode(system, cfg["resources"], self._worker_env(), store, cfg.get("log_to_driver", True),
+                              memory=cfg.get("memory"))
         self.scheduler = await self.node.start()
         return await self.scheduler.node_info.ask()
 
@@ -200,10 +201,18 @@ class Runtime:
         objects this process borrows (they keep a value while any borrower holds a ref)."""
         table = self.table
         table.store, table.uid = store, self.system.uid
-        table.on_free = lambda keys: self.soon_unless_closed(store.manager.free.tell_nowait, keys)
+        table.on_free = self._free
         table.on_release = self._collect_soon
         table.on_borrow = _Batcher(self, "borrow").add
         table.on_unborrow = _Batcher(self, "unborrow").add
+
+    def _free(self, blobs: list[Any]) -> None:
+        """Any thread: stored values of ours that nothing references; their nodes free them
+        (bookkeeping that does not matter once this runtime is shut down)."""
+        try:
+            self.table.store.free(blobs)  # type: ignore[union-attr]
+        except (RuntimeError, trio.RunFinishedError):
+            pass
 
     def _collect_soon(self) -> None:
         """Any thread: refs were dropped; release them within COLLECT_S even if this process

@@ -45,16 +45,16 @@ class Args:
             self.pinned.append(key)
         table.pin(self.pinned, +1)
 
-    def stored_keys(self, table: ObjectTable) -> list[str]:
-        """The store keys of what the worker will read: the arguments themselves if large,
-        and the stored values of top-level ref arguments (pinned while the task runs)."""
-        keys = [self.blob.key] if type(self.blob) is Stored else []
+    def stored(self, table: ObjectTable) -> list[Stored]:
+        """The stored values the worker will read: the arguments themselves if large, and the
+        values of top-level ref arguments (pinned while the task runs)."""
+        found = [self.blob] if type(self.blob) is Stored else []
         entries = table.entries
         for oid, _owner in self.deps:
             entry = entries.get(oid)
             if entry is not None and type(entry.blob) is Stored:
-                keys.append(entry.blob.key)
-        return keys
+                found.append(entry.blob)
+        return found
 
     def inline(self, table: ObjectTable) -> dict[str, bytes]:
         """Values of ready top-level refs this process holds, sent along to save the worker a fetch."""
