@@ -26,6 +26,7 @@ from .core import (
     shutdown,
     wait,
 )
+from .core._api import timeline
 from .supervisors import Backoff, ChildSpec, Supervisor, SupervisorSpec
 
 __version__ = "0.1.0"
@@ -67,6 +68,7 @@ __all__ = [
     "put",
     "remote",
     "shutdown",
+    "timeline",
     "util",
     "wait",
 ]

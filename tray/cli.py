@@ -49,6 +49,34 @@ def _cmd_memory(args: argparse.Namespace) -> int:
     return run(args.address, args.format, args.stats_only)
 
 
+def _cmd_logs(args: argparse.Namespace) -> int:
+    """``tray logs``: the log files of a cluster's workers, by actor, task, node or pid."""
+    from tray._logs_cli import run
+
+    return run(args)
+
+
+def _cmd_timeline(args: argparse.Namespace) -> int:
+    """``tray timeline``: the cluster's recent tasks and actor calls as a Chrome trace file."""
+    from tray._timeline_cli import run
+
+    return run(args)
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    """``tray list RESOURCE``: the cluster's actors, tasks, objects, nodes, ... (Ray's state API)."""
+    from tray._state_cli import run_list
+
+    return run_list(args)
+
+
+def _cmd_summary(args: argparse.Namespace) -> int:
+    """``tray summary tasks|actors|objects``: counts by name and state."""
+    from tray._state_cli import run_summary
+
+    return run_summary(args)
+
+
 def _cmd_start(args: argparse.Namespace) -> int:
     """``tray start --head`` / ``tray start --address HOST:PORT``: start a node."""
     from tray.cluster._cli import start
@@ -135,6 +163,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["table", "json"], default="table")
     p.add_argument("--stats-only", action="store_true", help="only the object store's usage")
     p.set_defaults(func=_cmd_memory)
+
+    from tray import _logs_cli, _timeline_cli
+
+    p = sub.add_parser("logs", help="print the log files of the cluster's workers",
+                       description="Print the stdout/stderr files of the workers that ran an actor (--actor), a task"
+                       " (--task), of a node (--node) or a worker process (--worker); without one, list every file."
+                       " Files on other machines are read through their node.")
+    _logs_cli.add_arguments(p)
+    p.set_defaults(func=_cmd_logs)
+
+    p = sub.add_parser("timeline", help="write the cluster's recent tasks and actor calls as a Chrome trace",
+                       description="Write a Chrome trace (chrome://tracing, Perfetto) of every worker's recent tasks"
+                       " and actor calls: one row per node (pid) and worker process (tid).")
+    _timeline_cli.add_arguments(p)
+    p.set_defaults(func=_cmd_timeline)
+
+    from tray._state_cli import add_list_arguments, add_summary_arguments
+
+    p = sub.add_parser("list", help="list the cluster's actors, tasks, objects, nodes, workers, jobs, ...",
+                       description="List one kind of the cluster's state, as Ray's `ray list`: rows with Ray's keys,"
+                       " filtered with --filter KEY=VALUE (or KEY!=VALUE), at most --limit of them.")
+    add_list_arguments(p)
+    p.set_defaults(func=_cmd_list)
+
+    p = sub.add_parser("summary", help="summarize the cluster's tasks, actors or objects",
+                       description="Counts of the cluster's tasks (by function and state), actors (by class and"
+                       " state) or objects (by reference kind, with each node's store usage), as Ray's `ray summary`.")
+    add_summary_arguments(p)
+    p.set_defaults(func=_cmd_summary)
     return parser
 
 

@@ -6,6 +6,7 @@ layer (the actor kernel included) can raise these.
 
 from __future__ import annotations
 
+import os
 import traceback
 from typing import Any
 
@@ -15,6 +16,8 @@ __all__ = [
     "GetTimeoutError",
     "MailboxFull",
     "NameTakenError",
+    "NodeDiedError",
+    "ObjectReconstructionFailedError",
     "ObjectLostError",
     "ObjectStoreFullError",
     "OutOfMemoryError",
@@ -38,21 +41,34 @@ class RayTaskError(RayError):
     What the caller catches is built by :meth:`from_exception`: an instance of a class
     deriving from both ``RayTaskError`` and the original exception's class, so
     ``except ValueError`` works across the boundary, and whose message carries the
-    remote traceback.
+    remote traceback. An error that travelled up through tasks waiting on each other
+    (a task that failed inside ``tray.get`` of its child) keeps the whole ``chain``,
+    outermost first, so the message reads ``parent -> child`` with each one's frames.
     """
 
     cause: BaseException | None
     traceback_str: str
     where: str
+    chain: tuple[tuple[str, str], ...]  # (where, traceback) of each hop, outermost first
 
     def __init__(self, where: str = "", traceback_str: str = "", cause: BaseException | None = None):
         super().__init__(where, traceback_str)
         self.where, self.traceback_str, self.cause = where, traceback_str, cause
+        self.chain = ((where, traceback_str),)
 
     @classmethod
     def from_exception(cls, cause: BaseException, where: str) -> RayTaskError:
         """Wrap ``cause`` (raised in ``where``) into an instance of ``cause``'s class too."""
-        tb = "".join(traceback.format_exception(cause))
+        if isinstance(cause, RayTaskError) and cause.cause is not None:  # it came up from a task we waited on
+            frames = [f for f in traceback.extract_tb(cause.__traceback__) if not f.filename.startswith(_TRAY_DIR)]
+            if not frames:  # it only crossed tray's own machinery: no new hop
+                return cause
+            tb = "Traceback (most recent call last):\n" + "".join(traceback.format_list(frames))
+            chain = ((where, tb), *cause.chain)
+            cause = cause.cause
+        else:
+            tb = _format(cause)
+            chain = ((where, tb),)
         try:
             dual = _dual_class(type(cause))
             err = dual.__new__(dual)
@@ -61,16 +77,32 @@ class RayTaskError(RayError):
         except TypeError:  # a class that refuses to be a base: keep the plain form
             err = RayTaskError.__new__(RayTaskError)
             err.args = (where, tb)
-        err.where, err.traceback_str, err.cause = where, tb, cause
+        err.where, err.traceback_str, err.cause, err.chain = where, tb, cause, chain
         return err
 
     def __str__(self) -> str:
         cause = self.cause
         what = f"{type(cause).__name__}: {cause}" if cause is not None else self.args[0]
-        return f"{what}\n\n{self.where} raised it; remote traceback:\n{self.traceback_str.rstrip()}"
+        if len(self.chain) == 1:
+            return f"{what}\n\n{self.where} raised it; remote traceback:\n{self.traceback_str.rstrip()}"
+        hops = " -> ".join(w for w, _ in self.chain)
+        tracebacks = "\n".join(f"--- {w}:\n{tb.rstrip()}" for w, tb in self.chain)
+        return f"{what}\n\n{hops} raised it; remote tracebacks, outermost first:\n{tracebacks}"
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild_task_error, (self.cause, self.where, self.traceback_str))
+        return (_rebuild_task_error, (self.cause, self.where, self.traceback_str, self.chain))
+
+
+_TRAY_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _format(exc: BaseException) -> str:
+    """``exc``'s traceback without tray's frames above the user's code (the task runner's)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    user = next((i for i, f in enumerate(frames) if not f.filename.startswith(_TRAY_DIR)), None)
+    if not user or exc.__cause__ is not None or exc.__context__ is not None:  # nothing to cut, or a chain
+        return "".join(traceback.format_exception(exc))
+    return "".join(traceback.format_exception(exc, limit=user - len(frames), chain=False))
 
 
 _duals: dict[type, type] = {}
@@ -87,11 +119,14 @@ def _dual_class(base: type[BaseException]) -> type[RayTaskError]:
     return dual
 
 
-def _rebuild_task_error(cause: BaseException | None, where: str, tb: str) -> RayTaskError:
+def _rebuild_task_error(cause: BaseException | None, where: str, tb: str,
+                        chain: tuple[tuple[str, str], ...] | None = None) -> RayTaskError:
     if cause is None:
-        return RayTaskError(where, tb)
-    err = RayTaskError.from_exception(cause, where)
-    err.traceback_str = tb
+        err = RayTaskError(where, tb)
+    else:
+        err = RayTaskError.from_exception(cause, where)
+        err.traceback_str = tb
+    err.chain = chain or ((where, tb),)
     return err
 
 
@@ -145,3 +180,12 @@ class ObjectStoreFullError(RayError):
 
 class OutOfMemoryError(RayError):
     """The task's worker was killed because the machine ran low on memory."""
+
+
+class NodeDiedError(RayError):
+    """The node this process was attached to is gone."""
+
+
+class ObjectReconstructionFailedError(ObjectLostError):
+    """A lost object could not be made again from its lineage (retries ran out, or the task
+    that made it cannot be run again)."""

@@ -119,3 +119,27 @@ def test_an_actor_killed_over_and_over_answers_every_call(cluster):
     assert len(replies) % 20 == 0 and replies
     assert tray.get(counter.incr.remote(), timeout=60) >= 1  # alive after the storm
     print(f"\n{len(replies)} calls answered, the actor was killed {len(killed)} times (seed {seed})")
+
+
+@tray.remote(max_retries=3)
+def chunk(i: int):
+    import numpy as np
+
+    time.sleep(0.02)
+    return np.full(1 << 17, i, dtype=np.int64)  # 1 MiB: kept in the store of the node that made it
+
+
+@tray.remote(max_retries=3)
+def add(a, b) -> int:
+    return int(a.sum() + b.sum())
+
+
+def test_a_node_killed_mid_job_loses_nothing(cluster):
+    """A map and reduce job while a worker node is SIGKILLed: the maps it ran are run again
+    elsewhere (lineage), the tasks it was running finish elsewhere, the answer is exact."""
+    victim = cluster.worker_nodes[1]
+    maps = [chunk.options(scheduling_strategy="SPREAD").remote(i) for i in range(60)]
+    tray.wait(maps, num_returns=60, timeout=60, fetch_local=False)  # a third of them live on the victim
+    sums = [add.remote(maps[i], maps[i + 1]) for i in range(0, 60, 2)]
+    victim.kill()  # while the sums start
+    assert sum(tray.get(sums, timeout=120)) == sum(range(60)) * (1 << 17)

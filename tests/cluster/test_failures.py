@@ -164,3 +164,46 @@ def test_a_restarted_head_recovers_the_cluster_metadata(tmp_path, backend):
         if redis is not None:
             redis.kill()
             redis.wait()
+
+
+@tray.remote(max_retries=2)
+def block(i: int):
+    import numpy as np
+
+    return np.full(1 << 18, i, dtype=np.int64)  # 2 MiB: stored on the node that made it
+
+
+@tray.remote
+def total(a) -> int:
+    return int(a.sum())
+
+
+def test_objects_lost_with_their_node_are_made_again_from_lineage(cluster):
+    from tray.exceptions import OwnerDiedError
+    from tray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    a = cluster.add_node(num_cpus=2, node_timeout=2)
+    b = cluster.add_node(num_cpus=2, node_timeout=2)
+    tray.init(address=cluster.address)
+    on_b = NodeAffinitySchedulingStrategy(b.node_id, soft=True)
+    refs = [block.options(scheduling_strategy=on_b).remote(i) for i in range(6)]
+    ready, _ = tray.wait(refs, num_returns=len(refs), timeout=60, fetch_local=False)
+    assert len(ready) == 6
+    put_on_b = tray.get(_put_on.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
+        b.node_id, soft=False)).remote())  # a tray.put made by a worker of b: its owner dies with b
+    b.kill()
+    wait_until(lambda: not alive(b.node_id), 10, "node b to be declared dead")
+    # a task on another node reads two of them; the driver reads them all
+    on_a = NodeAffinitySchedulingStrategy(a.node_id, soft=False)
+    assert tray.get(total.options(scheduling_strategy=on_a).remote(refs[0]), timeout=60) == 0
+    values = tray.get(refs, timeout=60)
+    assert [int(v[0]) for v in values] == list(range(6)) and all(v.shape == (1 << 18,) for v in values)
+    with pytest.raises(OwnerDiedError):  # its owner died with node b
+        tray.get(put_on_b[0], timeout=60)
+
+
+@tray.remote
+def _put_on():
+    import numpy as np
+
+    return [tray.put(np.ones(1 << 18))]

@@ -37,6 +37,12 @@ class ActorRef:
         """Globally unique id of this actor incarnation."""
         return self._uid
 
+    @property
+    def alive(self) -> bool:
+        """False once this system knows the actor is gone (it stopped, or the connection to
+        its system was lost); True may be stale by a message's flight time."""
+        return getattr(self._cell, "reason", None) is None
+
     def __getattr__(self, method: str) -> MethodRef:
         m = self._methods.get(method)
         if m is None:

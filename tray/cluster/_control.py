@@ -350,12 +350,14 @@ class ControlStore(Actor):
 
     # ----------------------------------------------------------------- actors
 
-    async def register_actor(self, actor_id: str, name: str | None, namespace: str, class_name: str,
-                             methods: dict[str, Any], owner: ActorRef, job_id: str, detached: bool = False,
-                             get_if_exists: bool = False) -> str | None:
+    def register_actor(self, actor_id: str, name: str | None, namespace: str, class_name: str,
+                       methods: dict[str, Any], owner: ActorRef, job_id: str, detached: bool = False,
+                       get_if_exists: bool = False) -> str | None:
         """Record an actor about to be created; a name must be free in its namespace.
 
         Returns None, or with ``get_if_exists`` the id of the live actor holding the name.
+        Synchronous on purpose: an unnamed actor is registered with a tell, and the messages
+        its creator sends next (a kill, a failure) must find it.
         """
         if name is not None:
             held = self.names.get((namespace, name))
@@ -372,9 +374,8 @@ class ControlStore(Actor):
                 self.owner_refs[uid] = owner
                 self.monitor(owner)
             self.owners[owner].add(actor_id)
-        if name is not None or detached:
+        if name is not None or detached:  # its creator flushes before it goes on: a head restart finds it
             self._save("actors", actor_id, actor.persisted())
-            await self.flush()  # durable before its creator hears of it: a head restart finds it
         return None
 
     def _bind(self, actor: _Actor, executor: ActorRef, node_id: str, lease_id: int, pid: int) -> None:

@@ -5,6 +5,7 @@
     ├── object store manager
     ├── worker pool supervisor   (simple_one_for_one: WorkerProcess)
     ├── node scheduler
+    ├── memory monitor           (unless memory_monitor_refresh_ms is 0)
     └── head link supervisor     (one_for_one: HeadLink, restarted with backoff)
 
 The store starts before and stops after every worker that could write to it. The head
@@ -23,6 +24,7 @@ from ..exceptions import RayError
 from ..store import DEFAULT_INLINE_LIMIT, STORE_NAME, ObjectStore
 from ..supervisors import Backoff, ChildSpec, Supervisor, SupervisorSpec
 from ._control import CONTROL_NAME, ControlStore
+from ._memory import MEMORY_MONITOR_NAME, MemoryConfig, MemoryMonitor
 from ._pool import GRACE_S, WorkerProcess
 from ._scheduler import POOL_NAME, SCHEDULER_NAME, NodeScheduler
 
@@ -110,13 +112,15 @@ class LocalNode:
     ``head``: this node hosts the control store (``storage`` persists it); otherwise it
     joins the one at ``head_address``. ``echo_output``: workers' output goes to this
     process's terminal (a driver hosting its own node); otherwise to files in
-    ``log_dir`` and to the driver of each worker's job.
+    ``log_dir`` and to the driver of each worker's job. ``memory``: the memory monitor's
+    settings (default: from the ``TRAY_*`` environment).
     """
 
     def __init__(self, system: ActorSystem, resources: dict[str, float], worker_env: dict[str, str],
                  store: StoreConfig, log_to_driver: bool = True, *, head: bool = True,
                  head_address: str | None = None, storage: Any = None, info: dict[str, Any] | None = None,
-                 echo_output: bool = True, log_dir: str | None = None, node_grace_s: float = 30.0) -> None:
+                 echo_output: bool = True, log_dir: str | None = None, node_grace_s: float = 30.0,
+                 memory: MemoryConfig | None = None) -> None:
         self.system = system
         self.resources = resources
         self.node_id = system.uid
@@ -126,6 +130,7 @@ class LocalNode:
         self.log_to_driver = log_to_driver
         self.head, self.head_address, self.storage = head, head_address, storage
         self.echo_output, self.log_dir, self.node_grace_s = echo_output, log_dir, node_grace_s
+        self.memory = memory if memory is not None else MemoryConfig.resolve()
         self.info = {"node_id": self.node_id, "address": system.address, "resources": resources, "head": head,
                      "pid": os.getpid(), "hostname": os.uname().nodename, "store_prefix": store.prefix,
                      "inline_limit": store.inline_limit, **(info or {})}
@@ -156,6 +161,9 @@ class LocalNode:
                       decider={RayError: "resume", ValueError: "resume", KeyError: "resume"}),
             ChildSpec(id="head_link", start=link),
         ]
+        if self.memory.refresh_ms > 0:  # after the scheduler, whose workers it kills
+            children.insert(-1, ChildSpec(id="memory_monitor", start=MemoryMonitor, name=MEMORY_MONITOR_NAME,
+                                          args=(self.memory,)))
         if self.head:
             children.insert(0, ChildSpec(id="control", start=ControlStore, name=CONTROL_NAME,
                                          max_concurrency=1 << 20, args=(self.storage, self.node_grace_s),

@@ -1,11 +1,12 @@
 """Worker processes, each owned by a ``WorkerProcess`` actor under the pool's supervisor.
 
-The actor starts the process, copies its output where it belongs (the driver's terminal
-when the driver hosts the node; else the worker's log files and the driver of the job it
-runs), and exits (abnormally) when the process does, so the scheduler, which monitors
-it, learns of a worker's death from the kernel's ordinary ``on_down``. Stopping the
-actor stops the process: its stdin closes (the worker exits on that), then SIGTERM,
-then SIGKILL.
+The actor starts the process, copies its output where it belongs (the worker's log files
+in the node's session directory, always; the driver's terminal when the driver hosts the
+node, else the driver of the job it runs), and exits (abnormally) when the process does,
+so the scheduler, which monitors it, learns of a worker's death from the kernel's
+ordinary ``on_down``: the reason says how it ended (exit code or signal) and carries the
+last lines of its stderr. Stopping the actor stops the process: its
+stdin closes (the worker exits on that), then SIGTERM, then SIGKILL.
 """
 
 from __future__ import annotations
@@ -13,18 +14,32 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import subprocess
 import sys
+from collections import deque
 from typing import Any
 
 import trio
 
 from ..actors import Actor
 from ..exceptions import MailboxFull, RayError, WorkerCrashedError
+from ._logs import log_dir_of, log_name
 
 log = logging.getLogger("tray.cluster")
 
 GRACE_S = 2.0
+TAIL_LINES = 10  # of a dead worker's stderr, in the error its callers get
+EOF_WAIT_S = 1.0  # for the rest of a dead worker's output (a child it left may hold the pipe)
+
+
+def _echo(out: Any, text: str) -> None:
+    """Write to a terminal that may be gone (closed, or a pipe nobody reads): never fatal."""
+    try:
+        out.write(text)
+        out.flush()
+    except (OSError, ValueError):
+        pass
 
 
 class WorkerProcess(Actor):
@@ -36,9 +51,11 @@ class WorkerProcess(Actor):
         self.node_address = node_address
         self.env = env
         self.echo = echo  # copy the output to this process's stdout/stderr
-        self.log_dir = log_dir  # else (or also) to files there
+        self.log_dir = log_dir or log_dir_of({"address": node_address})  # and to files there
         self.sink: Any = None  # the owner actor of the driver of the job this worker runs
         self.proc: trio.Process | None = None
+        self.err_tail: deque[str] = deque(maxlen=TAIL_LINES)
+        self.err_done = trio.Event()  # its stderr reached its end
 
     async def on_start(self) -> None:
         self.proc = await trio.lowlevel.open_process(
@@ -48,11 +65,13 @@ class WorkerProcess(Actor):
             stderr=subprocess.PIPE,
             env=self.env,
         )
-        for stream, echo, ext in ((self.proc.stdout, sys.stdout, "out"), (self.proc.stderr, sys.stderr, "err")):
+        if self.log_dir is not None:
+            os.makedirs(self.log_dir, exist_ok=True)
+        for stream, ext in ((self.proc.stdout, "out"), (self.proc.stderr, "err")):
             log = None
             if self.log_dir is not None:
-                log = open(os.path.join(self.log_dir, f"worker-{self.worker_id}-{self.proc.pid}.{ext}"), "a")
-            self.start_soon(self._copy, stream, echo if self.echo else None, log, ext == "err")
+                log = open(os.path.join(self.log_dir, log_name(self.worker_id, self.proc.pid, ext)), "a")
+            self.start_soon(self._copy, stream, log, ext == "err")
         self.start_soon(self._wait)
 
     def set_job(self, job: str, sink: Any) -> None:
@@ -68,22 +87,34 @@ class WorkerProcess(Actor):
             self.proc.kill()
 
     async def _wait(self) -> None:
+        """Exit when the process does, with a reason that says how, and its last stderr lines."""
         assert self.proc is not None
         code = await self.proc.wait()
         self._remove_socket()
-        how = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
-        raise WorkerCrashedError(f"worker process {self.proc.pid} ({self.worker_id}) {how}")
+        with trio.move_on_after(EOF_WAIT_S):
+            await self.err_done.wait()
+        if code < 0:
+            how = f"was killed by {signal.Signals(-code).name if -code in signal.valid_signals() else -code}"
+        else:
+            how = f"exited with code {code}"
+        err = WorkerCrashedError(f"worker process {self.proc.pid} ({self.worker_id}) {how}")
+        err.stderr_tail = list(self.err_tail)  # type: ignore[attr-defined]
+        await self.stop(err)  # a reason, not a raise: the pool logs one line, not a traceback
 
-    async def _copy(self, stream: Any, echo: Any, log: Any, err: bool) -> None:
+    async def _copy(self, stream: Any, log: Any, err: bool) -> None:
         """Copy the worker's output (already prefixed with its origin) to where it goes."""
         if stream is None:
             return
+        partial = ""  # an unfinished last line, for the stderr tail
         try:
             async for chunk in stream:
                 text = chunk.decode(errors="replace")
-                if echo is not None:
-                    echo.write(text)
-                    echo.flush()
+                if err:
+                    lines = (partial + text).split("\n")
+                    partial = lines.pop()[-1000:]
+                    self.err_tail.extend(lines)
+                if self.echo:  # this process's stdout/stderr as they are now (they may have been swapped)
+                    _echo(sys.stderr if err else sys.stdout, text)
                 if log is not None:
                     log.write(text)
                     log.flush()
@@ -97,6 +128,10 @@ class WorkerProcess(Actor):
         finally:
             if log is not None:
                 log.close()
+            if err:
+                if partial:
+                    self.err_tail.append(partial)
+                self.err_done.set()
 
     def _remove_socket(self) -> None:
         """A worker killed hard cannot remove its socket file: its node does."""

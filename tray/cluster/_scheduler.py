@@ -25,6 +25,7 @@ import trio
 from ..actors import Actor, ActorRef, Waiter
 from ..exceptions import RayError, TaskUnschedulableError
 from ..store import STORE_NAME
+from ._logs import MAX_READ, death_text, list_logs, log_dir_of, read_log
 from ._resources import Ledger, from_units
 
 log = logging.getLogger("tray.cluster")
@@ -88,7 +89,10 @@ class NodeScheduler(Actor):
         self.owners: dict[ActorRef, str] = {}  # processes holding or asking for leases, watched
         self.dead_owners: dict[str, None] = {}  # processes that died (recent ones), by uid
         self.deaths: dict[str, str] = {}  # recently dead workers: why
+        self.kill_reasons: dict[str, str] = {}  # workers killed on purpose, not dead yet: why (for death_of)
         self.deaths_seen: dict[str, trio.Event] = {}
+        self.dead_executors: dict[str, str] = {}  # recently dead workers' executor actor ids -> worker ids
+        self.log_dir = log_dir_of(self.info)
         self.control: ActorRef | None = None
         self._joined = trio.Event()
         self.view: dict[str, tuple[ActorRef, dict[str, int], dict[str, int], str]] = {}
@@ -440,11 +444,20 @@ class NodeScheduler(Actor):
         self._dispatch()
 
     async def death_of(self, worker_id: str) -> str:
-        """Why a worker process died (its exit code or signal), once the node has seen it go."""
+        """Why a worker process died (exit code, signal or who killed it, and its last stderr
+        lines), once the node has seen it go."""
         while worker_id in self.workers:
             event = self.deaths_seen.setdefault(worker_id, trio.Event())
             await event.wait()
         return self.deaths.get(worker_id, "unknown")
+
+    async def death_of_executor(self, executor_id: str) -> str | None:
+        """``death_of`` the worker whose executor actor is ``executor_id`` (what an actor's
+        callers know it by); None if no worker of this node had it."""
+        worker_id = self.dead_executors.get(executor_id) or next(
+            (w.worker_id for w in self.workers.values() if w.executor is not None
+             and w.executor.actor_id == executor_id), None)
+        return None if worker_id is None else await self.death_of(worker_id)
 
     def on_down(self, ref: ActorRef, reason: Any) -> None:
         uid = self.owners.pop(ref, None)
@@ -454,9 +467,13 @@ class NodeScheduler(Actor):
         if worker is None:
             return
         self.workers.pop(worker.worker_id, None)
-        self.deaths[worker.worker_id] = str(reason)
+        self.deaths[worker.worker_id] = death_text(reason, self.node_id, self.kill_reasons.pop(worker.worker_id, None))
         if len(self.deaths) > 1000:
             del self.deaths[next(iter(self.deaths))]
+        if worker.executor is not None:
+            self.dead_executors[worker.executor.actor_id] = worker.worker_id
+            if len(self.dead_executors) > 1000:
+                del self.dead_executors[next(iter(self.dead_executors))]
         seen = self.deaths_seen.pop(worker.worker_id, None)
         if seen is not None:
             seen.set()
@@ -474,10 +491,13 @@ class NodeScheduler(Actor):
                 self._report_soon()
         self._dispatch()
 
-    async def kill_worker(self, worker_id: str) -> None:
-        """SIGKILL a worker (force-cancel); its leases fail, its resources come back."""
+    async def kill_worker(self, worker_id: str, reason: str | None = None) -> None:
+        """SIGKILL a worker (force-cancel; the memory monitor, which gives the ``reason`` that
+        ``death_of`` then reports); its leases fail, its resources come back."""
         worker = self.workers.get(worker_id)
         if worker is not None:
+            if reason is not None:  # before the kill: its down notice may come before the reply
+                self.kill_reasons[worker_id] = reason
             await worker.proc.kill_process.ask()
 
     def kill_lease_process(self, lease_id: int) -> None:
@@ -540,6 +560,23 @@ class NodeScheduler(Actor):
     def resources(self) -> tuple[dict[str, float], dict[str, float]]:
         """(total, available) resources of this node."""
         return from_units(self.ledger.total), from_units(self.ledger.free)
+
+    def log_files(self) -> list[dict[str, Any]]:
+        """This node's worker log files (``tray logs``): name, worker id, pid, stream (out/err),
+        size, and whether the worker is alive and which actor it hosts."""
+        live = {w.pid: w for w in self.workers.values() if w.pid}
+        rows = list_logs(self.log_dir)
+        for row in rows:
+            w = live.get(row["pid"])
+            lease = self.leases.get(w.lease) if w is not None and w.lease is not None else None
+            row.update(node_id=self.node_id, alive=w is not None and w.worker_id == row["worker_id"],
+                       actor_id=lease.actor_id if lease is not None else None)
+        return rows
+
+    def read_log(self, name: str, offset: int = 0, max_bytes: int = MAX_READ) -> tuple[bytes, int, int]:
+        """``(data, end_offset, size)`` of this node's log file ``name`` from ``offset``
+        (negative: from its end), so ``tray logs`` reads it from any machine."""
+        return read_log(self.log_dir, name, offset, max_bytes)
 
     def worker_pids(self) -> list[int]:
         return [w.pid for w in self.workers.values() if w.pid]

@@ -11,8 +11,8 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
-from ..exceptions import GetTimeoutError
-from . import _runtime
+from ..exceptions import GetTimeoutError, ObjectLostError
+from . import _runtime, _watch
 from ._objects import PENDING, READY, ObjectRef
 from ._remote import ActorHandle
 
@@ -40,11 +40,16 @@ def init(
     bytes (default: 30% of RAM, at most what ``/dev/shm`` holds); objects beyond it spill
     to ``object_spilling_directory`` (default: the session directory). Values larger than
     ``_system_config["max_direct_call_object_size"]`` (100 KiB) go to the store.
+    ``_system_config["memory_usage_threshold"]`` (0.95) and ``["memory_monitor_refresh_ms"]``
+    (250; 0: off) set the memory monitor, which kills a worker when the node's memory runs low.
+    ``_system_config["get_warn_after_s"]`` (30; or ``TRAY_GET_WARN_AFTER_S``): a ``tray.get``
+    waiting longer logs once what it waits on.
 
     Returns a dict describing the session. Options Ray accepts that do not apply here
     (``include_dashboard``, ``logging_level``, ...) are accepted and ignored.
     """
     from ..cluster import node_resources
+    from ..cluster._memory import MemoryConfig
 
     with _init_lock:
         rt = _runtime.current()
@@ -53,6 +58,7 @@ def init(
                 return _context(rt)
             raise RuntimeError("tray.init() was already called; call tray.shutdown() first, "
                                "or pass ignore_reinit_error=True")
+        _watch.configure(kwargs.get("_system_config"))
         address = address or os.environ.get("TRAY_ADDRESS")
         ns = namespace if namespace is not None else uuid.uuid4().hex[:8]
         if address is not None and address != "local":
@@ -65,8 +71,10 @@ def init(
         else:
             store = _store_options(object_store_memory, kwargs)
             total = node_resources(num_cpus, num_gpus, resources, object_store_memory=store.get("object_store_memory"))
+            memory = MemoryConfig.resolve(kwargs.get("_system_config"))
             rt = _runtime.Runtime(node_address=None, token=secrets.token_hex(16),
-                                  node_config={"resources": total, "log_to_driver": log_to_driver, **store},
+                                  node_config={"resources": total, "log_to_driver": log_to_driver, "memory": memory,
+                                               **store},
                                   namespace=ns, job_id=uuid.uuid4().hex[:8], log_to_driver=log_to_driver)
         _runtime.install(rt)
         try:
@@ -178,10 +186,15 @@ def get(object_refs: ObjectRef | Sequence[ObjectRef], *, timeout: float | None =
     Raises :class:`~tray.exceptions.GetTimeoutError` if ``timeout`` seconds pass first.
     """
     if isinstance(object_refs, ObjectRef):
-        return _get_one(object_refs, _deadline(timeout))
+        return _get_one(object_refs, _deadline(timeout), None)
     refs = _check_refs(object_refs, "tray.get()")
     deadline = _deadline(timeout)
-    return [_get_one(r, deadline) for r in refs]
+    watch = _watch.Watch(refs)
+    try:
+        return [_get_one(r, deadline, watch) for r in refs]
+    finally:
+        if watch.drawn:
+            watch.finish(_runtime.current())  # type: ignore[arg-type]
 
 
 def _deadline(timeout: float | None) -> float | None:
@@ -207,18 +220,17 @@ def _entry(ref: ObjectRef, blocking: bool = True) -> Any:
     return rt, entry
 
 
-def _get_one(ref: ObjectRef, deadline: float | None) -> Any:
+def _get_one(ref: ObjectRef, deadline: float | None, watch: _watch.Watch | None) -> Any:
     rt, entry = _entry(ref)
     if entry.state == PENDING:
         done = threading.Event()
         if rt.table.when_done(ref._id, done.set):
-            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
             with _blocked(rt):
-                ready = done.wait(wait)
+                ready = (watch or _watch.Watch([ref])).wait(rt, done, deadline)
             if not ready:
                 rt.table.forget_waiter(ref._id, done.set)
                 raise GetTimeoutError(f"tray.get() timed out waiting for {ref!r}")
-    return _value(rt, entry)
+    return _value(rt, entry, ref._id)
 
 
 @contextlib.contextmanager
@@ -234,11 +246,27 @@ def _blocked(rt: _runtime.Runtime) -> Iterator[None]:
         rt.soon(rt.scheduler.worker_unblocked.try_tell, rt.worker_id)
 
 
-def _value(rt: _runtime.Runtime, entry: Any) -> Any:
+def _value(rt: _runtime.Runtime, entry: Any, oid: str) -> Any:
     if entry.state == READY:
-        return rt.table.decode(entry.blob)
+        return _decode(rt, oid, entry.owner, entry.blob)
     err = entry.error
     raise err.with_traceback(None)
+
+
+def _decode(rt: _runtime.Runtime, oid: str, owner: Any, blob: Any) -> Any:
+    """The value in ``blob``; if its stored copy is lost (its node died), the one its owner
+    re-makes from lineage (or the owner's reason why it cannot)."""
+    try:
+        return rt.table.decode(blob)
+    except ObjectLostError as lost:
+        if rt.in_loop():
+            raise
+        try:
+            with _blocked(rt):  # a task waiting here lends its CPUs: the task that re-makes it may need them
+                blob = rt.call(rt.owner.recover_blob, oid, owner, blob)
+        except ObjectLostError as why:  # what was lost, and why it cannot be had again
+            raise type(why)(f"{lost}; {why}") from None
+        return rt.table.decode(blob)
 
 
 def wait(
@@ -334,7 +362,7 @@ async def _await_ref(ref: ObjectRef) -> Any:
                 await done.wait()
             finally:  # cancelled: stop waiting for the value
                 rt.table.forget_waiter(ref._id, wake)
-    return _value(rt, entry)
+    return _value(rt, entry, ref._id)
 
 
 def _asyncio_future(ref: ObjectRef) -> asyncio.Future:
@@ -351,7 +379,7 @@ def _asyncio_future(ref: ObjectRef) -> asyncio.Future:
         if fut.done():
             return
         try:
-            fut.set_result(_value(rt, entry))
+            fut.set_result(_value(rt, entry, ref._id))
         except BaseException as exc:  # noqa: BLE001 - handed to the awaiting code
             fut.set_exception(exc)
 
@@ -461,6 +489,19 @@ def nodes() -> list[dict[str, Any]]:
     """One dict per node the cluster has known, alive or dead (Ray's keys: NodeID, Alive,
     NodeManagerAddress, Resources, ...)."""
     return _ask_control("nodes_table")
+
+
+def timeline(filename: str | None = None) -> list[dict[str, Any]]:
+    """The recent tasks and actor calls of every worker of the cluster, as Chrome trace
+    events (load the file in chrome://tracing or https://ui.perfetto.dev): one ``"X"`` event
+    per span, ``pid`` a node, ``tid`` a worker's pid. Written to ``filename`` as JSON if given."""
+    from ._timeline import chrome_trace, collect, write
+
+    rt = _runtime_for_call()
+    events = chrome_trace(rt.call(collect, rt.control))
+    if filename is not None:
+        write(events, filename)
+    return events
 
 
 class RuntimeContext:

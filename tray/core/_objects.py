@@ -203,6 +203,22 @@ class ObjectTable:
             entry = self.entries[oid] = Entry(None)
             entry.state, entry.blob = READY, blob
 
+    def reset(self, oid: str) -> bool:
+        """Make a lost object of ours pending again (its task runs again); False if it is gone."""
+        with self.lock:
+            entry = self.entries.get(oid)
+            if entry is None:
+                return False
+            entry.state, entry.blob, entry.error = PENDING, None, None
+            return True
+
+    def refresh(self, oid: str, blob: Blob) -> None:
+        """A borrowed object's value moved (its owner re-made it): read it from ``blob`` now."""
+        with self.lock:
+            entry = self.entries.get(oid)
+            if entry is not None and entry.state == READY:
+                entry.blob = blob
+
     # ----------------------------------------------------------- resolving
 
     def resolve(self, oid: str, blob: Blob | None, error: BaseException | None = None, owned: bool = True) -> None:

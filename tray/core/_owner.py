@@ -9,6 +9,7 @@ handle as tells, and come back as ``call_done`` tells, so a handle's calls pipel
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import sys
@@ -19,14 +20,33 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from ..actors import Actor, ActorRef, Waiter
+from ..cluster._memory import is_memory_kill, oom_retry_delay
 from ..exceptions import (
     ActorDiedError,
     MailboxFull,
+    NodeDiedError,
+    ObjectLostError,
+    ObjectReconstructionFailedError,
+    OutOfMemoryError,
+    OwnerDiedError,
     RayError,
     TaskCancelledError,
     WorkerCrashedError,
 )
+from ..store import Stored
+from ._deaths import death_of_executor
 from ._objects import FAILED, PENDING, READY, describe
+from ._tasklog import (
+    ACTOR_CREATION_TASK,
+    NORMAL_TASK,
+    PENDING_ACTOR,
+    PENDING_ARGS_AVAIL,
+    PENDING_NODE_ASSIGNMENT,
+    SUBMITTED_TO_WORKER,
+    TaskLog,
+    dispatched,
+    record,
+)
 
 if TYPE_CHECKING:
     from ._runtime import Runtime
@@ -66,7 +86,7 @@ class _ActorQueue:
     """One actor's calls from this process, sent in order once the actor runs."""
 
     __slots__ = ("actor_id", "executor", "ready", "calls", "pumping", "dead", "inflight", "recipe", "restarts",
-                 "doomed")
+                 "doomed", "lease")
 
     def __init__(self, actor_id: str) -> None:
         self.actor_id = actor_id
@@ -79,6 +99,7 @@ class _ActorQueue:
         self.recipe: ActorRecipe | None = None  # only in the process that created the actor
         self.restarts = 0
         self.doomed = False  # its last handle is gone: it ends once its calls are done
+        self.lease: Lease | None = None  # the current incarnation's (creator only): its node says why it died
 
 
 class ActorRecipe:
@@ -113,6 +134,10 @@ class Owner:
         self._counts_lock = threading.Lock()
         self._call_ids = itertools.count(1)
         self._fetching: set[str] = set()
+        self.tasks = TaskLog(lambda: rt.job_id)  # what we submitted, for tray.util.state.list_tasks
+        self.lineage: dict[str, TaskSpec] = {}  # a stored result of ours -> the task that makes it again
+        self._kept: dict[str, int] = {}  # a task kept for its results -> how many of them are still held
+        self._remaking: dict[str, trio.Event] = {}  # tasks running again to re-make lost results
 
     async def close(self) -> None:
         self.nursery.cancel_scope.cancel()
@@ -142,25 +167,30 @@ class Owner:
         self.live.add(spec.task_id)
         if parent is not None:  # submitted by a task running in this worker
             self.children.setdefault(parent, []).append(spec.task_id)
+        self.tasks.add(spec, record(spec.task_id, spec.name, NORMAL_TASK, self.rt.job_id, None, parent,
+                                    PENDING_ARGS_AVAIL if spec.deps else PENDING_NODE_ASSIGNMENT))
         self.nursery.start_soon(self._run_task, spec)
 
     async def _run_task(self, spec: TaskSpec) -> None:
+        rec = self.tasks.live[spec]
         try:
             err = await self._wait_deps(spec.deps)
             if err is not None:
                 self._task_failed(spec, err)
                 return
-            attempts = 0
+            attempts = oom_kills = 0
             while True:
                 if spec.task_id in self.cancelled:
                     self._task_failed(spec, _cancelled(spec))
                     return
+                rec["state"], rec["attempt_number"] = PENDING_NODE_ASSIGNMENT, attempts
                 try:
                     lease = await self._lease(spec.shape, spec.strategy)
                 except RayError as exc:
                     self._task_failed(spec, exc)
                     return
                 self.running[spec.task_id] = lease
+                dispatched(rec, lease.node_id, lease.worker_id, lease.pid)
                 pinned = self._pin_stored(spec.args)
                 try:
                     kind, payload = await lease.executor.run.ask(spec.wire(self.rt.owner_ref))
@@ -169,7 +199,7 @@ class Owner:
                 finally:
                     self.running.pop(spec.task_id, None)
                     if pinned:
-                        self.table.store.manager.unpin.tell_nowait(pinned)  # type: ignore[union-attr]
+                        self.table.store.unpin(pinned)  # type: ignore[union-attr]
                 if kind == "crashed":
                     lease.dead = True
                     lease.inflight -= 1
@@ -177,10 +207,19 @@ class Owner:
                     if spec.task_id in self.cancelled:  # force-cancelled: its worker was killed on purpose
                         self._task_failed(spec, _cancelled(spec))
                         return
+                    if is_memory_kill(payload):  # Ray: retried, with backoff, unless max_retries=0; no budget spent
+                        if spec.max_retries == 0:
+                            self._task_failed(spec, OutOfMemoryError(
+                                f"task {spec.name} is not retried (max_retries=0): its worker was {payload}"))
+                            return
+                        oom_kills += 1
+                        log.info("the worker of task %s was %s; retrying (%d)", spec.name, payload, oom_kills)
+                        await trio.sleep(oom_retry_delay(oom_kills))
+                        continue
                     attempts += 1
                     if spec.max_retries != -1 and attempts > spec.max_retries:
                         self._task_failed(spec, WorkerCrashedError(
-                            f"the worker running task {spec.name} died: {payload}; retried {attempts - 1} time(s) (max_retries={spec.max_retries})"))
+                            f"the worker running task {spec.name} died; retried {attempts - 1} time(s) (max_retries={spec.max_retries}): {payload}"))
                         return
                     log.info("worker of task %s died; retrying (%d)", spec.name, attempts)
                     continue
@@ -207,18 +246,117 @@ class Owner:
         finally:
             self.live.discard(spec.task_id)
             self.cancelled.discard(spec.task_id)
-            self.table.pin(spec.pinned, -1)
+            if not self._keep_lineage(spec):
+                self.table.pin(spec.pinned, -1)
+            self.tasks.end(spec)  # FINISHED, unless it failed above
 
-    def _pin_stored(self, args: Args) -> list[str]:
+    def _pin_stored(self, args: Args) -> list[Stored]:
         """Keep the stored values a dispatched task reads in shared memory until it is done:
         new objects never push them out to disk (restores for readers may, as a last resort)."""
-        keys = args.stored_keys(self.table)
-        if keys:
-            self.table.store.manager.pin.tell_nowait(keys)  # type: ignore[union-attr]
-        return keys
+        stored = args.stored(self.table)
+        if stored:
+            self.table.store.pin(stored)  # type: ignore[union-attr]
+        return stored
+
+    # --------------------------------------------------------------- lineage
+
+    def _keep_lineage(self, spec: TaskSpec) -> bool:
+        """Keep a finished task (and its arguments) while its stored results are referenced:
+        if a result's copy is lost with its node, running the task again re-makes it (Ray's
+        lineage reconstruction, within max_retries). Inline results live here, in the
+        owner: they are lost only with it."""
+        if spec.remade:  # ran again: kept already (or let go by forget_lineage meanwhile)
+            return True
+        if spec.max_retries == 0 or spec.stream is not None:
+            return False
+        entries = self.table.entries
+        stored = [oid for oid in spec.return_ids
+                  if (e := entries.get(oid)) is not None and e.state == READY and type(e.blob) is Stored]
+        if not stored:
+            return False
+        for oid in stored:
+            self.lineage[oid] = spec
+        self._kept[spec.task_id] = len(stored)
+        return True
+
+    def forget_lineage(self, oids: list[str]) -> None:
+        """These results of ours were freed: a task none of whose results is held any more
+        lets its arguments go."""
+        for oid in oids:
+            spec = self.lineage.pop(oid, None)
+            if spec is None:
+                continue
+            left = self._kept[spec.task_id] - 1
+            if left:
+                self._kept[spec.task_id] = left
+            else:
+                del self._kept[spec.task_id]
+                self.table.pin(spec.pinned, -1)
+
+    async def recover_blob(self, oid: str, owner: ActorRef | None, lost: Any) -> Any:
+        """The stored value ``lost`` of ``oid`` could not be read (its node is gone, or its
+        copy): a readable one, re-made by its owner (us, or ``owner``) if need be."""
+        if owner is None:
+            state, payload = await self.recover(oid, lost)
+        else:
+            try:
+                state, payload = await owner.recover_object.ask(oid, lost)
+            except ActorDiedError as exc:
+                raise OwnerDiedError(f"it cannot be made again: its owner died ({exc})") from None
+            if state == READY:
+                self.table.refresh(oid, payload)
+        if state != READY:
+            raise payload
+        return payload
+
+    async def recover(self, oid: str, lost: Any) -> tuple[int, Any]:
+        """Re-make our object ``oid``, whose stored copy ``lost`` cannot be read, by running the
+        task that made it again; ``(READY, blob)`` or ``(FAILED, error)``."""
+        entry = self.table.entries.get(oid)
+        if entry is None:
+            return FAILED, ObjectLostError("its owner freed it (no reference to it was left)")
+        if entry.state == READY and not _same_copy(entry.blob, lost):
+            return READY, entry.blob  # re-made meanwhile: read the new copy
+        if entry.state == READY:
+            spec = self.lineage.get(oid)
+            where = f"its copy on node {getattr(lost, 'node', '?')} is gone"
+            if spec is None:
+                return FAILED, ObjectLostError(
+                    f"it cannot be made again: it was not made by a task that can run again (but by tray.put, an "
+                    f"actor method, or a task with max_retries=0)")
+            if spec.max_retries != -1 and spec.remade >= spec.max_retries:
+                return FAILED, ObjectReconstructionFailedError(
+                    f"it cannot be made again: task {spec.name} already ran again {spec.remade} time(s) to re-make "
+                    f"it (max_retries={spec.max_retries})")
+            await self._remake(spec, where)
+        entry = await self.wait_ready(oid, None)
+        if entry is None:
+            return FAILED, ObjectLostError("its owner freed it while it was re-made")
+        return (READY, entry.blob) if entry.state == READY else (FAILED, entry.error)
+
+    async def _remake(self, spec: TaskSpec, why: str) -> None:
+        """Run ``spec`` again (once, however many of its results were found lost)."""
+        running = self._remaking.get(spec.task_id)
+        if running is not None:
+            await running.wait()
+            return
+        running = self._remaking[spec.task_id] = trio.Event()
+        spec.remade += 1
+        log.info("task %s runs again (%d) to re-make its results: %s", spec.name, spec.remade, why)
+        for oid in spec.return_ids:
+            self.table.reset(oid)
+        self.live.add(spec.task_id)
+        self.tasks.add(spec, record(spec.task_id, spec.name, NORMAL_TASK, self.rt.job_id, None, None,
+                                    PENDING_NODE_ASSIGNMENT))
+        try:
+            await self._run_task(spec)
+        finally:
+            del self._remaking[spec.task_id]
+            running.set()
 
     def _task_failed(self, spec: TaskSpec, err: BaseException) -> None:
         self._fail(spec.return_ids, err)
+        self.tasks.end(spec, err)
         if spec.stream is not None:
             spec.stream.finish(err)
             self.streams.pop(spec.task_id, None)
@@ -299,11 +437,24 @@ class Owner:
 
     async def request_lease(self, shape: dict[str, int], strategy: tuple | None, actor_id: str | None = None,
                             detached: bool = False) -> Lease:
-        """Ask our node for a worker; follow its spillbacks to the node that has room."""
-        scheduler, hops = self.rt.scheduler, 0
+        """Ask our node for a worker; follow its spillbacks to the node that has room. A node
+        we were sent to that died meanwhile sends us back to ours (its view catches up)."""
+        local = scheduler = self.rt.scheduler
+        hops = lost = 0
         while True:
-            reply = await scheduler.lease.ask(shape, self.rt.owner_ref, self.rt.job_id, actor_id, detached,
-                                              strategy, hops)
+            try:
+                reply = await scheduler.lease.ask(shape, self.rt.owner_ref, self.rt.job_id, actor_id, detached,
+                                                  strategy, hops)
+            except ActorDiedError as exc:
+                if scheduler == local:
+                    raise NodeDiedError(f"this process's node ({self.rt.node_address or 'local'}) is gone: {exc}; "
+                                        f"start tray again (tray.shutdown(), then tray.init(...))") from None
+                lost += 1
+                if lost > MAX_LEASE_REQUESTS:
+                    raise
+                await trio.sleep(0.05 * lost)
+                scheduler, hops = local, 0
+                continue
             if reply[0] == "granted":
                 return Lease(scheduler, reply)
             scheduler, hops = reply[1], hops + 1
@@ -374,6 +525,15 @@ class Owner:
     def forget_children(self, parent: str) -> None:
         self.children.pop(parent, None)
 
+    def describe_tasks(self) -> list[dict[str, Any]]:
+        """Our task rows (``tray.util.state.list_tasks``); an actor call's state is where
+        our queues have it: waiting here, or sent to its actor."""
+        rows, log = self.tasks.rows(), self.tasks
+        for q in self.actors.values():
+            rows += [log.call_row(c, PENDING_ARGS_AVAIL if c.deps else PENDING_ACTOR) for c in q.calls]
+            rows += [log.call_row(c, SUBMITTED_TO_WORKER) for c in q.inflight.values()]
+        return rows
+
     # ----------------------------------------------------------------- actors
 
     def create_actor(self, actor_id: str, recipe: ActorRecipe) -> None:
@@ -386,11 +546,16 @@ class Owner:
         recipe = q.recipe
         assert recipe is not None
         lease = None
+        rec = self.tasks.add(q, record(q.actor_id, f"{recipe.class_name}.__init__", ACTOR_CREATION_TASK,
+                                       self.rt.job_id, q.actor_id, None, PENDING_ARGS_AVAIL))
+        rec["attempt_number"] = q.restarts
         try:
             err = await self._wait_deps(recipe.args.deps)
             if err is not None:
                 raise err
+            rec["state"] = PENDING_NODE_ASSIGNMENT
             lease = await self.request_lease(recipe.shape, recipe.strategy, q.actor_id, recipe.detached)
+            dispatched(rec, lease.node_id, lease.worker_id, lease.pid)
             await lease.executor.create_actor.ask(q.actor_id, recipe.cls_blob, recipe.args.blob,
                                                   recipe.args.inline(self.table), recipe.max_concurrency)
         except Exception as exc:
@@ -398,12 +563,15 @@ class Owner:
             err.__cause__ = exc
             if lease is not None:
                 self.note(lease.scheduler.release, lease.lease_id)
+            self.tasks.end(q, exc)
             self._actor_died(q, err)
             return
+        self.tasks.end(q)
         if q.dead is not None:  # killed while it started
             self.note(lease.scheduler.release, lease.lease_id)
             return
         self.note(self.rt.control.actor_ready, q.actor_id, lease.executor, lease.node_id, lease.lease_id, lease.pid)
+        q.lease = lease
         self._bind(q, lease.executor)
 
     async def _restart_actor(self, q: _ActorQueue, died: str) -> None:
@@ -448,9 +616,11 @@ class Owner:
     def submit_call(self, call: ActorCall) -> None:
         self.table.collect()
         q = self._queue(call.actor_id)
+        self.tasks.call_submitted(call)
         if q.dead is not None:
             self._fail(call.return_ids, q.dead)
             self.table.pin(call.pinned, -1)
+            self.tasks.call_ended(call, q.dead, sent=False)
             return
         if not q.calls and not q.pumping and not call.deps and q.executor is not None and self._send(q, call):
             return  # sent at once: nothing queued ahead of it, nothing to wait for
@@ -485,12 +655,14 @@ class Owner:
                         q.calls.popleft()
                         self._fail(call.return_ids, err)
                         self.table.pin(call.pinned, -1)
+                        self.tasks.call_ended(call, err, sent=False)
                         continue
                 if q.executor is None:
                     return
                 q.calls.popleft()
                 call_id = next(self._call_ids)
                 q.inflight[call_id] = call
+                self.tasks.call_sent(call)
                 try:
                     await q.executor.call.tell(call_id, call.wire(), self.rt.system.uid)
                 except RayError:
@@ -538,8 +710,10 @@ class Owner:
         if kind == "ok":
             for oid, blob in zip(call.return_ids, payload):
                 self.table.resolve(oid, blob)
+            self.tasks.call_ended(call)
         else:
             self._fail(call.return_ids, payload)
+            self.tasks.call_ended(call, payload)
         if q.doomed:
             self._reap(q)
 
@@ -550,15 +724,35 @@ class Owner:
             return
         q.executor = None
         q.ready = trio.Event()
-        died = f"actor {q.actor_id} died ({reason})"
+        lease, q.lease = q.lease, None
+        if lease is not None and lease.executor != executor:
+            lease = None
+        with contextlib.suppress(RuntimeError):  # the runtime is closing: nobody waits for the answer
+            self.nursery.start_soon(self._ask_why_down, q, lease, executor, reason)
+
+    async def _ask_why_down(self, q: _ActorQueue, lease: Lease | None, executor: ActorRef, reason: Any) -> None:
+        """Ask its node why it died first (we created it: the lease names the node; else every node is asked)."""
+        if lease is not None:
+            why = await self._death_of(lease, reason)
+        else:
+            why = await death_of_executor(self.rt, executor.actor_id, reason)
+        if q.dead is None:  # not killed for good meanwhile
+            self._handle_down(q, why)
+
+    def _handle_down(self, q: _ActorQueue, reason: Any) -> None:
+        died = f"actor {q.actor_id} died"  # why (with its stderr's last lines) goes last in each message
+        error = OutOfMemoryError if is_memory_kill(str(reason)) else ActorDiedError  # Ray's error for a memory kill
         retry = []
         for call in q.inflight.values():  # sent, maybe run: retried only with max_task_retries
             if call.retries_left != 0:
                 call.retries_left -= 1 if call.retries_left > 0 else 0
                 retry.append(call)
+                self.tasks.call_retried(call)
             else:
-                self._fail(call.return_ids, ActorDiedError(f"{died} while handling {call.method}"))
+                lost = error(f"{died} while handling {call.method}: {reason}")
+                self._fail(call.return_ids, lost)
                 self.table.pin(call.pinned, -1)
+                self.tasks.call_ended(call, lost)
         q.inflight.clear()
         q.calls.extendleft(reversed(retry))
         recipe = q.recipe
@@ -566,11 +760,11 @@ class Owner:
             self.nursery.start_soon(self._resolve_actor, q)
         elif recipe.max_restarts == -1 or q.restarts < recipe.max_restarts:
             q.restarts += 1
-            log.info("%s; restarting it (%d of %s)", died, q.restarts, recipe.max_restarts)
-            self.nursery.start_soon(self._restart_actor, q, died)
+            log.info("%s (%s); restarting it (%d of %s)", died, reason, q.restarts, recipe.max_restarts)
+            self.nursery.start_soon(self._restart_actor, q, f"{died} ({reason})")
         else:
             self._actor_died(q, ActorDiedError(f"{died}; it was restarted {q.restarts} time(s)"
-                                               f" (max_restarts={recipe.max_restarts})"))
+                                               f" (max_restarts={recipe.max_restarts}): {reason}"))
 
     def _actor_died(self, q: _ActorQueue, err: BaseException) -> None:
         if q.dead is not None:
@@ -583,11 +777,18 @@ class Owner:
         for call in q.inflight.values():  # sent, maybe run: Ray's RayActorError
             self._fail(call.return_ids, ActorDiedError(f"{err}; call {call.method} did not complete"))
             self.table.pin(call.pinned, -1)
+            self.tasks.call_ended(call, err)
         for call in q.calls:
             self._fail(call.return_ids, err)
             self.table.pin(call.pinned, -1)
+            self.tasks.call_ended(call, err, sent=False)
         q.inflight.clear()
         q.calls.clear()
+
+
+def _same_copy(a: Any, b: Any) -> bool:
+    """Whether two stored values are the same copy (the key names the object; the node, the copy)."""
+    return type(a) is Stored and type(b) is Stored and a.key == b.key and a.node == b.node
 
 
 def _cancelled(spec: TaskSpec) -> TaskCancelledError:
@@ -609,6 +810,10 @@ class OwnerActor(Actor):
             return FAILED, ObjectLostError(f"object {oid} is no longer held by its owner")
         return (READY, entry.blob) if entry.state == READY else (FAILED, entry.error)
 
+    async def recover_object(self, oid: str, lost: Any) -> tuple[int, Any]:
+        """A borrower could not read our object ``oid`` from its copy ``lost``: re-make it."""
+        return await self._owner.recover(oid, lost)
+
     def borrow(self, oids: list[str], who: str) -> None:
         """The process ``who`` holds refs to these objects of ours: keep them for it."""
         for oid in oids:
@@ -618,6 +823,10 @@ class OwnerActor(Actor):
         """What this process holds, for ``tray memory`` and ``tray.util.state.list_objects``."""
         rt = self._owner.rt
         return describe(self._owner.table, "DRIVER" if rt.worker_id is None else "WORKER")
+
+    def describe_tasks(self) -> dict[str, Any]:
+        """The tasks this driver submitted (``tray.util.state.list_tasks``)."""
+        return {"tasks": self._owner.describe_tasks(), "running": []}
 
     def unborrow(self, oids: list[str], who: str) -> None:
         for oid in oids:

@@ -165,7 +165,7 @@ class ActorClass:
             rt.owner.collectable.add(actor_id)  # ended once its last handle is gone, as in Ray
         handle = ActorHandle(actor_id, cls_name, self._methods, rt.job_id, retries)
         register = (actor_id, name, namespace, cls_name, self._methods, rt.owner_ref, rt.job_id, detached)
-        if name is not None:  # names are checked now, as Ray does: a taken one raises here
+        if name is not None or detached:  # names are checked now, as Ray does: a taken one raises here
             held = rt.call(_register, rt, *register, opts.get("get_if_exists", False))
             if held is not None:
                 return ActorHandle(held, cls_name, self._methods, rt.job_id, retries)
@@ -179,7 +179,10 @@ class ActorClass:
 
 
 async def _register(rt: Any, *args: Any) -> Any:
-    return await rt.control.register_actor.ask(*args)
+    """Register a named or detached actor, durably (a restarted head must know it)."""
+    held = await rt.control.register_actor.ask(*args)
+    await rt.control.flush.ask()
+    return held
 
 
 def _method_table(cls: type) -> dict[str, dict[str, Any]]:

@@ -134,7 +134,7 @@ class Runtime:
                 self.control = info["control"]
                 self._attach_table(StoreClient(system.lookup(STORE_NAME) if self.node is not None else info["store"],
                                                info["store_prefix"], info["inline_limit"], system.uid, self.call,
-                                               self.soon, info["address"]))
+                                               self.soon_unless_closed, info["address"]))
                 if self.worker_id is None:
                     await self.control.register_job.ask(self.job_id, self._job_info(), self.owner_ref)
                 if self._setup is not None:
@@ -211,6 +211,7 @@ class Runtime:
         (bookkeeping that does not matter once this runtime is shut down)."""
         try:
             self.table.store.free(blobs)  # type: ignore[union-attr]
+            self.soon(self.owner.forget_lineage, [b.key for b in blobs])
         except (RuntimeError, trio.RunFinishedError):
             pass
 

@@ -86,7 +86,7 @@ class TaskSpec(_Submission):
     """A task on its way to a worker."""
 
     __slots__ = ("task_id", "name", "fn_id", "fn_blob", "args", "return_ids", "num_returns", "max_retries",
-                 "retry_exceptions", "shape", "strategy", "table", "stream")
+                 "retry_exceptions", "shape", "strategy", "table", "stream", "remade")
 
     def __init__(self, task_id: str, name: str, fn_id: str, fn_blob: bytes, args: Args, return_ids: list[str],
                  num_returns: int, max_retries: int, retry_exceptions: Any, shape: dict[str, int],
@@ -97,6 +97,7 @@ class TaskSpec(_Submission):
         self.strategy = strategy  # None, ("spread",) or ("node", node_id, soft); see _remote.placement
         self.table = table
         self.stream: Stream | None = None  # a streaming task's items, as they come
+        self.remade = 0  # times it ran again to re-make its lost results (within max_retries)
 
     def wire(self, owner: ActorRef | None) -> tuple:
         """What the worker gets; ``owner`` is where a streaming task sends its items, and

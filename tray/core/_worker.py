@@ -11,13 +11,16 @@ pipe from the node, and its end means the node is gone.
 
 from __future__ import annotations
 
+import faulthandler
 import inspect
 import io
+import itertools
 import os
 import queue
 import signal
 import sys
 import threading
+from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any, Callable
 
 import trio
@@ -27,6 +30,7 @@ from ..actors import Actor, ActorRef
 from ..exceptions import RayTaskError
 from . import _runtime
 from ._objects import ObjectRef, describe, loads
+from ._timeline import Recorder
 
 if TYPE_CHECKING:
     import asyncio
@@ -78,15 +82,16 @@ class MainThread:
 
 def _resolve_args(blob: Blob, inline: dict[str, Blob]) -> tuple[tuple, dict]:
     """Unpickle arguments; top-level ObjectRefs become their values (inline ones first)."""
-    from ._api import get
+    from ._api import _decode, get
 
-    table = _runtime.current().table  # type: ignore[union-attr]
+    rt = _runtime.current()
+    table = rt.table  # type: ignore[union-attr]
     args, kwargs = table.decode(blob)
 
     def value(a: Any) -> Any:
         if type(a) is ObjectRef:
             held = inline.get(a._id)
-            return table.decode(held) if held is not None else get(a)
+            return _decode(rt, a._id, a._owner, held) if held is not None else get(a)
         return a
 
     return tuple(value(a) for a in args), {k: value(v) for k, v in kwargs.items()}
@@ -170,12 +175,19 @@ class _Prefixed(io.TextIOBase):
         return self._raw.fileno()
 
 
+_MAIN = 0  # the key of the main thread's open span
+
+
 class Worker:
     """What this process runs: tasks one at a time, or one actor."""
 
     def __init__(self, main: MainThread, worker_id: str) -> None:
         self.main = main
         self.worker_id = worker_id
+        self.at = f"pid={os.getpid()}{_WHERE}"  # where this is, in error messages; the node id joins on start
+        self.recorder = Recorder()
+        self.running: dict[int, tuple[str, str, str, int]] = {}  # open spans: (category, name, id, start_ns)
+        self._span_keys = itertools.count(1)
         self.functions: dict[str, Callable[..., Any]] = {}
         self.actor: Any = None
         self.actor_name = ""
@@ -192,6 +204,16 @@ class Worker:
 
     def run_task(self, wire: tuple) -> tuple[str, Any]:
         """Main thread: run one task; ("ok", [blob...]) or ("error", exc) or ("cancelled", None)."""
+        t0 = perf_counter_ns()
+        self.running[_MAIN] = ("task", wire[1], wire[0], t0)
+        try:
+            result = self._run_task(wire)
+        finally:
+            del self.running[_MAIN]
+        self.recorder.spans.append(("task", wire[1], wire[0], t0, perf_counter_ns(), result[0]))
+        return result
+
+    def _run_task(self, wire: tuple) -> tuple[str, Any]:
         task_id, name, fn_id, fn_blob, args_blob, inline, num_returns, stream_to, keys, owner = wire
         fn = self.functions.get(fn_id)
         if fn is None:
@@ -202,7 +224,7 @@ class Worker:
         rt = _runtime.current()
         if rt is not None:
             rt.current_task_id = task_id
-        where = f"task {name} (pid={os.getpid()})"
+        where = f"task {name} ({self.at})"
         try:
             args, kwargs = _resolve_args(args_blob, inline)
             result = fn(*args, **kwargs)
@@ -231,18 +253,26 @@ class Worker:
         cls = loads(cls_blob)
         self.actor_name = self.label = cls.__name__
         setproctitle(f"tray::{cls.__name__}")
-        args, kwargs = _resolve_args(args_blob, inline)
-        if any(inspect.iscoroutinefunction(m) or inspect.isasyncgenfunction(m) for _, m in inspect.getmembers(cls)):
-            self._start_asyncio(max_concurrency or 1000)
+        name, status, t0 = f"{cls.__name__}.__init__", "error", perf_counter_ns()
+        self.running[_MAIN] = ("actor_creation", name, actor_id, t0)
         try:
-            if self.loop is not None:
-                import asyncio
+            args, kwargs = _resolve_args(args_blob, inline)
+            if any(inspect.iscoroutinefunction(m) or inspect.isasyncgenfunction(m)
+                   for _, m in inspect.getmembers(cls)):
+                self._start_asyncio(max_concurrency or 1000)
+            try:
+                if self.loop is not None:
+                    import asyncio
 
-                self.actor = asyncio.run_coroutine_threadsafe(_construct(cls, args, kwargs), self.loop).result()
-            else:
-                self.actor = cls(*args, **kwargs)
-        except Exception as exc:
-            raise RayTaskError.from_exception(exc, f"{cls.__name__}.__init__ (pid={os.getpid()})") from None
+                    self.actor = asyncio.run_coroutine_threadsafe(_construct(cls, args, kwargs), self.loop).result()
+                else:
+                    self.actor = cls(*args, **kwargs)
+            except Exception as exc:
+                raise RayTaskError.from_exception(exc, f"{name} ({self.at})") from None
+            status = "ok"
+        finally:
+            del self.running[_MAIN]
+            self.recorder.spans.append(("actor_creation", name, actor_id, t0, perf_counter_ns(), status))
 
     def _start_asyncio(self, slots: int) -> None:
         """Async actors (Ray's) run their methods on an asyncio loop, in a thread of its own."""
@@ -263,18 +293,27 @@ class Worker:
     def call_sync(self, wire: tuple, owner: str) -> tuple[str, Any]:
         """Main thread: one call of a sync actor, in order."""
         method, args_blob, inline, num_returns, keys = wire
-        where = f"{self.actor_name}.{method} (pid={os.getpid()})"
+        name, call_id, t0 = f"{self.actor_name}.{method}", keys[0] if keys else "", perf_counter_ns()
+        self.running[_MAIN] = ("actor_call", name, call_id, t0)
         try:
             args, kwargs = _resolve_args(args_blob, inline)
-            return "ok", _results(getattr(self.actor, method)(*args, **kwargs), num_returns, where, keys, owner)
+            result = "ok", _results(getattr(self.actor, method)(*args, **kwargs), num_returns,
+                                    f"{name} ({self.at})", keys, owner)
         except Exception as exc:
-            return "error", RayTaskError.from_exception(exc, where)
+            result = "error", RayTaskError.from_exception(exc, f"{name} ({self.at})")
+        finally:
+            del self.running[_MAIN]
+        self.recorder.spans.append(("actor_call", name, call_id, t0, perf_counter_ns(), result[0]))
+        return result
 
     async def call_async(self, wire: tuple, owner: str) -> tuple[str, Any]:
         """asyncio loop: one call of an async actor (up to max_concurrency at once)."""
         method, args_blob, inline, num_returns, keys = wire
-        where = f"{self.actor_name}.{method} (pid={os.getpid()})"
+        name, call_id = f"{self.actor_name}.{method}", keys[0] if keys else ""
+        where = f"{name} ({self.at})"
         async with self.async_slots:  # type: ignore[union-attr]
+            key, t0, status = next(self._span_keys), perf_counter_ns(), "error"
+            self.running[key] = ("actor_call", name, call_id, t0)
             try:
                 args, kwargs = _resolve_args(args_blob, inline)  # dependencies are ready: no long wait
                 fn = getattr(self.actor, method)
@@ -286,9 +325,14 @@ class Worker:
                     result = fn(*args, **kwargs)
                     if inspect.isawaitable(result):
                         result = await result
-                return "ok", _results(result, num_returns, where, keys, owner)
+                out = "ok", _results(result, num_returns, where, keys, owner)
+                status = "ok"
+                return out
             except Exception as exc:
                 return "error", RayTaskError.from_exception(exc, where)
+            finally:
+                del self.running[key]
+                self.recorder.spans.append(("actor_call", name, call_id, t0, perf_counter_ns(), status))
 
 
 def _speaks_trio(fn: Any) -> bool:
@@ -386,7 +430,10 @@ class Executor(Actor):
     async def run(self, wire: tuple) -> tuple[str, Any]:
         if not self.assigned.is_set():  # the assignment travels from the node, the task from its owner
             await self.assigned.wait()
-        return await self.w.main.call(self.w.run_task, wire)
+        result = await self.w.main.call(self.w.run_task, wire)
+        if result[0] == "error":
+            _exit_if_orphaned()
+        return result
 
     async def create_actor(self, actor_id: str, cls_blob: bytes, args_blob: bytes, inline: dict,
                            max_concurrency: int | None) -> None:
@@ -417,6 +464,24 @@ class Executor(Actor):
         """What this worker process holds (``tray memory``)."""
         return describe(_runtime.current().table, "WORKER")  # type: ignore[union-attr]
 
+    def timeline(self) -> dict[str, Any]:
+        """The spans of this worker's recent tasks and calls, and those running now (``tray.timeline``)."""
+        return self.w.recorder.dump(list(self.w.running.values()))
+
+    def current_work(self) -> dict[str, Any]:
+        """Where this worker is and what runs here now, for how long: ``running`` holds
+        ``(category, name, id, seconds)`` each (a hung ``tray.get`` says what it waits on)."""
+        now = perf_counter_ns()
+        running = [(cat, name, span_id, (now - t0) / 1e9) for cat, name, span_id, t0 in list(self.w.running.values())]
+        rt = _runtime.current()
+        return {"pid": os.getpid(), "node_id": rt.node_id if rt is not None else "", "running": running}
+
+    def describe_tasks(self) -> dict[str, Any]:
+        """The tasks this worker's code submitted, and the ids of the tasks and calls it runs now
+        (their owners only know they were sent here): ``tray list tasks``."""
+        rows = _runtime.current().owner.describe_tasks()  # type: ignore[union-attr]
+        return {"tasks": rows, "running": [span[2] for span in list(self.w.running.values())]}
+
     def interrupt(self, task_id: str, recursive: bool) -> None:
         """Cancel (not force): KeyboardInterrupt in the main thread if it runs that task;
         ``recursive``: the tasks it submitted are cancelled too."""
@@ -431,7 +496,18 @@ def _error(result: Error) -> BaseException:
     return exc if isinstance(exc, RayTaskError) else RayTaskError.from_exception(exc, "worker")
 
 
+def _exit_if_orphaned() -> None:
+    """If this worker's node is gone, an error may be that loss and nothing of the task's
+    own: exit instead of reporting it, so its owner sees a crash and retries elsewhere
+    (the node's end closes our stdin too, but that may come second)."""
+    rt = _runtime.current()
+    if rt is not None and rt.scheduler is not None and not rt.scheduler.alive:
+        os._exit(1)
+
+
 def _send_done(owner: ActorRef, me: str, call_id: int, kind: str, payload: Any) -> None:
+    if kind == "error":
+        _exit_if_orphaned()
     try:
         owner.call_done.tell_nowait(me, call_id, kind, payload)
     except Exception:  # the owner is gone: nobody waits for this result
@@ -444,11 +520,13 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     node_address, worker_id = argv[0], argv[1]
     setproctitle("tray::IDLE")
+    faulthandler.enable()  # a crash in native code leaves its Python stack in the stderr tail the node reports
     main_thread = MainThread()
     worker = Worker(main_thread, worker_id)
     worker.redirect_output()
 
     async def setup(rt: Runtime) -> None:
+        worker.at += f", node={rt.node_id}"
         executor = await rt.system.spawn(Executor, worker, name="tray.executor", max_concurrency=1 << 16)
         await rt.scheduler.register_worker.ask(worker_id, executor, os.getpid())
         rt.system._nursery.start_soon(_watch_parent)  # type: ignore[union-attr]

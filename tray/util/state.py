@@ -1,9 +1,14 @@
-"""Ray's state API (``ray.util.state``) for objects: what holds memory, where, and why.
+"""Ray's state API (``ray.util.state``): the cluster's nodes, actors, tasks, objects, workers,
+jobs and placement groups, from any driver, without a web server.
 
-Every process of the node answers for the objects it knows (the driver through its
-owner actor, each worker through its executor); the store manager adds where stored
-values are (shared memory or spilled) and the store's usage. No web server: the same
-asks serve ``tray.util.state.list_objects()`` in a driver and ``tray memory`` in a shell.
+Each call asks the control store, then every node and process at once, each ask bounded
+by a timeout (see :mod:`tray.util._gather`); ``tray list`` and ``tray summary`` ask the
+same questions from a shell. Rows have Ray's keys; ``filters`` are Ray's
+``(key, "=" | "!=", value)`` triples, ``limit`` caps the rows (None: all), ``detail``
+adds the columns Ray shows only in detail. In a driver the cluster is the driver's; with
+``address`` (or outside a driver) it is the one there, as ``tray list`` finds it. Ray's
+other options (``timeout``, ``raise_on_missing_output``) are accepted and ignored: every
+ask is bounded anyway, and a process that does not answer is left out.
 """
 
 from __future__ import annotations
@@ -14,81 +19,255 @@ from typing import Any
 
 import trio
 
-from ..store import STORE_NAME
+from ..actors import ActorSystem
+from . import _gather
 
 Filter = tuple[str, str, Any]
 
-_ASK_TIMEOUT_S = 10.0
+# resource -> (the columns shown, those shown only with detail); a filter may name any of them
+KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "nodes": (("node_id", "node_ip", "is_head_node", "state", "state_message", "node_name", "resources_total",
+               "labels"), ("resources_available", "address", "pid", "start_time_ms", "end_time_ms")),
+    "actors": (("actor_id", "class_name", "state", "job_id", "name", "node_id", "pid", "ray_namespace"),
+               ("is_detached", "num_restarts", "death_cause")),
+    "tasks": (("task_id", "attempt_number", "name", "state", "job_id", "actor_id", "type", "func_or_class_name",
+               "parent_task_id", "node_id", "worker_id", "worker_pid", "error_type"),
+              ("error_message", "creation_time_ms", "start_time_ms", "end_time_ms")),
+    "objects": (("object_id", "object_size", "task_status", "reference_type", "type", "pid", "ip", "node_id",
+                 "owner", "owned", "location", "storage", "pinned", "reference_types"), ()),
+    "workers": (("worker_id", "is_alive", "worker_type", "exit_type", "node_id", "ip", "pid"),
+                ("job_id", "actor_id", "leased")),
+    "jobs": (("job_id", "submission_id", "entrypoint", "type", "status", "message", "error_type", "driver_info"),
+             ("start_time", "end_time", "driver_node_id", "namespace")),
+    "placement_groups": (("placement_group_id", "name", "creator_job_id", "state"),
+                         ("bundles", "strategy", "is_detached", "ray_namespace", "bundles_to_node_id")),
+}
 
 
-async def gather(system: Any, address: str | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """``(rows, store_stats)`` of the node at ``address`` (default: the node ``system`` hosts)."""
-    async def find(name: str) -> Any:
-        return system.lookup(name) if address is None else await system.lookup_remote(address, name)
-
-    scheduler, store, owner = await find("tray.scheduler"), await find(STORE_NAME), await find("tray.owner")
-    if scheduler is None or store is None:
-        raise ConnectionError(f"no tray node answers at {address or system.address}")
-    stats = await store.stats.ask()
-    placed = {r["object_id"]: r for r in await store.list_objects.ask()}
-    sources = [owner.describe_objects] if owner is not None else []
-    sources += [p["executor"].describe_objects for p in await scheduler.processes.ask()]
-    rows: list[dict[str, Any]] = []
-
-    async def collect(method: Any) -> None:
-        with trio.move_on_after(_ASK_TIMEOUT_S):
-            try:
-                rows.extend(await method.ask())
-            except Exception:  # noqa: BLE001 - a process that died meanwhile holds nothing
-                pass
-
-    async with trio.open_nursery() as nursery:
-        for method in sources:
-            nursery.start_soon(collect, method)
-    for row in rows:
-        where = placed.get(row.pop("store_key") or "")
-        row["location"] = where["location"] if where is not None else "memory"
-        row["pinned"] = where is not None and where["pins"] > 0  # read by a running task: not spilled
-    rows.sort(key=lambda r: (-(r["object_size"] or 0), r["object_id"], r["pid"]))
-    return rows, stats
+# ------------------------------------------------------------------ gatherers: (system, control) -> rows
 
 
-def _apply(rows: list[dict[str, Any]], filters: Sequence[Filter] | None, limit: int | None) -> list[dict[str, Any]]:
+def _ms(t: float | None) -> int | None:
+    return None if t is None else int(t * 1000)
+
+
+async def _nodes(system: ActorSystem, control: Any) -> list[dict[str, Any]]:
+    return [{"node_id": n["NodeID"], "node_ip": n["NodeManagerAddress"], "is_head_node": n["IsHead"],
+             "state": n["State"], "state_message": n["DeathReason"], "node_name": n["NodeManagerHostname"],
+             "resources_total": n["Resources"], "labels": n["Labels"], "resources_available": n["Available"],
+             "address": n["Address"], "pid": n["Pid"], "start_time_ms": _ms(n["StartTime"]),
+             "end_time_ms": _ms(n["EndTime"])} for n in await _gather.must(control.nodes_table)]
+
+
+async def _actors(system: ActorSystem, control: Any) -> list[dict[str, Any]]:
+    return [{"actor_id": a["actor_id"], "class_name": a["class_name"], "state": a["state"], "job_id": a["job_id"],
+             "name": a["name"], "node_id": a["node_id"], "pid": a["pid"] or None, "ray_namespace": a["namespace"],
+             "is_detached": a["detached"], "num_restarts": a["num_restarts"], "death_cause": a["death_cause"]}
+            for a in await _gather.must(control.list_actors)]
+
+
+async def _jobs(system: ActorSystem, control: Any) -> list[dict[str, Any]]:
+    return [{"job_id": j["job_id"], "submission_id": None, "entrypoint": j.get("entrypoint", ""), "type": "DRIVER",
+             "status": j["status"], "message": None, "error_type": None,
+             "driver_info": {"id": j["job_id"], "node_id": j.get("node_id"), "pid": j.get("pid")},
+             "start_time": _ms(j["start_time"]), "end_time": _ms(j["end_time"]), "driver_node_id": j.get("node_id"),
+             "namespace": j.get("namespace")} for j in await _gather.must(control.list_jobs)]
+
+
+async def _placement_groups(system: ActorSystem, control: Any) -> list[dict[str, Any]]:
+    return [{"placement_group_id": p["placement_group_id"], "name": p["name"], "creator_job_id": p["job_id"],
+             "state": p["state"], "bundles": p["bundles"], "strategy": p["strategy"], "is_detached": p["detached"],
+             "ray_namespace": p["namespace"], "bundles_to_node_id": p["bundles_to_node_id"]}
+            for p in await _gather.must(control.placement_group_info)]
+
+
+async def _objects(system: ActorSystem, control: Any) -> list[dict[str, Any]]:
+    return (await _gather.objects(system, control))[0]
+
+
+_SOURCES: dict[str, Callable[..., Any]] = {
+    "nodes": _nodes, "actors": _actors, "tasks": _gather.tasks, "objects": _objects, "workers": _gather.workers,
+    "jobs": _jobs, "placement_groups": _placement_groups,
+}
+
+
+# --------------------------------------------------------------------------- running them
+
+
+def _query(fn: Callable[..., Any], address: str | None) -> Any:
+    """``fn(system, control)`` in this driver's loop, or against the cluster at ``address``
+    (or, outside a driver, the one ``tray list`` would find)."""
+    from ..core import _runtime
+
+    rt = _runtime.current()
+    if address is None and rt is not None:
+        rt.table.collect()  # refs dropped a moment ago are gone from the listing too
+        return rt.call(fn, rt.system, rt.control)
+    where, token = _gather.target(address)
+    return trio.run(_gather.at, where, token, fn)
+
+
+def _apply(rows: list[dict[str, Any]], filters: Sequence[Filter] | None, keys: Sequence[str]) -> list[dict[str, Any]]:
+    """Rows passing every filter (values compare as text, as Ray's CLI gives them); a key
+    outside ``keys`` or a predicate other than Ray's is an error."""
     ops: dict[str, Callable[[Any, Any], bool]] = {"=": lambda a, b: str(a) == str(b),
                                                    "!=": lambda a, b: str(a) != str(b)}
     for key, op, value in filters or ():
+        if key not in keys:
+            raise ValueError(f"unknown filter key {key!r}; valid keys: {', '.join(keys)}")
         if op not in ops:
             raise ValueError(f"unsupported filter predicate {op!r}: use '=' or '!='")
-        rows = [r for r in rows if key in r and ops[op](r[key], value)]
-    return rows if limit is None else rows[:limit]
+        rows = [r for r in rows if ops[op](r.get(key), value)]
+    return rows
 
 
-def _local() -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    from ..core._api import _runtime_for_call
-
-    rt = _runtime_for_call()
-    rt.table.collect()  # refs dropped a moment ago are gone from the listing too
-    if rt.node is None:
-        return rt.call(gather, rt.system, rt.node_address)
-    return rt.call(gather, rt.system)
-
-
-def list_objects(*, filters: Sequence[Filter] | None = None, limit: int = 100, detail: bool = False,
-                 **_ignored: Any) -> list[dict[str, Any]]:
-    """One row per (object, process holding a reference): ``object_id``, ``object_size``,
-    ``owner``, ``location`` (memory/spilled), ``storage`` (inline/shared_memory),
-    ``reference_type`` (Ray's: LOCAL_REFERENCE, USED_BY_PENDING_TASK, ...), ``pid``, ``type``.
-
-    ``filters`` are Ray's ``(key, "=" | "!=", value)`` triples; ``limit`` caps the rows.
-    """
-    rows, _stats = _local()
-    return _apply(rows, filters, limit)
+def query(resource: str, filters: Sequence[Filter] | None = None, limit: int | None = 100, detail: bool = False,
+          address: str | None = None) -> tuple[list[dict[str, Any]], int]:
+    """``(rows, how many matched before the limit)`` of one resource (``tray list``'s question)."""
+    if resource not in KEYS:
+        raise ValueError(f"unknown resource {resource!r}; one of: {', '.join(KEYS)}")
+    columns, extra = KEYS[resource]
+    keys = columns + extra
+    _apply([], filters, keys)  # a bad filter is an error before anything is asked
+    matched = _apply(_query(_SOURCES[resource], address), filters, keys)
+    shown = columns if not detail else keys
+    return [{k: r.get(k) for k in shown} for r in (matched if limit is None else matched[:limit])], len(matched)
 
 
-def summarize_objects(**_ignored: Any) -> dict[str, Any]:
-    """Totals: the store's usage (budget, bytes in memory and spilled) and counts by kind."""
-    rows, stats = _local()
-    return summarize(rows, stats)
+def list_nodes(address: str | None = None, filters: Sequence[Filter] | None = None, limit: int | None = 100,
+               detail: bool = False, **_ignored: Any) -> list[dict[str, Any]]:
+    """Every node the cluster has known, alive or dead (Ray's NodeState rows)."""
+    return query("nodes", filters, limit, detail, address)[0]
+
+
+def list_actors(address: str | None = None, filters: Sequence[Filter] | None = None, limit: int | None = 100,
+                detail: bool = False, **_ignored: Any) -> list[dict[str, Any]]:
+    """Every actor of the cluster, alive, restarting or dead (Ray's ActorState rows)."""
+    return query("actors", filters, limit, detail, address)[0]
+
+
+def list_tasks(address: str | None = None, filters: Sequence[Filter] | None = None, limit: int | None = 100,
+               detail: bool = False, **_ignored: Any) -> list[dict[str, Any]]:
+    """The tasks and actor calls of every running job, newest first: the live ones and each
+    process's last 10,000 finished (Ray's TaskState rows, a row per task: its latest attempt).
+    ``state``: PENDING_ARGS_AVAIL, PENDING_NODE_ASSIGNMENT (waiting for a worker),
+    PENDING_ACTOR_TASK_ORDERING_OR_CONCURRENCY (a call waiting for its actor or its turn),
+    SUBMITTED_TO_WORKER, RUNNING, FINISHED or FAILED (with ``error_type``, and
+    ``error_message`` in detail)."""
+    return query("tasks", filters, limit, detail, address)[0]
+
+
+def list_objects(address: str | None = None, filters: Sequence[Filter] | None = None, limit: int | None = 100,
+                 detail: bool = False, **_ignored: Any) -> list[dict[str, Any]]:
+    """One row per (object, process holding a reference) on every node: ``object_id``,
+    ``object_size``, ``owner``, ``location`` (memory/spilled), ``storage`` (inline/shared_memory),
+    ``reference_type`` (Ray's: LOCAL_REFERENCE, USED_BY_PENDING_TASK, ...), ``pid``,
+    ``node_id``, ``type`` (DRIVER/WORKER); the largest first."""
+    return query("objects", filters, limit, detail, address)[0]
+
+
+def list_workers(address: str | None = None, filters: Sequence[Filter] | None = None, limit: int | None = 100,
+                 detail: bool = False, **_ignored: Any) -> list[dict[str, Any]]:
+    """Every worker process of every alive node, and every running job's driver (Ray's WorkerState rows)."""
+    return query("workers", filters, limit, detail, address)[0]
+
+
+def list_jobs(address: str | None = None, filters: Sequence[Filter] | None = None, limit: int | None = 100,
+              detail: bool = False, **_ignored: Any) -> list[dict[str, Any]]:
+    """Every job (driver) the cluster has known, running or ended (Ray's JobDetails rows)."""
+    return query("jobs", filters, limit, detail, address)[0]
+
+
+def list_placement_groups(address: str | None = None, filters: Sequence[Filter] | None = None,
+                          limit: int | None = 100, detail: bool = False, **_ignored: Any) -> list[dict[str, Any]]:
+    """Every placement group, with its state (and in detail its bundles and their nodes)."""
+    return query("placement_groups", filters, limit, detail, address)[0]
+
+
+def _get(resource: str, key: str, id: str, address: str | None) -> dict[str, Any] | None:
+    rows = query(resource, [(key, "=", id)], 1, True, address)[0]
+    return rows[0] if rows else None
+
+
+def get_node(id: str, address: str | None = None, **_ignored: Any) -> dict[str, Any] | None:
+    """The node ``id``'s row, with detail; None if the cluster never had it."""
+    return _get("nodes", "node_id", id, address)
+
+
+def get_actor(id: str, address: str | None = None, **_ignored: Any) -> dict[str, Any] | None:
+    """The row of the actor ``id``, with detail; None if there is none."""
+    return _get("actors", "actor_id", id, address)
+
+
+def get_task(id: str, address: str | None = None, **_ignored: Any) -> dict[str, Any] | None:
+    """The row of task ``id`` (its latest attempt), with detail; None if there is none."""
+    return _get("tasks", "task_id", id, address)
+
+
+def get_worker(id: str, address: str | None = None, **_ignored: Any) -> dict[str, Any] | None:
+    """The row of the worker process or driver ``id``, with detail; None if there is none."""
+    return _get("workers", "worker_id", id, address)
+
+
+def get_job(id: str, address: str | None = None, **_ignored: Any) -> dict[str, Any] | None:
+    """The row of the job ``id``, with detail; None if there is none."""
+    return _get("jobs", "job_id", id, address)
+
+
+def get_placement_group(id: str, address: str | None = None, **_ignored: Any) -> dict[str, Any] | None:
+    """The row of the placement group ``id``, with detail; None if there is none."""
+    return _get("placement_groups", "placement_group_id", id, address)
+
+
+def get_objects(id: str, address: str | None = None, **_ignored: Any) -> list[dict[str, Any]]:
+    """Every row of the object ``id``: one per process holding a reference to it."""
+    return query("objects", [("object_id", "=", id)], None, True, address)[0]
+
+
+# ------------------------------------------------------------------------------ summaries
+
+
+def summarize_tasks(address: str | None = None, **_ignored: Any) -> dict[str, Any]:
+    """Ray's task summary: counts by function (or ``Class.method``) and state."""
+    rows = query("tasks", limit=None, address=address)[0]
+    summary: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        entry = summary.setdefault(r["func_or_class_name"], {"func_or_class_name": r["func_or_class_name"],
+                                                             "type": r["type"], "state_counts": {}})
+        entry["state_counts"][r["state"]] = entry["state_counts"].get(r["state"], 0) + 1
+    return {"cluster": {"summary": summary, "total_tasks": sum(r["type"] == "NORMAL_TASK" for r in rows),
+                        "total_actor_tasks": sum(r["type"] == "ACTOR_TASK" for r in rows),
+                        "total_actor_scheduled": sum(r["type"] == "ACTOR_CREATION_TASK" for r in rows),
+                        "summary_by": "func_name"}}
+
+
+def summarize_actors(address: str | None = None, **_ignored: Any) -> dict[str, Any]:
+    """Ray's actor summary: counts by class and state."""
+    rows = query("actors", limit=None, address=address)[0]
+    summary: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        entry = summary.setdefault(r["class_name"], {"class_name": r["class_name"], "state_counts": {}})
+        entry["state_counts"][r["state"]] = entry["state_counts"].get(r["state"], 0) + 1
+    return {"cluster": {"summary": summary, "total_actors": len(rows), "summary_by": "class"}}
+
+
+def summarize_objects(address: str | None = None, **_ignored: Any) -> dict[str, Any]:
+    """Totals: counts by reference kind over the cluster; ``stores``: each node's store usage
+    (budget, bytes in memory and spilled); ``store``: that of this driver's node (outside a
+    driver: the head's)."""
+    rows, stores, home = _query(_objects_and_stores, address)
+    return {**summarize(rows, stores.get(home, {})), "stores": stores}
+
+
+async def _objects_and_stores(system: ActorSystem, control: Any) -> tuple[list, dict, str | None]:
+    from ..core import _runtime
+
+    rows, stores = await _gather.objects(system, control)
+    rt = _runtime.current()
+    if rt is not None and rt.system is system:
+        return rows, stores, rt.node_id
+    heads = [n["node_id"] for n in await _nodes(system, control) if n["is_head_node"] and n["state"] == "ALIVE"]
+    return rows, stores, heads[0] if heads else None
 
 
 def summarize(rows: list[dict[str, Any]], stats: dict[str, Any]) -> dict[str, Any]:
@@ -96,6 +275,22 @@ def summarize(rows: list[dict[str, Any]], stats: dict[str, Any]) -> dict[str, An
     for r in rows:
         by_type[r["reference_type"]] = by_type.get(r["reference_type"], 0) + 1
     return {"store": stats, "total_objects": len({r["object_id"] for r in rows}), "by_reference_type": by_type}
+
+
+# ------------------------------------------------------------------- one node: tray memory
+
+
+async def gather(system: Any, address: str | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """``(rows, store_stats)`` of the node at ``address`` (default: the node ``system`` hosts),
+    with the objects of the driver hosting it, if one does (``tray memory``)."""
+    address = address or system.address
+    owner = await _gather.lookup(system, address, "tray.owner")
+    found = await _gather.node_objects(system, address, [owner] if owner is not None else [])
+    if found is None:
+        raise ConnectionError(f"no tray node answers at {address}")
+    rows, stats = found
+    rows.sort(key=lambda r: (-(r["object_size"] or 0), r["object_id"], r["pid"]))
+    return rows, stats
 
 
 def _size(n: int | None) -> str:
@@ -110,9 +305,11 @@ def _size(n: int | None) -> str:
 
 def memory_summary(rows: list[dict[str, Any]] | None = None, stats: dict[str, Any] | None = None,
                    stats_only: bool = False) -> str:
-    """The text of ``tray memory``: every object reference, then the store's usage."""
+    """The text of ``tray memory``: every object reference, then the store's usage (in a
+    driver, without arguments: the objects of the whole cluster, the store of its node)."""
     if rows is None or stats is None:
-        rows, stats = _local()
+        rows, stores, home = _query(_objects_and_stores, None)
+        stats = stores[home]
     budget, used = stats["budget"], stats["used"]
     lines = ["--- Object store ---",
              f"Shared memory: {_size(used)} used of {_size(budget)} ({100 * used / budget:.1f}%), "
@@ -131,4 +328,6 @@ def memory_summary(rows: list[dict[str, Any]] | None = None, stats: dict[str, An
                       f"References: {len(rows)} to {len({r['object_id'] for r in rows})} object(s)"])
 
 
-__all__ = ["list_objects", "memory_summary", "summarize_objects"]
+__all__ = ["get_actor", "get_job", "get_node", "get_objects", "get_placement_group", "get_task", "get_worker",
+           "list_actors", "list_jobs", "list_nodes", "list_objects", "list_placement_groups", "list_tasks",
+           "list_workers", "memory_summary", "summarize_actors", "summarize_objects", "summarize_tasks"]
