@@ -207,3 +207,18 @@ def _put_on():
     import numpy as np
 
     return [tray.put(np.ones(1 << 18))]
+
+
+def test_a_driver_whose_node_died_gets_a_clear_error(cluster):
+    from tray.exceptions import NodeDiedError
+
+    tray.init(address=cluster.address)
+    ref = slow_node.remote(5.0)  # on the head, the only node, the driver's
+    tray.get(slow_node.remote(0.0), timeout=60)
+    cluster.head_node.kill()
+    t = time.monotonic()
+    with pytest.raises(NodeDiedError, match="node .* is gone"):
+        tray.get(ref, timeout=30)
+    with pytest.raises(NodeDiedError):
+        tray.get(slow_node.remote(0.0), timeout=30)
+    assert time.monotonic() - t < 10
