@@ -100,7 +100,7 @@ class Cell:
 
     # ---------------------------------------------------------------- sending
 
-    async def ask(self, method: str, args: tuple, kwargs: dict, timeout: float | None) -> Any:
+    async def ask(self, method: str, args: tuple, kwargs: dict, timeout: float | None, into: Any = None) -> Any:
         if timeout is not None:
             with trio.move_on_after(timeout):
                 return await self.ask(method, args, kwargs, None)

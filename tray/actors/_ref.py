@@ -90,6 +90,13 @@ class MethodRef:
         """
         return await self._ref._cell.ask(self._method, args, kwargs, timeout)
 
+    async def ask_into(self, into: list[Any], *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
+        """``ask``, letting the reply's large out-of-band buffers (a memoryview it returns, say)
+        be received straight into ``into`` (writable buffers of exactly their sizes, in order)
+        when the actor is remote: the bytes land in your memory (a mapped file) without a
+        copy. A local actor's reply is its own object: check ``reply.obj`` and copy if need be."""
+        return await self._ref._cell.ask(self._method, args, kwargs, timeout, into)
+
     async def tell(self, *args: Any, **kwargs: Any) -> None:
         """Send without waiting for a reply; waits only while a "block" mailbox is full."""
         await self._ref._cell.tell(self._method, args, kwargs)

@@ -274,7 +274,7 @@ class _Unreachable:
     def _err(self, method: str) -> ActorDiedError:
         return ActorDiedError(f"actor {self.uid} is not reachable from this process; {method} not sent")
 
-    async def ask(self, method: str, args: tuple, kwargs: dict, timeout: float | None) -> Any:
+    async def ask(self, method: str, args: tuple, kwargs: dict, timeout: float | None, into: Any = None) -> Any:
         raise self._err(method)
 
     async def tell(self, method: str, args: tuple, kwargs: dict) -> None:

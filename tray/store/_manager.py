@@ -18,9 +18,11 @@ deleted first (before any primary is spilled), and fetched again if needed.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import itertools
 import logging
+import mmap
 import os
 import shutil
 from typing import Any
@@ -450,19 +452,29 @@ class ObjectStore(Actor):
         part = f"{key}.part"
         self._hand_over_pooled(part, size)
 
-        async def read(offset: int, length: int) -> memoryview:
-            try:
-                return await source.read_chunk.ask(key, offset, length)
-            except ObjectLostError:
-                raise ObjectLostError(f"{lost}: it was freed there meanwhile") from None
-
         try:
             fd = self.segments.create(part, size)
+            mapping = mmap.mmap(fd, size) if size else None
+            view = memoryview(mapping) if mapping is not None else memoryview(b"")
+
+            async def read(offset: int, length: int) -> memoryview | None:
+                target = view[offset: offset + length]
+                try:
+                    data = await source.read_chunk.ask_into([target], key, offset, length)
+                except ObjectLostError:
+                    raise ObjectLostError(f"{lost}: it was freed there meanwhile") from None
+                landed = isinstance(data, memoryview) and data.obj is mapping and data.nbytes == length
+                return None if landed else data
+
             try:
                 await pull(read, fd, size, self.chunk, self.inflight)
             except OSError as exc:
                 raise self.segments.no_room(exc, size) from None
             finally:
+                view.release()
+                if mapping is not None:
+                    with contextlib.suppress(BufferError):  # a reply's view may linger a moment: it unmaps then
+                        mapping.close()
                 os.close(fd)
             if not self.segments.holds(part, key, size):
                 raise ObjectLostError(f"{lost}: the bytes received are not that object")

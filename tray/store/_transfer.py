@@ -3,9 +3,11 @@
 A node that needs an object whose primary copy lives on another node makes a secondary
 copy in its own store. It asks the source store for the file chunk by chunk: each reply
 is a view of the source's mapping, sent out of band on the data connection without a
-copy. At most ``INFLIGHT`` chunks are asked for at a time (credit-style flow control: a
-transfer holds a bounded amount of memory, and a slow writer slows the sender down), and
-each is written into the new file at its offset, in a thread, while the next arrive.
+copy, and received straight into the new file's mapping at its offset (``ask_into``):
+socket to shared memory, with no buffer in between. At most ``INFLIGHT`` chunks are
+asked for at a time (credit-style flow control: a transfer holds a bounded amount of
+memory, and a slow receiver slows the sender down). A chunk that arrives elsewhere (a
+source in this very process) is written into place in a thread.
 """
 
 from __future__ import annotations
@@ -45,19 +47,22 @@ def _write_all(fd: int, data: memoryview, offset: int) -> None:
 async def pull(read: Callable[[int, int], Awaitable[Any]], fd: int, total: int,
                chunk: int = CHUNK, inflight: int = INFLIGHT) -> None:
     """Fill the file ``fd`` with the ``total`` bytes that ``read(offset, length)`` returns
-    chunk by chunk, ``inflight`` reads at a time. The first failure stops the others and
-    is raised."""
+    chunk by chunk (None: it put them in place itself), ``inflight`` reads at a time. The
+    first failure stops the others and is raised."""
     todo = spans(total, chunk)
     failure: list[BaseException] = []
 
     async def worker(scope: trio.CancelScope) -> None:
         try:
             for offset, length in todo:  # shared: each worker takes the next chunk
-                data = memoryview(await read(offset, length)).cast("B")
+                got = await read(offset, length)
+                if got is None:  # received in place
+                    continue
+                data = memoryview(got).cast("B")
                 if data.nbytes != length:
                     raise ValueError(f"asked for {length:,} bytes at {offset:,}, got {data.nbytes:,}")
                 await trio.to_thread.run_sync(_write_all, fd, data, offset)
-                del data  # the received buffer goes now, not after the next chunk arrives
+                del data, got  # the received buffer goes now, not after the next chunk arrives
         except Exception as exc:
             if not failure:
                 failure.append(exc)

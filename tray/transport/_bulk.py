@@ -41,9 +41,13 @@ class _Outgoing:
 class _Incoming:
     __slots__ = ("env", "bufs", "i", "pos")
 
-    def __init__(self, env: list) -> None:
+    def __init__(self, env: list, into: list[Any] | None = None) -> None:
         self.env = env
-        self.bufs = [alloc(n) for n in env[5]]
+        sizes = env[5]
+        if into is not None and [memoryview(b).nbytes for b in into] == list(sizes):
+            self.bufs = list(into)  # a reply its asker wants in its own memory (ask_into)
+        else:
+            self.bufs = [alloc(n) for n in sizes]
         self.i = 0
         self.pos = 0
         self._skip_empty()
@@ -73,7 +77,8 @@ class _Incoming:
         n = len(data)
         if self.pos + n > len(buf):
             raise ProtocolError("bulk chunk overruns its buffer")
-        if not (isinstance(data, memoryview) and data.obj is buf):  # not already received in place
+        exporter = buf.obj if isinstance(buf, memoryview) else buf
+        if not (isinstance(data, memoryview) and data.obj is exporter):  # not already received in place
             buf[self.pos : self.pos + n] = data
         self.pos += n
         self._skip_empty()
@@ -185,7 +190,7 @@ class BulkChannel:
                     self._wake()
                 elif h[0] == START and len(h) == 3 and type(h[1]) is int and type(h[2]) is bytes:
                     env = decode_envelope(h[2], max_message)
-                    inc = self.incoming[h[1]] = _Incoming(env)
+                    inc = self.incoming[h[1]] = _Incoming(env, self.peer.reply_buffers(env))
                     if inc.complete:  # zero-length buffers only
                         del self.incoming[h[1]]
                         await self.peer.bulk_arrived(h[1], inc.env, inc.bufs)

@@ -279,6 +279,13 @@ class Peer:
             with trio.CancelScope(shield=True):
                 await stream.aclose()
 
+    def reply_buffers(self, env: list) -> list[Any] | None:
+        """Where the asker of a reply wants its buffers received (``ask_into``), if anywhere."""
+        if env[0] != Kind.REPLY_OK:
+            return None
+        waiter = self.pending.get(env[1])
+        return waiter.into if waiter is not None else None
+
     async def bulk_arrived(self, bulk_id: int, env: list, bufs: list) -> None:
         self._bulk_ready[bulk_id] = (env, bufs)
         if env[2] in self._blocked:

@@ -29,12 +29,13 @@ YIELD_BYTES = 256 * 1024  # queued bytes beyond which an (async) tell lets the w
 class _Waiter:
     """A pending ask: the task to reschedule when its reply (or its peer's death) comes."""
 
-    __slots__ = ("task", "corr", "peer")
+    __slots__ = ("task", "corr", "peer", "into")
 
-    def __init__(self, task: trio.lowlevel.Task, corr: int, peer: Peer) -> None:
+    def __init__(self, task: trio.lowlevel.Task, corr: int, peer: Peer, into: list[Any] | None = None) -> None:
         self.task: trio.lowlevel.Task | None = task
         self.corr = corr
         self.peer = peer
+        self.into = into  # where the reply's out-of-band buffers may be received (ask_into)
 
     def abort(self, _raise_cancel: Any) -> Abort:
         self.task = None
@@ -86,17 +87,17 @@ class RemoteCell:
     def _dead(self, method: str) -> ActorDiedError:
         return ActorDiedError(f"{self.ref!r} is dead ({self.reason}); {method} not handled")
 
-    async def ask(self, method: str, args: tuple, kwargs: dict, timeout: float | None) -> Any:
+    async def ask(self, method: str, args: tuple, kwargs: dict, timeout: float | None, into: Any = None) -> Any:
         if timeout is not None:
             with trio.move_on_after(timeout):
-                return await self.ask(method, args, kwargs, None)
+                return await self.ask(method, args, kwargs, None, into)
             raise AskTimeoutError(f"{self.ref!r}.{method} did not reply within {timeout} s")
         peer = self.peer
         if self.reason is not None:
             raise self._dead(method)
         payload, bufs = dumps((args, kwargs))
         corr = peer.next_corr()
-        waiter = _Waiter(current_task(), corr, peer)
+        waiter = _Waiter(current_task(), corr, peer, into)
         peer.pending[corr] = waiter
         peer.post_message(Kind.ASK, corr, self.uid, method, payload, bufs)
         return await wait_task_rescheduled(waiter.abort)
