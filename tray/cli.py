@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 
 def get_version() -> str:
@@ -49,53 +49,16 @@ def _cmd_memory(args: argparse.Namespace) -> int:
     return run(args.address, args.format, args.stats_only)
 
 
-def _cmd_logs(args: argparse.Namespace) -> int:
-    """``tray logs``: the log files of a cluster's workers, by actor, task, node or pid."""
-    from tray._logs_cli import run
+def _later(target: str) -> Callable[[argparse.Namespace], int]:
+    """The subcommand ``"module:function"``, imported when it runs (``tray --help`` stays fast)."""
 
-    return run(args)
+    def run(args: argparse.Namespace) -> int:
+        import importlib
 
+        module, _, name = target.partition(":")
+        return getattr(importlib.import_module(module), name)(args)
 
-def _cmd_timeline(args: argparse.Namespace) -> int:
-    """``tray timeline``: the cluster's recent tasks and actor calls as a Chrome trace file."""
-    from tray._timeline_cli import run
-
-    return run(args)
-
-
-def _cmd_list(args: argparse.Namespace) -> int:
-    """``tray list RESOURCE``: the cluster's actors, tasks, objects, nodes, ... (Ray's state API)."""
-    from tray._state_cli import run_list
-
-    return run_list(args)
-
-
-def _cmd_summary(args: argparse.Namespace) -> int:
-    """``tray summary tasks|actors|objects``: counts by name and state."""
-    from tray._state_cli import run_summary
-
-    return run_summary(args)
-
-
-def _cmd_start(args: argparse.Namespace) -> int:
-    """``tray start --head`` / ``tray start --address HOST:PORT``: start a node."""
-    from tray.cluster._cli import start
-
-    return start(args)
-
-
-def _cmd_stop(args: argparse.Namespace) -> int:
-    """``tray stop``: stop the nodes this user started on this machine."""
-    from tray.cluster._cli import stop
-
-    return stop(args)
-
-
-def _cmd_status(args: argparse.Namespace) -> int:
-    """``tray status``: the cluster's nodes, alive and dead, and their resources."""
-    from tray.cluster._cli import status
-
-    return status(args)
+    return run
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -126,20 +89,20 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Start a tray node in the background (or in the foreground with --block):"
                        " `tray start --head` starts a cluster, `tray start --address HOST:PORT` adds a node to it.")
     add_start_arguments(p)
-    p.set_defaults(func=_cmd_start)
+    p.set_defaults(func=_later("tray.cluster._cli:start"))
 
     p = sub.add_parser("stop", help="stop the tray nodes this user started on this machine",
                        description="Stop the tray nodes (and their workers) this user started on this machine,"
                        " and remove what dead sessions left behind (session directories, shared memory).")
     p.add_argument("--force", action="store_true", help="SIGKILL at once instead of stopping gracefully")
     p.add_argument("--grace", type=float, default=10.0, help="seconds to wait before SIGKILL (default 10)")
-    p.set_defaults(func=_cmd_stop)
+    p.set_defaults(func=_later("tray.cluster._cli:stop"))
 
     p = sub.add_parser("status", help="show the cluster's nodes and resources",
                        description="Show every node of the cluster (alive or dead) and its resources, used/total.")
     p.add_argument("--address", help="the head's HOST:PORT (default: the cluster started on this machine)")
     p.add_argument("--format", choices=["table", "json"], default="table")
-    p.set_defaults(func=_cmd_status)
+    p.set_defaults(func=_later("tray.cluster._cli:status"))
 
     from tray._perf import add_arguments
 
@@ -171,13 +134,13 @@ def build_parser() -> argparse.ArgumentParser:
                        " (--task), of a node (--node) or a worker process (--worker); without one, list every file."
                        " Files on other machines are read through their node.")
     _logs_cli.add_arguments(p)
-    p.set_defaults(func=_cmd_logs)
+    p.set_defaults(func=_later("tray._logs_cli:run"))
 
     p = sub.add_parser("timeline", help="write the cluster's recent tasks and actor calls as a Chrome trace",
                        description="Write a Chrome trace (chrome://tracing, Perfetto) of every worker's recent tasks"
                        " and actor calls: one row per node (pid) and worker process (tid).")
     _timeline_cli.add_arguments(p)
-    p.set_defaults(func=_cmd_timeline)
+    p.set_defaults(func=_later("tray._timeline_cli:run"))
 
     from tray._state_cli import add_list_arguments, add_summary_arguments
 
@@ -185,13 +148,13 @@ def build_parser() -> argparse.ArgumentParser:
                        description="List one kind of the cluster's state, as Ray's `ray list`: rows with Ray's keys,"
                        " filtered with --filter KEY=VALUE (or KEY!=VALUE), at most --limit of them.")
     add_list_arguments(p)
-    p.set_defaults(func=_cmd_list)
+    p.set_defaults(func=_later("tray._state_cli:run_list"))
 
     p = sub.add_parser("summary", help="summarize the cluster's tasks, actors or objects",
                        description="Counts of the cluster's tasks (by function and state), actors (by class and"
                        " state) or objects (by reference kind, with each node's store usage), as Ray's `ray summary`.")
     add_summary_arguments(p)
-    p.set_defaults(func=_cmd_summary)
+    p.set_defaults(func=_later("tray._state_cli:run_summary"))
     return parser
 
 

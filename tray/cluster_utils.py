@@ -22,7 +22,8 @@ import subprocess
 import time
 from typing import Any
 
-from .cluster._cli import launch
+from .cluster._cli import kill_group, launch
+from .cluster._session import remove_session
 
 __all__ = ["Cluster", "ClusterNode"]
 
@@ -58,7 +59,7 @@ class ClusterNode:
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
-                _killpg(self.process.pid)
+                kill_group(self.process.pid)
                 self.process.wait()
 
     def __repr__(self) -> str:
@@ -184,27 +185,5 @@ class Cluster:
             tray.shutdown()
         for node in list(self.worker_nodes) + ([self.head_node] if self.head_node else []) + self._dead:
             node.stop()
-            _sweep(node)
+            remove_session(node.session_dir, node.record.get("store_prefix"))
         self.worker_nodes, self.head_node, self._dead = [], None, []
-
-
-def _killpg(pid: int) -> None:
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _sweep(node: ClusterNode) -> None:
-    """What a killed node could not remove: its session directory and shared memory."""
-    import glob
-    import shutil
-
-    prefix = node.record.get("store_prefix")
-    if prefix:
-        for path in glob.glob(f"/dev/shm/{prefix}*"):
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
-    shutil.rmtree(node.session_dir, ignore_errors=True)

@@ -209,16 +209,23 @@ def _put_on():
     return [tray.put(np.ones(1 << 18))]
 
 
-def test_a_driver_whose_node_died_gets_a_clear_error(cluster):
+@tray.remote
+def running(marker: str, seconds: float) -> None:
+    open(marker, "w").close()
+    time.sleep(seconds)
+
+
+def test_a_driver_whose_node_died_gets_a_clear_error(cluster, tmp_path):
     from tray.exceptions import NodeDiedError
 
     tray.init(address=cluster.address)
-    ref = slow_node.remote(5.0)  # on the head, the only node, the driver's
-    tray.get(slow_node.remote(0.0), timeout=60)
+    marker = tmp_path / "running"
+    ref = running.remote(str(marker), 30.0)  # on the head: the only node, the driver's
+    wait_until(marker.exists, 30, "the task to start")
     cluster.head_node.kill()
     t = time.monotonic()
     with pytest.raises(NodeDiedError, match="node .* is gone"):
-        tray.get(ref, timeout=30)
+        tray.get(ref, timeout=30)  # its worker died with the node; the retry finds no node
     with pytest.raises(NodeDiedError):
         tray.get(slow_node.remote(0.0), timeout=30)
     assert time.monotonic() - t < 10

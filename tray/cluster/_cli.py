@@ -11,7 +11,7 @@ import sys
 import time
 from typing import Any
 
-from ._session import DEFAULT_PORT, find_sessions, new_session_dir, resolve
+from ._session import DEFAULT_PORT, find_sessions, new_session_dir, remove_session, resolve
 
 READY_TIMEOUT_S = 60.0
 
@@ -158,7 +158,7 @@ def stop(args: argparse.Namespace) -> int:
         time.sleep(0.05)
         pending = [s for s in pending if _alive(s["pid"])]
     for s in pending:  # did not stop in time: the node and its workers (its process group) go
-        _killpg(s["pid"])
+        kill_group(s["pid"])
     for s in nodes:
         print(f"tray: stopped the {s['kind']} node {s.get('node_id', '?')} (pid {s['pid']})")
     swept = sweep_dead_sessions()
@@ -176,7 +176,7 @@ def _signal(pid: int, sig: int) -> None:
         pass
 
 
-def _killpg(pid: int) -> None:
+def kill_group(pid: int) -> None:
     try:
         os.killpg(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
@@ -197,22 +197,11 @@ def _alive(pid: int) -> bool:
 
 def sweep_dead_sessions() -> int:
     """Remove the session directories and shared-memory files of sessions whose process is dead."""
-    import glob
-    import shutil
-
     count = 0
     for s in find_sessions(alive=False):
-        if s["alive"]:
-            continue
-        prefix = s.get("store_prefix")
-        if prefix:
-            for path in glob.glob(f"/dev/shm/{prefix}*"):
-                try:
-                    os.unlink(path)
-                except OSError:
-                    pass
-        shutil.rmtree(s["session_dir"], ignore_errors=True)
-        count += 1
+        if not s["alive"]:
+            remove_session(s["session_dir"], s.get("store_prefix"))
+            count += 1
     return count
 
 

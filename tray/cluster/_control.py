@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import pickle
 import time
+from collections import deque
 from typing import Any
 
 import trio
@@ -30,7 +31,8 @@ from ._resources import from_units, to_units
 log = logging.getLogger("tray.cluster")
 
 CONTROL_NAME = "tray.control"
-VIEW_DELAY_S = 0.02  # resource reports are pushed to the schedulers at most this often
+VIEW_DELAY_S = 0.02
+MAX_DEAD_ACTORS = 10_000  # dead actors kept for tray.util.state (Ray keeps its own number of them)  # resource reports are pushed to the schedulers at most this often
 ALIVE, DEAD = "ALIVE", "DEAD"
 
 
@@ -138,10 +140,11 @@ class ControlStore(Actor):
         self.by_scheduler: dict[ActorRef, str] = {}
         self.actors: dict[str, _Actor] = {}
         self.names: dict[tuple[str, str], str] = {}
+        self.dead_actors: deque[str] = deque()  # oldest first
         self.jobs: dict[str, dict[str, Any]] = {}
         self.drivers: dict[ActorRef, str] = {}  # a job's driver (its owner actor) -> job id
-        self.owners: dict[ActorRef, set[str]] = {}  # an actor creator -> the non-detached actors it owns
-        self.owner_refs: dict[str, ActorRef] = {}
+        self.owners: dict[ActorRef, set[str]] = {}  # an actor creator (watched) -> the actors it created
+        self.owner_refs: dict[str, ActorRef] = {}  # the live creators, by process uid
         self.pgs: dict[str, _PG] = {}
         self.kv: dict[tuple[str, str], bytes] = {}
         self._view_pending = False
@@ -287,10 +290,13 @@ class ControlStore(Actor):
         if job_id is not None:
             self._job_ended(job_id, ref)
         owned = self.owners.pop(ref, None)
-        if owned is not None:
+        if owned is not None:  # its actors die with it (Ray's rule), but for detached ones that run
             self.owner_refs.pop(ref.actor_id.partition(":")[0], None)
             for actor_id in owned:
-                self.actor_failed(actor_id, "its owner died")
+                actor = self.actors.get(actor_id)
+                if actor is not None and (not actor.detached or actor.executor is None):
+                    self.actor_failed(actor_id, "its owner died" if not actor.detached else
+                                      "its creator, who restarts it, died while it was down")
 
     def _node_died(self, node_id: str, why: str, quiet: bool = False) -> None:
         node = self.nodes.get(node_id)
@@ -303,10 +309,10 @@ class ControlStore(Actor):
         self._save("nodes", node_id, node.persisted())
         for actor in self.actors.values():
             if actor.node_id == node_id and actor.state != "DEAD":
-                if actor.owner in self.owner_refs or actor.state == "ALIVE":
-                    actor.state = "RESTARTING"  # its owner decides: restart elsewhere, or give up
+                if actor.owner in self.owner_refs:
+                    actor.state = "RESTARTING"  # its creator decides: restart elsewhere, or give up
                     actor.waiting()
-                else:  # recovered from storage, its owner unknown: nobody will restart it
+                else:  # its creator is gone (or unknown after a head restart): nobody restarts it
                     self.actor_failed(actor.actor_id, f"its node {node_id} died")
         for pg in self.pgs.values():
             if pg.nodes is not None and node_id in pg.nodes and pg.state == "CREATED":
@@ -368,12 +374,11 @@ class ControlStore(Actor):
             self.names[(namespace, name)] = actor_id
         uid = owner.actor_id.partition(":")[0]
         actor = self.actors[actor_id] = _Actor(actor_id, name, namespace, class_name, methods, detached, uid, job_id)
-        if not detached:
-            if owner not in self.owners:
-                self.owners[owner] = set()
-                self.owner_refs[uid] = owner
-                self.monitor(owner)
-            self.owners[owner].add(actor_id)
+        if owner not in self.owners:
+            self.owners[owner] = set()
+            self.owner_refs[uid] = owner
+            self.monitor(owner)
+        self.owners[owner].add(actor_id)
         if name is not None or detached:  # its creator flushes before it goes on: a head restart finds it
             self._save("actors", actor_id, actor.persisted())
         return None
@@ -408,6 +413,12 @@ class ControlStore(Actor):
                 node.scheduler.release.try_tell(lease_id)
         if actor.name is not None or actor.detached:
             self._drop("actors", actor_id)
+        creator = self.owner_refs.get(actor.owner)
+        if creator is not None:
+            self.owners[creator].discard(actor_id)
+        self.dead_actors.append(actor_id)
+        if len(self.dead_actors) > MAX_DEAD_ACTORS:  # the state API shows the recent dead, not all
+            self.actors.pop(self.dead_actors.popleft(), None)
 
     def actor_restarting(self, actor_id: str) -> bool:
         """Its creator restarts it: lookups wait for the new incarnation. False if it is dead."""

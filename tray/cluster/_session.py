@@ -64,6 +64,20 @@ def _running(pid: int) -> bool:
     return True
 
 
+def remove_session(session_dir: str, store_prefix: str | None) -> None:
+    """What a session whose process is gone (killed) could not remove itself: its directory
+    and its object store's shared-memory files."""
+    import shutil
+
+    if store_prefix:
+        for path in glob.glob(f"/dev/shm/{store_prefix}*"):
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+    shutil.rmtree(session_dir, ignore_errors=True)
+
+
 def normalize(address: str) -> str:
     """``host:port`` / ``tcp://host:port`` -> ``tcp://host:port`` (the port defaults to 6380)."""
     address = address.strip()
