@@ -16,6 +16,7 @@ __all__ = [
     "GetTimeoutError",
     "MailboxFull",
     "NameTakenError",
+    "NodeDeclaredDead",
     "NodeDiedError",
     "ObjectReconstructionFailedError",
     "ObjectLostError",
@@ -184,6 +185,10 @@ class OutOfMemoryError(RayError):
 
 class NodeDiedError(RayError):
     """The node this process was attached to is gone."""
+
+
+class NodeDeclaredDead(NodeDiedError):
+    """The head declared this node dead (it was silent too long): it cannot rejoin as itself."""
 
 
 class ObjectReconstructionFailedError(ObjectLostError):

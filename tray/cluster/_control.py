@@ -24,7 +24,7 @@ from typing import Any
 import trio
 
 from ..actors import Actor, ActorRef
-from ..exceptions import RayError
+from ..exceptions import NodeDeclaredDead, RayError
 from ._placement import feasible_ever, place
 from ._resources import from_units, to_units
 
@@ -217,8 +217,8 @@ class ControlStore(Actor):
         node_id = info["node_id"]
         node = self.nodes.get(node_id)
         if node is not None and node.state == DEAD:
-            raise RayError(f"node {node_id} was declared dead ({node.death}); a dead node does not come back: "
-                           f"restart it to join as a new node")
+            raise NodeDeclaredDead(f"node {node_id} was declared dead ({node.death}); a dead node does not come "
+                                   f"back: restart it to join as a new node")
         if node is None:
             node = self.nodes[node_id] = _Node(node_id, info)
         else:

@@ -16,17 +16,21 @@ reconnection — nothing reconnects behind the tree's back.
 
 from __future__ import annotations
 
+import logging
 import os
+import signal
 from typing import Any
 
 from ..actors import Actor, ActorRef, ActorSystem
-from ..exceptions import RayError
+from ..exceptions import NodeDeclaredDead, RayError
 from ..store import DEFAULT_INLINE_LIMIT, STORE_NAME, ObjectStore
 from ..supervisors import Backoff, ChildSpec, Supervisor, SupervisorSpec
 from ._control import CONTROL_NAME, ControlStore
 from ._memory import MEMORY_MONITOR_NAME, MemoryConfig, MemoryMonitor
 from ._pool import GRACE_S, WorkerProcess
 from ._scheduler import POOL_NAME, SCHEDULER_NAME, NodeScheduler
+
+log = logging.getLogger("tray.cluster")
 
 
 def node_resources(num_cpus: float | None = None, num_gpus: float | None = None,
@@ -98,7 +102,12 @@ class HeadLink(Actor):
         scheduler, store = system.lookup(SCHEDULER_NAME), system.lookup(STORE_NAME)
         assert scheduler is not None and store is not None
         hosted = await scheduler.hosted.ask()
-        view = await control.register_node.ask(self.info, scheduler, store, hosted)
+        try:
+            view = await control.register_node.ask(self.info, scheduler, store, hosted)
+        except NodeDeclaredDead as exc:  # it stalled past the timeout; its work moved on without it
+            log.error("the head will not take this node back: %s; stopping the node", exc)
+            os.kill(os.getpid(), signal.SIGTERM)  # the node's process stops as on `tray stop`
+            return
         self.monitor(control)
         await scheduler.joined.tell(control, view)
 
