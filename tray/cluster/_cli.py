@@ -160,7 +160,7 @@ def stop(args: argparse.Namespace) -> int:
     for s in pending:  # did not stop in time: the node and its workers (its process group) go
         kill_group(s["pid"])
     for s in nodes:
-        print(f"tray: stopped the {s['kind']} node {s.get('node_id', '?')} (pid {s['pid']})")
+        print(f"tray: stopped the {'head ' if s['kind'] == 'head' else ''}node {s.get('node_id', '?')} (pid {s['pid']})")
     swept = sweep_dead_sessions()
     if swept:
         print(f"tray: removed {swept} leftover session(s) of processes that are gone")
