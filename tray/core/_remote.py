@@ -8,14 +8,13 @@ import uuid
 import weakref
 from typing import Any, Callable
 
+from ..cluster._resources import task_shape, to_units
+from ._actor_calls import ActorRecipe
 from ._generators import STREAMING, ObjectRefGenerator, Stream
 from ._objects import ObjectRef, dumps
-from ._runtime import current
 from ._options import ACTOR_OPTIONS, FUNCTION_OPTIONS, METHOD_OPTIONS, validate
-from ._owner import ActorRecipe
+from ._runtime import current
 from ._specs import ActorCall, Args, TaskSpec
-
-from ..cluster._resources import task_shape, to_units
 
 
 def _num_returns(value: Any, streams: bool) -> int:

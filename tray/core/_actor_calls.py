@@ -1,0 +1,327 @@
+"""An owner's actors: creating (and re-creating) the actors it made, and sending a handle's
+calls to an actor in order.
+
+A mixin of :class:`~tray.core._owner.Owner`, apart because actors are their own protocol:
+calls go out as tells in submission order per handle and come back as ``call_done``
+tells, so they pipeline; the creator restarts its actor after a crash (``max_restarts``
+re-runs ``__init__``) and re-sends the calls in flight (``max_task_retries``); an
+unnamed, non-detached actor ends when its creator's last handle is gone (Ray's rules).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import threading
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from ..actors import ActorRef
+from ..cluster._memory import is_memory_kill
+from ..exceptions import ActorDiedError, MailboxFull, OutOfMemoryError, RayError
+from ._deaths import death_of_executor
+from ._tasklog import ACTOR_CREATION_TASK, PENDING_ARGS_AVAIL, PENDING_NODE_ASSIGNMENT, dispatched, record
+
+if TYPE_CHECKING:
+    from ._owner import Lease
+    from ._specs import ActorCall, Args
+
+log = logging.getLogger("tray.core")
+
+
+class _ActorQueue:
+    """One actor's calls from this process, sent in order once the actor runs."""
+
+    __slots__ = ("actor_id", "executor", "ready", "calls", "pumping", "dead", "inflight", "recipe", "restarts",
+                 "doomed", "lease")
+
+    def __init__(self, actor_id: str) -> None:
+        self.actor_id = actor_id
+        self.executor: ActorRef | None = None
+        self.ready = trio.Event()  # set once executor is known, or the actor is dead
+        self.calls: deque[ActorCall] = deque()
+        self.pumping = False
+        self.dead: BaseException | None = None
+        self.inflight: dict[int, ActorCall] = {}
+        self.recipe: ActorRecipe | None = None  # only in the process that created the actor
+        self.restarts = 0
+        self.doomed = False  # its last handle is gone: it ends once its calls are done
+        self.lease: Lease | None = None  # the current incarnation's (creator only): its node says why it died
+
+
+class ActorRecipe:
+    """How the creator (re)starts an actor: Ray's max_restarts re-runs ``__init__``."""
+
+    __slots__ = ("class_name", "cls_blob", "args", "shape", "max_concurrency", "max_restarts", "strategy",
+                 "detached")
+
+    def __init__(self, class_name: str, cls_blob: bytes, args: Args, shape: dict[str, int],
+                 max_concurrency: int | None, max_restarts: int, strategy: tuple | None = None,
+                 detached: bool = False) -> None:
+        self.class_name, self.cls_blob, self.args, self.shape = class_name, cls_blob, args, shape
+        self.max_concurrency, self.max_restarts = max_concurrency, max_restarts
+        self.strategy, self.detached = strategy, detached
+
+
+class ActorCalls:
+    """The actor half of an owner (see the module docstring)."""
+
+    def _init_actors(self) -> None:
+        self.actors: dict[str, _ActorQueue] = {}  # by actor id
+        self.by_executor: dict[str, _ActorQueue] = {}  # by the executor's actor id
+        self.collectable: set[str] = set()  # actors we created that end with their last handle
+        self.handle_counts: dict[str, int] = {}
+        self._counts_lock = threading.Lock()
+        self._call_ids = itertools.count(1)
+
+    def create_actor(self, actor_id: str, recipe: ActorRecipe) -> None:
+        q = self._queue(actor_id, resolve=False)
+        q.recipe = recipe
+        self.nursery.start_soon(self._create_actor, q)
+
+    async def _create_actor(self, q: _ActorQueue) -> None:
+        """Start the actor (again, after a crash) in a worker of its own."""
+        recipe = q.recipe
+        assert recipe is not None
+        lease = None
+        rec = self.tasks.add(q, record(q.actor_id, f"{recipe.class_name}.__init__", ACTOR_CREATION_TASK,
+                                       self.rt.job_id, q.actor_id, None, PENDING_ARGS_AVAIL))
+        rec["attempt_number"] = q.restarts
+        try:
+            err = await self._wait_deps(recipe.args.deps)
+            if err is not None:
+                raise err
+            rec["state"] = PENDING_NODE_ASSIGNMENT
+            lease = await self.request_lease(recipe.shape, recipe.strategy, q.actor_id, recipe.detached)
+            dispatched(rec, lease.node_id, lease.worker_id, lease.pid)
+            await lease.executor.create_actor.ask(q.actor_id, recipe.cls_blob, recipe.args.blob,
+                                                  recipe.args.inline(self.table), recipe.max_concurrency)
+        except Exception as exc:
+            err = ActorDiedError(f"actor {recipe.class_name} ({q.actor_id}) could not be created: {exc}")
+            err.__cause__ = exc
+            if lease is not None:
+                self.note(lease.scheduler.release, lease.lease_id)
+            self.tasks.end(q, exc)
+            self._actor_died(q, err)
+            return
+        self.tasks.end(q)
+        if q.dead is not None:  # killed while it started
+            self.note(lease.scheduler.release, lease.lease_id)
+            return
+        self.note(self.rt.control.actor_ready, q.actor_id, lease.executor, lease.node_id, lease.lease_id, lease.pid)
+        q.lease = lease
+        self._bind(q, lease.executor)
+
+    async def _restart_actor(self, q: _ActorQueue, died: str) -> None:
+        """Start a new incarnation, unless it was killed for good meanwhile."""
+        try:
+            alive = await self.rt.control.actor_restarting.ask(q.actor_id)
+        except RayError:
+            alive = False
+        if alive:
+            await self._create_actor(q)
+        else:
+            self._actor_died(q, ActorDiedError(f"{died}; it is not restarted: it was killed"))
+
+    def _queue(self, actor_id: str, resolve: bool = True) -> _ActorQueue:
+        q = self.actors.get(actor_id)
+        if q is None:
+            q = self.actors[actor_id] = _ActorQueue(actor_id)
+            if resolve:  # a handle we did not create: ask the node where the actor runs
+                self.nursery.start_soon(self._resolve_actor, q)
+        return q
+
+    async def _resolve_actor(self, q: _ActorQueue) -> None:
+        try:
+            executor, reason = await self.rt.control.lookup_actor.ask(q.actor_id)
+        except RayError as exc:
+            executor, reason = None, exc
+        if executor is None:
+            self._actor_died(q, ActorDiedError(f"actor {q.actor_id} is dead ({reason})"))
+        else:
+            self._bind(q, executor)
+
+    def _bind(self, q: _ActorQueue, executor: ActorRef) -> None:
+        q.executor = executor
+        self.by_executor[executor.actor_id] = q
+        q.ready.set()
+        self.rt.owner_ref.watch.tell_nowait(executor)  # type: ignore[union-attr]
+        self.note(executor.hello, self.rt.owner_ref)  # before any call: same connection, in order
+        if q.calls and not q.pumping:
+            q.pumping = True
+            self.nursery.start_soon(self._pump, q)
+
+    def submit_call(self, call: ActorCall) -> None:
+        self.table.collect()
+        q = self._queue(call.actor_id)
+        self.tasks.call_submitted(call)
+        if q.dead is not None:
+            self._fail(call.return_ids, q.dead)
+            self.table.pin(call.pinned, -1)
+            self.tasks.call_ended(call, q.dead, sent=False)
+            return
+        if not q.calls and not q.pumping and not call.deps and q.executor is not None and self._send(q, call):
+            return  # sent at once: nothing queued ahead of it, nothing to wait for
+        q.calls.append(call)
+        if not q.pumping:
+            q.pumping = True
+            self.nursery.start_soon(self._pump, q)
+
+    def _send(self, q: _ActorQueue, call: ActorCall) -> bool:
+        """Send ``call`` now if the connection takes it without waiting."""
+        call_id = next(self._call_ids)
+        q.inflight[call_id] = call
+        try:
+            q.executor.call.tell_nowait(call_id, call.wire(), self.rt.system.uid)  # type: ignore[union-attr]
+        except MailboxFull:  # backed up: queue it, and the pump waits for room
+            del q.inflight[call_id]
+            return False
+        except RayError:
+            pass  # the actor is gone: its down notice decides (restart or fail) for this call
+        return True
+
+    async def _pump(self, q: _ActorQueue) -> None:
+        """Send a handle's calls in order, each once its arguments are ready."""
+        try:
+            while q.calls and q.dead is None:
+                if q.executor is None:  # not started yet, or restarting: _bind pumps again
+                    return
+                call = q.calls[0]
+                if call.deps:
+                    err = await self._wait_deps(call.deps)
+                    if err is not None:
+                        q.calls.popleft()
+                        self._fail(call.return_ids, err)
+                        self.table.pin(call.pinned, -1)
+                        self.tasks.call_ended(call, err, sent=False)
+                        continue
+                if q.executor is None:
+                    return
+                q.calls.popleft()
+                call_id = next(self._call_ids)
+                q.inflight[call_id] = call
+                self.tasks.call_sent(call)
+                try:
+                    await q.executor.call.tell(call_id, call.wire(), self.rt.system.uid)
+                except RayError:
+                    pass  # the actor is gone: its down notice decides (restart or fail) for this call
+        finally:
+            q.pumping = False
+
+    def handle_born(self, actor_id: str) -> None:
+        with self._counts_lock:
+            self.handle_counts[actor_id] = self.handle_counts.get(actor_id, 0) + 1
+
+    def handle_dropped(self, actor_id: str) -> None:
+        """A handle of an actor we created was collected; the last one ends the actor once
+        the calls already made are done (Ray's rule; named, detached or shared actors stay)."""
+        with self._counts_lock:
+            left = self.handle_counts[actor_id] = self.handle_counts.get(actor_id, 1) - 1
+            if left > 0:
+                return
+            del self.handle_counts[actor_id]
+        if actor_id in self.collectable:
+            q = self._queue(actor_id, resolve=False)
+            q.doomed = True
+            self._reap(q)
+
+    def _reap(self, q: _ActorQueue) -> None:
+        if q.doomed and not q.calls and not q.inflight and q.dead is None and q.actor_id in self.collectable:
+            self.collectable.discard(q.actor_id)
+            self._actor_died(q, ActorDiedError(f"actor {q.actor_id} ended: no handle to it is left"))
+
+    def kill_actor(self, actor_id: str, no_restart: bool) -> None:
+        q = self._queue(actor_id)
+        self.note(self.rt.control.kill_actor, actor_id, no_restart)
+        if no_restart:
+            self._actor_died(q, ActorDiedError(f"actor {actor_id} was killed by tray.kill()"))
+        # else: its process dies; it restarts if its max_restarts allows
+
+    def call_done(self, executor: str, call_id: int, kind: str, payload: Any) -> None:
+        q = self.by_executor.get(executor)
+        if q is None:
+            return
+        call = q.inflight.pop(call_id, None)
+        if call is None:
+            return
+        self.table.pin(call.pinned, -1)
+        if kind == "ok":
+            for oid, blob in zip(call.return_ids, payload):
+                self.table.resolve(oid, blob)
+            self.tasks.call_ended(call)
+        else:
+            self._fail(call.return_ids, payload)
+            self.tasks.call_ended(call, payload)
+        if q.doomed:
+            self._reap(q)
+
+    def actor_down(self, executor: ActorRef, reason: Any) -> None:
+        """The actor's process is gone: restart it (creator) or wait for its restart (others)."""
+        q = self.by_executor.pop(executor.actor_id, None)
+        if q is None or q.dead is not None or q.executor != executor:
+            return
+        q.executor = None
+        q.ready = trio.Event()
+        lease, q.lease = q.lease, None
+        if lease is not None and lease.executor != executor:
+            lease = None
+        with contextlib.suppress(RuntimeError):  # the runtime is closing: nobody waits for the answer
+            self.nursery.start_soon(self._ask_why_down, q, lease, executor, reason)
+
+    async def _ask_why_down(self, q: _ActorQueue, lease: Lease | None, executor: ActorRef, reason: Any) -> None:
+        """Ask its node why it died first (we created it: the lease names the node; else every node is asked)."""
+        if lease is not None:
+            why = await self._death_of(lease, reason)
+        else:
+            why = await death_of_executor(self.rt, executor.actor_id, reason)
+        if q.dead is None:  # not killed for good meanwhile
+            self._handle_down(q, why)
+
+    def _handle_down(self, q: _ActorQueue, reason: Any) -> None:
+        died = f"actor {q.actor_id} died"  # why (with its stderr's last lines) goes last in each message
+        error = OutOfMemoryError if is_memory_kill(str(reason)) else ActorDiedError  # Ray's error for a memory kill
+        retry = []
+        for call in q.inflight.values():  # sent, maybe run: retried only with max_task_retries
+            if call.retries_left != 0:
+                call.retries_left -= 1 if call.retries_left > 0 else 0
+                retry.append(call)
+                self.tasks.call_retried(call)
+            else:
+                lost = error(f"{died} while handling {call.method}: {reason}")
+                self._fail(call.return_ids, lost)
+                self.table.pin(call.pinned, -1)
+                self.tasks.call_ended(call, lost)
+        q.inflight.clear()
+        q.calls.extendleft(reversed(retry))
+        recipe = q.recipe
+        if recipe is None:  # another process created it: the node knows whether it comes back
+            self.nursery.start_soon(self._resolve_actor, q)
+        elif recipe.max_restarts == -1 or q.restarts < recipe.max_restarts:
+            q.restarts += 1
+            log.info("%s (%s); restarting it (%d of %s)", died, reason, q.restarts, recipe.max_restarts)
+            self.nursery.start_soon(self._restart_actor, q, f"{died} ({reason})")
+        else:
+            self._actor_died(q, ActorDiedError(f"{died}; it was restarted {q.restarts} time(s)"
+                                               f" (max_restarts={recipe.max_restarts}): {reason}"))
+
+    def _actor_died(self, q: _ActorQueue, err: BaseException) -> None:
+        if q.dead is not None:
+            return
+        q.dead = err
+        q.ready.set()
+        if q.recipe is not None:  # its creator says it is gone for good
+            self.note(self.rt.control.actor_failed, q.actor_id, str(err))
+            self.table.pin(q.recipe.args.pinned, -1)
+        for call in q.inflight.values():  # sent, maybe run: Ray's RayActorError
+            self._fail(call.return_ids, ActorDiedError(f"{err}; call {call.method} did not complete"))
+            self.table.pin(call.pinned, -1)
+            self.tasks.call_ended(call, err)
+        for call in q.calls:
+            self._fail(call.return_ids, err)
+            self.table.pin(call.pinned, -1)
+            self.tasks.call_ended(call, err, sent=False)
+        q.inflight.clear()
+        q.calls.clear()
