@@ -113,3 +113,24 @@ def test_stop_sweeps_what_a_killed_driver_left(env, tmp_path):
     out = tray(env, "stop").stdout
     assert "leftover" in out
     assert sessions(tmp_path) == []
+
+
+def test_block_runs_the_node_in_the_foreground_until_ctrl_c(env, tmp_path):
+    import signal
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "tray", "start", "--head", "--port", str(port), "--num-cpus", "1",
+                             "--block"], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert f"the head node is up at 127.0.0.1:{port}" in line and "Ctrl-C stops it" in line
+        assert len(sessions(tmp_path)) == 1
+        r = tray(env, "status")
+        assert "1 alive" in r.stdout
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert sessions(tmp_path) == []

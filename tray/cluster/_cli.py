@@ -95,7 +95,8 @@ def launch(argv: list[str], env: dict[str, str]) -> tuple[dict[str, Any], subpro
     os.makedirs(os.path.join(session_dir, "logs"), exist_ok=True)
     log_path = os.path.join(session_dir, "logs", "node.log")
     with open(log_path, "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "tray.cluster._daemon", *argv, "--session-dir", session_dir],
+        proc = subprocess.Popen([sys.executable, "-m", "tray.cluster._daemon", *argv, "--session-dir", session_dir,
+                                 "--ready-line"],
                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log, env=env,
                                 start_new_session=True)
     line = _read_ready(proc)

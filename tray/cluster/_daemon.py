@@ -40,6 +40,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--storage", default=None)
     p.add_argument("--node-timeout", type=float, default=None)
     p.add_argument("--session-dir", default=None)
+    p.add_argument("--ready-line", action="store_true", help="say 'ready' as one JSON line on stdout, then "
+                   "send stdout to the log (how `tray start` waits for a node in the background)")
     return p
 
 
@@ -134,10 +136,14 @@ def main(argv: list[str] | None = None) -> int:
         pass
 
     def ready(record: dict[str, Any]) -> None:
-        sys.stdout.write(json.dumps({**record, "token": None}) + "\n")
-        sys.stdout.flush()
-        if not os.isatty(1):  # `tray start` read the line: from now on, stdout is the node's log
-            os.dup2(2, 1)
+        if args.ready_line:
+            sys.stdout.write(json.dumps({**record, "token": None}) + "\n")
+            sys.stdout.flush()
+            os.dup2(2, 1)  # `tray start` read the line: from now on, stdout is the node's log
+        else:  # in the foreground (tray start --block)
+            what = "the head node" if args.head else "a node"
+            print(f"tray: {what} is up at {record['node_address'].partition('://')[2]} (node {record['node_id']}, "
+                  f"token {record['token']}); Ctrl-C stops it", flush=True)
 
     try:
         trio.run(serve, args, ready)
