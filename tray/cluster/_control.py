@@ -237,7 +237,7 @@ class ControlStore(Actor):
         log.info("node %s joined at %s with %s", node_id, info.get("address"), from_units(node.total))
         self._push_view(now=True)
         self._place_soon()
-        return self._view()
+        return self.view()
 
     def report(self, node_id: str, available: dict[str, int], total: dict[str, int] | None = None) -> None:
         """A node's free resources changed (and its totals, when bundles come and go)."""
@@ -250,13 +250,10 @@ class ControlStore(Actor):
         self._push_view()
         self._place_soon()
 
-    def _view(self) -> dict[str, Any]:
-        return {n.node_id: (n.scheduler, n.total, n.available, n.info.get("address"))
-                for n in self.nodes.values() if n.state == ALIVE and n.scheduler is not None}
-
     def view(self) -> dict[str, Any]:
         """``node_id -> (scheduler, total, available, address)`` of the alive nodes."""
-        return self._view()
+        return {n.node_id: (n.scheduler, n.total, n.available, n.info.get("address"))
+                for n in self.nodes.values() if n.state == ALIVE and n.scheduler is not None}
 
     def _push_view(self, now: bool = False) -> None:
         if now:
@@ -271,7 +268,7 @@ class ControlStore(Actor):
         self._send_view()
 
     def _send_view(self) -> None:
-        view = self._view()
+        view = self.view()
         for node in self.nodes.values():
             if node.state == ALIVE and node.scheduler is not None:
                 node.scheduler.cluster_view.try_tell(view)

@@ -133,8 +133,7 @@ class LocalNode:
         self.system = system
         self.resources = resources
         self.node_id = system.uid
-        self.worker_env = {**worker_env, "TRAY_STORE_PREFIX": store.prefix, "TRAY_NODE_ID": self.node_id,
-                           "TRAY_INLINE_LIMIT": str(store.inline_limit)}
+        self.worker_env = worker_env  # workers learn the rest (store, node id) from the scheduler's node_info
         self.store = store
         self.log_to_driver = log_to_driver
         self.head, self.head_address, self.storage = head, head_address, storage
@@ -188,6 +187,3 @@ class LocalNode:
     async def stop(self) -> None:
         if self.supervisor is not None:
             await self.system.stop(self.supervisor, "shutdown")
-
-    def describe(self) -> Any:
-        return {"resources": self.resources, "address": self.system.address}

@@ -578,9 +578,6 @@ class NodeScheduler(Actor):
         (negative: from its end), so ``tray logs`` reads it from any machine."""
         return read_log(self.log_dir, name, offset, max_bytes)
 
-    def worker_pids(self) -> list[int]:
-        return [w.pid for w in self.workers.values() if w.pid]
-
     def processes(self) -> list[dict[str, Any]]:
         """The node's worker processes: id, pid, the executor that answers for them, what runs."""
         rows = []

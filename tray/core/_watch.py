@@ -150,7 +150,8 @@ async def describe_pending(rt: Runtime, oids: list[str]) -> list[str]:
         for rid in getattr(key, "return_ids", ()):
             by_ref[rid] = (key, _Work(rec["name"], rec["actor_id"], rec["state"], rec["task_id"]))
     for call in owner.tasks.calls:  # actor calls not done
-        sent = any(call in q.inflight.values() for q in owner.actors.values() if q.actor_id == call.actor_id)
+        q = owner.actors.get(call.actor_id)
+        sent = q is not None and call in q.inflight.values()
         work = _Work(call.method, call.actor_id, SUBMITTED_TO_WORKER if sent else "", call_task_id(call))
         for rid in call.return_ids:
             by_ref[rid] = (call, work)

@@ -202,15 +202,16 @@ class Worker:
 
     # ------------------------------------------------------------------ tasks
 
+    def span(self, key: int, category: str, name: str, span_id: str) -> _Span:
+        """``with worker.span(...) as s:`` marks a task or call as running (``current_work``)
+        and records its span when it ends, with ``s.status`` ("error" unless set)."""
+        return _Span(self, key, (category, name, span_id, perf_counter_ns()))
+
     def run_task(self, wire: tuple) -> tuple[str, Any]:
         """Main thread: run one task; ("ok", [blob...]) or ("error", exc) or ("cancelled", None)."""
-        t0 = perf_counter_ns()
-        self.running[_MAIN] = ("task", wire[1], wire[0], t0)
-        try:
+        with self.span(_MAIN, "task", wire[1], wire[0]) as span:
             result = self._run_task(wire)
-        finally:
-            del self.running[_MAIN]
-        self.recorder.spans.append(("task", wire[1], wire[0], t0, perf_counter_ns(), result[0]))
+            span.status = result[0]
         return result
 
     def _run_task(self, wire: tuple) -> tuple[str, Any]:
@@ -253,9 +254,8 @@ class Worker:
         cls = loads(cls_blob)
         self.actor_name = self.label = cls.__name__
         setproctitle(f"tray::{cls.__name__}")
-        name, status, t0 = f"{cls.__name__}.__init__", "error", perf_counter_ns()
-        self.running[_MAIN] = ("actor_creation", name, actor_id, t0)
-        try:
+        name = f"{cls.__name__}.__init__"
+        with self.span(_MAIN, "actor_creation", name, actor_id) as span:
             args, kwargs = _resolve_args(args_blob, inline)
             if any(inspect.iscoroutinefunction(m) or inspect.isasyncgenfunction(m)
                    for _, m in inspect.getmembers(cls)):
@@ -269,10 +269,7 @@ class Worker:
                     self.actor = cls(*args, **kwargs)
             except Exception as exc:
                 raise RayTaskError.from_exception(exc, f"{name} ({self.at})") from None
-            status = "ok"
-        finally:
-            del self.running[_MAIN]
-            self.recorder.spans.append(("actor_creation", name, actor_id, t0, perf_counter_ns(), status))
+            span.status = "ok"
 
     def _start_asyncio(self, slots: int) -> None:
         """Async actors (Ray's) run their methods on an asyncio loop, in a thread of its own."""
@@ -293,46 +290,57 @@ class Worker:
     def call_sync(self, wire: tuple, owner: str) -> tuple[str, Any]:
         """Main thread: one call of a sync actor, in order."""
         method, args_blob, inline, num_returns, keys = wire
-        name, call_id, t0 = f"{self.actor_name}.{method}", keys[0] if keys else "", perf_counter_ns()
-        self.running[_MAIN] = ("actor_call", name, call_id, t0)
-        try:
-            args, kwargs = _resolve_args(args_blob, inline)
-            result = "ok", _results(getattr(self.actor, method)(*args, **kwargs), num_returns,
-                                    f"{name} ({self.at})", keys, owner)
-        except Exception as exc:
-            result = "error", RayTaskError.from_exception(exc, f"{name} ({self.at})")
-        finally:
-            del self.running[_MAIN]
-        self.recorder.spans.append(("actor_call", name, call_id, t0, perf_counter_ns(), result[0]))
+        name = f"{self.actor_name}.{method}"
+        with self.span(_MAIN, "actor_call", name, keys[0] if keys else "") as span:
+            try:
+                args, kwargs = _resolve_args(args_blob, inline)
+                result = "ok", _results(getattr(self.actor, method)(*args, **kwargs), num_returns,
+                                        f"{name} ({self.at})", keys, owner)
+            except Exception as exc:
+                result = "error", RayTaskError.from_exception(exc, f"{name} ({self.at})")
+            span.status = result[0]
         return result
 
     async def call_async(self, wire: tuple, owner: str) -> tuple[str, Any]:
         """asyncio loop: one call of an async actor (up to max_concurrency at once)."""
         method, args_blob, inline, num_returns, keys = wire
-        name, call_id = f"{self.actor_name}.{method}", keys[0] if keys else ""
+        name = f"{self.actor_name}.{method}"
         where = f"{name} ({self.at})"
         async with self.async_slots:  # type: ignore[union-attr]
-            key, t0, status = next(self._span_keys), perf_counter_ns(), "error"
-            self.running[key] = ("actor_call", name, call_id, t0)
-            try:
-                args, kwargs = _resolve_args(args_blob, inline)  # dependencies are ready: no long wait
-                fn = getattr(self.actor, method)
-                if _speaks_trio(fn):
-                    if self.trio_guest is None:
-                        self.trio_guest = _TrioGuest()
-                    result = await self.trio_guest.run(fn, args, kwargs)
-                else:
-                    result = fn(*args, **kwargs)
-                    if inspect.isawaitable(result):
-                        result = await result
-                out = "ok", _results(result, num_returns, where, keys, owner)
-                status = "ok"
+            with self.span(next(self._span_keys), "actor_call", name, keys[0] if keys else "") as span:
+                try:
+                    args, kwargs = _resolve_args(args_blob, inline)  # dependencies are ready: no long wait
+                    fn = getattr(self.actor, method)
+                    if _speaks_trio(fn):
+                        if self.trio_guest is None:
+                            self.trio_guest = _TrioGuest()
+                        result = await self.trio_guest.run(fn, args, kwargs)
+                    else:
+                        result = fn(*args, **kwargs)
+                        if inspect.isawaitable(result):
+                            result = await result
+                    out = "ok", _results(result, num_returns, where, keys, owner)
+                except Exception as exc:
+                    return "error", RayTaskError.from_exception(exc, where)
+                span.status = "ok"
                 return out
-            except Exception as exc:
-                return "error", RayTaskError.from_exception(exc, where)
-            finally:
-                del self.running[key]
-                self.recorder.spans.append(("actor_call", name, call_id, t0, perf_counter_ns(), status))
+
+
+class _Span:
+    """One task or call running in a worker (see ``Worker.span``)."""
+
+    __slots__ = ("worker", "key", "entry", "status")
+
+    def __init__(self, worker: Worker, key: int, entry: tuple[str, str, str, int]) -> None:
+        self.worker, self.key, self.entry, self.status = worker, key, entry, "error"
+
+    def __enter__(self) -> _Span:
+        self.worker.running[self.key] = self.entry
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        del self.worker.running[self.key]
+        self.worker.recorder.spans.append((*self.entry, perf_counter_ns(), self.status))
 
 
 def _speaks_trio(fn: Any) -> bool:
