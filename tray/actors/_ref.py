@@ -117,5 +117,17 @@ class MethodRef:
             return False
         return True
 
+    def tell_from_thread(self, *args: Any, **kwargs: Any) -> bool:
+        """From a thread that is not the loop's: send to a remote actor now, writing to its
+        connection from this thread when the connection is idle, without waking the loop.
+
+        False, having sent nothing, when it cannot (a local actor, a busy or lost
+        connection, big buffers): send through the loop instead. Order is kept with the
+        loop's own sends; with what this thread handed the loop earlier, it is the
+        caller's part (send this way only once those have gone).
+        """
+        send = getattr(self._ref._cell, "tell_from_thread", None)
+        return send is not None and send(self._method, args, kwargs)
+
     def __repr__(self) -> str:
         return f"{self._ref!r}.{self._method}"

@@ -36,7 +36,7 @@ class _ActorQueue:
     """One actor's calls from this process, sent in order once the actor runs."""
 
     __slots__ = ("actor_id", "executor", "ready", "calls", "pumping", "dead", "inflight", "recipe", "restarts",
-                 "doomed", "lease")
+                 "doomed", "lease", "direct")
 
     def __init__(self, actor_id: str) -> None:
         self.actor_id = actor_id
@@ -50,6 +50,9 @@ class _ActorQueue:
         self.restarts = 0
         self.doomed = False  # its last handle is gone: it ends once its calls are done
         self.lease: Lease | None = None  # the current incarnation's (creator only): its node says why it died
+        # The actor runs and no call waits here: the caller's thread may send a call itself
+        # (``send_call_now``). Changed by the loop under the owner's ``_calls_lock``.
+        self.direct = False
 
 
 class ActorRecipe:
@@ -75,7 +78,33 @@ class ActorCalls:
         self.collectable: set[str] = set()  # actors we created that end with their last handle
         self.handle_counts: dict[str, int] = {}
         self._counts_lock = threading.Lock()
+        self._calls_lock = threading.Lock()
         self._call_ids = itertools.count(1)
+
+    def send_call_now(self, call: ActorCall) -> bool:
+        """The caller's thread: send ``call`` to its actor from here, sparing two trips
+        through the loop, when nothing can be ahead of it: the actor runs, no call of
+        ours waits for it, the loop has run all we handed it, the connection is idle.
+        False, having changed nothing: ``submit_call`` it through the loop."""
+        q = self.actors.get(call.actor_id)
+        if q is None or not q.direct or call.deps or not self.rt.quiet():
+            return False
+        with self._calls_lock:
+            executor = q.executor
+            if not q.direct or executor is None:
+                return False
+            call_id = next(self._call_ids)
+            q.inflight[call_id] = call  # before it goes: its reply may come back at once
+            self.tasks.call_submitted(call)
+            if executor.call.tell_from_thread(call_id, call.wire(), self.rt.system.uid):
+                return True
+            del q.inflight[call_id]
+            return False
+
+    def _direct(self, q: _ActorQueue, on: bool) -> None:
+        """Allow (when the queue is idle) or stop callers sending ``q``'s calls themselves."""
+        with self._calls_lock:
+            q.direct = on and q.executor is not None and q.dead is None and not q.calls and not q.pumping
 
     def create_actor(self, actor_id: str, recipe: ActorRecipe) -> None:
         q = self._queue(actor_id, resolve=False)
@@ -153,6 +182,7 @@ class ActorCalls:
         if q.calls and not q.pumping:
             q.pumping = True
             self.nursery.start_soon(self._pump, q)
+        self._direct(q, True)
 
     def submit_call(self, call: ActorCall) -> None:
         self.table.collect()
@@ -165,6 +195,7 @@ class ActorCalls:
             return
         if not q.calls and not q.pumping and not call.deps and q.executor is not None and self._send(q, call):
             return  # sent at once: nothing queued ahead of it, nothing to wait for
+        self._direct(q, False)
         q.calls.append(call)
         if not q.pumping:
             q.pumping = True
@@ -210,6 +241,7 @@ class ActorCalls:
                     pass  # the actor is gone: its down notice decides (restart or fail) for this call
         finally:
             q.pumping = False
+            self._direct(q, True)
 
     def handle_born(self, actor_id: str) -> None:
         with self._counts_lock:
@@ -263,6 +295,7 @@ class ActorCalls:
         q = self.by_executor.pop(executor.actor_id, None)
         if q is None or q.dead is not None or q.executor != executor:
             return
+        self._direct(q, False)
         q.executor = None
         q.ready = trio.Event()
         lease, q.lease = q.lease, None
@@ -310,6 +343,7 @@ class ActorCalls:
     def _actor_died(self, q: _ActorQueue, err: BaseException) -> None:
         if q.dead is not None:
             return
+        self._direct(q, False)
         q.dead = err
         q.ready.set()
         if q.recipe is not None:  # its creator says it is gone for good

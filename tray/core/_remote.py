@@ -266,7 +266,8 @@ class ActorMethod:
         ids, refs = _new_refs(rt, num_returns)
         retries = self._options.get("max_task_retries", h._max_task_retries)
         call = ActorCall(h._actor_id, self._name, packed, ids, num_returns, rt.table, retries)
-        rt.soon(rt.owner.submit_call, call)
+        if not rt.owner.send_call_now(call):
+            rt.soon(rt.owner.submit_call, call)
         return _result(refs, num_returns)
 
 

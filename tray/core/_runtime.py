@@ -85,6 +85,8 @@ class Runtime:
         self.session_dir: str | None = None
         self.closed = False
         self._collect_armed = False
+        self._handed = 0  # callables other threads gave the loop (``soon``) that have not run yet
+        self._handed_lock = threading.Lock()
         self.node_id = ""
         self.current_task_id: str | None = None  # in a worker: the task its main thread runs
         self.current_actor_id: str | None = None  # in a worker: the actor it hosts
@@ -256,7 +258,30 @@ class Runtime:
         """Queue ``fn(*args)`` to run in the loop; returns at once."""
         if self.closed:
             raise RuntimeError("tray has been shut down; call tray.init() again")
-        self.trio_token.run_sync_soon(fn, *args)
+        with self._handed_lock:
+            self._handed += 1
+        try:
+            self.trio_token.run_sync_soon(self._run_handed, fn, args)
+        except BaseException:
+            self._ran_handed()
+            raise
+
+    def _run_handed(self, fn: Callable[..., Any], args: tuple) -> None:
+        try:
+            fn(*args)
+        finally:
+            self._ran_handed()
+
+    def _ran_handed(self) -> None:
+        with self._handed_lock:
+            self._handed -= 1
+
+    def quiet(self) -> bool:
+        """Has the loop run everything handed to it with ``soon``? Only then may a thread
+        send a message itself (``MethodRef.tell_from_thread``) without overtaking what it
+        handed the loop to send before (a borrow note must reach an owner before the reply
+        that lets it free the object)."""
+        return self._handed == 0
 
     def soon_unless_closed(self, fn: Callable[..., Any], *args: Any) -> None:
         """``soon``, for bookkeeping that does not matter once the runtime is shut down (the

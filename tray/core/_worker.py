@@ -453,11 +453,14 @@ class Executor(Actor):
         """An actor call; the result goes back to its owner as ``call_done`` (calls pipeline)."""
         owner = self.owners[owner_key]
         me = self.ref.actor_id
-        token = trio.lowlevel.current_trio_token()
+        rt = _runtime.current()
+        assert rt is not None
 
-        def done(result: Any) -> None:
+        def done(result: Any) -> None:  # the thread that ran the call: it sends the reply itself if it can
             kind, payload = result.unwrap() if isinstance(result, Value) else ("error", _error(result))
-            token.run_sync_soon(_send_done, owner, me, call_id, kind, payload)
+            if kind == "ok" and rt.quiet() and owner.call_done.tell_from_thread(me, call_id, kind, payload):
+                return
+            rt.soon_unless_closed(_send_done, owner, me, call_id, kind, payload)
 
         w = self.w
         if w.loop is not None:

@@ -3,7 +3,9 @@
 Everything a peer sends is handled by one reader task, in order (per-sender FIFO), with
 no task spawned per message: a tell or ask goes straight into the target's mailbox, and
 its reply is queued by the actor itself. Outgoing messages are queued without awaiting
-and written by one writer task, many per write. Any protocol violation ends this one
+and written by one writer task, many per write; another thread may write a small message
+itself while the writer is idle (``send_from_thread``), which spares the round trip
+through the loop. Any protocol violation ends this one
 connection: its pending asks fail with ``ActorDiedError`` and the proxies of its actors
 send ``Down`` to their monitors; the system goes on serving its other peers.
 """
@@ -15,6 +17,7 @@ import hmac
 import itertools
 import logging
 import secrets
+import threading
 import weakref
 from collections import deque
 from time import perf_counter as _perf_counter
@@ -108,7 +111,12 @@ class Peer:
         self.out: list[list[Any]] = []
         self.out_bytes = 0
         self._writer: trio.lowlevel.Task | None = None
-        self._writer_parked = False
+        self._writer_parked = False  # it waits for messages, and nobody has woken it yet
+        self._writer_asleep = False  # it waits for messages
+        # Held while the queue or the writer's state changes, and while another thread
+        # writes to the socket (send_from_thread): bytes from two threads never interleave.
+        self._send_lock = threading.Lock()
+        self._token = trio.lowlevel.current_trio_token()
         self._last_eager = 0.0
         self._try_send: Any = None
         self._drained = ParkingLot()
@@ -217,14 +225,19 @@ class Peer:
 
     def close(self, why: str) -> None:
         """End the connection now (from any task)."""
-        if self.reason is None:
-            self.reason = why
+        self._set_reason(why)
         self.scope.cancel()
+
+    def _set_reason(self, why: str) -> None:
+        """The connection ends: no other thread writes to its socket from now on."""
+        with self._send_lock:
+            if self.reason is None:
+                self.reason = why
+            self._try_send = None
 
     async def _closed(self, why: str) -> None:
         """The connection is over: fail what waits on it; report its actors down."""
-        if self.reason is None:
-            self.reason = why
+        self._set_reason(why)
         self.ready.set()
         why = self.reason
         self.node.peer_gone(self)
@@ -431,24 +444,57 @@ class Peer:
         if self.reason is not None:
             return
         self.sent_since_tick = True
-        if self._writer_parked and self._try_send is not None and len(frames) == 1:
+        with self._send_lock:
+            if self._writer_parked and self._try_send is not None and len(frames) == 1:
+                now = _perf_counter()
+                if now - self._last_eager >= EAGER_GAP:
+                    self._last_eager = now
+                    data = frames[0]
+                    try:
+                        n = self._try_send(data)
+                    except OSError:
+                        n = 0  # full, or broken: the writer will find out
+                    if n == len(data):
+                        return
+                    frames = [data[n:]]
+                    nbytes -= n
+            self.out.append(frames)
+            self.out_bytes += nbytes
+            if self._writer_parked:
+                self._writer_parked = self._writer_asleep = False
+                reschedule(self._writer)
+
+    def send_from_thread(self, data: bytes) -> bool:
+        """From a thread other than the loop's: write one small message's frame now, if
+        nothing is queued before it (the writer is idle); False, having sent nothing, if
+        it must go through the loop instead. Keeping order with what that thread sent
+        through the loop is the caller's part: it calls this only once that has gone."""
+        with self._send_lock:
+            if not self._writer_parked or self._try_send is None or self.reason is not None:
+                return False
             now = _perf_counter()
-            if now - self._last_eager >= EAGER_GAP:
-                self._last_eager = now
-                data = frames[0]
-                try:
-                    n = self._try_send(data)
-                except OSError:
-                    n = 0  # full, or broken: the writer will find out
-                if n == len(data):
-                    return
-                frames = [data[n:]]
-                nbytes -= n
-        self.out.append(frames)
-        self.out_bytes += nbytes
-        if self._writer_parked:
-            self._writer_parked = False
-            reschedule(self._writer)
+            if now - self._last_eager < EAGER_GAP:
+                return False  # a burst: the loop batches it
+            try:
+                n = self._try_send(data)
+            except OSError:
+                return False  # full, or broken: the loop's path finds out
+            if n == 0:
+                return False
+            self._last_eager = now
+            self.sent_since_tick = True
+            if n < len(data):  # the rest goes first, from the writer
+                self.out.append([data[n:]])
+                self.out_bytes += len(data) - n
+                self._writer_parked = False
+                self._token.run_sync_soon(self._wake_writer)
+            return True
+
+    def _wake_writer(self) -> None:
+        with self._send_lock:
+            if self._writer_asleep:
+                self._writer_asleep = False
+                reschedule(self._writer)
 
     def post_message(self, kind: int, corr: int, dst: str | None, head: Any, payload: bytes | None, bufs: list) -> None:
         if bufs and self.bulk is not None and self.reason is None:
@@ -499,19 +545,23 @@ class Peer:
         stream = self.stream
         assert stream is not None
         self._try_send = getattr(stream, "try_send", None)
+        lock = self._send_lock
         while True:
-            if not self.out:
-                self._writer_parked = True
+            with lock:
+                batch, self.out = self.out, []
+                self.out_bytes = 0
+                if not batch:
+                    self._writer_parked = self._writer_asleep = True
+            if not batch:
                 await wait_task_rescheduled(self._abort_park)
                 continue
-            batch, self.out = self.out, []
-            self.out_bytes = 0
             if self._drained:
                 self._drained.unpark_all()
             await stream.send_messages(batch)
 
     def _abort_park(self, _: Any) -> trio.lowlevel.Abort:
-        self._writer_parked = False
+        with self._send_lock:
+            self._writer_parked = self._writer_asleep = False
         return trio.lowlevel.Abort.SUCCEEDED
 
     async def _heartbeat_loop(self) -> None:
@@ -600,13 +650,15 @@ class Peer:
             if head not in cell.proto:
                 log.warning("from %r: %s has no method %r; tell dropped", self, cell.ref, head)
                 return
-            try:
-                self.busy = True
-                await cell.tell(head, args, kwargs)
-            except RayError as exc:
-                log.debug("tell to %r from %r not queued: %s", cell.ref, self, exc)
-            finally:
-                self.busy = False
+            msg = (head, args, kwargs, None)
+            if not cell.deliver(msg):
+                try:
+                    self.busy = True
+                    await cell.admit(msg)
+                except RayError as exc:
+                    log.debug("tell to %r from %r not queued: %s", cell.ref, self, exc)
+                finally:
+                    self.busy = False
         elif kind == Kind.ASK:
             reply = RemoteReply(self, corr)
             cell = system._cells.get(dst)  # type: ignore[arg-type]
@@ -623,7 +675,7 @@ class Peer:
                 reply.send(Error(AttributeError(f"{cell.ref!r} has no public method {head!r}")))
                 return
             msg = (head, args, kwargs, reply)
-            if not cell.offer(msg):
+            if not cell.deliver(msg):
                 try:
                     self.busy = True
                     await cell.admit(msg)

@@ -16,7 +16,7 @@ from trio.lowlevel import Abort, current_task, reschedule, wait_task_rescheduled
 
 from ..actors import ActorRef
 from ..exceptions import ActorDiedError, AskTimeoutError, MailboxFull
-from ._codec import Kind, dumps
+from ._codec import Kind, dumps, encode
 
 if TYPE_CHECKING:
     from ._peer import Peer
@@ -122,6 +122,16 @@ class RemoteCell:
             raise MailboxFull(f"the connection to {self.ref!r} is backed up; {method} not sent")
         payload, bufs = dumps((args, kwargs))
         peer.post_message(Kind.TELL, 0, self.uid, method, payload, bufs)
+
+    def tell_from_thread(self, method: str, args: tuple, kwargs: dict) -> bool:
+        """See ``MethodRef.tell_from_thread``: small messages only; big buffers take the
+        loop's path (the data connection, flow control)."""
+        if self.reason is not None:
+            return False
+        payload, bufs = dumps((args, kwargs))
+        if bufs:
+            return False
+        return self.peer.send_from_thread(encode(Kind.TELL, 0, self.uid, method, payload, bufs, 0)[0])
 
     # ------------------------------------------------------ system messages
 
