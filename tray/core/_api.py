@@ -223,12 +223,13 @@ def _entry(ref: ObjectRef, blocking: bool = True) -> Any:
 def _get_one(ref: ObjectRef, deadline: float | None, watch: _watch.Watch | None) -> Any:
     rt, entry = _entry(ref)
     if entry.state == PENDING:
-        done = threading.Event()
-        if rt.table.when_done(ref._id, done.set):
+        done = threading.Lock()  # held until the value is ready: the lightest way to wake a thread
+        done.acquire()
+        if rt.table.when_done(ref._id, done.release):
             with _blocked(rt):
                 ready = (watch or _watch.Watch([ref])).wait(rt, done, deadline)
             if not ready:
-                rt.table.forget_waiter(ref._id, done.set)
+                rt.table.forget_waiter(ref._id, done.release)
                 raise GetTimeoutError(f"tray.get() timed out waiting for {ref!r}")
     return _value(rt, entry, ref._id)
 

@@ -93,14 +93,15 @@ class Watch:
         self.drawn = False
 
     def wait(self, rt: Runtime, done: Any, deadline: float | None) -> bool:
-        """Wait for ``done`` (a threading.Event) until ``deadline``; warn and draw meanwhile."""
+        """Wait for ``done`` (a lock, released when the value is ready) until ``deadline``;
+        warn and draw meanwhile."""
         if self.warn_at is None:
             self.warn_at = self.start + warn_after_s()
             self.progress = rt.worker_id is None and _progress_wanted(len(self.refs))  # a driver's terminal
         end = math.inf if deadline is None else deadline
         while True:
             wake = min(end, self.warn_at, self.next_draw if self.progress else math.inf)
-            if done.wait(None if wake == math.inf else max(0.0, wake - time.monotonic())):
+            if done.acquire(True, -1 if wake == math.inf else max(0.0, wake - time.monotonic())):
                 return True
             now = time.monotonic()
             if now >= end:

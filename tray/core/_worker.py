@@ -12,6 +12,7 @@ pipe from the node, and its end means the node is gone.
 from __future__ import annotations
 
 import faulthandler
+import functools
 import inspect
 import io
 import itertools
@@ -301,6 +302,21 @@ class Worker:
             span.status = result[0]
         return result
 
+    def start_call(self, wire: tuple, owner: str, done: Callable[[Any], None]) -> None:
+        """asyncio loop: start one call of an async actor; ``done`` gets its outcome there."""
+        self.loop.create_task(self._call_then(wire, owner, done))  # type: ignore[union-attr]
+
+    async def _call_then(self, wire: tuple, owner: str, done: Callable[[Any], None]) -> None:
+        try:
+            result = await self.call_async(wire, owner)
+        except Exception as exc:
+            done(Error(exc))
+        except BaseException as exc:  # cancelled with its loop: the owner hears why
+            done(Error(exc))
+            raise
+        else:
+            done(Value(result))
+
     async def call_async(self, wire: tuple, owner: str) -> tuple[str, Any]:
         """asyncio loop: one call of an async actor (up to max_concurrency at once)."""
         method, args_blob, inline, num_returns, keys = wire
@@ -346,10 +362,13 @@ class _Span:
 def _speaks_trio(fn: Any) -> bool:
     """Whether an async method was written for trio (it names trio, not asyncio)."""
     code = getattr(getattr(fn, "__func__", fn), "__code__", None)
-    if code is None or not inspect.iscoroutinefunction(fn):
-        return False
-    names = set(code.co_names)
-    return "trio" in names and "asyncio" not in names
+    return code is not None and _trio_code(code)
+
+
+@functools.cache
+def _trio_code(code: Any) -> bool:
+    names = code.co_names
+    return bool(code.co_flags & inspect.CO_COROUTINE) and "trio" in names and "asyncio" not in names
 
 
 class _TrioGuest:
@@ -464,10 +483,7 @@ class Executor(Actor):
 
         w = self.w
         if w.loop is not None:
-            import asyncio
-
-            fut = asyncio.run_coroutine_threadsafe(w.call_async(wire, owner_key), w.loop)
-            fut.add_done_callback(lambda f: done(capture(f.result)))
+            w.loop.call_soon_threadsafe(w.start_call, wire, owner_key, done)
         else:
             w.main.post(w.call_sync, (wire, owner_key), done)
 

@@ -11,6 +11,7 @@ concerns another node's objects (free, pin, unpin) is forwarded by it.
 
 from __future__ import annotations
 
+import pickle
 from typing import Any, Awaitable, Callable
 
 import cloudpickle
@@ -53,6 +54,9 @@ class StoreClient:
 
     def __init__(self, manager: ActorRef, prefix: str, inline_limit: int, uid: str,
                  call: Callable[..., Any], soon: Callable[..., None], node: str = "") -> None:
+        from ..transport import is_plain  # loaded already: a store serves a networked runtime
+
+        self._is_plain = is_plain
         self.manager = manager
         self.node = node  # the address of this process's node
         self.segments = Segments(prefix)
@@ -63,6 +67,10 @@ class StoreClient:
 
     def encode(self, value: Any, key: str, owner: str) -> Blob:
         """``value`` as inline bytes, or written into the store under ``key`` for ``owner``."""
+        if self._is_plain(value):  # the common small value: the C pickler alone, no layout
+            data = pickle.dumps(value, 5)
+            if len(data) <= self.inline_limit:
+                return data
         packed = pack(value)
         if packed.size <= self.inline_limit:
             return cloudpickle.dumps(value, protocol=5) if packed.buffers else packed.pickled

@@ -5,7 +5,7 @@ package lazily, when a system is given an address or first talks to a peer.
 """
 
 from ._base import Listener, Stream, Transport
-from ._codec import ProtocolError
+from ._codec import ProtocolError, is_plain
 from ._config import NetConfig
 from ._frames import FrameDecoder, FrameError, FrameTooLarge
 from ._memory import FaultPlan, MemoryNetwork, MemoryTransport
@@ -26,5 +26,6 @@ __all__ = [
     "Stream",
     "TOKEN_ENV",
     "Transport",
+    "is_plain",
     "parse_address",
 ]

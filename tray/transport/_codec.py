@@ -22,7 +22,7 @@ import msgpack
 
 from ._frames import frame_header
 
-__all__ = ["Envelope", "ProtocolError", "dumps", "encode", "decode_envelope", "loads", "Kind"]
+__all__ = ["Envelope", "ProtocolError", "dumps", "encode", "decode_envelope", "is_plain", "loads", "Kind"]
 
 OOB_MIN = 64 * 1024  # bytes/memoryviews at least this big are sent out of band
 MAX_BUFFERS = 4096  # out-of-band buffers per message, to bound what a peer can make us hold
@@ -110,27 +110,29 @@ class _Pickler(cloudpickle.Pickler):
 
 
 _SCALARS = frozenset((int, float, str, bool, type(None), complex))
+_CONTAINERS = frozenset((tuple, list, dict))
+_WIDE = 32  # a container with more items is not worth checking: cloudpickle handles it as fast
 
 
-def _plain(obj: Any, depth: int) -> bool:
-    """Is ``obj`` builtin data only (no classes, functions, or big buffers)?"""
+def is_plain(obj: Any, depth: int = 4) -> bool:
+    """Is ``obj`` a little builtin data only (no classes, functions, or big buffers), which
+    the C pickler alone pickles right? Small messages and values take that shortcut."""
     t = type(obj)
     if t in _SCALARS:
         return True
     if t is bytes:
         return len(obj) < OOB_MIN
-    if depth:
-        if t is tuple or t is list:
-            for x in obj:
-                if not _plain(x, depth - 1):
-                    return False
-            return True
-        if t is dict:
-            for k, v in obj.items():
-                if not (_plain(k, 0) and _plain(v, depth - 1)):
-                    return False
-            return True
-    return False
+    if not depth or t not in _CONTAINERS or len(obj) > _WIDE:
+        return False
+    if t is dict:
+        for k, v in obj.items():
+            if not (is_plain(k, 0) and is_plain(v, depth - 1)):
+                return False
+        return True
+    for x in obj:
+        if not is_plain(x, depth - 1):
+            return False
+    return True
 
 
 def dumps(obj: Any) -> tuple[bytes, list[memoryview]]:
@@ -139,7 +141,7 @@ def dumps(obj: Any) -> tuple[bytes, list[memoryview]]:
     Builtin data takes the C pickler directly; anything else goes through cloudpickle
     (classes and functions of ``__main__`` by value, buffers out of band).
     """
-    if _plain(obj, 4):
+    if is_plain(obj):
         return pickle.dumps(obj, 5), []
     bufs: list[memoryview] = []
 
