@@ -288,6 +288,26 @@ def test_tasks_waiting_on_tasks_lend_their_cpus_instead_of_deadlocking(ray):
     assert ray.available_resources()["CPU"] == 2
 
 
+def test_a_loop_of_waited_tasks_keeps_its_worker_and_gives_it_back_when_idle(ray):
+    @ray.remote
+    def one():
+        return os.getpid()
+
+    rt = tray.core._runtime.current()
+
+    def cpus_free() -> float:  # as the node sees it, without giving idle leases back first
+        return rt.call(rt.scheduler.resources.ask)[1]["CPU"]
+
+    pids = {ray.get(one.remote()) for _ in range(50)}
+    assert len(pids) == 1  # one worker serves the whole loop
+    deadline = time.monotonic() + 10
+    while cpus_free() < 2 and time.monotonic() < deadline:  # it lingers for the next task, briefly
+        time.sleep(0.005)
+    assert cpus_free() == 2
+    ray.get(one.remote())
+    assert ray.available_resources()["CPU"] == 2  # asked, an idle lease goes back at once
+
+
 @tray.remote
 def spawner(path):
     child = nap.remote(30)

@@ -25,6 +25,10 @@ class Counter(tray.Actor):
     def record(self, x: Any) -> None:
         self.log.append(x)
 
+    async def arecord(self, x: Any) -> None:
+        await trio.sleep(0)
+        self.log.append(x)
+
     def records(self) -> list[Any]:
         return self.log
 

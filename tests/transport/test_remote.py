@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import numpy as np
@@ -88,6 +89,92 @@ def test_per_sender_fifo_and_bulk_values(address: str) -> None:
             blob = b"\x01" * (20 * 1024 * 1024)  # above the maximum frame: sent in chunks
             assert await ref.nbytes.ask(blob) == len(blob)
             assert await ref.nbytes.ask(memoryview(blob)[:100_000]) == 100_000
+
+    trio.run(main)
+
+
+def test_a_thread_sends_itself_only_when_nothing_is_queued_before_it(address: str) -> None:
+    """``tell_from_thread`` writes from the calling thread while the connection is idle;
+    with the loop's writer busy (a 4 MiB message going out) it declines, so messages
+    never overtake one another and bytes from two threads never interleave."""
+    big = b"\x02" * (4 << 20)
+
+    async def main() -> None:
+        async with tray.ActorSystem(token=TOKEN) as a, tray.ActorSystem(address=address, token=TOKEN) as b:
+            ref = await a.spawn(Counter, at=b.address)
+            local = await a.spawn(Counter)
+            await ref.get.ask()  # connected
+            sent = {"direct": 0, "loop": 0}
+
+            def sender() -> None:
+                assert not local.record.tell_from_thread(-1)  # a local actor: only through the loop
+                for i in range(400):
+                    if i % 40 == 20:
+                        trio.from_thread.run_sync(ref.record.tell_nowait, (i, big))
+                    elif ref.record.tell_from_thread(i):
+                        sent["direct"] += 1
+                    else:
+                        sent["loop"] += 1
+                        trio.from_thread.run_sync(ref.record.tell_nowait, i)
+                    if i % 5 == 0:
+                        time.sleep(0.001)  # idle now and then: the next one may go directly
+
+            await trio.to_thread.run_sync(sender)
+            got = await ref.records.ask()
+            assert [x if type(x) is int else x[0] for x in got] == list(range(400))
+            assert all(x[1] == big for x in got if type(x) is tuple)
+            assert sent["direct"] > 0 and sent["loop"] > 0
+
+    trio.run(main)
+
+
+def test_messages_from_the_network_keep_their_order_and_their_crash_semantics(address: str) -> None:
+    """A message to an idle actor with a sync handler is handled by the reader that
+    delivers it; one with an async handler, or one to a busy actor, waits in the mailbox.
+    Either way the actor sees them in order, and a handler's crash ends it as before."""
+    async def main() -> None:
+        async with tray.ActorSystem(token=TOKEN) as a, tray.ActorSystem(address=address, token=TOKEN) as b:
+            ref = await a.spawn(Counter, at=b.address)
+            for i in range(300):
+                if i % 4 == 1:
+                    await ref.arecord.tell(i)
+                else:
+                    ref.record.tell_nowait(i)
+                if i % 10 == 0:
+                    await ref.get.ask()  # idle again: the next sync one is handled on arrival
+            assert await ref.records.ask() == list(range(300))
+            fragile = await a.spawn(Counter, at=b.address, decider=lambda exc: "stop")
+            with pytest.raises(ValueError, match="boom"):
+                await fragile.boom.ask()
+            with pytest.raises(ActorDiedError):
+                await fragile.get.ask()
+
+    trio.run(main)
+
+
+def test_a_partial_write_from_a_thread_is_finished_by_the_writer(address: str) -> None:
+    async def main() -> None:
+        async with tray.ActorSystem(token=TOKEN) as a, tray.ActorSystem(address=address, token=TOKEN) as b:
+            ref = await a.spawn(Counter, at=b.address)
+            await ref.get.ask()
+            peer = ref._cell.peer
+            whole = peer._try_send
+            peer._try_send = lambda data: whole(memoryview(data)[: max(1, len(data) // 2)])  # a full socket buffer
+
+            def sender() -> list[bool]:
+                out = []
+                for i in range(20):
+                    out.append(ref.record.tell_from_thread(("x" * 200, i)))
+                    if not out[-1]:  # the writer is still finishing the last one
+                        trio.from_thread.run_sync(ref.record.tell_nowait, ("x" * 200, i))
+                    time.sleep(0.001)
+                return out
+
+            direct = await trio.to_thread.run_sync(sender)
+            peer._try_send = whole
+            got = await ref.records.ask()
+            assert got == [("x" * 200, i) for i in range(20)]
+            assert any(direct)
 
     trio.run(main)
 

@@ -453,6 +453,7 @@ def _resources() -> tuple[dict[str, float], dict[str, float]]:
 
         from ..exceptions import RayError
 
+        rt.owner.release_idle()  # before the schedulers are asked (in order, on the same connections)
         view = await rt.control.view.ask()
         answers: list[tuple[dict[str, float], dict[str, float]]] = []
 

@@ -11,6 +11,7 @@ they are lost (lineage). Actors and their calls: :mod:`._actor_calls`.
 from __future__ import annotations
 
 import logging
+import math
 import sys
 from collections import deque
 from typing import TYPE_CHECKING, Any
@@ -54,29 +55,35 @@ log = logging.getLogger("tray.core")
 
 MAX_LEASE_REQUESTS = 10  # per shape, in flight at the scheduler at once
 PIPELINE = 8  # tasks in flight per leased worker, once more tasks wait than leases can come
+LINGER_S = 0.002  # an idle lease is kept this long for the next task before it goes back
 
 
 class Lease:
     """A worker granted to this owner for tasks of one shape, until it is given back."""
 
-    __slots__ = ("lease_id", "worker_id", "executor", "pid", "node_id", "scheduler", "inflight", "dead")
+    __slots__ = ("lease_id", "worker_id", "executor", "pid", "node_id", "scheduler", "inflight", "dead", "idle_at")
 
     def __init__(self, scheduler: ActorRef, grant: tuple) -> None:
         _, self.lease_id, self.worker_id, self.executor, self.pid, self.node_id = grant
         self.scheduler = scheduler  # the node's, where it goes back
         self.inflight = 0  # tasks sent to it and not yet answered
         self.dead = False  # its worker died: never reused, never returned
+        self.idle_at = 0.0  # when its last task ended (while it lingers in its pool)
 
 
 class _ShapePool:
     """Tasks of one shape (and scheduling strategy) waiting for a lease, and the requests out for them."""
 
-    __slots__ = ("shape", "strategy", "waiters", "requests")
+    __slots__ = ("shape", "strategy", "waiters", "requests", "idle", "lingering")
 
     def __init__(self, shape: dict[str, int], strategy: tuple | None) -> None:
         self.shape, self.strategy = shape, strategy
         self.waiters: deque[Waiter] = deque()  # tasks waiting for a lease
         self.requests = 0
+        # Leases with nothing to run, kept LINGER_S for the next task (a loop of tasks each
+        # waited for would otherwise return its worker and ask the node again every time).
+        self.idle: deque[Lease] = deque()
+        self.lingering = False  # a task gives back the idle leases that outstay LINGER_S
 
 
 class Owner(ActorCalls):
@@ -388,6 +395,12 @@ class Owner(ActorCalls):
         pool = self.pools.get(key)
         if pool is None:
             pool = self.pools[key] = _ShapePool(shape, strategy)
+        while pool.idle:
+            lease = pool.idle.pop()
+            if lease.executor.alive:
+                lease.inflight += 1
+                return lease
+            self.note(lease.scheduler.release, lease.lease_id)  # its worker died idle: the node knows
         return await Waiter().wait(pool.waiters, lambda: self._request_leases(pool))
 
     def _request_leases(self, pool: _ShapePool) -> None:
@@ -449,8 +462,33 @@ class Owner(ActorCalls):
         pool = self.pools.get((frozenset(shape.items()), strategy))
         if pool is not None:
             self._hand_out(pool, lease)
-        if lease.inflight == 0:
+            if lease.inflight == 0:
+                lease.idle_at = trio.current_time()
+                pool.idle.append(lease)
+                if not pool.lingering:
+                    pool.lingering = True
+                    self.nursery.start_soon(self._linger, pool)
+        elif lease.inflight == 0:
             self.note(lease.scheduler.release, lease.lease_id)
+
+    async def _linger(self, pool: _ShapePool) -> None:
+        """Give back the pool's idle leases once they have been idle LINGER_S."""
+        try:
+            while pool.idle:
+                await trio.sleep_until(pool.idle[0].idle_at + LINGER_S)
+                self._release_idle(pool, trio.current_time() - LINGER_S)
+        finally:
+            pool.lingering = False
+
+    def _release_idle(self, pool: _ShapePool, idle_since: float = math.inf) -> None:
+        while pool.idle and pool.idle[0].idle_at <= idle_since:
+            lease = pool.idle.popleft()
+            self.note(lease.scheduler.release, lease.lease_id)
+
+    def release_idle(self) -> None:
+        """Give back every idle lease now: asked what is free, a node should count them."""
+        for pool in self.pools.values():
+            self._release_idle(pool)
 
     async def _death_of(self, lease: Lease, lost: BaseException) -> str:
         """Why the leased worker died, as the node saw it (exit code, signal), if it says soon."""
