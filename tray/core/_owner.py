@@ -462,13 +462,14 @@ class Owner(ActorCalls):
         pool = self.pools.get((frozenset(shape.items()), strategy))
         if pool is not None:
             self._hand_out(pool, lease)
-            if lease.inflight == 0:
+            if lease.inflight == 0 and strategy != ("spread",):  # SPREAD asks the node each time
                 lease.idle_at = trio.current_time()
                 pool.idle.append(lease)
                 if not pool.lingering:
                     pool.lingering = True
                     self.nursery.start_soon(self._linger, pool)
-        elif lease.inflight == 0:
+                return
+        if lease.inflight == 0:
             self.note(lease.scheduler.release, lease.lease_id)
 
     async def _linger(self, pool: _ShapePool) -> None:
@@ -529,7 +530,7 @@ class Owner(ActorCalls):
         rows, log = self.tasks.rows(), self.tasks
         for q in self.actors.values():
             rows += [log.call_row(c, PENDING_ARGS_AVAIL if c.deps else PENDING_ACTOR) for c in q.calls]
-            rows += [log.call_row(c, SUBMITTED_TO_WORKER) for c in q.inflight.values()]
+            rows += [log.call_row(c, SUBMITTED_TO_WORKER) for c in list(q.inflight.values())]
         return rows
 
 def _same_copy(a: Any, b: Any) -> bool:

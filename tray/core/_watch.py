@@ -150,7 +150,7 @@ async def describe_pending(rt: Runtime, oids: list[str]) -> list[str]:
     for key, rec in owner.tasks.live.items():  # tasks (keyed by their spec) and actor creations
         for rid in getattr(key, "return_ids", ()):
             by_ref[rid] = (key, _Work(rec["name"], rec["actor_id"], rec["state"], rec["task_id"]))
-    for call in owner.tasks.calls:  # actor calls not done
+    for call in list(owner.tasks.calls):  # actor calls not done (a copy: callers add to it from their threads)
         q = owner.actors.get(call.actor_id)
         sent = q is not None and call in q.inflight.values()
         work = _Work(call.method, call.actor_id, SUBMITTED_TO_WORKER if sent else "", call_task_id(call))
