@@ -194,6 +194,7 @@ class Worker:
         self.actor_name = ""
         self.loop: asyncio.AbstractEventLoop | None = None
         self.async_slots: asyncio.Semaphore | None = None
+        self.calls_running: set[asyncio.Task] = set()
         self.label = "IDLE"  # what runs now: the task's name or the actor's class
         self.trio_guest: _TrioGuest | None = None
 
@@ -304,7 +305,9 @@ class Worker:
 
     def start_call(self, wire: tuple, owner: str, done: Callable[[Any], None]) -> None:
         """asyncio loop: start one call of an async actor; ``done`` gets its outcome there."""
-        self.loop.create_task(self._call_then(wire, owner, done))  # type: ignore[union-attr]
+        task = self.loop.create_task(self._call_then(wire, owner, done))  # type: ignore[union-attr]
+        self.calls_running.add(task)  # asyncio holds tasks weakly
+        task.add_done_callback(self.calls_running.discard)
 
     async def _call_then(self, wire: tuple, owner: str, done: Callable[[Any], None]) -> None:
         try:
