@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import trio
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from remote_actors import Counter, Forwarder, Watcher
 
 import tray
@@ -150,6 +154,42 @@ def test_messages_from_the_network_keep_their_order_and_their_crash_semantics(ad
                 await fragile.get.ask()
 
     trio.run(main)
+
+
+@settings(max_examples=25, deadline=None)
+@given(plan=st.lists(st.sampled_from(["thread", "loop", "big", "pause"]), min_size=1, max_size=40),
+       unix=st.booleans())
+def test_any_mix_of_thread_and_loop_sends_arrives_whole_and_in_order(plan: list[str], unix: bool) -> None:
+    """Property: whatever the mix of messages a thread writes itself, small and big ones it
+    hands the loop, and pauses, the actor gets every message once, intact, in order."""
+    big = bytes(range(256)) * (1 << 12)  # 1 MiB: the writer is busy with it for a while
+    sockdir = tempfile.mkdtemp(prefix="tray-")
+
+    async def main() -> None:
+        address = f"unix://{sockdir}/b.sock" if unix else "tcp://127.0.0.1:0"
+        async with tray.ActorSystem(token=TOKEN) as a, tray.ActorSystem(address=address, token=TOKEN) as b:
+            ref = await a.spawn(Counter, at=b.address)
+            await ref.get.ask()
+
+            def sender() -> None:
+                for i, step in enumerate(plan):
+                    if step == "pause":
+                        time.sleep(0.0005)
+                        msg: object = i
+                    else:
+                        msg = (i, big) if step == "big" else i
+                    if step != "thread" or not ref.record.tell_from_thread(msg):
+                        trio.from_thread.run_sync(ref.record.tell_nowait, msg)
+
+            await trio.to_thread.run_sync(sender)
+            got = await ref.records.ask()
+            assert [m if type(m) is int else m[0] for m in got] == list(range(len(plan)))
+            assert all(m[1] == big for m in got if type(m) is tuple)
+
+    try:
+        trio.run(main)
+    finally:
+        shutil.rmtree(sockdir, ignore_errors=True)
 
 
 def test_a_partial_write_from_a_thread_is_finished_by_the_writer(address: str) -> None:

@@ -487,7 +487,10 @@ class Peer:
                 self.out.append([data[n:]])
                 self.out_bytes += len(data) - n
                 self._writer_parked = False
-                self._token.run_sync_soon(self._wake_writer)
+                try:
+                    self._token.run_sync_soon(self._wake_writer)
+                except trio.RunFinishedError:  # the loop is gone, and the connection with it
+                    pass
             return True
 
     def _wake_writer(self) -> None:
