@@ -1,8 +1,9 @@
 """One connection to a peer system: handshake, framing, batching, heartbeats, dispatch.
 
 Everything a peer sends is handled by one reader task, in order (per-sender FIFO), with
-no task spawned per message: a tell or ask goes straight into the target's mailbox, and
-its reply is queued by the actor itself. Outgoing messages are queued without awaiting
+no task spawned per message: a tell or ask goes straight into the target's mailbox (or,
+to an idle actor with a sync handler, is handled by the reader on the spot: ``Cell.deliver``),
+and its reply is queued by the actor itself. Outgoing messages are queued without awaiting
 and written by one writer task, many per write; another thread may write a small message
 itself while the writer is idle (``send_from_thread``), which spares the round trip
 through the loop. Any protocol violation ends this one
@@ -446,16 +447,11 @@ class Peer:
         self.sent_since_tick = True
         with self._send_lock:
             if self._writer_parked and self._try_send is not None and len(frames) == 1:
-                now = _perf_counter()
-                if now - self._last_eager >= EAGER_GAP:
-                    self._last_eager = now
-                    data = frames[0]
-                    try:
-                        n = self._try_send(data)
-                    except OSError:
-                        n = 0  # full, or broken: the writer will find out
-                    if n == len(data):
-                        return
+                data = frames[0]
+                n = self._write_now(data)
+                if n == len(data):
+                    return
+                if n:
                     frames = [data[n:]]
                     nbytes -= n
             self.out.append(frames)
@@ -472,16 +468,9 @@ class Peer:
         with self._send_lock:
             if not self._writer_parked or self._try_send is None or self.reason is not None:
                 return False
-            now = _perf_counter()
-            if now - self._last_eager < EAGER_GAP:
-                return False  # a burst: the loop batches it
-            try:
-                n = self._try_send(data)
-            except OSError:
-                return False  # full, or broken: the loop's path finds out
+            n = self._write_now(data)
             if n == 0:
                 return False
-            self._last_eager = now
             self.sent_since_tick = True
             if n < len(data):  # the rest goes first, from the writer
                 self.out.append([data[n:]])
@@ -492,6 +481,19 @@ class Peer:
                 except trio.RunFinishedError:  # the loop is gone, and the connection with it
                     pass
             return True
+
+    def _write_now(self, data: bytes) -> int:
+        """Under the send lock, the writer idle: write what the socket takes of ``data`` now,
+        unless the last such write was under EAGER_GAP ago (a burst, which the writer batches).
+        The bytes written; 0 when full or broken (the writer will find out)."""
+        now = _perf_counter()
+        if now - self._last_eager < EAGER_GAP:
+            return 0
+        self._last_eager = now
+        try:
+            return self._try_send(data)
+        except OSError:
+            return 0
 
     def _wake_writer(self) -> None:
         with self._send_lock:
