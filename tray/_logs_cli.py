@@ -164,7 +164,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .util._gather import at, target
+    from .core._gather import at, target
 
     async def main(_system: object, control: object) -> None:
         await show(control, args, sys.stdout)

@@ -16,7 +16,7 @@ import trio
 
 async def _ask(address: str, token: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     from .actors import ActorSystem
-    from .util.state import gather
+    from .core._gather import node_memory as gather
 
     async with ActorSystem(token=token) as system:
         with trio.fail_after(30):
@@ -24,7 +24,7 @@ async def _ask(address: str, token: str) -> tuple[list[dict[str, Any]], dict[str
 
 
 def run(address: str | None, fmt: str, stats_only: bool) -> int:
-    from .util._gather import target
+    from .core._gather import target
     from .util.state import memory_summary, summarize
 
     try:

@@ -20,7 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .core._timeline import chrome_trace, collect, write
-    from .util._gather import at, target
+    from .core._gather import at, target
 
     async def main(_system: object, control: object) -> list:
         return chrome_trace(await collect(control))

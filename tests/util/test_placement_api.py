@@ -222,12 +222,13 @@ class FakeRuntime:
         self.control = control
         self.table = ObjectTable("fake.", lambda: None)
         self.namespace, self.job_id = "ns1", "job1"
-        self.current_task_id = self.worker_id = None
+        self.current_task_id = self.worker_id = self.session_dir = None
+        self.node_id, self.node_address, self.token = "node1", "fake://node1", "cluster-token"
         self.closed = False
         started = threading.Event()
 
         async def main() -> None:
-            self.token = trio.lowlevel.current_trio_token()
+            self.trio_token = trio.lowlevel.current_trio_token()
             self.done = trio.Event()
             async with trio.open_nursery() as nursery:
                 self.owner = SimpleNamespace(nursery=nursery)
@@ -240,16 +241,16 @@ class FakeRuntime:
         started.wait()
 
     def call(self, afn: Any, *args: Any) -> Any:
-        return trio.from_thread.run(afn, *args, trio_token=self.token)
+        return trio.from_thread.run(afn, *args, trio_token=self.trio_token)
 
     def soon(self, fn: Any, *args: Any) -> None:
-        self.token.run_sync_soon(fn, *args)
+        self.trio_token.run_sync_soon(fn, *args)
 
     def in_loop(self) -> bool:
         return threading.current_thread() is self.thread
 
     def stop(self) -> None:
-        self.token.run_sync_soon(self.done.set)
+        self.trio_token.run_sync_soon(self.done.set)
         self.thread.join(5)
 
 

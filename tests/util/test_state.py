@@ -21,7 +21,8 @@ import tray
 from tray.cluster_utils import Cluster
 from tray.core._tasklog import NORMAL_TASK, TaskLog, record
 from tray.exceptions import ActorDiedError, RayTaskError
-from tray.util import _gather, state
+from tray.core import _gather
+from tray.util import state
 from tray.util.placement_group import placement_group, remove_placement_group
 from tray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 

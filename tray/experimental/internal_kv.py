@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import lowlevel
+
 # Ray's names start with an underscore; they are this module's whole interface.
 
 
@@ -17,9 +19,7 @@ def _text(value: str | bytes, what: str) -> str:
 
 
 def _ask(method: str, namespace: str | bytes | None, *args: Any) -> Any:
-    from ..core._api import _ask_control
-
-    return _ask_control(method, "" if namespace is None else _text(namespace, "namespace"), *args)
+    return lowlevel.control_call(method, "" if namespace is None else _text(namespace, "namespace"), *args)
 
 
 def _internal_kv_initialized() -> bool:

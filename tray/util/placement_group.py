@@ -20,11 +20,9 @@ from typing import Any
 
 import trio
 
-from ..cluster._placement import check_bundles, check_strategy
-from ..core import _runtime
-from ..core._api import _runtime_for_call
-from ..core._objects import ObjectRef, dumps
-from ..core._remote import _new_refs
+from .. import lowlevel
+from ..core import ObjectRef
+from ..lowlevel import check_bundles, check_strategy
 
 __all__ = [
     "PlacementGroup",
@@ -102,28 +100,22 @@ class PlacementGroup:
         """A ref that resolves (to this group) once the group is placed, for ``tray.get``
         and ``tray.wait``; it raises if the group is removed first."""
         self._check_not_empty("ready")
-        rt = _runtime_for_call()
-        control = _control(rt)
-        (oid,), (ref,) = _new_refs(rt, 1)
-        rt.soon(_start_watch, rt, control, oid, self)
-        return ref
+        return lowlevel.ref_of(_placed, self)
 
     def wait(self, timeout_seconds: float = 30) -> bool:
         """Wait until the group is placed: True, or False if ``timeout_seconds`` pass first."""
         self._check_not_empty("wait")
         if not isinstance(timeout_seconds, Real) or isinstance(timeout_seconds, bool) or timeout_seconds < 0:
             raise ValueError(f"timeout_seconds must be a number >= 0, got {timeout_seconds!r}")
-        rt = _runtime_for_call()
-        control = _control(rt)
         pg_id = self.id.hex()
 
         async def wait() -> bool:
             with trio.move_on_after(float(timeout_seconds)):
-                await control.wait_placement_group.ask(pg_id)
+                await lowlevel.ask_control("wait_placement_group", pg_id)
                 return True
             return False
 
-        return rt.call(wait)
+        return lowlevel.run_in_loop(wait)
 
     @property
     def bundle_specs(self) -> list[dict[str, float]]:
@@ -158,40 +150,14 @@ class PlacementGroup:
         return f"PlacementGroup({self.id.hex()})"
 
 
-async def _watch(rt: Any, control: Any, oid: str, pg: PlacementGroup) -> None:
-    """In the runtime's loop: resolve ``ready()``'s ref once the control store says the
-    group is placed (or with its error); never raises into the runtime's nursery."""
-    try:
-        await control.wait_placement_group.ask(pg.id.hex())
-    except Exception as exc:  # noqa: BLE001 - the ref carries it to whoever gets it
-        rt.table.resolve(oid, None, error=exc)
-    else:
-        rt.table.resolve(oid, dumps(pg))
-
-
-def _start_watch(rt: Any, control: Any, oid: str, pg: PlacementGroup) -> None:
-    """In the loop (``rt.soon`` runs plain callables): start the watcher there."""
-    try:
-        rt.owner.nursery.start_soon(_watch, rt, control, oid, pg)
-    except RuntimeError:  # the runtime is shutting down: nobody will get the ref
-        pass
-
-
-def _control(rt: Any) -> Any:
-    control = getattr(rt, "control", None)
-    if control is None:
-        raise RuntimeError("placement groups need the cluster's control store, which this tray session lacks")
-    return control
+async def _placed(pg: PlacementGroup) -> PlacementGroup:
+    """``ready()``'s value: the group, once the control store says it is placed."""
+    await lowlevel.ask_control("wait_placement_group", pg.id.hex())
+    return pg
 
 
 def _info(pg_id: str | None, name: str | None, namespace: str | None) -> list[dict[str, Any]]:
-    rt = _runtime_for_call()
-    control = _control(rt)
-
-    async def ask() -> list[dict[str, Any]]:
-        return await control.placement_group_info.ask(pg_id, name, namespace)
-
-    return rt.call(ask)
+    return lowlevel.control_call("placement_group_info", pg_id, name, namespace)
 
 
 # ------------------------------------------------------------------- the module API
@@ -248,15 +214,10 @@ def placement_group(
     """
     specs = _check_options(bundles, strategy, name, lifetime, _max_cpu_fraction_per_node, _soft_target_node_id,
                            bundle_label_selector)
-    rt = _runtime_for_call()
-    control = _control(rt)
+    me = lowlevel.runtime_info()
     pg_id = PlacementGroupID.from_random()
-
-    async def create() -> None:
-        await control.create_placement_group.ask(pg_id.hex(), specs, strategy, name, rt.namespace,
-                                                 lifetime == "detached", rt.job_id)
-
-    rt.call(create)
+    lowlevel.control_call("create_placement_group", pg_id.hex(), specs, strategy, name, me.namespace,
+                          lifetime == "detached", me.job_id)
     return PlacementGroup(pg_id, specs)
 
 
@@ -265,22 +226,15 @@ def remove_placement_group(placement_group: PlacementGroup) -> None:
     refs that are still waiting raise."""
     if not isinstance(placement_group, PlacementGroup):
         raise TypeError(f"remove_placement_group expects a PlacementGroup, got {type(placement_group).__name__}")
-    rt = _runtime_for_call()
-    control = _control(rt)
-    pg_id = placement_group.id.hex()
-
-    async def remove() -> None:
-        await control.remove_placement_group.ask(pg_id)
-
-    rt.call(remove)
+    lowlevel.control_call("remove_placement_group", placement_group.id.hex())
 
 
 def get_placement_group(placement_group_name: str) -> PlacementGroup:
     """The live group named ``placement_group_name`` in this job's namespace (ValueError if none)."""
     if not isinstance(placement_group_name, str) or not placement_group_name:
         raise ValueError("Please supply a non-empty value to get_placement_group")
-    rt = _runtime_for_call()
-    rows = [r for r in _info(None, placement_group_name, rt.namespace) if r["state"] != "REMOVED"]
+    rows = [r for r in _info(None, placement_group_name, lowlevel.runtime_info().namespace)
+            if r["state"] != "REMOVED"]
     if not rows:
         raise ValueError(f"Failed to look up placement group with name: {placement_group_name}")
     row = rows[0]
@@ -313,8 +267,6 @@ def placement_group_table(placement_group: PlacementGroup | None = None) -> dict
 
 def get_current_placement_group() -> PlacementGroup | None:
     """The group the current task or actor runs in, when it captures child tasks; None in
-    a driver. The runtime says which through ``Runtime.current_placement_group_id`` (a hex
-    id, or None); until the node schedulers set it, this is always None."""
-    rt = _runtime.current()
-    pg_id = getattr(rt, "current_placement_group_id", None) if rt is not None else None
+    a driver."""
+    pg_id = lowlevel.current_placement_group_id()
     return PlacementGroup(PlacementGroupID.from_hex(pg_id)) if pg_id else None

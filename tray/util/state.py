@@ -2,7 +2,7 @@
 jobs and placement groups, from any driver, without a web server.
 
 Each call asks the control store, then every node and process at once, each ask bounded
-by a timeout (see :mod:`tray.util._gather`); ``tray list`` and ``tray summary`` ask the
+by a timeout (see :func:`tray.lowlevel.cluster_state`); ``tray list`` and ``tray summary`` ask the
 same questions from a shell. Rows have Ray's keys; ``filters`` are Ray's
 ``(key, "=" | "!=", value)`` triples, ``limit`` caps the rows (None: all), ``detail``
 adds the columns Ray shows only in detail. In a driver the cluster is the driver's; with
@@ -17,10 +17,7 @@ import datetime
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import trio
-
-from ..actors import ActorSystem
-from . import _gather
+from .. import lowlevel
 
 Filter = tuple[str, str, Any]
 
@@ -42,69 +39,6 @@ KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "placement_groups": (("placement_group_id", "name", "creator_job_id", "state"),
                          ("bundles", "strategy", "is_detached", "ray_namespace", "bundles_to_node_id")),
 }
-
-
-# ------------------------------------------------------------------ gatherers: (system, control) -> rows
-
-
-def _ms(t: float | None) -> int | None:
-    return None if t is None else int(t * 1000)
-
-
-async def _nodes(system: ActorSystem, control: Any) -> list[dict[str, Any]]:
-    return [{"node_id": n["NodeID"], "node_ip": n["NodeManagerAddress"], "is_head_node": n["IsHead"],
-             "state": n["State"], "state_message": n["DeathReason"], "node_name": n["NodeManagerHostname"],
-             "resources_total": n["Resources"], "labels": n["Labels"], "resources_available": n["Available"],
-             "address": n["Address"], "pid": n["Pid"], "start_time_ms": _ms(n["StartTime"]),
-             "end_time_ms": _ms(n["EndTime"])} for n in await _gather.must(control.nodes_table)]
-
-
-async def _actors(system: ActorSystem, control: Any) -> list[dict[str, Any]]:
-    return [{"actor_id": a["actor_id"], "class_name": a["class_name"], "state": a["state"], "job_id": a["job_id"],
-             "name": a["name"], "node_id": a["node_id"], "pid": a["pid"] or None, "ray_namespace": a["namespace"],
-             "is_detached": a["detached"], "num_restarts": a["num_restarts"], "death_cause": a["death_cause"]}
-            for a in await _gather.must(control.list_actors)]
-
-
-async def _jobs(system: ActorSystem, control: Any) -> list[dict[str, Any]]:
-    return [{"job_id": j["job_id"], "submission_id": None, "entrypoint": j.get("entrypoint", ""), "type": "DRIVER",
-             "status": j["status"], "message": None, "error_type": None,
-             "driver_info": {"id": j["job_id"], "node_id": j.get("node_id"), "pid": j.get("pid")},
-             "start_time": _ms(j["start_time"]), "end_time": _ms(j["end_time"]), "driver_node_id": j.get("node_id"),
-             "namespace": j.get("namespace")} for j in await _gather.must(control.list_jobs)]
-
-
-async def _placement_groups(system: ActorSystem, control: Any) -> list[dict[str, Any]]:
-    return [{"placement_group_id": p["placement_group_id"], "name": p["name"], "creator_job_id": p["job_id"],
-             "state": p["state"], "bundles": p["bundles"], "strategy": p["strategy"], "is_detached": p["detached"],
-             "ray_namespace": p["namespace"], "bundles_to_node_id": p["bundles_to_node_id"]}
-            for p in await _gather.must(control.placement_group_info)]
-
-
-async def _objects(system: ActorSystem, control: Any) -> list[dict[str, Any]]:
-    return (await _gather.objects(system, control))[0]
-
-
-_SOURCES: dict[str, Callable[..., Any]] = {
-    "nodes": _nodes, "actors": _actors, "tasks": _gather.tasks, "objects": _objects, "workers": _gather.workers,
-    "jobs": _jobs, "placement_groups": _placement_groups,
-}
-
-
-# --------------------------------------------------------------------------- running them
-
-
-def _query(fn: Callable[..., Any], address: str | None) -> Any:
-    """``fn(system, control)`` in this driver's loop, or against the cluster at ``address``
-    (or, outside a driver, the one ``tray list`` would find)."""
-    from ..core import _runtime
-
-    rt = _runtime.current()
-    if address is None and rt is not None:
-        rt.table.collect()  # refs dropped a moment ago are gone from the listing too
-        return rt.call(fn, rt.system, rt.control)
-    where, token = _gather.target(address)
-    return trio.run(_gather.at, where, token, fn)
 
 
 def _apply(rows: list[dict[str, Any]], filters: Sequence[Filter] | None, keys: Sequence[str]) -> list[dict[str, Any]]:
@@ -129,7 +63,7 @@ def query(resource: str, filters: Sequence[Filter] | None = None, limit: int | N
     columns, extra = KEYS[resource]
     keys = columns + extra
     _apply([], filters, keys)  # a bad filter is an error before anything is asked
-    matched = _apply(_query(_SOURCES[resource], address), filters, keys)
+    matched = _apply(lowlevel.cluster_state(resource, address=address), filters, keys)
     shown = columns if not detail else keys
     return [{k: r.get(k) for k in shown} for r in (matched if limit is None else matched[:limit])], len(matched)
 
@@ -255,19 +189,8 @@ def summarize_objects(address: str | None = None, **_ignored: Any) -> dict[str, 
     """Totals: counts by reference kind over the cluster; ``stores``: each node's store usage
     (budget, bytes in memory and spilled); ``store``: that of this driver's node (outside a
     driver: the head's)."""
-    rows, stores, home = _query(_objects_and_stores, address)
+    rows, stores, home = lowlevel.memory_state(address)
     return {**summarize(rows, stores.get(home, {})), "stores": stores}
-
-
-async def _objects_and_stores(system: ActorSystem, control: Any) -> tuple[list, dict, str | None]:
-    from ..core import _runtime
-
-    rows, stores = await _gather.objects(system, control)
-    rt = _runtime.current()
-    if rt is not None and rt.system is system:
-        return rows, stores, rt.node_id
-    heads = [n["node_id"] for n in await _nodes(system, control) if n["is_head_node"] and n["state"] == "ALIVE"]
-    return rows, stores, heads[0] if heads else None
 
 
 def summarize(rows: list[dict[str, Any]], stats: dict[str, Any]) -> dict[str, Any]:
@@ -275,22 +198,6 @@ def summarize(rows: list[dict[str, Any]], stats: dict[str, Any]) -> dict[str, An
     for r in rows:
         by_type[r["reference_type"]] = by_type.get(r["reference_type"], 0) + 1
     return {"store": stats, "total_objects": len({r["object_id"] for r in rows}), "by_reference_type": by_type}
-
-
-# ------------------------------------------------------------------- one node: tray memory
-
-
-async def gather(system: Any, address: str | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """``(rows, store_stats)`` of the node at ``address`` (default: the node ``system`` hosts),
-    with the objects of the driver hosting it, if one does (``tray memory``)."""
-    address = address or system.address
-    owner = await _gather.lookup(system, address, "tray.owner")
-    found = await _gather.node_objects(system, address, [owner] if owner is not None else [])
-    if found is None:
-        raise ConnectionError(f"no tray node answers at {address}")
-    rows, stats = found
-    rows.sort(key=lambda r: (-(r["object_size"] or 0), r["object_id"], r["pid"]))
-    return rows, stats
 
 
 def _size(n: int | None) -> str:
@@ -308,7 +215,7 @@ def memory_summary(rows: list[dict[str, Any]] | None = None, stats: dict[str, An
     """The text of ``tray memory``: every object reference, then the store's usage (in a
     driver, without arguments: the objects of the whole cluster, the store of its node)."""
     if rows is None or stats is None:
-        rows, stores, home = _query(_objects_and_stores, None)
+        rows, stores, home = lowlevel.memory_state(None)
         stats = stores[home]
     budget, used = stats["budget"], stats["used"]
     lines = ["--- Object store ---",

@@ -1,4 +1,5 @@
-"""Collecting the cluster's state for ``tray.util.state`` and ``tray list``: no web server.
+"""Collecting the cluster's state for ``tray.util.state`` (through ``tray.lowlevel``) and
+``tray list``: no web server.
 
 The control store knows the nodes, actors, jobs (with each driver's owner actor) and
 placement groups; each node's scheduler knows its worker processes; each process knows
@@ -19,8 +20,8 @@ import trio
 from ..actors import ActorRef, ActorSystem
 from ..cluster._control import CONTROL_NAME
 from ..cluster._session import find_sessions, normalize, resolve
-from ..core._tasklog import ACTOR_TASK, RUNNING, SUBMITTED_TO_WORKER
 from ..store import STORE_NAME
+from ._tasklog import ACTOR_TASK, RUNNING, SUBMITTED_TO_WORKER
 
 ASK_TIMEOUT_S = 5.0
 
@@ -224,3 +225,99 @@ async def at(address: str, token: str, fn: Callable[..., Awaitable[Any]], *args:
     """``fn(system, control, *args)`` against the cluster at ``address``, from a system of our own."""
     async with ActorSystem(token=token) as system:
         return await fn(system, await control_at(system, address), *args)
+
+
+# ------------------------------------------------------------- rows per resource, Ray's keys
+
+
+def _ms(t: float | None) -> int | None:
+    return None if t is None else int(t * 1000)
+
+
+async def nodes(system: ActorSystem, control: Any) -> list[dict[str, Any]]:
+    return [{"node_id": n["NodeID"], "node_ip": n["NodeManagerAddress"], "is_head_node": n["IsHead"],
+             "state": n["State"], "state_message": n["DeathReason"], "node_name": n["NodeManagerHostname"],
+             "resources_total": n["Resources"], "labels": n["Labels"], "resources_available": n["Available"],
+             "address": n["Address"], "pid": n["Pid"], "start_time_ms": _ms(n["StartTime"]),
+             "end_time_ms": _ms(n["EndTime"])} for n in await must(control.nodes_table)]
+
+
+async def actors(system: ActorSystem, control: Any) -> list[dict[str, Any]]:
+    return [{"actor_id": a["actor_id"], "class_name": a["class_name"], "state": a["state"], "job_id": a["job_id"],
+             "name": a["name"], "node_id": a["node_id"], "pid": a["pid"] or None, "ray_namespace": a["namespace"],
+             "is_detached": a["detached"], "num_restarts": a["num_restarts"], "death_cause": a["death_cause"]}
+            for a in await must(control.list_actors)]
+
+
+async def jobs(system: ActorSystem, control: Any) -> list[dict[str, Any]]:
+    return [{"job_id": j["job_id"], "submission_id": None, "entrypoint": j.get("entrypoint", ""), "type": "DRIVER",
+             "status": j["status"], "message": None, "error_type": None,
+             "driver_info": {"id": j["job_id"], "node_id": j.get("node_id"), "pid": j.get("pid")},
+             "start_time": _ms(j["start_time"]), "end_time": _ms(j["end_time"]), "driver_node_id": j.get("node_id"),
+             "namespace": j.get("namespace")} for j in await must(control.list_jobs)]
+
+
+async def placement_groups(system: ActorSystem, control: Any) -> list[dict[str, Any]]:
+    return [{"placement_group_id": p["placement_group_id"], "name": p["name"], "creator_job_id": p["job_id"],
+             "state": p["state"], "bundles": p["bundles"], "strategy": p["strategy"], "is_detached": p["detached"],
+             "ray_namespace": p["namespace"], "bundles_to_node_id": p["bundles_to_node_id"]}
+            for p in await must(control.placement_group_info)]
+
+
+async def object_rows(system: ActorSystem, control: Any) -> list[dict[str, Any]]:
+    return (await objects(system, control))[0]
+
+
+SOURCES: dict[str, Callable[..., Any]] = {
+    "nodes": nodes, "actors": actors, "tasks": tasks, "objects": object_rows, "workers": workers, "jobs": jobs,
+    "placement_groups": placement_groups,
+}
+
+
+def query(fn: Callable[..., Awaitable[Any]], address: str | None) -> Any:
+    """``fn(system, control)`` in this driver's loop, or against the cluster at ``address``
+    (or, outside a driver, the one ``tray list`` would find)."""
+    from . import _runtime
+
+    rt = _runtime.current()
+    if address is None and rt is not None:
+        rt.table.collect()  # refs dropped a moment ago are gone from the listing too
+        return rt.call(fn, rt.system, rt.control)
+    where, token = target(address)
+    return trio.run(at, where, token, fn)
+
+
+def rows(kind: str, address: str | None = None) -> list[dict[str, Any]]:
+    """Every row of one resource (a key of ``SOURCES``), with all of Ray's columns."""
+    if kind not in SOURCES:
+        raise ValueError(f"unknown resource {kind!r}; one of: {', '.join(SOURCES)}")
+    return query(SOURCES[kind], address)
+
+
+async def _objects_and_stores(system: ActorSystem, control: Any) -> tuple[list, dict, str | None]:
+    from . import _runtime
+
+    found, stores = await objects(system, control)
+    rt = _runtime.current()
+    if rt is not None and rt.system is system:
+        return found, stores, rt.node_id
+    heads = [n["node_id"] for n in await nodes(system, control) if n["is_head_node"] and n["state"] == "ALIVE"]
+    return found, stores, heads[0] if heads else None
+
+
+def objects_and_stores(address: str | None = None) -> tuple[list[dict[str, Any]], dict[str, Any], str | None]:
+    """``(object rows, {node_id: store usage}, this driver's node id or else the head's)``."""
+    return query(_objects_and_stores, address)
+
+
+async def node_memory(system: Any, address: str | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """``(rows, store_stats)`` of the node at ``address`` (default: the node ``system`` hosts),
+    with the objects of the driver hosting it, if one does (``tray memory``)."""
+    address = address or system.address
+    owner = await lookup(system, address, "tray.owner")
+    found = await node_objects(system, address, [owner] if owner is not None else [])
+    if found is None:
+        raise ConnectionError(f"no tray node answers at {address}")
+    found_rows, stats = found
+    found_rows.sort(key=lambda r: (-(r["object_size"] or 0), r["object_id"], r["pid"]))
+    return found_rows, stats

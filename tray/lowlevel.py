@@ -1,0 +1,173 @@
+"""The API for library authors: what Tune, Serve, Data, Train, RLlib, the dashboard and the
+debugger use besides tray's public API (``trio.lowlevel``'s role for trio).
+
+A library built on tray imports ``tray``, ``tray.util``, ``tray.exceptions`` and this module,
+never ``tray.core._*``, ``tray.cluster``, ``tray.store`` or ``tray.transport`` (a test reads
+every import to hold that line). Every name below has a one-line contract; all are
+*provisional*: stable within a minor release, and changed only with a note in the changelog.
+
+Threads: tray's runtime is a trio loop in a background thread of each process. Functions
+marked *sync* are called from any other thread (the user's, an actor's) and wait; those
+marked *async* are awaited inside that loop (from code given to :func:`run_in_loop`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import attrs
+
+from .cluster._placement import check_bundles, check_strategy
+from .core import _gather, _process
+from .core._objects import ObjectRef, dumps, loads
+from .core._remote import _new_refs
+
+__all__ = [
+    "RuntimeInfo",
+    "ask_control",
+    "call_soon",
+    "check_bundles",
+    "check_strategy",
+    "cluster_state",
+    "control_call",
+    "current_placement_group_id",
+    "dumps",
+    "in_loop",
+    "kv_del",
+    "kv_exists",
+    "kv_get",
+    "kv_keys",
+    "kv_put",
+    "loads",
+    "memory_state",
+    "new_object_refs",
+    "ref_of",
+    "run_in_loop",
+    "runtime_info",
+]
+
+
+@attrs.frozen
+class RuntimeInfo:
+    """Who this process is in the cluster (a snapshot; ids are hex strings)."""
+
+    job_id: str
+    namespace: str
+    node_id: str
+    worker_id: str | None  # None in a driver
+    address: str  # where this process's node is reached (``tray.init(address=...)`` accepts it)
+    token: str  # the cluster token every tray port checks
+    session_dir: str | None  # the hosted node's session directory (a driver that started its node)
+
+    @property
+    def is_driver(self) -> bool:
+        return self.worker_id is None
+
+
+def runtime_info() -> RuntimeInfo:
+    """Sync: the current process's runtime, started with ``tray.init()`` defaults if none runs (as Ray)."""
+    rt = _process.runtime_for_call()
+    return RuntimeInfo(job_id=rt.job_id, namespace=rt.namespace, node_id=rt.node_id, worker_id=rt.worker_id,
+                       address=rt.node_address or rt.system.address, token=rt.token, session_dir=rt.session_dir)
+
+
+def run_in_loop(afn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+    """Sync: run ``await afn(*args)`` in tray's loop and return (or raise) its outcome."""
+    return _process.runtime_for_call().call(afn, *args)
+
+
+def call_soon(fn: Callable[..., Any], *args: Any) -> None:
+    """Sync: queue ``fn(*args)`` to run in tray's loop, in the order queued; returns at once."""
+    _process.runtime_for_call().soon(fn, *args)
+
+
+def in_loop() -> bool:
+    """Is the calling thread tray's loop thread (where only the *async* functions may be used)?"""
+    rt = _process.current()
+    return rt is not None and rt.in_loop()
+
+
+async def ask_control(method: str, *args: Any) -> Any:
+    """Async: ask the head's control store ``method(*args)`` (its actor protocol) and return the reply."""
+    rt = _process.runtime_for_call()
+    return await getattr(rt.control, method).ask(*args)
+
+
+def control_call(method: str, *args: Any) -> Any:
+    """Sync: :func:`ask_control` from outside the loop."""
+    return _process.ask_control(method, *args)
+
+
+def kv_put(key: str, value: bytes, *, namespace: str = "", overwrite: bool = True) -> bool:
+    """Sync: store ``value`` under ``key`` in the cluster's KV table; False if it existed and not ``overwrite``."""
+    return control_call("kv_put", namespace, key, value, overwrite)
+
+
+def kv_get(key: str, *, namespace: str = "") -> bytes | None:
+    """Sync: the value under ``key``, or None."""
+    return control_call("kv_get", namespace, key)
+
+
+def kv_exists(key: str, *, namespace: str = "") -> bool:
+    """Sync: whether ``key`` holds a value."""
+    return control_call("kv_exists", namespace, key)
+
+
+def kv_del(key: str, *, namespace: str = "", by_prefix: bool = False) -> int:
+    """Sync: delete ``key`` (or every key starting with it); the number deleted."""
+    return control_call("kv_del", namespace, key, by_prefix)
+
+
+def kv_keys(prefix: str = "", *, namespace: str = "") -> list[str]:
+    """Sync: the keys starting with ``prefix``."""
+    return control_call("kv_keys", namespace, prefix)
+
+
+def new_object_refs(n: int) -> list[ObjectRef]:
+    """Sync: ``n`` refs owned by this process whose values are not made yet (``ref.hex()`` names each)."""
+    return _new_refs(_process.runtime_for_call(), n)[1]
+
+
+def ref_of(afn: Callable[..., Awaitable[Any]], *args: Any) -> ObjectRef:
+    """Sync: a new ref whose value is what ``await afn(*args)``, started now in tray's loop,
+    returns (or whose ``get`` raises what it raises); for values that arrive as events do."""
+    rt = _process.runtime_for_call()
+    (oid,), (ref,) = _new_refs(rt, 1)
+
+    async def settle() -> None:
+        try:
+            value = await afn(*args)
+        except Exception as exc:  # noqa: BLE001 - the ref carries it to whoever gets it
+            rt.table.resolve(oid, None, error=exc)
+        else:
+            rt.table.resolve(oid, dumps(value))
+
+    def start() -> None:
+        try:
+            rt.owner.nursery.start_soon(settle)
+        except RuntimeError:  # the runtime is shutting down: nobody will get the ref
+            pass
+
+    rt.soon(start)
+    return ref
+
+
+def current_placement_group_id() -> str | None:
+    """The placement group (hex id) the current task or actor runs in, or None (a driver, or
+    outside any group); never starts a runtime."""
+    rt = _process.current()
+    return getattr(rt, "current_placement_group_id", None) if rt is not None else None
+
+
+def cluster_state(kind: str, *, address: str | None = None) -> list[dict[str, Any]]:
+    """Sync: every row of ``kind`` ("nodes", "actors", "tasks", "objects", "workers", "jobs",
+    "placement_groups") over the whole cluster, with Ray's state-API keys; each process asked
+    is bounded by a timeout and left out if it does not answer. ``address``: another cluster's
+    head (default: this driver's cluster, or outside a driver the newest one on this machine)."""
+    return _gather.rows(kind, address)
+
+
+def memory_state(address: str | None = None) -> tuple[list[dict[str, Any]], dict[str, Any], str | None]:
+    """Sync: ``(object rows, {node_id: store usage}, this driver's node id, else the head's)``."""
+    return _gather.objects_and_stores(address)
