@@ -32,14 +32,23 @@ from .supervisors import Backoff, ChildSpec, Supervisor, SupervisorSpec
 __version__ = "0.1.0"
 
 
+# Libraries and tray.util load on first use (as ``ray.tune`` is reachable from ``ray``):
+# ``import tray`` stays fast and pulls in no optional dependency. Each value is the extra
+# that installs what the library needs (None: nothing beyond tray itself).
+_LAZY_SUBMODULES: dict[str, str | None] = {
+    "util": None, "experimental": None, "lowlevel": None, "actor": None, "job_config": None,
+    "tune": "tune", "train": "train", "data": "data", "serve": "serve", "rllib": "rllib",
+    "job_submission": "default", "dashboard": "default", "debug": None,
+}
+
+
 def __getattr__(name: str) -> object:
-    """``tray.util`` is imported on first use (as ``ray.util`` is reachable from ``ray``):
-    it pulls in asyncio, which most programs, and every worker start, can do without."""
-    if name == "util":
+    if name in _LAZY_SUBMODULES:
         import importlib
 
-        return importlib.import_module(".util", __name__)
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'tray' has no attribute {name!r}")
+
 
 __all__ = [
     "Actor",

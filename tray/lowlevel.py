@@ -43,6 +43,7 @@ __all__ = [
     "memory_state",
     "new_object_refs",
     "ref_of",
+    "require",
     "run_in_loop",
     "runtime_info",
 ]
@@ -63,6 +64,18 @@ class RuntimeInfo:
     @property
     def is_driver(self) -> bool:
         return self.worker_id is None
+
+
+def require(module: str, extra: str) -> Any:
+    """Import the optional dependency ``module`` for a library, or raise ImportError saying which
+    extra installs it (``pip install "tray[extra]"``)."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ImportError(f"{module} is needed here and is not installed: pip install \"tray[{extra}]\" "
+                          f"({exc})") from exc
 
 
 def runtime_info() -> RuntimeInfo:
