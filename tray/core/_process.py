@@ -1,0 +1,208 @@
+"""This process's runtime: the one singleton, how it starts (``init``, or on first use as
+Ray does) and stops.
+
+Every core module that needs "the runtime of this process" imports this module, which
+imports no other core module at load time: the runtime class is imported when ``init``
+builds one. So the modules below the Ray face never import the face (``_api``) back.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import secrets
+import threading
+import uuid
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._objects import ObjectTable
+    from ._runtime import Runtime
+
+_runtime: Runtime | None = None
+_runtime_lock = threading.Lock()  # guards the swap
+_init_lock = threading.Lock()  # one init or shutdown at a time
+
+
+def current() -> Runtime | None:
+    """This process's runtime, or None before ``init`` (and after ``shutdown``)."""
+    return _runtime
+
+
+def install(rt: Runtime | None) -> None:
+    """Make ``rt`` this process's runtime (None: there is none)."""
+    global _runtime
+    with _runtime_lock:
+        _runtime = rt
+
+
+def current_table() -> ObjectTable | None:
+    """The object table refs unpickled in this process join (None: no runtime)."""
+    rt = _runtime
+    return rt.table if rt is not None else None
+
+
+def runtime_for_call() -> Runtime:
+    """The running runtime, started with ``init()``'s defaults on first use as Ray does."""
+    rt = _runtime
+    if rt is None:
+        init()
+        rt = _runtime
+        assert rt is not None
+    return rt
+
+
+def ask_control(method: str, *args: Any) -> Any:
+    """Sync: the head's control store's answer to ``method(*args)`` (starting tray if need be)."""
+    rt = runtime_for_call()
+
+    async def ask() -> Any:
+        return await getattr(rt.control, method).ask(*args)
+
+    return rt.call(ask)
+
+
+def is_initialized() -> bool:
+    """Has ``tray.init()`` been called (and not shut down)?"""
+    return _runtime is not None
+
+
+def init(
+    address: str | None = None,
+    *,
+    num_cpus: float | None = None,
+    num_gpus: float | None = None,
+    resources: dict[str, float] | None = None,
+    namespace: str | None = None,
+    object_store_memory: int | None = None,
+    ignore_reinit_error: bool = False,
+    log_to_driver: bool = True,
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """Start tray in this process: a local one-machine cluster, or a driver of a running one.
+
+    Args:
+        address: ``None`` or ``"local"`` starts a node inside this process; ``"auto"`` joins
+            the cluster running on this machine; ``"host:port"`` joins that cluster's node.
+            Default: ``TRAY_ADDRESS`` if set.
+        num_cpus: CPUs of the new local node (default: the machine's).
+        num_gpus: GPUs of the new local node (default: the ones found).
+        resources: custom resources of the new local node, ``{name: amount}``.
+        namespace: the namespace of named actors (default: a fresh one for this job).
+        object_store_memory: the node's shared-memory budget in bytes (default: 30% of RAM,
+            at most what ``/dev/shm`` holds); objects beyond it spill to
+            ``object_spilling_directory`` (default: the session directory).
+        ignore_reinit_error: return the running session's description instead of raising
+            when tray is already initialized.
+        log_to_driver: print what workers print here, prefixed with their origin.
+        **kwargs: ``object_spilling_directory``; ``_system_config`` with
+            ``max_direct_call_object_size`` (100 KiB: larger values go to the store),
+            ``memory_usage_threshold`` (0.95) and ``memory_monitor_refresh_ms`` (250; 0: off)
+            for the memory monitor that kills a worker when memory runs low,
+            ``get_warn_after_s`` (30; or ``TRAY_GET_WARN_AFTER_S``: a ``tray.get`` waiting longer
+            logs once what it waits on), ``object_spilling_config`` (Ray's JSON form). Options
+            Ray accepts that do not apply here (``include_dashboard``, ``logging_level``, ...)
+            are accepted and ignored.
+
+    Returns:
+        A dict describing the session: ``address``, ``namespace``, ``job_id``, ``node_id``.
+
+    Raises:
+        RuntimeError: tray is already initialized (and ``ignore_reinit_error`` is False).
+        ValueError: node options given while joining a running cluster, or a bad option.
+        ConnectionError: no cluster answers at ``address``.
+    """
+    from ..cluster import node_resources
+    from ..cluster._memory import MemoryConfig
+    from . import _watch
+    from ._runtime import Runtime
+
+    with _init_lock:
+        rt = _runtime
+        if rt is not None:
+            if ignore_reinit_error:
+                return _context(rt)
+            raise RuntimeError("tray.init() was already called; call tray.shutdown() first, "
+                               "or pass ignore_reinit_error=True")
+        _watch.configure(kwargs.get("_system_config"))
+        address = address or os.environ.get("TRAY_ADDRESS")
+        ns = namespace if namespace is not None else uuid.uuid4().hex[:8]
+        if address is not None and address != "local":
+            given = [k for k, v in (("num_cpus", num_cpus), ("num_gpus", num_gpus), ("resources", resources),
+                                    ("object_store_memory", object_store_memory)) if v is not None]
+            if given:
+                raise ValueError(f"tray.init(address={address!r}): {', '.join(given)} describe a new node and cannot "
+                                 f"be given when connecting to a running cluster; pass them to `tray start` instead")
+            rt = _connect(address, ns, log_to_driver)
+        else:
+            store = _store_options(object_store_memory, kwargs)
+            total = node_resources(num_cpus, num_gpus, resources, object_store_memory=store.get("object_store_memory"))
+            memory = MemoryConfig.resolve(kwargs.get("_system_config"))
+            rt = Runtime(node_address=None, token=secrets.token_hex(16),
+                         node_config={"resources": total, "log_to_driver": log_to_driver, "memory": memory, **store},
+                         namespace=ns, job_id=uuid.uuid4().hex[:8], log_to_driver=log_to_driver)
+        install(rt)
+        try:
+            rt.start()
+        except BaseException:
+            install(None)
+            raise
+        return _context(rt)
+
+
+def _connect(address: str, namespace: str, log_to_driver: bool) -> Runtime:
+    """A runtime for a driver of the running cluster at ``address`` ("auto": this machine's)."""
+    from ..cluster._session import local_ip_toward, resolve
+    from ._runtime import Runtime
+
+    node_address, token = resolve(address)
+    return Runtime(node_address=node_address, token=token, node_config=None, namespace=namespace,
+                   job_id=uuid.uuid4().hex[:8], listen=f"tcp://{local_ip_toward(node_address)}:0",
+                   log_to_driver=log_to_driver)
+
+
+def _store_options(object_store_memory: int | None, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The object store's settings from init's arguments (Ray's names), checked."""
+    out: dict[str, Any] = {}
+    if object_store_memory is not None:
+        if not isinstance(object_store_memory, (int, float)) or object_store_memory <= 0:
+            raise ValueError(f"object_store_memory must be a positive number of bytes, got {object_store_memory!r}")
+        out["object_store_memory"] = int(object_store_memory)
+    spill_dir = kwargs.get("object_spilling_directory")
+    config = kwargs.get("_system_config") or {}
+    if spill_dir is None and "object_spilling_config" in config:  # Ray's JSON form
+        import json
+
+        spilling = config["object_spilling_config"]
+        spilling = json.loads(spilling) if isinstance(spilling, str) else spilling
+        path = spilling.get("params", {}).get("directory_path")
+        spill_dir = path[0] if isinstance(path, list) else path
+    if spill_dir is not None:
+        out["spill_dir"] = os.path.abspath(os.path.expanduser(str(spill_dir)))
+    if "max_direct_call_object_size" in config:
+        limit = config["max_direct_call_object_size"]
+        if not isinstance(limit, int) or limit < 0:
+            raise ValueError(f"max_direct_call_object_size must be a number of bytes >= 0, got {limit!r}")
+        out["inline_limit"] = limit
+    return out
+
+
+def _context(rt: Runtime) -> dict[str, Any]:
+    return {"address": rt.node_address or rt.system.address, "namespace": rt.namespace, "job_id": rt.job_id,
+            "node_id": rt.node_id}
+
+
+def shutdown() -> None:
+    """Stop tray in this process: every worker process and actor of this driver's node goes away.
+
+    Does nothing if tray is not initialized; ``tray.init()`` may be called again after it.
+    """
+    with _init_lock:
+        rt = _runtime
+        if rt is None:
+            return
+        install(None)
+        rt.stop()
+
+
+atexit.register(shutdown)
