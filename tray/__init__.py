@@ -81,3 +81,8 @@ __all__ = [
     "util",
     "wait",
 ]
+
+from ._meta import fixup_module_metadata as _fixup
+
+_fixup(__name__, globals())
+del _fixup

@@ -19,6 +19,7 @@ from typing import Any
 import attrs
 
 from .cluster._placement import check_bundles, check_strategy
+from ._meta import fixup_module_metadata
 from .core import _gather, _process
 from .core._objects import ObjectRef, dumps, loads
 from .core._remote import _new_refs
@@ -33,6 +34,7 @@ __all__ = [
     "control_call",
     "current_placement_group_id",
     "dumps",
+    "fixup_module_metadata",
     "in_loop",
     "kv_del",
     "kv_exists",

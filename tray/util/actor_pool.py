@@ -19,8 +19,10 @@ import time
 from collections import deque
 from typing import Any, Callable, Iterable, Iterator, TypeVar, Union
 
-from .. import core as _core
-from ..core import ActorHandle, ObjectRef
+import tray
+
+from .. import ObjectRef
+from ..actor import ActorHandle
 from ..exceptions import ActorDiedError, GetTimeoutError, RayTaskError
 
 __all__ = ["ActorPool"]
@@ -168,7 +170,7 @@ class ActorPool:
         future = self._index_to_future[index]
         if timeout is not None:
             refs = _refs(_key(future))
-            _ready, not_ready = _core.wait(refs, num_returns=len(refs), timeout=timeout)
+            _ready, not_ready = tray.wait(refs, num_returns=len(refs), timeout=timeout)
             if not_ready:
                 if not ignore_if_timedout:
                     raise GetTimeoutError(_TIMEOUT_MSG)
@@ -203,12 +205,12 @@ class ActorPool:
         """The key of the oldest in-flight submission whose refs are all ready, or None on timeout."""
         keys = list(self._future_to_actor)
         if all(isinstance(k, ObjectRef) for k in keys):  # the usual case: one wait does it
-            ready, _ = _core.wait(keys, num_returns=1, timeout=timeout)
+            ready, _ = tray.wait(keys, num_returns=1, timeout=timeout)
             return ready[0] if ready else None
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             flat = [r for k in keys for r in _refs(k)]
-            ready, not_ready = _core.wait(flat, num_returns=len(flat), timeout=0)
+            ready, not_ready = tray.wait(flat, num_returns=len(flat), timeout=0)
             done = set(ready)
             for k in keys:
                 if all(r in done for r in _refs(k)):
@@ -216,7 +218,7 @@ class ActorPool:
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 return None
-            _core.wait(not_ready, num_returns=1, timeout=left)
+            tray.wait(not_ready, num_returns=1, timeout=left)
 
     def _forget(self, key: Any) -> ActorHandle:
         """Take a submission out of the books; returns the actor that ran it."""
@@ -228,7 +230,7 @@ class ActorPool:
     def _get_result(self, future: Future, actor: ActorHandle) -> Any:
         alive = True
         try:
-            return _core.get(future)
+            return tray.get(future)
         except ActorDiedError as exc:
             # a dead actor would fail every value given to it; but an ActorDiedError the
             # method itself raised (from another actor) arrives as a RayTaskError

@@ -20,8 +20,7 @@ from typing import Any
 
 import trio
 
-from .. import lowlevel
-from ..core import ObjectRef
+from .. import ObjectRef, lowlevel
 from ..lowlevel import check_bundles, check_strategy
 
 __all__ = [

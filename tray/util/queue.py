@@ -14,8 +14,10 @@ import queue as _stdlib_queue
 from collections.abc import Iterable
 from typing import Any
 
-from .. import core as _core
-from ..core import ActorHandle, ObjectRef
+import tray
+
+from .. import ObjectRef
+from ..actor import ActorHandle
 
 __all__ = ["Empty", "Full", "Queue"]
 
@@ -58,7 +60,7 @@ class Queue:
     def __init__(self, maxsize: int = 0, actor_options: dict[str, Any] | None = None) -> None:
         self.maxsize = maxsize
         self.actor: ActorHandle | None = (
-            _core.remote(_QueueActor).options(**(actor_options or {})).remote(maxsize)
+            tray.remote(_QueueActor).options(**(actor_options or {})).remote(maxsize)
         )
 
     def _actor(self) -> ActorHandle:
@@ -73,7 +75,7 @@ class Queue:
 
     def size(self) -> int:
         """How many items the queue holds now."""
-        return _core.get(self._actor().qsize.remote())
+        return tray.get(self._actor().qsize.remote())
 
     def qsize(self) -> int:
         """How many items the queue holds now (same as :meth:`size`)."""
@@ -81,11 +83,11 @@ class Queue:
 
     def empty(self) -> bool:
         """Whether the queue holds no item now."""
-        return _core.get(self._actor().empty.remote())
+        return tray.get(self._actor().empty.remote())
 
     def full(self) -> bool:
         """Whether the queue holds ``maxsize`` items now (never, when unbounded)."""
-        return _core.get(self._actor().full.remote())
+        return tray.get(self._actor().full.remote())
 
     # ---------------------------------------------------------------- put
 
@@ -103,7 +105,7 @@ class Queue:
         """
         ref = self._put_ref(item, block, timeout)
         try:
-            _core.get(ref)
+            tray.get(ref)
         except Full as exc:
             raise _plain(exc, Full) from None
 
@@ -124,7 +126,7 @@ class Queue:
         if not isinstance(items, Iterable):
             raise TypeError("Argument 'items' must be an Iterable")
         try:
-            _core.get(self._actor().put_nowait_batch.remote(list(items)))
+            tray.get(self._actor().put_nowait_batch.remote(list(items)))
         except Full as exc:
             raise _plain(exc, Full) from None
 
@@ -144,7 +146,7 @@ class Queue:
         """
         ref = self._get_ref(block, timeout)
         try:
-            return _core.get(ref)
+            return tray.get(ref)
         except Empty as exc:
             raise _plain(exc, Empty) from None
 
@@ -168,7 +170,7 @@ class Queue:
         if num_items < 0:
             raise ValueError("'num_items' must be nonnegative")
         try:
-            return _core.get(self._actor().get_nowait_batch.remote(num_items))
+            return tray.get(self._actor().get_nowait_batch.remote(num_items))
         except Empty as exc:
             raise _plain(exc, Empty) from None
 
@@ -188,8 +190,8 @@ class Queue:
         # tray has no graceful actor exit yet (Ray's __ray_terminate__): wait for a
         # barrier call behind the earlier ones, then kill.
         if not force:
-            _core.wait([actor.qsize.remote()], timeout=grace_period_s)
-        _core.kill(actor, no_restart=True)
+            tray.wait([actor.qsize.remote()], timeout=grace_period_s)
+        tray.kill(actor, no_restart=True)
         self.actor = None
 
 
