@@ -11,6 +11,7 @@ import threading
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from ..actors._crossing import wake, wake_asyncio
 from ._objects import ObjectRef
 
 if TYPE_CHECKING:
@@ -73,8 +74,8 @@ class Stream:
 
     def _wake_async(self) -> None:
         waiters, self.async_waiters = self.async_waiters, []
-        for wake in waiters:
-            wake()
+        for waiter in waiters:
+            waiter()
 
 
 class ObjectRefGenerator:
@@ -118,7 +119,7 @@ class ObjectRefGenerator:
 
                 loop = asyncio.get_running_loop()
                 fut = loop.create_future()
-                s.async_waiters.append(partial(loop.call_soon_threadsafe, _settle, fut))
+                s.async_waiters.append(partial(wake_asyncio, loop, _settle, fut))
                 if len(s.items) <= self._next and not s.finished:
                     await fut
             else:
@@ -126,7 +127,7 @@ class ObjectRefGenerator:
 
                 event = trio.Event()
                 token = trio.lowlevel.current_trio_token()
-                s.async_waiters.append(partial(token.run_sync_soon, event.set))
+                s.async_waiters.append(partial(wake, token, event.set))
                 if len(s.items) <= self._next and not s.finished:
                     await event.wait()
         if len(s.items) > self._next:

@@ -23,6 +23,7 @@ import cloudpickle
 import logging
 
 from ..store import Stored
+from . import _process
 
 if TYPE_CHECKING:
     from ..actors import ActorRef
@@ -334,15 +335,15 @@ class ObjectRef:
         return (_rebuild, (self._id, owner))
 
     def __await__(self) -> Generator[Any, None, Any]:
-        from ._api import _await_ref
+        from ._values import await_ref  # the reading side sits above this module
 
-        return _await_ref(self).__await__()
+        return await_ref(self).__await__()
 
     def future(self) -> Any:
         """An ``asyncio`` future of the value (Ray's ``ref.future()``)."""
-        from ._api import _asyncio_future
+        from ._values import asyncio_future
 
-        return _asyncio_future(self)
+        return asyncio_future(self)
 
 
 class _Collecting(threading.local):
@@ -352,15 +353,9 @@ class _Collecting(threading.local):
 _collecting = _Collecting()
 
 
-def _no_table() -> ObjectTable | None:
-    return None
-
-
-current_table: Callable[[], ObjectTable | None] = _no_table  # set by the runtime module
-
-
 def _rebuild(oid: str, owner: ActorRef | None) -> ObjectRef:
-    table = current_table()
+    """A ref unpickled in this process joins its object table (none without a runtime)."""
+    table = _process.current_table()
     if table is not None and owner is not None and table._owner_ref() == owner:
         owner = None  # it came home
     return ObjectRef(oid, owner, table)

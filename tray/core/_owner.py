@@ -10,6 +10,7 @@ they are lost (lineage). Actors and their calls: :mod:`._actor_calls`.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import sys
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from ..actors import Actor, ActorRef, Waiter
+from ..actors._crossing import wake
 from ..cluster._memory import is_memory_kill, oom_retry_delay
 from ..exceptions import (
     ActorDiedError,
@@ -357,9 +359,7 @@ class Owner(ActorCalls):
             await self.fetch(oid, entry.owner)
         elif entry.state == PENDING:
             done = trio.Event()
-            token = trio.lowlevel.current_trio_token()
-            wake = lambda: token.run_sync_soon(done.set)  # noqa: E731
-            if table.when_done(oid, wake):
+            if table.when_done(oid, functools.partial(wake, trio.lowlevel.current_trio_token(), done.set)):
                 await done.wait()
         return table.entries.get(oid)
 

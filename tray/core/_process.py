@@ -55,9 +55,12 @@ def runtime_for_call() -> Runtime:
 def ask_control(method: str, *args: Any) -> Any:
     """Sync: the head's control store's answer to ``method(*args)`` (starting tray if need be)."""
     rt = runtime_for_call()
+    control = getattr(rt, "control", None)
+    if control is None:
+        raise RuntimeError(f"{method} needs the cluster's control store, which this tray session lacks")
 
     async def ask() -> Any:
-        return await getattr(rt.control, method).ask(*args)
+        return await getattr(control, method).ask(*args)
 
     return rt.call(ask)
 

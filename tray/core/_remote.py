@@ -13,7 +13,7 @@ from ._actor_calls import ActorRecipe
 from ._generators import STREAMING, ObjectRefGenerator, Stream
 from ._objects import ObjectRef, dumps
 from ._options import ACTOR_OPTIONS, FUNCTION_OPTIONS, METHOD_OPTIONS, validate
-from ._runtime import current
+from ._process import current, runtime_for_call
 from ._specs import ActorCall, Args, TaskSpec
 
 
@@ -100,9 +100,7 @@ class RemoteFunction:
         return _with_options(self, FUNCTION_OPTIONS, options, f"remote function {self._fn.__name__!r}")
 
     def remote(self, *args: Any, **kwargs: Any) -> Any:
-        from ._api import _runtime_for_call
-
-        rt = _runtime_for_call()
+        rt = runtime_for_call()
         opts = self._options
         name = opts.get("name") or self._fn.__name__
         if self._blob is None:
@@ -144,9 +142,7 @@ class ActorClass:
         return _with_options(self, ACTOR_OPTIONS, options, f"actor class {self._cls.__name__!r}")
 
     def remote(self, *args: Any, **kwargs: Any) -> ActorHandle:
-        from ._api import _runtime_for_call
-
-        rt = _runtime_for_call()
+        rt = runtime_for_call()
         opts = self._options
         cls_name = self._cls.__name__
         if self._blob is None:

@@ -19,32 +19,19 @@ from typing import Any, Awaitable, Callable
 import trio
 
 from ..actors import ActorRef, ActorSystem
+from ..actors._crossing import Signal, wake
+from ..actors._crossing import call as call_in
 from ..cluster._session import new_session_dir, unreachable, write_session
 from ..exceptions import RayError
 from ..store import DEFAULT_INLINE_LIMIT, STORE_NAME, StoreClient
-from . import _objects
 from ._objects import ObjectTable, process_prefix
 from ._owner import Owner, OwnerActor
+from ._process import current, current_table, install  # noqa: F401 - where tests and tools have found them
 
 log = logging.getLogger("tray.core")
 
 COLLECT_S = 0.1
 JOIN_TIMEOUT_S = 30.0
-
-_runtime: Runtime | None = None
-_runtime_lock = threading.Lock()
-
-
-def current() -> Runtime | None:
-    return _runtime
-
-
-def current_table() -> ObjectTable | None:
-    rt = _runtime
-    return rt.table if rt is not None else None
-
-
-_objects.current_table = current_table  # refs unpickled in this process join its table
 
 
 class Runtime:
@@ -79,7 +66,8 @@ class Runtime:
         self.node: Any = None  # the LocalNode this process hosts (a driver without address)
         self.trio_token: trio.lowlevel.TrioToken = None  # type: ignore[assignment]
         self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
+        self._ready = Signal()
+        self._announced = False  # the starting thread has been told (ready, or why not)
         self._error: BaseException | None = None
         self._stop: trio.Event | None = None
         self.session_dir: str | None = None
@@ -109,11 +97,15 @@ class Runtime:
         try:
             trio.run(self._main)
         except BaseException as exc:  # noqa: BLE001 - reported to the starting thread
-            if not self._ready.is_set():
+            if not self._announced:
                 self._error = exc
-                self._ready.set()
+                self._announce()
             else:
                 log.exception("tray runtime loop died")
+
+    def _announce(self) -> None:
+        self._announced = True
+        self._ready.set()
 
     async def _main(self) -> None:
         self.trio_token = trio.lowlevel.current_trio_token()
@@ -143,7 +135,7 @@ class Runtime:
                     await self._setup(self)
                 if self.session_dir is not None:
                     self._write_session_file(address)  # type: ignore[arg-type]
-                self._ready.set()
+                self._announce()
                 await self._stop.wait()
                 nursery.cancel_scope.cancel()
             if self.node is not None:
@@ -252,7 +244,7 @@ class Runtime:
             raise RuntimeError("tray has been shut down; call tray.init() again")
         if threading.current_thread() is self._thread:
             raise RuntimeError("blocking tray call from inside the runtime loop; use `await` instead")
-        return trio.from_thread.run(afn, *args, trio_token=self.trio_token)
+        return call_in(self.trio_token, afn, *args)
 
     def soon(self, fn: Callable[..., Any], *args: Any) -> None:
         """Queue ``fn(*args)`` to run in the loop; returns at once."""
@@ -261,10 +253,13 @@ class Runtime:
         with self._handed_lock:
             self._handed += 1
         try:
-            self.trio_token.run_sync_soon(self._run_handed, fn, args)
+            handed = wake(self.trio_token, self._run_handed, fn, args)
         except BaseException:
             self._ran_handed()
             raise
+        if not handed:  # the loop ended under us: as if shut down
+            self._ran_handed()
+            raise RuntimeError("tray has been shut down; call tray.init() again")
 
     def _run_handed(self, fn: Callable[..., Any], args: tuple) -> None:
         try:
@@ -288,7 +283,7 @@ class Runtime:
         node's sweep frees what is left, and no owner waits for the note)."""
         try:
             self.soon(fn, *args)
-        except (RuntimeError, trio.RunFinishedError):
+        except RuntimeError:
             pass
 
     def in_loop(self) -> bool:
@@ -299,10 +294,7 @@ class Runtime:
         if self.closed:
             return
         self.closed = True
-        try:
-            self.trio_token.run_sync_soon(self._stop.set)  # type: ignore[union-attr]
-        except trio.RunFinishedError:
-            pass
+        wake(self.trio_token, self._stop.set)  # type: ignore[union-attr]
         if self._thread is not None and threading.current_thread() is not self._thread:
             self._thread.join(timeout=30)
 
@@ -336,8 +328,3 @@ class _Batcher:
             except RayError:  # the owner is gone: nothing to keep alive there
                 pass
 
-
-def install(rt: Runtime | None) -> None:
-    global _runtime
-    with _runtime_lock:
-        _runtime = rt

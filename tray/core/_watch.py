@@ -27,6 +27,7 @@ from ._tasklog import RUNNING, SUBMITTED_TO_WORKER, call_task_id
 
 if TYPE_CHECKING:
     from ._objects import ObjectRef
+    from ..actors._crossing import Signal
     from ._runtime import Runtime
 
 log = logging.getLogger("tray")
@@ -92,8 +93,8 @@ class Watch:
         self.next_draw = self.start + PROGRESS_AFTER_S
         self.drawn = False
 
-    def wait(self, rt: Runtime, done: Any, deadline: float | None) -> bool:
-        """Wait for ``done`` (a lock, released when the value is ready) until ``deadline``;
+    def wait(self, rt: Runtime, done: Signal, deadline: float | None) -> bool:
+        """Wait for ``done`` (set when the value is ready) until ``deadline``;
         warn and draw meanwhile."""
         if self.warn_at is None:
             self.warn_at = self.start + warn_after_s()
@@ -101,7 +102,7 @@ class Watch:
         end = math.inf if deadline is None else deadline
         while True:
             wake = min(end, self.warn_at, self.next_draw if self.progress else math.inf)
-            if done.acquire(True, -1 if wake == math.inf else max(0.0, wake - time.monotonic())):
+            if done.wait(None if wake == math.inf else wake - time.monotonic()):
                 return True
             now = time.monotonic()
             if now >= end:

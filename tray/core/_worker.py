@@ -29,7 +29,8 @@ from outcome import Error, Value, capture
 
 from ..actors import Actor, ActorRef
 from ..exceptions import RayTaskError
-from . import _runtime
+from ..actors._crossing import Signal, wake, wake_asyncio
+from . import _process
 from ._objects import ObjectRef, describe, loads
 from ._timeline import Recorder
 
@@ -71,7 +72,7 @@ class MainThread:
         """Run ``fn(*args)`` on the main thread and wait for its outcome."""
         token = trio.lowlevel.current_trio_token()
         task = trio.lowlevel.current_task()
-        self.work.put((fn, args, lambda result: token.run_sync_soon(trio.lowlevel.reschedule, task, result)))
+        self.work.put((fn, args, lambda result: wake(token, trio.lowlevel.reschedule, task, result)))
         return await trio.lowlevel.wait_task_rescheduled(lambda _: trio.lowlevel.Abort.FAILED)
 
     def post(self, fn: Callable[..., Any], args: tuple, done: Callable[[Any], None]) -> None:
@@ -83,16 +84,16 @@ class MainThread:
 
 def _resolve_args(blob: Blob, inline: dict[str, Blob]) -> tuple[tuple, dict]:
     """Unpickle arguments; top-level ObjectRefs become their values (inline ones first)."""
-    from ._api import _decode, get
+    from ._values import decode, get
 
-    rt = _runtime.current()
+    rt = _process.current()
     table = rt.table  # type: ignore[union-attr]
     args, kwargs = table.decode(blob)
 
     def value(a: Any) -> Any:
         if type(a) is ObjectRef:
             held = inline.get(a._id)
-            return _decode(rt, a._id, a._owner, held) if held is not None else get(a)
+            return decode(rt, a._id, a._owner, held) if held is not None else get(a)
         return a
 
     return tuple(value(a) for a in args), {k: value(v) for k, v in kwargs.items()}
@@ -112,7 +113,7 @@ def _results(result: Any, num_returns: int, what: str, keys: list[str], owner: s
                             f"{type(result).__name__}") from None
         if len(values) != num_returns:
             raise ValueError(f"{what} has num_returns={num_returns} but returned {len(values)} values")
-    table = _runtime.current().table  # type: ignore[union-attr]
+    table = _process.current().table  # type: ignore[union-attr]
     try:
         return [table.encode(v, key, owner) for v, key in zip(values, keys)]
     except TypeError as exc:
@@ -224,7 +225,7 @@ class Worker:
         setproctitle(f"tray::{name}")
         self.label = name
         self.main.current = task_id
-        rt = _runtime.current()
+        rt = _process.current()
         if rt is not None:
             rt.current_task_id = task_id
         where = f"task {name} ({self.at})"
@@ -250,7 +251,7 @@ class Worker:
 
     def create_actor(self, actor_id: str, cls_blob: bytes, args_blob: bytes, inline: dict,
                      max_concurrency: int | None) -> None:
-        rt = _runtime.current()
+        rt = _process.current()
         if rt is not None:
             rt.current_actor_id = actor_id
         cls = loads(cls_blob)
@@ -277,7 +278,7 @@ class Worker:
         """Async actors (Ray's) run their methods on an asyncio loop, in a thread of its own."""
         import asyncio  # only async actors pay for importing it
 
-        ready = threading.Event()
+        ready = Signal()
 
         def run() -> None:
             self.loop = asyncio.new_event_loop()
@@ -423,7 +424,7 @@ class _TrioGuest:
                     fut.set_result(value)
 
         assert self.token is not None and self.nursery is not None
-        self.token.run_sync_soon(self.nursery.start_soon, runner)
+        wake(self.token, self.nursery.start_soon, runner)
         return await fut
 
 
@@ -446,7 +447,7 @@ class Executor(Actor):
     def assign_job(self, job_id: str, config: dict[str, Any]) -> None:
         """The node gives this (fresh) worker to a job: its namespace, and the driver's import
         path and working directory, so the job's modules import here as they do there."""
-        rt = _runtime.current()
+        rt = _process.current()
         assert rt is not None
         rt.job_id = job_id
         rt.namespace = config.get("namespace", rt.namespace)
@@ -463,7 +464,7 @@ class Executor(Actor):
         result = await self.w.main.call(self.w.run_task, wire)
         if result[0] == "error":
             _exit_if_orphaned()
-        _runtime.current().owner.release_idle()  # the task's children are done: so are their workers
+        _process.current().owner.release_idle()  # the task's children are done: so are their workers
         return result
 
     async def create_actor(self, actor_id: str, cls_blob: bytes, args_blob: bytes, inline: dict,
@@ -476,7 +477,7 @@ class Executor(Actor):
         """An actor call; the result goes back to its owner as ``call_done`` (calls pipeline)."""
         owner = self.owners[owner_key]
         me = self.ref.actor_id
-        rt = _runtime.current()
+        rt = _process.current()
         assert rt is not None
 
         def done(result: Any) -> None:  # the thread that ran the call: it sends the reply itself if it can
@@ -487,13 +488,13 @@ class Executor(Actor):
 
         w = self.w
         if w.loop is not None:
-            w.loop.call_soon_threadsafe(w.start_call, wire, owner_key, done)
+            wake_asyncio(w.loop, w.start_call, wire, owner_key, done)
         else:
             w.main.post(w.call_sync, (wire, owner_key), done)
 
     def describe_objects(self) -> list[dict[str, Any]]:
         """What this worker process holds (``tray memory``)."""
-        return describe(_runtime.current().table, "WORKER")  # type: ignore[union-attr]
+        return describe(_process.current().table, "WORKER")  # type: ignore[union-attr]
 
     def timeline(self) -> dict[str, Any]:
         """The spans of this worker's recent tasks and calls, and those running now (``tray.timeline``)."""
@@ -504,13 +505,13 @@ class Executor(Actor):
         ``(category, name, id, seconds)`` each (a hung ``tray.get`` says what it waits on)."""
         now = perf_counter_ns()
         running = [(cat, name, span_id, (now - t0) / 1e9) for cat, name, span_id, t0 in list(self.w.running.values())]
-        rt = _runtime.current()
+        rt = _process.current()
         return {"pid": os.getpid(), "node_id": rt.node_id if rt is not None else "", "running": running}
 
     def describe_tasks(self) -> dict[str, Any]:
         """The tasks this worker's code submitted, and the ids of the tasks and calls it runs now
         (their owners only know they were sent here): ``tray list tasks``."""
-        rows = _runtime.current().owner.describe_tasks()  # type: ignore[union-attr]
+        rows = _process.current().owner.describe_tasks()  # type: ignore[union-attr]
         return {"tasks": rows, "running": [span[2] for span in list(self.w.running.values())]}
 
     def interrupt(self, task_id: str, recursive: bool) -> None:
@@ -519,7 +520,7 @@ class Executor(Actor):
         if self.w.main.current == task_id:
             os.kill(os.getpid(), signal.SIGINT)  # a real signal: it also wakes a sleeping or blocked task
             if recursive:
-                _runtime.current().owner.cancel_children(task_id)  # type: ignore[union-attr]
+                _process.current().owner.cancel_children(task_id)  # type: ignore[union-attr]
 
 
 def _error(result: Error) -> BaseException:
@@ -531,7 +532,7 @@ def _exit_if_orphaned() -> None:
     """If this worker's node is gone, an error may be that loss and nothing of the task's
     own: exit instead of reporting it, so its owner sees a crash and retries elsewhere
     (the node's end closes our stdin too, but that may come second)."""
-    rt = _runtime.current()
+    rt = _process.current()
     if rt is not None and rt.scheduler is not None and not rt.scheduler.alive:
         os._exit(1)
 
@@ -568,7 +569,7 @@ def main(argv: list[str] | None = None) -> None:
     rt = Runtime(node_address=node_address, token=os.environ.get("TRAY_CLUSTER_TOKEN", ""), node_config=None,
                  namespace=os.environ.get("TRAY_NAMESPACE", ""), job_id=os.environ.get("TRAY_JOB_ID", ""),
                  worker_id=worker_id, listen=listen)
-    _runtime.install(rt)
+    _process.install(rt)
     try:
         rt.start(setup)
     except Exception:  # the node went away while we started (it is shutting down): just go

@@ -29,6 +29,7 @@ import trio
 from outcome import Error, Value
 from trio.lowlevel import ParkingLot, current_task, reschedule, wait_task_rescheduled
 
+from ..actors._crossing import wake
 from ..actors._system import remote_resolver
 from ..exceptions import ActorDiedError, MailboxFull, RayError, RayTaskError
 from ._base import Stream
@@ -476,10 +477,7 @@ class Peer:
                 self.out.append([data[n:]])
                 self.out_bytes += len(data) - n
                 self._writer_parked = False
-                try:
-                    self._token.run_sync_soon(self._wake_writer)
-                except trio.RunFinishedError:  # the loop is gone, and the connection with it
-                    pass
+                wake(self._token, self._wake_writer)  # a finished loop took the connection with it
             return True
 
     def _write_now(self, data: bytes) -> int:
