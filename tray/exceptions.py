@@ -26,6 +26,7 @@ __all__ = [
     "RayActorError",
     "RayError",
     "RayTaskError",
+    "RuntimeEnvSetupError",
     "TaskCancelledError",
     "TaskUnschedulableError",
     "WorkerCrashedError",
@@ -194,3 +195,8 @@ class NodeDeclaredDead(NodeDiedError):
 class ObjectReconstructionFailedError(ObjectLostError):
     """A lost object could not be made again from its lineage (retries ran out, or the task
     that made it cannot be run again)."""
+
+
+class RuntimeEnvSetupError(RayError):
+    """A task's, actor's or job's runtime environment could not be set up (a failed pip
+    install, a missing package); the message carries the tool's output."""
