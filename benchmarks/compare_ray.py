@@ -5,7 +5,7 @@
     python benchmarks/compare_ray.py --from-json RUN.json [RUN.json ...] [--out OUT.md]
 
 Each run is a fresh subprocess: tray's is ``python -m tray microbenchmark`` with this
-interpreter; Ray's runs ``tray/_perf.py`` as a file with ``--ray-python`` (a virtualenv
+interpreter; Ray's runs ``tray/_cli/perf.py`` as a file with ``--ray-python`` (a virtualenv
 with ``pip install ray numpy`` is enough: it needs neither tray nor its dependencies;
 default: this interpreter if it can import ray). Runs alternate (tray, Ray, tray, Ray,
 ...) so that drift in the machine's load hits both alike. A cell is the median over the
@@ -30,14 +30,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from tray._perf import COLD_NAME, LOWER_IS_BETTER
+from tray._cli.perf import COLD_NAME, LOWER_IS_BETTER
 
 
 def run_once(backend: str, python: str, json_path: Path, args: argparse.Namespace) -> dict:
     if backend == "tray":
         cmd = [python, "-m", "tray", "microbenchmark"]
     else:
-        cmd = [python, str(ROOT / "tray" / "_perf.py"), "--backend", "ray"]
+        cmd = [python, str(ROOT / "tray" / "_cli" / "perf.py"), "--backend", "ray"]
     cmd += ["--json", str(json_path), "--filter", args.filter] + (["--quick"] if args.quick else [])
     print(f"== {backend}: {' '.join(cmd)}", flush=True)
     subprocess.run(cmd, check=True, cwd=ROOT, timeout=3600)
@@ -102,7 +102,7 @@ def table(runs: list[dict], sources: list[str], tray_tree: str = "this tree") ->
             f"tray {version['tray']} ({tray_tree})."
         ),
         (
-            "- Method: `tray/_perf.py` (`tray microbenchmark`). Ray's lines keep the names, workloads and "
+            "- Method: `tray/_cli/perf.py` (`tray microbenchmark`). Ray's lines keep the names, workloads and "
             "`timeit` of Ray's `ray/_private/ray_perf.py` (1 s warm-up, 4 rounds of 2 s; no 10 s sleep). "
             "Node = the driver and all its descendant processes (for Ray: gcs_server, raylet, its agents and "
             "workers). Each cell is the median over runs of the line's mean."

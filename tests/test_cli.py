@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tray.cli import get_version, main
+from tray._cli import get_version, main
 
 
 def test_version_is_known() -> None:

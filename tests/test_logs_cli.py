@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import tray
-from tray.cli import main
+from tray._cli import main
 
 
 @pytest.fixture(scope="module")

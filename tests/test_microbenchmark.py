@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tray.cli import main
+from tray._cli import main
 
 LINES = {
     "single client get calls (Plasma Store)": "per second",

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 import pytest
 
 import tray
-from tray._state_cli import parse_filter, table
-from tray.cli import main
+from tray._cli import main
+from tray._cli.state import parse_filter, table
 from tray.cluster_utils import Cluster
 from tray.core._runtime import current
 

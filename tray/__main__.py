@@ -2,7 +2,7 @@
 
 import sys
 
-from tray.cli import main
+from tray._cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -22,7 +22,8 @@ import subprocess
 import time
 from typing import Any
 
-from .cluster._cli import kill_group, launch
+from . import _config
+from .cluster._launch import head_nodes, kill_group, launch
 from .cluster._session import remove_session
 
 __all__ = ["Cluster", "ClusterNode"]
@@ -72,7 +73,7 @@ class Cluster:
     def __init__(self, initialize_head: bool = False, connect: bool = False,
                  head_node_args: dict[str, Any] | None = None, shutdown_at_exit: bool = True,
                  token: str | None = None) -> None:
-        self.token = token or os.environ.get("TRAY_CLUSTER_TOKEN") or secrets.token_hex(16)
+        self.token = token or _config.get("cluster_token") or secrets.token_hex(16)
         self.head_node: ClusterNode | None = None
         self.worker_nodes: list[ClusterNode] = []
         self._dead: list[ClusterNode] = []
@@ -114,7 +115,7 @@ class Cluster:
             import json
 
             argv += ["--resources", json.dumps(resources)]
-        record, proc = launch(argv, {**os.environ, "TRAY_CLUSTER_TOKEN": self.token})
+        record, proc = launch(argv, {**os.environ, **_config.to_env(cluster_token=self.token)})
         node = ClusterNode(record, proc, head, {**node_args, "resources": resources})
         if head:
             self.head_node = node
@@ -162,12 +163,10 @@ class Cluster:
         """Wait until the head's control store lists every node of this cluster as alive."""
         import trio
 
-        from .cluster._cli import _nodes
-
         want = {n.node_id for n in self.list_all_nodes()}
         deadline = time.monotonic() + timeout
         while True:
-            alive = {n["NodeID"] for n in trio.run(_nodes, self.head_node.address, self.token) if n["Alive"]}  # type: ignore[union-attr]
+            alive = {n["NodeID"] for n in trio.run(head_nodes, self.head_node.address, self.token) if n["Alive"]}  # type: ignore[union-attr]
             if want <= alive:
                 return
             if time.monotonic() > deadline:

@@ -11,7 +11,7 @@ import time
 import pytest
 
 import tray
-from tray.cli import main
+from tray._cli import main
 from tray.cluster_utils import Cluster
 from tray.exceptions import TaskUnschedulableError, WorkerCrashedError
 from tray.util.scheduling_strategies import NodeAffinitySchedulingStrategy

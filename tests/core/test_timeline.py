@@ -10,7 +10,7 @@ import time
 import pytest
 
 import tray
-from tray.cli import main
+from tray._cli import main
 from tray.core._timeline import SPANS, Recorder
 
 SPAN_KEYS = {"name", "cat", "ph", "ts", "dur", "pid", "tid", "args"}

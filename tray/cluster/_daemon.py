@@ -22,6 +22,7 @@ from typing import Any
 
 import trio
 
+from .. import _config
 from ._session import DEFAULT_PORT, new_session_dir, write_session
 
 log = logging.getLogger("tray.cluster")
@@ -50,7 +51,7 @@ def net_config(node_timeout: float | None) -> Any:
     from ..transport import NetConfig
 
     if node_timeout is None:
-        node_timeout = float(os.environ.get("TRAY_NODE_TIMEOUT_S", "5"))
+        node_timeout = _config.get("node_timeout_s")
     return NetConfig(heartbeat_interval=min(1.0, node_timeout / 4), heartbeat_timeout=node_timeout)
 
 
@@ -59,10 +60,9 @@ async def serve(args: argparse.Namespace, ready: Any) -> None:
     from ..store._persist import open_storage
     from ._node import LocalNode, StoreConfig, node_resources
 
-    token = os.environ.get("TRAY_CLUSTER_TOKEN") or secrets.token_hex(16)
-    os.environ["TRAY_CLUSTER_TOKEN"] = token  # the workers' environment
+    token = _config.get("cluster_token") or secrets.token_hex(16)
     ip = args.node_ip_address
-    os.environ["TRAY_NODE_IP"] = ip
+    os.environ.update(_config.to_env(cluster_token=token, node_ip=ip))  # the workers' environment
     session_dir = args.session_dir or new_session_dir()
     logs = os.path.join(session_dir, "logs")
     os.makedirs(logs, exist_ok=True)

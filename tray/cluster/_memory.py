@@ -23,6 +23,7 @@ from typing import Any
 import attrs
 import trio
 
+from .. import _config
 from ..actors import Actor
 from ..exceptions import RayError
 from ._scheduler import SCHEDULER_NAME
@@ -40,31 +41,24 @@ KINDS = ("idle", "task", "actor")  # what a kill loses, least first: nothing, a 
 
 @attrs.frozen
 class MemoryConfig:
-    """The monitor's settings (Ray's names): ``_system_config`` over ``TRAY_*`` env vars over defaults."""
+    """The monitor's settings (Ray's names), as :mod:`tray._config` resolves them."""
 
     usage_threshold: float = 0.95
     refresh_ms: int = 250
 
     def __attrs_post_init__(self) -> None:
-        if not 0 < self.usage_threshold <= 1:
-            raise ValueError(f"memory_usage_threshold must be in (0, 1], got {self.usage_threshold!r}")
-        if self.refresh_ms < 0:
-            raise ValueError(f"memory_monitor_refresh_ms must be >= 0 (0: off), got {self.refresh_ms!r}")
+        _config.check_usage_threshold(self.usage_threshold)
+        _config.check_refresh_ms(self.refresh_ms)
+
+    @classmethod
+    def of(cls, settings: _config.Settings) -> MemoryConfig:
+        return cls(settings.memory_usage_threshold, settings.memory_monitor_refresh_ms)
 
     @classmethod
     def resolve(cls, system_config: Mapping[str, Any] | None = None,
-                env: Mapping[str, str] = os.environ) -> MemoryConfig:
-        config = system_config or {}
-        values: dict[str, Any] = {}
-        for key, attr, kind, what in (("memory_usage_threshold", "usage_threshold", float, "a number"),
-                                      ("memory_monitor_refresh_ms", "refresh_ms", int, "an integer")):
-            raw = config.get(key, env.get(f"TRAY_{key.upper()}"))
-            if raw is not None:
-                try:
-                    values[attr] = kind(raw)
-                except (TypeError, ValueError):
-                    raise ValueError(f"{key} must be {what}, got {raw!r}") from None
-        return cls(**values)
+                env: Mapping[str, str] | None = None) -> MemoryConfig:
+        """``_system_config`` over ``TRAY_*`` env vars (default ``os.environ``) over defaults."""
+        return cls.of(_config.resolve(system_config, env))
 
 
 @attrs.frozen

@@ -16,6 +16,8 @@ import socket
 import tempfile
 from typing import Any
 
+from .. import _config
+
 SESSION_FILE = "session.json"
 PREFIX = "tray-session-"
 DEFAULT_PORT = 6380
@@ -36,6 +38,9 @@ def write_session(session_dir: str, info: dict[str, Any]) -> None:
 def find_sessions(kind: str | None = None, alive: bool = True) -> list[dict[str, Any]]:
     """This user's sessions on this machine (newest first), optionally of one ``kind``
     ("driver", "head", "node"); with ``alive``, only those whose process still runs."""
+    # _launch builds on this module: imported at use
+    from ._launch import alive as running
+
     found = []
     for path in glob.glob(os.path.join(tempfile.gettempdir(), PREFIX + "*", SESSION_FILE)):
         try:
@@ -43,25 +48,15 @@ def find_sessions(kind: str | None = None, alive: bool = True) -> list[dict[str,
                 info = json.load(f)
             info["mtime"] = os.path.getmtime(path)
             info["session_dir"] = os.path.dirname(path)
-            running = _running(info["pid"])
+            is_running = running(info["pid"])
         except (OSError, ValueError, KeyError):
             continue
-        if alive and not running:
+        if alive and not is_running:
             continue
-        info["alive"] = running
+        info["alive"] = is_running
         if kind is None or info.get("kind", "driver") == kind:
             found.append(info)
     return sorted(found, key=lambda i: -i["mtime"])
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process now holds that pid
-        return False
-    return True
 
 
 def remove_session(session_dir: str, store_prefix: str | None) -> None:
@@ -94,25 +89,25 @@ def normalize(address: str) -> str:
 def resolve(address: str) -> tuple[str, str]:
     """The cluster address and token for ``tray.init(address=...)`` / ``tray start --address``.
 
-    ``"auto"`` is the newest head started on this machine by this user. The token comes
-    from ``TRAY_CLUSTER_TOKEN``, else from a local head's session file.
+    ``"auto"`` is the newest head started on this machine by this user (or ``TRAY_ADDRESS``).
+    The token comes from ``TRAY_CLUSTER_TOKEN``, else from a local head's session file.
     """
     if address == "auto":
-        env = os.environ.get("TRAY_ADDRESS")
+        env = _config.get("address")
         if env and env != "auto":
             return resolve(env)
         heads = find_sessions("head")
         if not heads:
             raise ConnectionError("tray.init(address='auto'): no running tray cluster was found on this machine; "
                                   "start one with `tray start --head`, or pass its address (HOST:PORT)")
-        return heads[0]["address"], os.environ.get("TRAY_CLUSTER_TOKEN") or heads[0]["token"]
+        return heads[0]["address"], _config.get("cluster_token") or heads[0]["token"]
     address = normalize(address)
-    token = os.environ.get("TRAY_CLUSTER_TOKEN")
+    token = _config.get("cluster_token")
     if token is None:
         match = next((s for s in find_sessions("head") if s["address"] == address), None)
         if match is None:
-            raise ConnectionError(f"no token for the tray cluster at {address}: set TRAY_CLUSTER_TOKEN to the "
-                                  f"token `tray start --head` printed")
+            raise ConnectionError(f"no token for the tray cluster at {address}: set {_config.env_name('cluster_token')}"
+                                  f" to the token `tray start --head` printed")
         token = match["token"]
     return address, token
 
@@ -133,6 +128,6 @@ def local_ip_toward(address: str) -> str:
 def unreachable(address: str | None, exc: BaseException) -> str:
     """Why a node at ``address`` could not be joined, in words a user can act on."""
     if "wrong cluster token" in str(exc) or "does not know the cluster token" in str(exc):
-        return (f"the tray node at {address} refused us: wrong cluster token; set TRAY_CLUSTER_TOKEN to the token "
-                f"`tray start --head` printed")
+        return (f"the tray node at {address} refused us: wrong cluster token; set {_config.env_name('cluster_token')} "
+                f"to the token `tray start --head` printed")
     return f"cannot reach a tray node at {address}: {exc}"

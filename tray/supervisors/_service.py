@@ -1,31 +1,25 @@
-"""``tray up services.toml``: run a supervision tree as a long-running service.
+"""A supervision tree run as a long-running service (what ``tray up services.toml`` runs:
+the command itself is ``tray._cli.up``).
 
-Logs every start, crash (with its traceback) and restart to stderr; SIGINT or SIGTERM
-stops the tree in reverse start order and exits 0. A bad config exits 2 with a message
-naming the file, the child and the field; a tree that fails to start or gives up
-(restart intensity exceeded at the root) exits 1.
+:func:`serve` starts the tree, logs its start and end on ``tray.up``, and keeps it up until
+SIGINT or SIGTERM (it stops the tree in reverse start order: status 0) or until the root
+supervisor gives up (status 1).
 """
 
 from __future__ import annotations
 
 import logging
 import signal
-import sys
-from pathlib import Path
 from typing import Any
 
 import trio
 
 from ..actors import Actor, ActorRef, ActorSystem
-from ._config import load_config
-from ._errors import ConfigError
 from ._spec import SupervisorSpec
 from ._strategy import is_abnormal
 from ._supervisor import Supervisor
 
 log = logging.getLogger("tray.up")
-
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 class _RootWatcher(Actor):
@@ -75,15 +69,3 @@ async def serve(spec: SupervisorSpec, *, signals: tuple[int, ...] = (signal.SIGI
             await system.stop(root, "shutdown")
             log.info("shut down cleanly")
             return 0
-
-
-def up(config: str | Path, *, log_level: str = "INFO") -> int:
-    """The ``tray up`` command: load ``config``, run its tree, return the exit status."""
-    logging.basicConfig(level=getattr(logging, log_level.upper(), logging.INFO), format=LOG_FORMAT, stream=sys.stderr)
-    try:
-        spec = load_config(config)
-    except ConfigError as e:
-        print(f"tray up: error: {e}", file=sys.stderr)
-        return 2
-    log.info("starting %s (strategy %s)", config, spec.strategy)
-    return trio.run(serve, spec)

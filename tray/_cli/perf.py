@@ -15,7 +15,7 @@ uses while idle, and the actor kernel's asks and tells in one process and across
 
 The module takes the backend as an argument (``tray`` or ``ray``) and imports only the
 standard library at load time, so it also runs as a file with a Ray interpreter that
-lacks tray's dependencies: ``python tray/_perf.py --backend ray --json FILE``.
+lacks tray's dependencies: ``python tray/_cli/perf.py --backend ray --json FILE``.
 """
 
 from __future__ import annotations
@@ -484,6 +484,7 @@ def kernel_lines(backend: str, b: Bench) -> None:
     import trio
 
     import tray
+    from tray import _config
 
     class Counter(tray.Actor):
         def __init__(self) -> None:
@@ -519,7 +520,7 @@ def kernel_lines(backend: str, b: Bench) -> None:
         tmp = tempfile.mkdtemp(prefix="tray-perf-")
         worker = subprocess.Popen(
             [sys.executable, "-m", "tray.transport._worker", f"unix://{tmp}/w.sock"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=dict(os.environ, TRAY_CLUSTER_TOKEN=token),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=dict(os.environ, **_config.to_env(cluster_token=token)),
         )
         try:
             line = worker.stdout.readline().decode()  # type: ignore[union-attr]
@@ -572,6 +573,21 @@ def run(backend: str = "tray", pattern: str = "", json_path: str | None = None, 
     return 0
 
 
+def register(sub: argparse._SubParsersAction) -> None:
+    """``tray microbenchmark``."""
+    # imported here, not at the top: this file also runs alone, with Ray
+    from tray._cli import COMMANDS
+
+    p = sub.add_parser(
+        "microbenchmark",
+        help=COMMANDS["microbenchmark"].help,
+        description="Run the lines of `ray microbenchmark` (same names and method) and tray's own"
+        " (cold start, memory and CPU at rest, actor asks and tells); each prints NAME UNIT MEAN +- STD.",
+    )
+    add_arguments(p)
+    p.set_defaults(func=lambda args: run("tray", args.filter, args.json, args.quick))
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The options ``tray microbenchmark`` and this file's ``main`` share."""
     p.add_argument("--filter", default="", metavar="PATTERN", help="run only the lines whose name matches (a regex)")
@@ -580,7 +596,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python tray/_perf.py", description=__doc__,
+    p = argparse.ArgumentParser(prog="python tray/_cli/perf.py", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--backend", choices=("tray", "ray"), default="tray")
     add_arguments(p)

@@ -10,12 +10,30 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import sys
 from typing import Any
+
+from . import COMMANDS
+from ._output import reports
+from ._output import table as _table
 
 RESOURCES = ("actors", "tasks", "objects", "nodes", "workers", "jobs", "placement-groups")
 SUMMARIES = ("tasks", "actors", "objects")
 MAX_CELL = 60  # characters of a table cell; --format json has everything
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """``tray list`` and ``tray summary``."""
+    p = sub.add_parser("list", help=COMMANDS["list"].help,
+                       description="List one kind of the cluster's state, as Ray's `ray list`: rows with Ray's keys,"
+                       " filtered with --filter KEY=VALUE (or KEY!=VALUE), at most --limit of them.")
+    add_list_arguments(p)
+    p.set_defaults(func=run_list)
+
+    p = sub.add_parser("summary", help=COMMANDS["summary"].help,
+                       description="Counts of the cluster's tasks (by function and state), actors (by class and"
+                       " state) or objects (by reference kind, with each node's store usage), as Ray's `ray summary`.")
+    add_summary_arguments(p)
+    p.set_defaults(func=run_summary)
 
 
 def add_list_arguments(p: argparse.ArgumentParser) -> None:
@@ -43,19 +61,13 @@ def parse_filter(text: str) -> tuple[str, str, str]:
     return (key[:-1], "!=", value) if key.endswith("!") else (key, "=", value)
 
 
+@reports("list", usage=(ValueError,))
 def run_list(args: argparse.Namespace) -> int:
-    from .util.state import query
+    from ..util.state import query
 
     resource = args.resource.replace("-", "_")
-    try:
-        filters = [parse_filter(f) for f in args.filter]
-        rows, total = query(resource, filters, args.limit, args.detail, args.address)
-    except ValueError as exc:
-        print(f"tray list: {exc}", file=sys.stderr)
-        return 2
-    except (ConnectionError, OSError) as exc:
-        print(f"tray list: {exc or type(exc).__name__}", file=sys.stderr)
-        return 1
+    filters = [parse_filter(f) for f in args.filter]
+    rows, total = query(resource, filters, args.limit, args.detail, args.address)
     if args.format == "json":
         print(json.dumps(rows, indent=1, default=str))
         return 0
@@ -67,14 +79,11 @@ def run_list(args: argparse.Namespace) -> int:
     return 0
 
 
+@reports("summary")
 def run_summary(args: argparse.Namespace) -> int:
-    from .util import state
+    from ..util import state
 
-    try:
-        summary = getattr(state, f"summarize_{args.resource}")(address=args.address)
-    except (ConnectionError, OSError, ValueError) as exc:
-        print(f"tray summary: {exc or type(exc).__name__}", file=sys.stderr)
-        return 1
+    summary = getattr(state, f"summarize_{args.resource}")(address=args.address)
     if args.format == "json":
         print(json.dumps(summary, indent=1, default=str))
         return 0
@@ -111,14 +120,4 @@ def _mib(n: int) -> str:
 
 def table(header: list[str], rows: list[list[Any]]) -> str:
     """Aligned columns; long cells are cut (``--format json`` shows them whole)."""
-    cells = [header] + [[_cell(v) for v in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells)
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    text = json.dumps(value, default=str) if isinstance(value, (dict, list, tuple)) else str(value)
-    text = " ".join(text.split())  # one line: tracebacks and the like
-    return text if len(text) <= MAX_CELL else text[:MAX_CELL - 3] + "..."
+    return _table(header, rows, MAX_CELL)
