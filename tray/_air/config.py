@@ -108,8 +108,9 @@ class ScalingConfig:
     accelerator_type: str | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.num_workers, int) or self.num_workers < 1:
-            raise ValueError(f"ScalingConfig: num_workers must be an int >= 1, got {self.num_workers!r}")
+        if not isinstance(self.num_workers, int) or isinstance(self.num_workers, bool) or self.num_workers < 0:
+            raise ValueError("ScalingConfig: num_workers must be an int >= 0 (0: run the loop in the calling "
+                             f"process), got {self.num_workers!r}")
         if self.placement_strategy not in ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"):
             raise ValueError(f"ScalingConfig: unknown placement_strategy {self.placement_strategy!r}")
         if self.resources_per_worker is not None:
