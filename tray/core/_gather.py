@@ -11,12 +11,12 @@ for. The same coroutines run in a driver's loop and in the CLI's own actor syste
 
 from __future__ import annotations
 
-import os
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import trio
 
+from .. import _config
 from ..actors import ActorRef, ActorSystem
 from ..cluster._control import CONTROL_NAME
 from ..cluster._session import find_sessions, normalize, resolve
@@ -191,7 +191,7 @@ def target(address: str | None) -> tuple[str, str]:
         sessions = find_sessions()
         wanted = address if address.startswith("unix://") else normalize(address)
         match = next((s for s in sessions if s["address"] == wanted), None)
-        token = os.environ.get("TRAY_CLUSTER_TOKEN") or (match["token"] if match is not None else None)
+        token = _config.get("cluster_token") or (match["token"] if match is not None else None)
         if token is None:
             return resolve(address)  # says how to give the token
         return wanted, token

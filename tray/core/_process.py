@@ -16,6 +16,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .._config import Settings
     from ._objects import ObjectTable
     from ._runtime import Runtime
 
@@ -115,6 +116,7 @@ def init(
         ValueError: node options given while joining a running cluster, or a bad option.
         ConnectionError: no cluster answers at ``address``.
     """
+    from .. import _config
     from ..cluster import node_resources
     from ..cluster._memory import MemoryConfig
     from . import _watch
@@ -127,8 +129,9 @@ def init(
                 return _context(rt)
             raise RuntimeError("tray.init() was already called; call tray.shutdown() first, "
                                "or pass ignore_reinit_error=True")
-        _watch.configure(kwargs.get("_system_config"))
-        address = address or os.environ.get("TRAY_ADDRESS")
+        settings = _config.resolve(kwargs.get("_system_config"))  # checked before anything starts
+        _watch.use(settings)
+        address = address or settings.address
         ns = namespace if namespace is not None else uuid.uuid4().hex[:8]
         if address is not None and address != "local":
             given = [k for k, v in (("num_cpus", num_cpus), ("num_gpus", num_gpus), ("resources", resources),
@@ -138,9 +141,9 @@ def init(
                                  f"be given when connecting to a running cluster; pass them to `tray start` instead")
             rt = _connect(address, ns, log_to_driver)
         else:
-            store = _store_options(object_store_memory, kwargs)
+            store = _store_options(object_store_memory, kwargs.get("object_spilling_directory"), settings)
             total = node_resources(num_cpus, num_gpus, resources, object_store_memory=store.get("object_store_memory"))
-            memory = MemoryConfig.resolve(kwargs.get("_system_config"))
+            memory = MemoryConfig.of(settings)
             rt = Runtime(node_address=None, token=secrets.token_hex(16),
                          node_config={"resources": total, "log_to_driver": log_to_driver, "memory": memory, **store},
                          namespace=ns, job_id=uuid.uuid4().hex[:8], log_to_driver=log_to_driver)
@@ -164,29 +167,19 @@ def _connect(address: str, namespace: str, log_to_driver: bool) -> Runtime:
                    log_to_driver=log_to_driver)
 
 
-def _store_options(object_store_memory: int | None, kwargs: dict[str, Any]) -> dict[str, Any]:
-    """The object store's settings from init's arguments (Ray's names), checked."""
+def _store_options(object_store_memory: int | None, spill_dir: str | None, settings: Settings) -> dict[str, Any]:
+    """The object store's settings from init's arguments and ``_system_config`` (Ray's names), checked."""
     out: dict[str, Any] = {}
     if object_store_memory is not None:
         if not isinstance(object_store_memory, (int, float)) or object_store_memory <= 0:
             raise ValueError(f"object_store_memory must be a positive number of bytes, got {object_store_memory!r}")
         out["object_store_memory"] = int(object_store_memory)
-    spill_dir = kwargs.get("object_spilling_directory")
-    config = kwargs.get("_system_config") or {}
-    if spill_dir is None and "object_spilling_config" in config:  # Ray's JSON form
-        import json
-
-        spilling = config["object_spilling_config"]
-        spilling = json.loads(spilling) if isinstance(spilling, str) else spilling
-        path = spilling.get("params", {}).get("directory_path")
-        spill_dir = path[0] if isinstance(path, list) else path
+    if spill_dir is None:
+        spill_dir = settings.object_spilling_directory  # from Ray's object_spilling_config
     if spill_dir is not None:
         out["spill_dir"] = os.path.abspath(os.path.expanduser(str(spill_dir)))
-    if "max_direct_call_object_size" in config:
-        limit = config["max_direct_call_object_size"]
-        if not isinstance(limit, int) or limit < 0:
-            raise ValueError(f"max_direct_call_object_size must be a number of bytes >= 0, got {limit!r}")
-        out["inline_limit"] = limit
+    if settings.max_direct_call_object_size is not None:
+        out["inline_limit"] = settings.max_direct_call_object_size
     return out
 
 

@@ -18,6 +18,7 @@ from typing import Any, Awaitable, Callable
 
 import trio
 
+from .. import _config
 from ..actors import ActorRef, ActorSystem
 from ..actors._crossing import Signal, wake
 from ..actors._crossing import call as call_in
@@ -230,9 +231,7 @@ class Runtime:
     def _worker_env(self) -> dict[str, str]:
         """Workers inherit the driver's environment and import path (to find its modules)."""
         env = dict(os.environ)
-        env["TRAY_CLUSTER_TOKEN"] = self.token
-        env["TRAY_NAMESPACE"] = self.namespace
-        env["TRAY_JOB_ID"] = self.job_id
+        env.update(_config.to_env(cluster_token=self.token, namespace=self.namespace, job_id=self.job_id))
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         return env
 

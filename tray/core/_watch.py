@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import sys
 import time
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import trio
 
+from .. import _config
 from ._objects import PENDING
 from ._tasklog import RUNNING, SUBMITTED_TO_WORKER, call_task_id
 
@@ -32,52 +32,40 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tray")
 
-DEFAULT_WARN_AFTER_S = 30.0
 PROGRESS_MIN = 100
 PROGRESS_AFTER_S = 0.5
 PROGRESS_EVERY_S = 0.25
 SHOWN = 10  # pending refs described in the warning
 ASK_TIMEOUT_S = 1.0
 
+DEFAULT_WARN_AFTER_S = _config.Settings().get_warn_after_s
+
 _warn_after_s: float | None = None  # set by tray.init; a worker reads its environment on first use
 
 
-def configure(system_config: dict[str, Any] | None) -> None:
-    """``tray.init``'s ``_system_config["get_warn_after_s"]``, checked; else the environment's."""
+def use(settings: _config.Settings) -> None:
+    """Warn after what ``tray.init`` resolved (``_system_config`` over the environment)."""
     global _warn_after_s
-    value = (system_config or {}).get("get_warn_after_s")
-    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
-        raise ValueError(f"get_warn_after_s must be a number of seconds > 0, got {value!r}")
-    _warn_after_s = _from_env() if value is None else float(value)
+    _warn_after_s = settings.get_warn_after_s
 
 
-def _from_env() -> float:
-    env = os.environ.get("TRAY_GET_WARN_AFTER_S")
-    if not env:
-        return DEFAULT_WARN_AFTER_S
-    try:
-        value = float(env)
-    except ValueError:
-        value = 0.0
-    if value <= 0:
-        raise ValueError(f"TRAY_GET_WARN_AFTER_S must be a number of seconds > 0, got {env!r}")
-    return value
+def configure(system_config: dict[str, Any] | None) -> None:
+    """``_system_config["get_warn_after_s"]``, checked; else the environment's."""
+    use(_config.resolve(system_config))
 
 
 def warn_after_s() -> float:
     global _warn_after_s
     if _warn_after_s is None:
-        _warn_after_s = _from_env()
+        _warn_after_s = _config.get("get_warn_after_s")
     return _warn_after_s
 
 
 def _progress_wanted(count: int) -> bool:
     if count < PROGRESS_MIN:
         return False
-    env = os.environ.get("TRAY_PROGRESS_BAR")
-    if env is not None:
-        return env == "1"
-    return sys.stderr.isatty()
+    wanted = _config.get("progress_bar")
+    return sys.stderr.isatty() if wanted is None else wanted
 
 
 class Watch:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import trio
 from outcome import Error, Value, capture
 
+from .. import _config
 from ..actors import Actor, ActorRef
 from ..exceptions import RayTaskError
 from ..actors._crossing import Signal, wake, wake_asyncio
@@ -140,7 +141,7 @@ def _stream(gen: Any, owner: ActorRef, uid: str, task_id: str, rt: Any, what: st
     return count, None
 
 
-_WHERE = f", ip={os.environ['TRAY_NODE_IP']}" if os.environ.get("TRAY_NODE_IP") else ""  # a cluster node's worker
+_WHERE = f", ip={_config.get('node_ip')}" if _config.get("node_ip") else ""  # a cluster node's worker
 
 
 class _Prefixed(io.TextIOBase):
@@ -564,11 +565,11 @@ def main(argv: list[str] | None = None) -> None:
         rt.system._nursery.start_soon(_watch_parent)  # type: ignore[union-attr]
 
     # Other processes (owners of leases on us, callers of our actor) connect to us directly.
+    settings = _config.resolve()  # what the node passed down in our environment
     listen = node_address.rpartition("/")[0] + f"/{worker_id}.sock" if node_address.startswith("unix://") \
-        else f"tcp://{os.environ.get('TRAY_NODE_IP', '127.0.0.1')}:0"
-    rt = Runtime(node_address=node_address, token=os.environ.get("TRAY_CLUSTER_TOKEN", ""), node_config=None,
-                 namespace=os.environ.get("TRAY_NAMESPACE", ""), job_id=os.environ.get("TRAY_JOB_ID", ""),
-                 worker_id=worker_id, listen=listen)
+        else f"tcp://{settings.node_ip or '127.0.0.1'}:0"
+    rt = Runtime(node_address=node_address, token=settings.cluster_token or "", node_config=None,
+                 namespace=settings.namespace, job_id=settings.job_id, worker_id=worker_id, listen=listen)
     _process.install(rt)
     try:
         rt.start(setup)

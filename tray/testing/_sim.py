@@ -8,7 +8,6 @@ seed. Run a test with :func:`run` and a failure prints the seed that replays it.
 from __future__ import annotations
 
 import functools
-import os
 import random
 import sys
 from contextlib import AsyncExitStack
@@ -17,12 +16,13 @@ from typing import Any, Awaitable, Callable, TypeVar
 import trio
 import trio.testing
 
+from .. import _config
 from ..actors import ActorSystem
 from ..transport import FaultPlan, MemoryNetwork, NetConfig
 
 __all__ = ["Cluster", "deterministic", "run", "SEED_ENV"]
 
-SEED_ENV = "TRAY_TEST_SEED"
+SEED_ENV = _config.env_name("test_seed")
 T = TypeVar("T")
 
 
@@ -42,8 +42,9 @@ def run(afn: Callable[..., Awaitable[T]], *args: Any, seed: int | None = None) -
     A keyword-only ``seed`` parameter of ``afn`` receives it.
     """
     if seed is None:
-        env = os.environ.get(SEED_ENV)
-        seed = int(env) if env else random.randrange(2**32)
+        seed = _config.get("test_seed")
+        if seed is None:
+            seed = random.randrange(2**32)
     _seed_scheduler(seed)
     clock = trio.testing.MockClock(autojump_threshold=0)
     try:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 from typing import TYPE_CHECKING, Any, Callable
 
 import trio
 
+from .. import _config
 from ..actors import ActorRef
 from ..actors._system import _Unreachable
 from ..exceptions import ActorDiedError
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tray.transport")
 
-TOKEN_ENV = "TRAY_CLUSTER_TOKEN"
+TOKEN_ENV = _config.env_name("cluster_token")
 
 
 def _scheme(address: str) -> str:
@@ -39,7 +39,7 @@ class Node:
     ) -> None:
         self.system = system
         if token is None:
-            token = os.environ.get(TOKEN_ENV)
+            token = _config.get("cluster_token")
         if token is None:
             token = secrets.token_hex(16)
             log.info("no cluster token given (nor %s): generated one; peers must be given system.token", TOKEN_ENV)
