@@ -11,7 +11,6 @@ from __future__ import annotations
 import collections
 import importlib
 import logging
-import math
 import os
 import time
 from typing import Any
@@ -158,8 +157,9 @@ class Algorithm(Trainable):
 
     def setup_learner(self, cfg: AlgorithmConfig) -> None:
         """Make the optimizer and whatever else learning needs (subclasses)."""
-        torch = self._torch()
-        self.optimizer = torch.optim.Adam(self.module.parameters(), lr=cfg.lr)
+        from ..core.learner.adam import Adam
+
+        self.optimizer = Adam(self.module.parameters(), lr=cfg.lr)
 
     def training_step(self) -> dict[str, Any]:
         """One round of sampling and learning; returns the learner's stats for the default module."""
@@ -192,7 +192,11 @@ class Algorithm(Trainable):
         loss.backward()
         norm = None
         if self.config.grad_clip is not None:
-            norm = float(torch.nn.utils.clip_grad_norm_(self.module.parameters(), self.config.grad_clip))
+            grads = [p.grad for p in self.module.parameters() if p.grad is not None]
+            norm = float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])))
+            if norm > self.config.grad_clip:
+                for g in grads:
+                    g.mul_(self.config.grad_clip / (norm + 1e-6))
         self.optimizer.step()
         return norm
 
@@ -349,6 +353,3 @@ class Algorithm(Trainable):
     def __repr__(self) -> str:
         return f"{type(self).__name__}(env={self.creator.name if hasattr(self, 'creator') else None})"
 
-
-def _is_nan(x: Any) -> bool:
-    return isinstance(x, float) and math.isnan(x)
