@@ -15,17 +15,7 @@ import pytest
 import tray
 from tray.cluster_utils import Cluster
 from tray.experimental.internal_kv import _internal_kv_get, _internal_kv_put
-
-
-def wait_until(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
+from tray.testing import wait_for_condition
 
 
 def alive(node_id: str) -> bool:
@@ -68,7 +58,7 @@ def test_a_killed_node_is_declared_dead_and_its_tasks_and_actors_move(cluster):
     time.sleep(0.5)  # they run on b now
     t = time.monotonic()
     b.kill()
-    wait_until(lambda: not alive(b.node_id), 10, "node b to be declared dead")
+    wait_for_condition(lambda: not alive(b.node_id), timeout=10)
     declared = time.monotonic() - t
     assert declared < 3
     nodes = tray.get(refs, timeout=60)  # retried on the nodes that are left
@@ -90,7 +80,7 @@ def test_a_silent_node_is_declared_dead_within_the_timeout(cluster):
     os.kill(b.pid, signal.SIGSTOP)
     try:
         t = time.monotonic()
-        wait_until(lambda: not alive(b.node_id), 15, "the silent node to be declared dead")
+        wait_for_condition(lambda: not alive(b.node_id), timeout=15)
         assert time.monotonic() - t < 6  # a 2 s timeout, heartbeats every 0.5 s
     finally:
         os.kill(b.pid, signal.SIGCONT)
@@ -153,8 +143,8 @@ def test_a_restarted_head_recovers_the_cluster_metadata(tmp_path, backend):
 
         cluster.restart_head()  # SIGKILL, then a new head process on the same port and storage
         tray.init(address=cluster.address, namespace="svc")
-        wait_until(lambda: any(n["NodeID"] == a.node_id and n["Alive"] for n in tray.nodes()), 30,
-                   "node a to register with the new head")
+        wait_for_condition(lambda: any(n["NodeID"] == a.node_id and n["Alive"] for n in tray.nodes()),
+                           timeout=30)  # node a registers with the new head
         assert _internal_kv_get("config") == b"v1"
         found = tray.get_actor("keeper")
         assert tray.get(found.add.remote(2), timeout=60) == [1, 2]  # the same process: its state is intact
@@ -192,7 +182,7 @@ def test_objects_lost_with_their_node_are_made_again_from_lineage(cluster):
     put_on_b = tray.get(_put_on.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
         b.node_id, soft=False)).remote())  # a tray.put made by a worker of b: its owner dies with b
     b.kill()
-    wait_until(lambda: not alive(b.node_id), 10, "node b to be declared dead")
+    wait_for_condition(lambda: not alive(b.node_id), timeout=10)
     # a task on another node reads two of them; the driver reads them all
     on_a = NodeAffinitySchedulingStrategy(a.node_id, soft=False)
     assert tray.get(total.options(scheduling_strategy=on_a).remote(refs[0]), timeout=60) == 0
@@ -221,7 +211,7 @@ def test_a_driver_whose_node_died_gets_a_clear_error(cluster, tmp_path):
     tray.init(address=cluster.address)
     marker = tmp_path / "running"
     ref = running.remote(str(marker), 30.0)  # on the head: the only node, the driver's
-    wait_until(marker.exists, 30, "the task to start")
+    wait_for_condition(marker.exists, timeout=30)
     cluster.head_node.kill()
     t = time.monotonic()
     with pytest.raises(NodeDiedError, match="node .* is gone"):

@@ -8,6 +8,7 @@ import pytest
 
 import tray
 from tray.exceptions import GetTimeoutError, RayTaskError, TaskCancelledError, TaskUnschedulableError, WorkerCrashedError
+from tray.testing import signal_actor
 
 
 @tray.remote
@@ -193,14 +194,22 @@ def test_retry_exceptions(ray):
         ray.get(fail.remote("once"))
 
 
+@tray.remote
+def nap_once_started(started, seconds):
+    tray.get(started.send.remote())
+    time.sleep(seconds)
+
+
 def test_cancel_interrupts_a_running_task(ray):
-    ref = nap.remote(30)
-    time.sleep(0.5)
+    started = signal_actor()
+    ref = nap_once_started.remote(started, 30)
+    ray.get(started.wait.remote(), timeout=30)
     ray.cancel(ref)
     with pytest.raises(TaskCancelledError):
         ray.get(ref, timeout=10)
-    ref = nap.remote(30)
-    time.sleep(0.5)
+    started = signal_actor()
+    ref = nap_once_started.remote(started, 30)
+    ray.get(started.wait.remote(), timeout=30)
     ray.cancel(ref, force=True)
     with pytest.raises((TaskCancelledError, WorkerCrashedError)):
         ray.get(ref, timeout=10)

@@ -22,27 +22,16 @@ from tray.cluster_utils import Cluster
 from tray.core._tasklog import NORMAL_TASK, TaskLog, record
 from tray.exceptions import ActorDiedError, RayTaskError
 from tray.core import _gather
+from tray.testing import wait_for_condition
 from tray.util import state
 from tray.util.placement_group import placement_group, remove_placement_group
 from tray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 
-def wait_for(path: Path, timeout: float = 30.0) -> str:
+def wait_for(path: Path) -> str:
     """The file's text once it exists."""
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert time.monotonic() < deadline, f"{path} did not appear within {timeout} s"
-        time.sleep(0.01)
+    wait_for_condition(path.exists, timeout=30, retry_interval_ms=10)
     return path.read_text()
-
-
-def until(fn: Any, timeout: float = 30.0) -> Any:
-    """``fn()`` once it is truthy (for a change no file marks, such as an actor's death)."""
-    deadline = time.monotonic() + timeout
-    while not (value := fn()):
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
-    return value
 
 
 def _block(started: str, release: str) -> int:
@@ -212,7 +201,7 @@ class TestLocal:
         assert failed["state"] == "FAILED" and failed["error_type"] == "TASK_EXECUTION_EXCEPTION"
         assert state.get_actor(gate._actor_id)["state"] == "ALIVE"
         tray.kill(gate)
-        until(lambda: state.get_actor(gate._actor_id)["state"] == "DEAD")
+        wait_for_condition(lambda: state.get_actor(gate._actor_id)["state"] == "DEAD", timeout=30)
         assert state.summarize_actors()["cluster"]["summary"]["Gate"]["state_counts"]["DEAD"] >= 1
 
     def test_a_retried_task_shows_its_attempt(self, tmp_path: Path) -> None:
@@ -306,5 +295,5 @@ class TestCluster:
         (row,) = state.list_placement_groups(filters=[("placement_group_id", "=", pg.id.hex())], detail=True)
         assert row["state"] == "CREATED" and row["strategy"] == "PACK" and row["bundles"] == [{"CPU": 1}]
         remove_placement_group(pg)
-        until(lambda: state.get_placement_group(pg.id.hex())["state"] == "REMOVED")
+        wait_for_condition(lambda: state.get_placement_group(pg.id.hex())["state"] == "REMOVED", timeout=30)
         tray.kill(gate)
