@@ -12,18 +12,45 @@ from collections.abc import Callable
 from typing import Any
 
 
+def _picklable_state() -> None:
+    """starlette's ``State`` (every app's ``app.state``) recurses forever when unpickled; it
+    travels to replicas as the dict it wraps instead."""
+    import copyreg
+
+    try:
+        from starlette.datastructures import State
+    except ImportError:
+        return
+    copyreg.pickle(State, lambda s: (State, (dict(s._state),)))
+
+
 def ingress(app: Any) -> Callable[[type], type]:
     """Serve HTTP for the decorated class with ``app`` (an ASGI app, or a function returning one)."""
     if not callable(app):
         raise TypeError(f"serve.ingress() expects an ASGI app, got {type(app).__name__}")
+    _picklable_state()
 
     def wrap(cls: type) -> type:
         if not inspect.isclass(cls):
             raise TypeError("@serve.ingress decorates a class (put @serve.deployment above it)")
         cls._serve_asgi_app = app  # type: ignore[attr-defined]
+        for fn in _class_functions(cls):
+            _resolve_annotations(fn)
         return cls
 
     return wrap
+
+
+def _resolve_annotations(fn: Any) -> None:
+    """Turn string annotations (``from __future__ import annotations``) into the types they name
+    while the defining module is at hand: a function pickled by value keeps only the globals its
+    body uses, so FastAPI could not resolve ``item: Item`` in the replica."""
+    import typing
+
+    try:
+        fn.__annotations__ = typing.get_type_hints(fn, include_extras=True)
+    except Exception:  # noqa: BLE001 - left as they are; FastAPI reports what it cannot resolve
+        pass
 
 
 def bind_app(app: Any, obj: Any) -> Any:

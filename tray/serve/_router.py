@@ -1,4 +1,4 @@
-"""Each process's routers: a trio loop (in a thread of its own) that sends requests to replicas.
+"""Each process's routers: tasks in tray's own trio loop that send requests to replicas.
 
 One :class:`RouterLoop` per process and cluster holds a :class:`DeploymentRouter` per
 deployment that this process calls. A router knows the deployment's replicas (long-polled
@@ -190,7 +190,7 @@ async def _resolve_responses(args: tuple[Any, ...], kwargs: dict[str, Any]) -> t
 
 
 class RouterLoop:
-    """The process's routing thread and its routers (one per cluster the process joined)."""
+    """The process's routing tasks and its routers (one per cluster the process joined)."""
 
     def __init__(self, cluster_key: tuple[str, str]) -> None:
         self.cluster_key = cluster_key
@@ -205,13 +205,16 @@ class RouterLoop:
         self.closed = False
         self._started = threading.Event()
         self._stop: trio.Event | None = None
-        self.thread = threading.Thread(target=self._thread, name="tray-serve-router", daemon=True)
-        self.thread.start()
-        self._started.wait()
+        # The loop is tray's own (a task in the runtime's trio loop, not a thread of its own):
+        # a call sent and its reply awaited there cross no thread.
+        self._ref = lowlevel.ref_of(self._main)
+        if not self._started.wait(60):
+            raise RuntimeError("Serve's router loop did not start in tray's runtime")
 
     # -- entry points from other threads
 
     def submit(self, afn: Callable[..., Awaitable[Any]], *args: Any) -> concurrent.futures.Future:
+        """Run ``afn(*args)`` in the loop; its outcome in a future (from any thread but the loop's)."""
         fut: concurrent.futures.Future = concurrent.futures.Future()
 
         async def run() -> None:
@@ -257,31 +260,24 @@ class RouterLoop:
                 self.token.run_sync_soon(self._stop.set)
             except trio.RunFinishedError:
                 pass
-        if threading.current_thread() is not self.thread:
-            self.thread.join(timeout=5)
 
     # -- the loop
-
-    def _thread(self) -> None:
-        try:
-            trio.run(self._main)
-        except BaseException:  # noqa: BLE001
-            log.exception("serve router loop failed")
-        finally:
-            self._started.set()
 
     async def _main(self) -> None:
         self.token = trio.lowlevel.current_trio_token()
         self._stop = trio.Event()
         self.changed = trio.Event()
         self.routes_ready = trio.Event()
-        async with trio.open_nursery() as nursery:
-            self.nursery = nursery
-            self._started.set()
-            nursery.start_soon(self._watch)
-            nursery.start_soon(self._report)
-            await self._stop.wait()
-            nursery.cancel_scope.cancel()
+        try:
+            async with trio.open_nursery() as nursery:
+                self.nursery = nursery
+                self._started.set()
+                nursery.start_soon(self._watch)
+                nursery.start_soon(self._report)
+                await self._stop.wait()
+                nursery.cancel_scope.cancel()
+        finally:
+            self.closed = True
 
     async def _controller(self) -> Any:
         if self.controller is None:
