@@ -1,0 +1,3 @@
+from .experiment_analysis import ExperimentAnalysis
+
+__all__ = ["ExperimentAnalysis"]
