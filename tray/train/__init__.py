@@ -6,7 +6,14 @@ starts the workers in a placement group, sets torch.distributed up on them and r
 ``storage_path/name/``; a failed worker restarts the whole group from the latest checkpoint.
 """
 
-from .._air import Checkpoint, CheckpointConfig, FailureConfig, Result, RunConfig, ScalingConfig
+from .._air import (
+    Checkpoint,
+    CheckpointConfig,
+    FailureConfig,
+    Result,
+    RunConfig,
+    ScalingConfig,
+)
 from .._air.session import get_checkpoint, report
 from ._errors import TrainingFailedError, WorkerGroupError
 from .backend import BackendConfig

@@ -37,7 +37,7 @@ __all__ = ["RunSpec", "TrainController", "should_retry"]
 
 log = logging.getLogger("tray.train")
 
-BOOK_FILE = "checkpoint_book.json"
+BOOK_FILE = "train_state.json"
 RESULT_FILE = "result.json"
 _DEATHS = (tex.RayActorError, tex.WorkerCrashedError, tex.NodeDiedError, tex.OwnerDiedError)
 
@@ -186,12 +186,15 @@ class TrainController:
         spec = self.spec
         shards = {k: ds.iterator() if hasattr(ds, "iterator") else ds for k, ds in spec.datasets.items()}
         session = WorkerSession(self._context(0, 1, 0, 1, 0), spec.resume_from, spec.storage,
-                                lambda ev: self._handle_round([ev]), shards, self.next_index)
+                                self._handle_local_event, shards, self.next_index)
         init_session(session)
         try:
             self.return_value = run_loop(spec.fn, spec.config)
         finally:
             shutdown_session()
+
+    def _handle_local_event(self, event: Event) -> None:
+        self._handle_round([event])
 
     def _run_distributed(self) -> None:
         spec = self.spec
@@ -199,7 +202,7 @@ class TrainController:
         while True:
             group = WorkerGroup(spec.scaling.num_workers, spec.scaling._resources_per_worker_not_none,
                                 spec.scaling.placement_strategy, placement_group=self._pg,
-                                bundle_offset=self._offset)
+                                bundle_offset=self._offset, preload=spec.backend.preload_modules)
             try:
                 self._run_group(group)
                 return
@@ -268,9 +271,9 @@ class TrainController:
                 except Exception as exc:  # noqa: BLE001
                     failures[rank_of[ref]] = exc
         lines = []
-        for rank, exc in sorted(failures.items()):
-            how = "died" if isinstance(exc, _DEATHS) else f"raised {_cause_name(exc)}"
-            lines.append(f"{group.describe(rank)} {how}: {exc}")
+        for rank, err in sorted(failures.items()):
+            how = "died:" if isinstance(err, _DEATHS) else "raised"
+            lines.append(f"{group.describe(rank)} {how} {err}")
         raise _GroupFailed(failures, "\n".join(lines))
 
     def _poll(self, group: WorkerGroup) -> None:
@@ -291,10 +294,3 @@ class TrainController:
             while all(queues):
                 if self._handle_round([q.popleft() for q in queues]):
                     return
-
-
-def _cause_name(exc: BaseException) -> str:
-    for cls in type(exc).__mro__:
-        if not issubclass(cls, tex.RayTaskError) and cls.__module__ != "tray.exceptions":
-            return cls.__name__
-    return type(exc).__name__

@@ -77,6 +77,6 @@ class WorkerSession(Session):
 def current_worker_session(what: str) -> WorkerSession:
     session = get_session()
     if not isinstance(session, WorkerSession):
-        raise RuntimeError(f"{what} is only available inside a Train worker's train_loop_per_worker "
-                           "(started by a trainer's fit())")
+        msg = f"{what} is only available inside a Train worker's train_loop_per_worker (started by a trainer's fit())"
+        raise RuntimeError(msg)  # noqa: TRY004 - a misuse of the API (Ray's SessionMisuseError), not a bad argument
     return session

@@ -42,9 +42,14 @@ def run_loop(fn: Callable[..., Any], config: dict[str, Any] | None) -> Any:
 class TrainWorker:
     """The actor class (made remote by the worker group)."""
 
-    def __init__(self) -> None:
+    def __init__(self, preload: tuple[str, ...] = ()) -> None:
         self._channel: EventChannel | None = None
         self._thread: threading.Thread | None = None
+        if preload:  # overlap the framework's import (seconds for torch) with the group's set-up calls
+            import importlib
+
+            threading.Thread(target=lambda: [importlib.import_module(m) for m in preload], daemon=True,
+                             name="train-preload").start()
 
     def info(self) -> dict[str, Any]:
         import tray

@@ -7,10 +7,15 @@ in node order (the node of rank 0 first), so ``local_rank``/``node_rank`` match 
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import tray
-from tray.util.placement_group import PlacementGroup, placement_group, remove_placement_group
+from tray.util.placement_group import (
+    PlacementGroup,
+    placement_group,
+    remove_placement_group,
+)
 from tray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from ._placement import infeasible_reason
@@ -18,6 +23,8 @@ from ._worker import TrainWorker
 from .backend import WorkerSlot
 
 __all__ = ["WorkerGroup", "check_feasible"]
+
+log = logging.getLogger("tray.train")
 
 _RemoteWorker = tray.remote(TrainWorker)
 
@@ -38,7 +45,7 @@ class WorkerGroup:
 
     def __init__(self, num_workers: int, resources_per_worker: dict[str, float], placement_strategy: str,
                  *, placement_group: PlacementGroup | None = None, bundle_offset: int = 0,
-                 start_timeout_s: float = 600.0) -> None:
+                 start_timeout_s: float = 600.0, preload: tuple[str, ...] = ()) -> None:
         self.num_workers = num_workers
         self.resources = dict(resources_per_worker)
         self.strategy = placement_strategy
@@ -46,6 +53,7 @@ class WorkerGroup:
         self._offset = bundle_offset if placement_group is not None else 0
         self._pg: PlacementGroup | None = None
         self.start_timeout_s = start_timeout_s
+        self.preload = preload
         self.workers: list[Any] = []  # actor handles, by rank
         self.slots: list[WorkerSlot] = []
 
@@ -65,7 +73,7 @@ class WorkerGroup:
             opts["memory"] = self.resources["memory"]
         actors = [_RemoteWorker.options(
             **opts, scheduling_strategy=PlacementGroupSchedulingStrategy(
-                pg, placement_group_bundle_index=self._offset + i)).remote()
+                pg, placement_group_bundle_index=self._offset + i)).remote(self.preload)
             for i in range(self.num_workers)]
         self.workers = actors
         infos = tray.get([a.info.remote() for a in actors], timeout=self.start_timeout_s)
@@ -103,14 +111,14 @@ class WorkerGroup:
         for a in self.workers:
             try:
                 tray.kill(a)
-            except Exception:  # noqa: BLE001 - already dead
-                pass
+            except Exception as exc:  # noqa: BLE001 - already dead
+                log.debug("Train: killing a worker: %s", exc)
         self.workers, self.slots = [], []
         if self._pg is not None:
             try:
                 remove_placement_group(self._pg)
-            except Exception:  # noqa: BLE001 - the cluster is gone: nothing to give back
-                pass
+            except Exception as exc:  # noqa: BLE001 - the cluster is gone: nothing to give back
+                log.debug("Train: removing the placement group: %s", exc)
             self._pg = None
 
     def describe(self, rank: int) -> str:

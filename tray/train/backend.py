@@ -35,6 +35,7 @@ class Backend:
     """Sets a framework up on each worker; the base does nothing (a plain data-parallel loop)."""
 
     needs_rendezvous_port = False
+    preload_modules: tuple[str, ...] = ()  # imported in the background as soon as a worker starts
 
     def worker_env(self, slots: list[WorkerSlot], port: int | None, use_gpu: bool) -> list[dict[str, str]]:
         """Each rank's extra environment variables (pure)."""

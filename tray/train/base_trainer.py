@@ -83,7 +83,7 @@ class BaseTrainer:
                              f"check with {cls.__name__}.can_restore(path)")
         trainer = cloudpickle.loads(st.read_bytes(TRAINER_FILE))
         if not isinstance(trainer, cls):
-            raise ValueError(f"{path!r} was run by a {type(trainer).__name__}, not a {cls.__name__}")
+            raise ValueError(f"{path!r} was run by a {type(trainer).__name__}, not a {cls.__name__}")  # noqa: TRY004
         for key, value in kwargs.items():
             if value is None:
                 continue

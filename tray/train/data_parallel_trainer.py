@@ -74,8 +74,8 @@ class DataParallelTrainer(BaseTrainer):
 
         import tray
 
-        if not tray.is_initialized():
-            tray.init()
+        if self.scaling_config.num_workers > 0 and not tray.is_initialized():
+            tray.init()  # as Ray: the first remote work starts a local cluster (a local run needs none)
         storage = self._storage()
         controller = TrainController(self._spec(storage))
         storage.makedirs()

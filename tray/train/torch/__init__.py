@@ -5,9 +5,9 @@ from ...lowlevel import require
 
 require("torch", "train")
 
-from .config import TorchConfig  # noqa: E402
-from .torch_trainer import TorchTrainer  # noqa: E402
-from .train_loop_utils import (  # noqa: E402
+from .config import TorchConfig
+from .torch_trainer import TorchTrainer
+from .train_loop_utils import (
     enable_reproducibility,
     get_device,
     get_devices,

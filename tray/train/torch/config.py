@@ -60,6 +60,7 @@ class _TorchBackend(Backend):
     timeout_s: int
 
     needs_rendezvous_port = True
+    preload_modules = ("torch.distributed",)
 
     def worker_env(self, slots: list[WorkerSlot], port: int | None, use_gpu: bool) -> list[dict[str, str]]:
         master = slots[0].node_ip

@@ -102,7 +102,13 @@ def prepare_data_loader(data_loader: Any, add_dist_sampler: bool = True, move_to
     """Give ``data_loader`` a DistributedSampler (each worker sees its share of every epoch; keeps
     the loader's shuffle setting) and move its batches to this worker's device."""
     torch = _torch()
-    from torch.utils.data import DataLoader, DistributedSampler, IterableDataset, RandomSampler, SequentialSampler
+    from torch.utils.data import (
+        DataLoader,
+        DistributedSampler,
+        IterableDataset,
+        RandomSampler,
+        SequentialSampler,
+    )
 
     if not isinstance(data_loader, DataLoader):
         raise TypeError(f"prepare_data_loader takes a torch DataLoader, got {type(data_loader).__name__}")
@@ -113,7 +119,7 @@ def prepare_data_loader(data_loader: Any, add_dist_sampler: bool = True, move_to
             raise ValueError("prepare_data_loader: the DataLoader has a custom sampler; give it a DistributedSampler "
                              "yourself or pass add_dist_sampler=False")
         ctx = get_context()
-        sampler = DistributedSampler(data_loader.dataset, num_replicas=ctx.get_world_size(),
+        sampler: Any = DistributedSampler(data_loader.dataset, num_replicas=ctx.get_world_size(),
                                      rank=ctx.get_world_rank(), shuffle=shuffle)
         data_loader = DataLoader(
             data_loader.dataset, batch_size=data_loader.batch_size, sampler=sampler,
