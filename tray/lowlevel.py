@@ -42,8 +42,10 @@ __all__ = [
     "kv_keys",
     "kv_put",
     "loads",
+    "log_files",
     "memory_state",
     "new_object_refs",
+    "read_log",
     "ref_of",
     "require",
     "run_in_loop",
@@ -186,3 +188,48 @@ def cluster_state(kind: str, *, address: str | None = None) -> list[dict[str, An
 def memory_state(address: str | None = None) -> tuple[list[dict[str, Any]], dict[str, Any], str | None]:
     """Sync: ``(object rows, {node_id: store usage}, this driver's node id, else the head's)``."""
     return _gather.objects_and_stores(address)
+
+
+LOG_ASK_TIMEOUT_S = 10.0
+
+
+def log_files(node_id: str | None = None) -> list[dict[str, Any]]:
+    """Sync: the worker log files of every alive node (or of ``node_id``): rows of ``node_id,
+    name, worker_id, pid, stream ("out" | "err"), size, mtime``; a node that does not answer
+    within a timeout is left out."""
+    import trio
+
+    async def gather() -> list[dict[str, Any]]:
+        view = await ask_control("view")
+        found: list[dict[str, Any]] = []
+
+        async def one(scheduler: Any) -> None:
+            with trio.move_on_after(LOG_ASK_TIMEOUT_S):
+                try:
+                    found.extend(await scheduler.log_files.ask())
+                except Exception:  # noqa: BLE001 - a node that died meanwhile has no files to show
+                    pass
+
+        async with trio.open_nursery() as nursery:
+            for nid, (scheduler, *_rest) in view.items():
+                if node_id is None or nid == node_id:
+                    nursery.start_soon(one, scheduler)
+        return sorted(found, key=lambda r: (r["node_id"], r["mtime"], r["name"]))
+
+    return run_in_loop(gather)
+
+
+def read_log(node_id: str, name: str, offset: int = 0, max_bytes: int = 1 << 20) -> tuple[bytes, int, int]:
+    """Sync: ``(data, end_offset, size)``: up to ``max_bytes`` of node ``node_id``'s log file
+    ``name`` from ``offset`` (negative: that far before its end), read through that node, so
+    from any machine. ValueError: no such node or file."""
+    import trio
+
+    async def read() -> tuple[bytes, int, int]:
+        view = await ask_control("view")
+        if node_id not in view:
+            raise ValueError(f"no alive node {node_id!r}")
+        with trio.fail_after(LOG_ASK_TIMEOUT_S):
+            return await view[node_id][0].read_log.ask(name, offset, max_bytes)
+
+    return run_in_loop(read)
