@@ -104,13 +104,14 @@ def from_arrow(tables: Any, *, override_num_blocks: int | None = None) -> Materi
 
 def from_torch(dataset: Any, local_read: bool = False) -> MaterializedDataset:
     """Rows ``{"item": sample}`` of a torch map-style or iterable dataset."""
+    def plain(x: Any) -> Any:
+        if hasattr(x, "numpy"):
+            x = x.numpy()
+        return x.item() if isinstance(x, np.ndarray) and x.ndim == 0 else x
+
     items = []
     for sample in dataset:
-        if hasattr(sample, "numpy"):
-            sample = sample.numpy()
-        elif isinstance(sample, tuple):
-            sample = tuple(s.numpy() if hasattr(s, "numpy") else s for s in sample)
-        items.append({"item": sample})
+        items.append({"item": [plain(s) for s in sample] if isinstance(sample, (tuple, list)) else plain(sample)})
     return from_items(items)
 
 
