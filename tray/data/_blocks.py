@@ -59,12 +59,25 @@ def numpy_to_column(values: Any) -> pa.Array:
             return pa.array([v.tolist() for v in values])
     arr = np.asarray(values) if not isinstance(values, np.ndarray) else values
     if arr.ndim > 1:
-        return pa.FixedShapeTensorArray.from_numpy_ndarray(np.ascontiguousarray(arr))
+        arr = np.ascontiguousarray(arr)
+        if arr.strides[0] < max(arr.strides):  # size-1 dimensions can leave odd strides
+            arr = arr.copy()
+            if arr.strides[0] < max(arr.strides):
+                arr = np.lib.stride_tricks.as_strided(arr, strides=_c_strides(arr))
+        return pa.FixedShapeTensorArray.from_numpy_ndarray(arr)
     if arr.ndim == 0:
         raise ValueError(f"a column must be 1-d or more, got a scalar {arr!r}")
     if arr.dtype == object and len(arr) and isinstance(arr[0], np.ndarray):
         return numpy_to_column(list(arr))
     return pa.array(arr)
+
+
+def _c_strides(arr: np.ndarray) -> tuple[int, ...]:
+    strides, step = [], arr.itemsize
+    for dim in reversed(arr.shape):
+        strides.append(step)
+        step *= dim
+    return tuple(reversed(strides))
 
 
 def table_from_numpy(batch: Mapping[str, Any]) -> pa.Table:
