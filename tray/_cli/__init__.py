@@ -49,6 +49,7 @@ COMMANDS: dict[str, Command] = {
                         "write the cluster's recent tasks and actor calls as a Chrome trace"),
     "list": Command("tray._cli.state:register", "list the cluster's actors, tasks, objects, nodes, workers, jobs, ..."),
     "summary": Command("tray._cli.state:register", "summarize the cluster's tasks, actors or objects"),
+    "serve": Command("tray.serve._cli:register", "run and manage Serve applications"),
 }
 """Every ``tray`` command, in ``tray --help``'s order."""
 
