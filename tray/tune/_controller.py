@@ -285,7 +285,7 @@ class TuneController:
         custom = {k: v for k, v in head.items() if k not in ("CPU", "GPU", "memory") and v > 0}
         handle = _RemoteRunner.options(num_cpus=head.get("CPU", 0.0), num_gpus=head.get("GPU", 0.0),
                                        resources=custom or None, max_concurrency=4, max_restarts=0,
-                                       **opts).remote()
+                                       **opts).remote(head.get("CPU", 1.0))
         runner = _Runner(handle, factory, pg, need)
         for k, v in need.items():
             self._used[k] = self._used.get(k, 0.0) + v
@@ -423,7 +423,6 @@ class TuneController:
                 self._errored(trial, exc, tb)
                 return
             if self.is_class:
-                live.runner.handle  # a class trainable is stopped (and checkpointed at end) by _end_run
                 self._live[trial.trial_id] = live
                 ckpt = self._end_run(trial, save=bool(self.checkpoint_config.checkpoint_at_end))
                 if ckpt is not None:

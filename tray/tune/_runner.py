@@ -6,7 +6,8 @@ another (``start``): actors are reused across trials, so a trivial trial costs a
 milliseconds, not a process start. Results collect in a buffer that the controller drains with a
 long-polling ``fetch(gen, ack)``; ``ack`` says how many results the controller has decided on,
 and a trial runs at most ``window`` results ahead of that (window 1: every report waits for the
-controller's verdict, as Ray's does; larger windows batch fast reports). ``stop`` ends a run at
+controller's verdict, as Ray's does; larger windows batch fast reports, and a report carrying a
+checkpoint always waits, so a process death never loses a checkpoint). ``stop`` ends a run at
 its next report (user code sees :class:`SessionStopped`, a BaseException).
 """
 
@@ -61,7 +62,10 @@ class _Run:
             self.reported += 1
             self.cond.notify_all()
             mine = self.reported
-            while not self.stopping and self.acked < mine - self.window + 1:
+            # a report with a checkpoint waits for the controller to have it (as window 1 does):
+            # checkpoints are what a restart resumes from, so none may die buffered with the process
+            window = 1 if checkpoint_path is not None else self.window
+            while not self.stopping and self.acked < mine - window + 1:
                 self.cond.wait()
             if self.stopping:
                 raise SessionStopped()
@@ -70,7 +74,10 @@ class _Run:
 class TrialRunner:
     """The actor class (made remote by the controller, with the trial's resources)."""
 
-    def __init__(self) -> None:
+    def __init__(self, num_cpus: float = 1.0) -> None:
+        # as Ray does for its workers: math libraries use the trial's CPUs, not every core
+        # (torch/numpy read this when first imported, which in a fresh runner is after now)
+        os.environ.setdefault("OMP_NUM_THREADS", str(max(1, int(num_cpus))))
         self._trainables: dict[str, Any] = {}
         self._run: _Run | None = None
         self._lock = threading.Condition()

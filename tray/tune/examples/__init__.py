@@ -1,0 +1,1 @@
+"""Example trainables and data for Tune (Ray's ``ray.tune.examples``)."""
