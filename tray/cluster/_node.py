@@ -6,7 +6,8 @@
     ├── worker pool supervisor   (simple_one_for_one: WorkerProcess)
     ├── node scheduler
     ├── memory monitor           (unless memory_monitor_refresh_ms is 0)
-    └── head link supervisor     (one_for_one: HeadLink, restarted with backoff)
+    ├── head link supervisor     (one_for_one: HeadLink, restarted with backoff)
+    └── dashboard                (head node, include_dashboard: started from a string)
 
 The store starts before and stops after every worker that could write to it. The head
 link registers the node with the control store (local on the head, remote elsewhere)
@@ -26,11 +27,24 @@ from ..exceptions import NodeDeclaredDead, RayError
 from ..store import DEFAULT_INLINE_LIMIT, STORE_NAME, ObjectStore
 from ..supervisors import Backoff, ChildSpec, Supervisor, SupervisorSpec
 from ._control import CONTROL_NAME, ControlStore
+from ._logs import log_dir_of
 from ._memory import MEMORY_MONITOR_NAME, MemoryConfig, MemoryMonitor
 from ._pool import GRACE_S, WorkerProcess
 from ._scheduler import POOL_NAME, SCHEDULER_NAME, NodeScheduler
 
 log = logging.getLogger("tray.cluster")
+
+DASHBOARD = "tray.dashboard._head:DashboardProcess"  # a library: named, never imported here
+DASHBOARD_NAME = "tray.dashboard"
+DASHBOARD_EXTRA = ("starlette", "hypercorn", "httpx", "prometheus_client")  # tray[default]
+DASHBOARD_URL_KEY = ("_tray", "dashboard_url")  # (namespace, key) in the control store's KV table
+
+
+def dashboard_available() -> bool:
+    """Are the dashboard's packages (the ``default`` extra) installed? (Ray's include_dashboard default.)"""
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None for m in DASHBOARD_EXTRA)
 
 
 def node_resources(num_cpus: float | None = None, num_gpus: float | None = None,
@@ -129,7 +143,7 @@ class LocalNode:
                  store: StoreConfig, log_to_driver: bool = True, *, head: bool = True,
                  head_address: str | None = None, storage: Any = None, info: dict[str, Any] | None = None,
                  echo_output: bool = True, log_dir: str | None = None, node_grace_s: float = 30.0,
-                 memory: MemoryConfig | None = None) -> None:
+                 memory: MemoryConfig | None = None, dashboard: dict[str, Any] | None = None) -> None:
         self.system = system
         self.resources = resources
         self.node_id = system.uid
@@ -143,6 +157,8 @@ class LocalNode:
                      "pid": os.getpid(), "hostname": os.uname().nodename, "store_prefix": store.prefix,
                      "inline_limit": store.inline_limit, **(info or {})}
         self.supervisor: ActorRef | None = None
+        self.dashboard = dashboard if head else None  # {"host", "port"}: the head serves the dashboard
+        self.dashboard_url: str | None = None
 
     def spec(self) -> SupervisorSpec:
         assert self.system.address is not None, "a node's system must listen (workers connect to it)"
@@ -176,12 +192,23 @@ class LocalNode:
             children.insert(0, ChildSpec(id="control", start=ControlStore, name=CONTROL_NAME,
                                          max_concurrency=1 << 20, args=(self.storage, self.node_grace_s),
                                          decider={RayError: "resume", ValueError: "resume", KeyError: "resume"}))
+        if self.dashboard is not None:
+            log_dir = self.log_dir or log_dir_of(self.info)
+            children.append(ChildSpec(id="dashboard", start=DASHBOARD, name=DASHBOARD_NAME, args=(
+                self.system.address, self.worker_env, os.path.dirname(log_dir) if log_dir else None,
+                self.dashboard.get("host") or "127.0.0.1", self.dashboard.get("port"))))
         return SupervisorSpec(strategy="one_for_one", intensity=3, period=5.0, children=children)
 
     async def start(self) -> ActorRef:
         self.supervisor = await self.system.spawn(Supervisor, self.spec(), name="tray.node")
         scheduler = self.system.lookup(SCHEDULER_NAME)
         assert scheduler is not None
+        dashboard = self.system.lookup(DASHBOARD_NAME) if self.dashboard is not None else None
+        if dashboard is not None:
+            self.dashboard_url = await dashboard.get_url.ask()
+            control = self.system.lookup(CONTROL_NAME)
+            assert control is not None
+            await control.kv_put.ask(*DASHBOARD_URL_KEY, self.dashboard_url.encode(), True)
         return scheduler
 
     async def stop(self) -> None:

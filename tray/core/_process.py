@@ -104,12 +104,15 @@ def init(
             ``memory_usage_threshold`` (0.95) and ``memory_monitor_refresh_ms`` (250; 0: off)
             for the memory monitor that kills a worker when memory runs low,
             ``get_warn_after_s`` (30; or ``TRAY_GET_WARN_AFTER_S``: a ``tray.get`` waiting longer
-            logs once what it waits on), ``object_spilling_config`` (Ray's JSON form). Options
-            Ray accepts that do not apply here (``include_dashboard``, ``logging_level``, ...)
-            are accepted and ignored.
+            logs once what it waits on), ``object_spilling_config`` (Ray's JSON form);
+            ``include_dashboard`` (default: on when ``tray[default]`` is installed),
+            ``dashboard_host`` (127.0.0.1), ``dashboard_port`` (8265, or a free one if taken).
+            Options Ray accepts that do not apply here (``logging_level``, ...) are accepted
+            and ignored.
 
     Returns:
-        A dict describing the session: ``address``, ``namespace``, ``job_id``, ``node_id``.
+        A dict describing the session: ``address``, ``namespace``, ``job_id``, ``node_id``,
+        ``dashboard_url`` (None without a dashboard).
 
     Raises:
         RuntimeError: tray is already initialized (and ``ignore_reinit_error`` is False).
@@ -144,6 +147,7 @@ def init(
             store = _store_options(object_store_memory, kwargs.get("object_spilling_directory"), settings)
             total = node_resources(num_cpus, num_gpus, resources, object_store_memory=store.get("object_store_memory"))
             memory = MemoryConfig.of(settings)
+            store["dashboard"] = _dashboard_options(kwargs)
             rt = Runtime(node_address=None, token=secrets.token_hex(16),
                          node_config={"resources": total, "log_to_driver": log_to_driver, "memory": memory, **store},
                          namespace=ns, job_id=uuid.uuid4().hex[:8], log_to_driver=log_to_driver)
@@ -183,9 +187,40 @@ def _store_options(object_store_memory: int | None, spill_dir: str | None, setti
     return out
 
 
+def _dashboard_options(kwargs: dict[str, Any]) -> dict[str, Any] | None:
+    """Ray's ``include_dashboard`` (default: on when the ``default`` extra is installed),
+    ``dashboard_host`` (127.0.0.1) and ``dashboard_port`` (8265, or a free one if taken)."""
+    from ..cluster._node import dashboard_available
+
+    include = kwargs.get("include_dashboard")
+    if include is None:
+        include = dashboard_available()
+    elif include and not dashboard_available():
+        raise ImportError('include_dashboard=True needs the dashboard\'s packages: pip install "tray[default]"')
+    if not include:
+        return None
+    port = kwargs.get("dashboard_port")
+    if port is not None and (not isinstance(port, int) or not 0 <= port < 65536):
+        raise ValueError(f"dashboard_port must be a port number, got {port!r}")
+    return {"host": kwargs.get("dashboard_host") or "127.0.0.1", "port": port}
+
+
+def _dashboard_url(rt: Runtime) -> str | None:
+    """The cluster's dashboard URL: this driver's node's, else what the head recorded."""
+    if rt.node is not None:
+        return rt.node.dashboard_url
+    from ..cluster._node import DASHBOARD_URL_KEY
+
+    try:
+        raw = rt.call(lambda: rt.control.kv_get.ask(*DASHBOARD_URL_KEY))
+    except Exception:  # noqa: BLE001 - a head that does not answer has no dashboard to name
+        return None
+    return raw.decode() if raw else None
+
+
 def _context(rt: Runtime) -> dict[str, Any]:
     return {"address": rt.node_address or rt.system.address, "namespace": rt.namespace, "job_id": rt.job_id,
-            "node_id": rt.node_id}
+            "node_id": rt.node_id, "dashboard_url": _dashboard_url(rt)}
 
 
 def shutdown() -> None:

@@ -118,8 +118,7 @@ class Runtime:
         async with ActorSystem(address=address, token=self.token) as system:
             self.system = system
             async with trio.open_nursery() as nursery:
-                self.owner = Owner(self)
-                self.owner.nursery = nursery
+                self.owner = Owner(self, nursery)
                 self.owner_ref = await system.spawn(OwnerActor, self.owner, name="tray.owner", max_concurrency=1 << 20)
                 if self.node_address is None:
                     info = await self._host_node(system)
@@ -158,7 +157,7 @@ class Runtime:
                             cfg.get("object_store_memory"), own_spill_dir=spill_dir is None,
                             inline_limit=cfg.get("inline_limit", DEFAULT_INLINE_LIMIT))
         self.node = LocalNode(system, cfg["resources"], self._worker_env(), store, cfg.get("log_to_driver", True),
-                              memory=cfg.get("memory"))
+                              memory=cfg.get("memory"), dashboard=cfg.get("dashboard"))
         self.scheduler = await self.node.start()
         return await self.scheduler.node_info.ask()
 
