@@ -1,4 +1,5 @@
-"""The HTTP proxy: hypercorn's trio server, run in the process's router loop, in front of the routers.
+"""The HTTP proxy: an ASGI server on trio (tray's lean HTTP/1.1 server, or hypercorn's trio
+worker), run in the process's router loop, in front of the routers.
 
 It matches a request's path to an application's route prefix (longest first), reads the body,
 lets the ingress deployment's router pick a replica and hands the replica the ASGI scope and
@@ -185,22 +186,29 @@ class ServeProxy:
         self.bound: Any = None
 
     async def _serve(self) -> None:
-        from hypercorn.config import Config
-        from hypercorn.trio import serve
-
-        cfg = Config()
-        cfg.bind = [f"{self.opts.host}:{self.opts.port}"]
-        cfg.keep_alive_timeout = self.opts.keep_alive_timeout_s
-        cfg.accesslog = None
-        cfg.errorlog = None
-        cfg.graceful_timeout = 1.0
         self.loop.want_routes()
         self.stopping = trio.Event()
         app = ProxyApp(self.loop, self.opts.root_path)
         async with trio.open_nursery() as nursery:
-            binds = await nursery.start(lambda task_status: serve(app, cfg, shutdown_trigger=self.stopping.wait,
-                                                                  task_status=task_status))
-            self.bound = binds
+            if self.opts.server == "hypercorn":
+                from hypercorn.config import Config
+                from hypercorn.trio import serve
+
+                cfg = Config()
+                cfg.bind = [f"{self.opts.host}:{self.opts.port}"]
+                cfg.keep_alive_timeout = self.opts.keep_alive_timeout_s
+                cfg.accesslog = None
+                cfg.errorlog = None
+                cfg.graceful_timeout = 1.0
+                binds = await nursery.start(lambda task_status: serve(app, cfg, shutdown_trigger=self.stopping.wait,
+                                                                      task_status=task_status))
+                self.bound = int(binds[0].rsplit(":", 1)[1])
+            else:
+                from . import _http11
+
+                self.bound = await nursery.start(lambda task_status: _http11.serve(
+                    app, self.opts.host, self.opts.port, self.stopping, keep_alive_s=self.opts.keep_alive_timeout_s,
+                    task_status=task_status))
 
     async def ready(self) -> int:
         """The port the proxy listens on, once it does (its bind error if it cannot)."""
@@ -211,7 +219,7 @@ class ServeProxy:
                 self.port_future.result()  # raises the bind error
                 raise RuntimeError("the HTTP proxy stopped before it listened")
             await asyncio.sleep(0.01)
-        return int(self.bound[0].rsplit(":", 1)[1])
+        return int(self.bound)
 
     async def stop(self) -> None:
         import asyncio

@@ -183,8 +183,11 @@ class HTTPOptions:
     root_path: str = ""
     request_timeout_s: float | None = None
     keep_alive_timeout_s: float = 5.0
+    server: str = "tray"  # the proxy's HTTP server: "tray" (lean HTTP/1.1 + WebSocket) or "hypercorn"
 
     def __attrs_post_init__(self) -> None:
+        if self.server not in ("tray", "hypercorn"):
+            raise ValueError(f"http_options server must be \"tray\" or \"hypercorn\", got {self.server!r}")
         if not isinstance(self.port, int) or not 0 <= self.port < 65536:
             raise ValueError(f"http_options port must be an int in [0, 65535], got {self.port!r}")
 
