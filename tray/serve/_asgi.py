@@ -78,6 +78,37 @@ def call_adapter(fn: Callable[..., Any]) -> ASGIApp:
     return app
 
 
+async def call_handler(fn: Callable[..., Any], scope: dict[str, Any], body: bytes) -> Any:
+    """Call a ``__call__(request)`` handler on a request whose body is already here."""
+    from starlette.requests import Request
+
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await asyncio.Event().wait()  # the proxy cancels the request if the client leaves
+        return {"type": "http.disconnect"}
+
+    result = fn(Request(scope, receive))
+    if inspect.isawaitable(result):
+        result = await result
+    if inspect.isgenerator(result) or inspect.isasyncgen(result):
+        raise TypeError("an HTTP handler returned a generator; wrap it in starlette's StreamingResponse")
+    return result
+
+
+def response_app(response: Any) -> ASGIApp:
+    """An ASGI app that sends a Response object the handler returned."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await response(scope, receive, send)
+
+    return app
+
+
 class Session:
     """One ASGI connection's run inside the replica."""
 

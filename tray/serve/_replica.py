@@ -42,6 +42,7 @@ class ServeReplica:
         self.replica_id = replica_id
         self.ongoing = 0
         self.obj: Any = None
+        self.call_fn: Any = None  # a ``__call__(request)`` deployment's handler (the fast HTTP path)
         self.asgi: _asgi.ASGIApp | None = None
         self.sessions: dict[int, Any] = {}
         self.streams: dict[int, Any] = {}
@@ -91,6 +92,7 @@ class ServeReplica:
             self.asgi = bind_app(app, self.obj)
         elif callable(self.obj):
             self.asgi = _asgi.call_adapter(self.obj)
+            self.call_fn = self.obj
         if user_config is not None:
             await self.reconfigure(user_config)
         return self.replica_id
@@ -182,7 +184,20 @@ class ServeReplica:
         if self.asgi is None:
             raise TypeError(f"deployment {self.spec.name!r} does not take HTTP requests (no __call__ or ingress)")
         self._enter(meta)
-        sess = _asgi.Session(self.asgi, scope)
+        if self.call_fn is not None and scope["type"] == "http":
+            # the common case, without an ASGI task: call the handler, turn its value into messages
+            try:
+                result = await _asgi.call_handler(self.call_fn, scope, body)
+            except Exception as exc:  # noqa: BLE001 - the client gets a 500 with the traceback
+                self._leave()
+                return _asgi.error_messages(exc), 0
+            msgs = _asgi.plain_response(result)
+            if msgs is not None:
+                self._leave()
+                return msgs, 0
+            sess = _asgi.Session(_asgi.response_app(result), scope)
+        else:
+            sess = _asgi.Session(self.asgi, scope)
         sess.inbox.put_nowait({"type": "http.request", "body": body, "more_body": False})
         try:
             while not sess.complete():
