@@ -159,7 +159,10 @@ def load(port: int, conns: int, duration: float, loadgen: str) -> dict[str, floa
     return json.loads(out.stdout)
 
 
-def tray_side(args: argparse.Namespace, loadgen: str) -> tuple[dict[str, dict], dict[str, float]]:
+def tray_side(args: argparse.Namespace, loadgen: str, floor_port: int,
+              floor: dict[str, dict]) -> tuple[dict[str, dict], dict[str, float]]:
+    """tray's lines; each 1-replica line is followed at once by the floor's at the same
+    concurrency, so both see the same machine load."""
     import tray
     from tray import serve
 
@@ -179,6 +182,8 @@ def tray_side(args: argparse.Namespace, loadgen: str) -> tuple[dict[str, dict], 
             h.remote().result()
             for c in args.conns:
                 results[f"{n} replica{'s' if n > 1 else ''}, {c} conn"] = load(port, c, args.duration, loadgen)
+                if n == 1:
+                    floor[f"{c} conn"] = load(floor_port, c, args.duration, loadgen)
             if n == 1:
                 for _ in range(20):
                     h.remote().result()
@@ -197,18 +202,14 @@ def tray_side(args: argparse.Namespace, loadgen: str) -> tuple[dict[str, dict], 
     return results, handles
 
 
-def floor_side(args: argparse.Namespace, loadgen: str, tmp: str) -> dict[str, dict]:
+def start_floor(tmp: str) -> tuple[subprocess.Popen, int]:
     path = os.path.join(tmp, "floor.py")
     with open(path, "w") as f:
         f.write(FLOOR)
     port = free_port()
     proc = subprocess.Popen([sys.executable, path, str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_port(port)
-        return {f"{c} conn": load(port, c, args.duration, loadgen) for c in args.conns}
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    wait_port(port)
+    return proc, port
 
 
 def ray_side(args: argparse.Namespace, loadgen: str, tmp: str) -> tuple[dict[str, dict], dict[str, float]]:
@@ -239,7 +240,6 @@ def ray_side(args: argparse.Namespace, loadgen: str, tmp: str) -> tuple[dict[str
                 results[f"{n} replica{'s' if n > 1 else ''}, {c} conn"] = load(port, c, args.duration, loadgen)
             if n == 1:
                 handles = json.loads(ask(f"handles {args.seq} {args.concurrent}"))
-        ask("quit") if False else None
         assert proc.stdin
         proc.stdin.write("quit\n")
         proc.stdin.flush()
@@ -269,8 +269,13 @@ def main() -> None:
             f.write(LOADGEN)
         print(f"load generator: {'wrk' if shutil.which('wrk') else 'trio keep-alive client'}; "
               f"{args.duration:g} s per line; {os.cpu_count()} CPUs", flush=True)
-        tray_http, tray_handles = tray_side(args, loadgen)
-        floor = floor_side(args, loadgen, tmp)
+        floor: dict[str, dict] = {}
+        floor_proc, floor_port = start_floor(tmp)
+        try:
+            tray_http, tray_handles = tray_side(args, loadgen, floor_port, floor)
+        finally:
+            floor_proc.terminate()
+            floor_proc.wait(timeout=30)
         ray_http, ray_handles = ray_side(args, loadgen, tmp) if args.ray_python else ({}, {})
 
     def cell(r: dict | None) -> str:
