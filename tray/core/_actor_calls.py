@@ -1,7 +1,7 @@
 """An owner's actors: creating (and re-creating) the actors it made, and sending a handle's
 calls to an actor in order.
 
-A mixin of :class:`~tray.core._owner.Owner`, apart because actors are their own protocol:
+A part of :class:`~tray.core._owner.Owner`, apart because actors are their own protocol:
 calls go out as tells in submission order per handle and come back as ``call_done``
 tells, so they pipeline; the creator restarts its actor after a crash (``max_restarts``
 re-runs ``__init__``) and re-sends the calls in flight (``max_task_retries``); an
@@ -26,8 +26,13 @@ from ._deaths import death_of_executor
 from ._tasklog import ACTOR_CREATION_TASK, PENDING_ARGS_AVAIL, PENDING_NODE_ASSIGNMENT, dispatched, record
 
 if TYPE_CHECKING:
-    from ._owner import Lease
+    from ._leases import Lease, Leases
+    from ._notes import Notes
+    from ._runtime import Runtime
+    from ._objects import ObjectTable
     from ._specs import ActorCall, Args
+    from ._tasklog import TaskLog
+    from ._waits import ObjectWaits
 
 log = logging.getLogger("tray.core")
 
@@ -70,9 +75,12 @@ class ActorRecipe:
 
 
 class ActorCalls:
-    """The actor half of an owner (see the module docstring)."""
+    """The actor part of an owner (see the module docstring)."""
 
-    def _init_actors(self) -> None:
+    def __init__(self, rt: Runtime, table: ObjectTable, nursery: trio.Nursery, note: Notes, tasks: TaskLog,
+                 waits: ObjectWaits, leases: Leases) -> None:
+        self.rt, self.table, self.nursery, self.note = rt, table, nursery, note
+        self.tasks, self.waits, self.leases = tasks, waits, leases
         self.actors: dict[str, _ActorQueue] = {}  # by actor id
         self.by_executor: dict[str, _ActorQueue] = {}  # by the executor's actor id
         self.collectable: set[str] = set()  # actors we created that end with their last handle
@@ -120,11 +128,11 @@ class ActorCalls:
                                        self.rt.job_id, q.actor_id, None, PENDING_ARGS_AVAIL))
         rec["attempt_number"] = q.restarts
         try:
-            err = await self._wait_deps(recipe.args.deps)
+            err = await self.waits.wait_deps(recipe.args.deps)
             if err is not None:
                 raise err
             rec["state"] = PENDING_NODE_ASSIGNMENT
-            lease = await self.request_lease(recipe.shape, recipe.strategy, q.actor_id, recipe.detached)
+            lease = await self.leases.request(recipe.shape, recipe.strategy, q.actor_id, recipe.detached)
             dispatched(rec, lease.node_id, lease.worker_id, lease.pid)
             await lease.executor.create_actor.ask(q.actor_id, recipe.cls_blob, recipe.args.blob,
                                                   recipe.args.inline(self.table), recipe.max_concurrency)
@@ -189,7 +197,7 @@ class ActorCalls:
         q = self._queue(call.actor_id)
         self.tasks.call_submitted(call)
         if q.dead is not None:
-            self._fail(call.return_ids, q.dead)
+            self.waits.fail(call.return_ids, q.dead)
             self.table.pin(call.pinned, -1)
             self.tasks.call_ended(call, q.dead, sent=False)
             return
@@ -222,10 +230,10 @@ class ActorCalls:
                     return
                 call = q.calls[0]
                 if call.deps:
-                    err = await self._wait_deps(call.deps)
+                    err = await self.waits.wait_deps(call.deps)
                     if err is not None:
                         q.calls.popleft()
-                        self._fail(call.return_ids, err)
+                        self.waits.fail(call.return_ids, err)
                         self.table.pin(call.pinned, -1)
                         self.tasks.call_ended(call, err, sent=False)
                         continue
@@ -285,7 +293,7 @@ class ActorCalls:
                 self.table.resolve(oid, blob)
             self.tasks.call_ended(call)
         else:
-            self._fail(call.return_ids, payload)
+            self.waits.fail(call.return_ids, payload)
             self.tasks.call_ended(call, payload)
         if q.doomed:
             self._reap(q)
@@ -307,7 +315,7 @@ class ActorCalls:
     async def _ask_why_down(self, q: _ActorQueue, lease: Lease | None, executor: ActorRef, reason: Any) -> None:
         """Ask its node why it died first (we created it: the lease names the node; else every node is asked)."""
         if lease is not None:
-            why = await self._death_of(lease, reason)
+            why = await self.leases.death_of(lease, reason)
         else:
             why = await death_of_executor(self.rt, executor.actor_id, reason)
         if q.dead is None:  # not killed for good meanwhile
@@ -324,7 +332,7 @@ class ActorCalls:
                 self.tasks.call_retried(call)
             else:
                 lost = error(f"{died} while handling {call.method}: {reason}")
-                self._fail(call.return_ids, lost)
+                self.waits.fail(call.return_ids, lost)
                 self.table.pin(call.pinned, -1)
                 self.tasks.call_ended(call, lost)
         q.inflight.clear()
@@ -350,11 +358,11 @@ class ActorCalls:
             self.note(self.rt.control.actor_failed, q.actor_id, str(err))
             self.table.pin(q.recipe.args.pinned, -1)
         for call in q.inflight.values():  # sent, maybe run: Ray's RayActorError
-            self._fail(call.return_ids, ActorDiedError(f"{err}; call {call.method} did not complete"))
+            self.waits.fail(call.return_ids, ActorDiedError(f"{err}; call {call.method} did not complete"))
             self.table.pin(call.pinned, -1)
             self.tasks.call_ended(call, err)
         for call in q.calls:
-            self._fail(call.return_ids, err)
+            self.waits.fail(call.return_ids, err)
             self.table.pin(call.pinned, -1)
             self.tasks.call_ended(call, err, sent=False)
         q.inflight.clear()

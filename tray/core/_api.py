@@ -55,7 +55,7 @@ def kill(actor: ActorHandle, *, no_restart: bool = True) -> None:
     if not isinstance(actor, ActorHandle):
         raise TypeError(f"tray.kill() expects an actor handle, got {type(actor).__name__}")
     rt = _process.runtime_for_call()
-    rt.soon(rt.owner.kill_actor, actor._actor_id, no_restart)
+    rt.soon(rt.owner.calls.kill_actor, actor._actor_id, no_restart)
 
 
 def get_actor(name: str, namespace: str | None = None) -> ActorHandle:
@@ -86,7 +86,7 @@ def _resources() -> tuple[dict[str, float], dict[str, float]]:
 
         from ..exceptions import RayError
 
-        rt.owner.release_idle()  # before the schedulers are asked (in order, on the same connections)
+        rt.owner.leases.release_idle()  # before the schedulers are asked (in order, on the same connections)
         view = await rt.control.view.ask()
         answers: list[tuple[dict[str, float], dict[str, float]]] = []
 

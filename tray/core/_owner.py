@@ -1,31 +1,25 @@
 """The owner: submits this process's tasks and actor calls, and serves the objects it owns.
 
 Runs in the runtime's trio thread. Tasks wait here for their top-level ObjectRef
-arguments, then for a lease on a worker of their resource shape (a few lease requests
-per shape are in flight at the scheduler, following its spillbacks to other nodes; a
-lease that comes back is handed straight to the next queued task of the same shape).
+arguments, then for a lease on a worker of their resource shape (:mod:`._leases`).
 A finished task is kept while its stored results are referenced, to run it again if
-they are lost (lineage). Actors and their calls: :mod:`._actor_calls`.
+they are lost (lineage). The owner's other parts, each given its collaborators when
+made: leases (:mod:`._leases`), waits for objects (:mod:`._waits`), actors and their calls
+(:mod:`._actor_calls`), notes to other processes (:mod:`._notes`).
 """
 
 from __future__ import annotations
 
-import functools
 import logging
-import math
 import sys
-from collections import deque
 from typing import TYPE_CHECKING, Any
 
 import trio
 
-from ..actors import Actor, ActorRef, Waiter
-from ..actors._crossing import wake
+from ..actors import Actor, ActorRef
 from ..cluster._memory import is_memory_kill, oom_retry_delay
 from ..exceptions import (
     ActorDiedError,
-    MailboxFull,
-    NodeDiedError,
     ObjectLostError,
     ObjectReconstructionFailedError,
     OutOfMemoryError,
@@ -36,7 +30,10 @@ from ..exceptions import (
 )
 from ..store import Stored
 from ._actor_calls import ActorCalls
-from ._objects import FAILED, PENDING, READY, describe
+from ._leases import Leases
+from ._notes import Notes
+from ._waits import ObjectWaits
+from ._objects import FAILED, READY, describe
 from ._tasklog import (
     NORMAL_TASK,
     PENDING_ACTOR,
@@ -51,83 +48,35 @@ from ._tasklog import (
 if TYPE_CHECKING:
     from ._runtime import Runtime
     from ._generators import Stream
+    from ._leases import Lease
     from ._specs import Args, TaskSpec
 
 log = logging.getLogger("tray.core")
 
-MAX_LEASE_REQUESTS = 10  # per shape, in flight at the scheduler at once
-PIPELINE = 8  # tasks in flight per leased worker, once more tasks wait than leases can come
-LINGER_S = 0.002  # an idle lease is kept this long for the next task before it goes back
+class Owner:
+    """Tasks and lineage of this process, composed with its other parts: ``leases``,
+    ``waits`` (objects waited for and fetched), ``calls`` (actors and their calls)."""
 
-
-class Lease:
-    """A worker granted to this owner for tasks of one shape, until it is given back."""
-
-    __slots__ = ("lease_id", "worker_id", "executor", "pid", "node_id", "scheduler", "inflight", "dead", "idle_at")
-
-    def __init__(self, scheduler: ActorRef, grant: tuple) -> None:
-        _, self.lease_id, self.worker_id, self.executor, self.pid, self.node_id = grant
-        self.scheduler = scheduler  # the node's, where it goes back
-        self.inflight = 0  # tasks sent to it and not yet answered
-        self.dead = False  # its worker died: never reused, never returned
-        self.idle_at = 0.0  # when its last task ended (while it lingers in its pool)
-
-
-class _ShapePool:
-    """Tasks of one shape (and scheduling strategy) waiting for a lease, and the requests out for them."""
-
-    __slots__ = ("shape", "strategy", "waiters", "requests", "idle", "lingering")
-
-    def __init__(self, shape: dict[str, int], strategy: tuple | None) -> None:
-        self.shape, self.strategy = shape, strategy
-        self.waiters: deque[Waiter] = deque()  # tasks waiting for a lease
-        self.requests = 0
-        # Leases with nothing to run, kept LINGER_S for the next task (a loop of tasks each
-        # waited for would otherwise return its worker and ask the node again every time).
-        self.idle: deque[Lease] = deque()
-        self.lingering = False  # a task gives back the idle leases that outstay LINGER_S
-
-
-class Owner(ActorCalls):
-    """Tasks, leases, objects and lineage of this process (actors: :class:`ActorCalls`)."""
-
-    def __init__(self, rt: Runtime) -> None:
+    def __init__(self, rt: Runtime, nursery: trio.Nursery) -> None:
         self.rt = rt
         self.table = rt.table
-        self.nursery: trio.Nursery = None  # type: ignore[assignment]
-        self.pools: dict[frozenset, _ShapePool] = {}
+        self.nursery = nursery
+        self.note = Notes(nursery)
+        self.waits = ObjectWaits(rt.table, nursery)
+        self.leases = Leases(rt, nursery, self.note)
         self.running: dict[str, Lease] = {}  # task id -> the lease it runs on
         self.live: set[str] = set()  # tasks submitted and not yet done, by id
         self.cancelled: set[str] = set()
         self.children: dict[str, list[str]] = {}  # a running task's id -> the tasks it submitted
         self.streams: dict[str, Stream] = {}  # streaming tasks in flight, by task id
-        self._fetching: set[str] = set()
         self.tasks = TaskLog(lambda: rt.job_id)  # what we submitted, for tray.util.state.list_tasks
         self.lineage: dict[str, TaskSpec] = {}  # a stored result of ours -> the task that makes it again
         self._kept: dict[str, int] = {}  # a task kept for its results -> how many of them are still held
         self._remaking: dict[str, trio.Event] = {}  # tasks running again to re-make lost results
-        self._init_actors()
+        self.calls = ActorCalls(rt, rt.table, nursery, self.note, self.tasks, self.waits, self.leases)
 
     async def close(self) -> None:
         self.nursery.cancel_scope.cancel()
-
-    def note(self, method: Any, *args: Any) -> None:
-        """Tell another process something that needs no answer (a lease given back, an actor
-        ready). If it is gone, so is the need; if the connection is backed up, the note
-        waits its turn in the background instead of being lost."""
-        try:
-            method.tell_nowait(*args)
-        except MailboxFull:
-            self.nursery.start_soon(self._note_later, method, args)
-        except RayError:
-            pass
-
-    @staticmethod
-    async def _note_later(method: Any, args: tuple) -> None:
-        try:
-            await method.tell(*args)
-        except RayError:
-            pass
 
     # ------------------------------------------------------------------ tasks
 
@@ -143,7 +92,7 @@ class Owner(ActorCalls):
     async def _run_task(self, spec: TaskSpec) -> None:
         rec = self.tasks.live[spec]
         try:
-            err = await self._wait_deps(spec.deps)
+            err = await self.waits.wait_deps(spec.deps)
             if err is not None:
                 self._task_failed(spec, err)
                 return
@@ -154,7 +103,7 @@ class Owner(ActorCalls):
                     return
                 rec["state"], rec["attempt_number"] = PENDING_NODE_ASSIGNMENT, attempts
                 try:
-                    lease = await self._lease(spec.shape, spec.strategy)
+                    lease = await self.leases.lease(spec.shape, spec.strategy)
                 except RayError as exc:
                     self._task_failed(spec, exc)
                     return
@@ -172,7 +121,7 @@ class Owner(ActorCalls):
                 if kind == "crashed":
                     lease.dead = True
                     lease.inflight -= 1
-                    payload = await self._death_of(lease, payload)
+                    payload = await self.leases.death_of(lease, payload)
                     if spec.task_id in self.cancelled:  # force-cancelled: its worker was killed on purpose
                         self._task_failed(spec, _cancelled(spec))
                         return
@@ -192,7 +141,7 @@ class Owner(ActorCalls):
                         return
                     log.info("worker of task %s died; retrying (%d)", spec.name, attempts)
                     continue
-                self._give_back(spec.shape, spec.strategy, lease)
+                self.leases.give_back(spec.shape, spec.strategy, lease)
                 if kind == "ok":
                     for oid, blob in zip(spec.return_ids, payload):
                         self.table.resolve(oid, blob)
@@ -298,7 +247,7 @@ class Owner(ActorCalls):
                     f"it cannot be made again: task {spec.name} already ran again {spec.remade} time(s) to re-make "
                     f"it (max_retries={spec.max_retries})")
             await self._remake(spec, where)
-        entry = await self.wait_ready(oid, None)
+        entry = await self.waits.wait_ready(oid, None)
         if entry is None:
             return FAILED, ObjectLostError("its owner freed it while it was re-made")
         return (READY, entry.blob) if entry.state == READY else (FAILED, entry.error)
@@ -324,7 +273,7 @@ class Owner(ActorCalls):
             running.set()
 
     def _task_failed(self, spec: TaskSpec, err: BaseException) -> None:
-        self._fail(spec.return_ids, err)
+        self.waits.fail(spec.return_ids, err)
         self.tasks.end(spec, err)
         if spec.stream is not None:
             spec.stream.finish(err)
@@ -336,169 +285,6 @@ class Owner(ActorCalls):
             stream.add(index, blob)
             if stream.finished:
                 del self.streams[task_id]
-
-    def _fail(self, oids: list[str], err: BaseException) -> None:
-        for oid in oids:
-            self.table.resolve(oid, None, err)
-
-    async def _wait_deps(self, deps: list[tuple[str, ActorRef | None]]) -> BaseException | None:
-        """Wait until every top-level ObjectRef argument is ready; the first error, if any."""
-        for oid, owner in deps:
-            entry = await self.wait_ready(oid, owner)
-            if entry is not None and entry.state == FAILED:
-                return entry.error
-        return None
-
-    async def wait_ready(self, oid: str, owner: ActorRef | None) -> Any:
-        """The entry of ``oid`` once it is ready or failed (fetching a borrowed value)."""
-        table = self.table
-        entry = table.entries.get(oid)
-        if entry is None:
-            return None
-        if entry.state == PENDING and entry.owner is not None:
-            await self.fetch(oid, entry.owner)
-        elif entry.state == PENDING:
-            done = trio.Event()
-            if table.when_done(oid, functools.partial(wake, trio.lowlevel.current_trio_token(), done.set)):
-                await done.wait()
-        return table.entries.get(oid)
-
-    async def fetch(self, oid: str, owner: ActorRef) -> None:
-        """Get a borrowed object's value from its owner into our table."""
-        try:
-            state, payload = await owner.get_object.ask(oid)
-        except ActorDiedError as exc:
-            from ..exceptions import OwnerDiedError
-
-            self.table.resolve(oid, None, OwnerDiedError(f"the owner of object {oid} died ({exc})"))
-            return
-        if state == READY:
-            self.table.resolve(oid, payload, owned=False)  # a value of the owner's: never ours to free
-        else:
-            self.table.resolve(oid, None, payload)
-
-    def ensure_fetch(self, oid: str, owner: ActorRef) -> None:
-        if oid not in self._fetching:
-            self._fetching.add(oid)
-            self.nursery.start_soon(self._fetch_once, oid, owner)
-
-    async def _fetch_once(self, oid: str, owner: ActorRef) -> None:
-        try:
-            await self.fetch(oid, owner)
-        finally:
-            self._fetching.discard(oid)
-
-    # ----------------------------------------------------------------- leases
-
-    async def _lease(self, shape: dict[str, int], strategy: tuple | None) -> Lease:
-        key = (frozenset(shape.items()), strategy)
-        pool = self.pools.get(key)
-        if pool is None:
-            pool = self.pools[key] = _ShapePool(shape, strategy)
-        while pool.idle:
-            lease = pool.idle.pop()
-            if lease.executor.alive:
-                lease.inflight += 1
-                return lease
-            self.note(lease.scheduler.release, lease.lease_id)  # its worker died idle: the node knows
-        return await Waiter().wait(pool.waiters, lambda: self._request_leases(pool))
-
-    def _request_leases(self, pool: _ShapePool) -> None:
-        while pool.requests < min(len(pool.waiters), MAX_LEASE_REQUESTS):
-            pool.requests += 1
-            self.nursery.start_soon(self._request_lease, pool)
-
-    async def request_lease(self, shape: dict[str, int], strategy: tuple | None, actor_id: str | None = None,
-                            detached: bool = False) -> Lease:
-        """Ask our node for a worker; follow its spillbacks to the node that has room. A node
-        we were sent to that died meanwhile sends us back to ours (its view catches up)."""
-        local = scheduler = self.rt.scheduler
-        hops = lost = 0
-        while True:
-            try:
-                reply = await scheduler.lease.ask(shape, self.rt.owner_ref, self.rt.job_id, actor_id, detached,
-                                                  strategy, hops)
-            except ActorDiedError as exc:
-                if scheduler == local:
-                    raise NodeDiedError(f"this process's node ({self.rt.node_address or 'local'}) is gone: {exc}; "
-                                        f"start tray again (tray.shutdown(), then tray.init(...))") from None
-                lost += 1
-                if lost > MAX_LEASE_REQUESTS:
-                    raise
-                await trio.sleep(0.05 * lost)
-                scheduler, hops = local, 0
-                continue
-            if reply[0] == "granted":
-                return Lease(scheduler, reply)
-            scheduler, hops = reply[1], hops + 1
-
-    async def _request_lease(self, pool: _ShapePool) -> None:
-        try:
-            lease = await self.request_lease(pool.shape, pool.strategy)
-        except RayError as exc:  # unschedulable, or the node is gone: every waiter fails
-            pool.requests -= 1
-            while pool.waiters:
-                pool.waiters.popleft().fail(exc)
-            return
-        pool.requests -= 1
-        self._hand_out(pool, lease)
-        if lease.inflight == 0:
-            self.note(lease.scheduler.release, lease.lease_id)
-        self._request_leases(pool)
-
-    def _hand_out(self, pool: _ShapePool, lease: Lease) -> None:
-        """Give ``lease`` to waiting tasks: one if it is idle, more (pipelined, so the worker
-        never waits for a round trip) while more tasks wait than lease requests are out."""
-        waiters = pool.waiters
-        while waiters and (lease.inflight == 0 or (lease.inflight < PIPELINE and len(waiters) > pool.requests)):
-            if waiters.popleft().hand(lease):
-                lease.inflight += 1
-
-    def _give_back(self, shape: dict[str, int], strategy: tuple | None, lease: Lease) -> None:
-        """A task is done with ``lease``: pass it on to a waiting task, or return it when idle."""
-        lease.inflight -= 1
-        if lease.dead:
-            return
-        pool = self.pools.get((frozenset(shape.items()), strategy))
-        if pool is not None:
-            self._hand_out(pool, lease)
-            if lease.inflight == 0 and strategy != ("spread",):  # SPREAD asks the node each time
-                lease.idle_at = trio.current_time()
-                pool.idle.append(lease)
-                if not pool.lingering:
-                    pool.lingering = True
-                    self.nursery.start_soon(self._linger, pool)
-                return
-        if lease.inflight == 0:
-            self.note(lease.scheduler.release, lease.lease_id)
-
-    async def _linger(self, pool: _ShapePool) -> None:
-        """Give back the pool's idle leases once they have been idle LINGER_S."""
-        try:
-            while pool.idle:
-                await trio.sleep_until(pool.idle[0].idle_at + LINGER_S)
-                self._release_idle(pool, trio.current_time() - LINGER_S)
-        finally:
-            pool.lingering = False
-
-    def _release_idle(self, pool: _ShapePool, idle_since: float = math.inf) -> None:
-        while pool.idle and pool.idle[0].idle_at <= idle_since:
-            lease = pool.idle.popleft()
-            self.note(lease.scheduler.release, lease.lease_id)
-
-    def release_idle(self) -> None:
-        """Give back every idle lease now: asked what is free, a node should count them."""
-        for pool in self.pools.values():
-            self._release_idle(pool)
-
-    async def _death_of(self, lease: Lease, lost: BaseException) -> str:
-        """Why the leased worker died, as the node saw it (exit code, signal), if it says soon."""
-        with trio.move_on_after(2.0):
-            try:
-                return await lease.scheduler.death_of.ask(lease.worker_id)
-            except RayError:
-                pass
-        return str(lost)
 
     # ----------------------------------------------------------------- cancel
 
@@ -528,7 +314,7 @@ class Owner(ActorCalls):
         """Our task rows (``tray.util.state.list_tasks``); an actor call's state is where
         our queues have it: waiting here, or sent to its actor."""
         rows, log = self.tasks.rows(), self.tasks
-        for q in self.actors.values():
+        for q in self.calls.actors.values():
             rows += [log.call_row(c, PENDING_ARGS_AVAIL if c.deps else PENDING_ACTOR) for c in q.calls]
             rows += [log.call_row(c, SUBMITTED_TO_WORKER) for c in list(q.inflight.values())]
         return rows
@@ -550,7 +336,7 @@ class OwnerActor(Actor):
 
     async def get_object(self, oid: str) -> tuple[int, Any]:
         """(READY, blob) or (FAILED, error) once known; borrowers call this."""
-        entry = await self._owner.wait_ready(oid, None)
+        entry = await self._owner.waits.wait_ready(oid, None)
         if entry is None:
             from ..exceptions import ObjectLostError
 
@@ -580,7 +366,7 @@ class OwnerActor(Actor):
             self._owner.table.remove_borrower(oid, who)
 
     def call_done(self, executor: str, call_id: int, kind: str, payload: Any) -> None:
-        self._owner.call_done(executor, call_id, kind, payload)
+        self._owner.calls.call_done(executor, call_id, kind, payload)
 
     def stream_item(self, task_id: str, index: int, blob: bytes) -> None:
         self._owner.stream_item(task_id, index, blob)
@@ -596,5 +382,5 @@ class OwnerActor(Actor):
         out.flush()
 
     def on_down(self, ref: ActorRef, reason: Any) -> None:
-        self._owner.actor_down(ref, reason)
+        self._owner.calls.actor_down(ref, reason)
 

@@ -157,7 +157,7 @@ class ActorClass:
         detached = opts.get("lifetime") == "detached"
         shape, strategy = placement(opts, 0)
         if name is None and not detached:
-            rt.owner.collectable.add(actor_id)  # ended once its last handle is gone, as in Ray
+            rt.owner.calls.collectable.add(actor_id)  # ended once its last handle is gone, as in Ray
         handle = ActorHandle(actor_id, cls_name, self._methods, rt.job_id, retries)
         register = (actor_id, name, namespace, cls_name, self._methods, rt.owner_ref, rt.job_id, detached)
         if name is not None or detached:  # names are checked now, as Ray does: a taken one raises here
@@ -169,7 +169,7 @@ class ActorClass:
         packed = Args(rt.table, args, kwargs, f"{cls_name}.remote()")
         recipe = ActorRecipe(cls_name, self._blob, packed, shape, opts.get("max_concurrency"),
                              opts.get("max_restarts", 0), strategy, detached)
-        rt.soon(rt.owner.create_actor, actor_id, recipe)
+        rt.soon(rt.owner.calls.create_actor, actor_id, recipe)
         return handle
 
 
@@ -204,8 +204,8 @@ class ActorHandle:
         self._job_id = job_id  # actors die with their session: a handle is good for its job only
         self._max_task_retries = max_task_retries
         rt = current()
-        if rt is not None and actor_id in rt.owner.collectable:  # count the creator's handles
-            rt.owner.handle_born(actor_id)
+        if rt is not None and actor_id in rt.owner.calls.collectable:  # count the creator's handles
+            rt.owner.calls.handle_born(actor_id)
             weakref.finalize(self, _handle_gone, rt, actor_id)
 
     def __getattr__(self, name: str) -> ActorMethod:
@@ -226,14 +226,14 @@ class ActorHandle:
     def __reduce__(self) -> tuple[Any, ...]:
         rt = current()
         if rt is not None:  # it may now be held elsewhere: its creator stops counting handles
-            rt.owner.collectable.discard(self._actor_id)
+            rt.owner.calls.collectable.discard(self._actor_id)
         return (ActorHandle, (self._actor_id, self._class_name, self._methods, self._job_id, self._max_task_retries))
 
 
 def _handle_gone(rt: Any, actor_id: str) -> None:
     if not rt.closed:
         try:
-            rt.soon(rt.owner.handle_dropped, actor_id)
+            rt.soon(rt.owner.calls.handle_dropped, actor_id)
         except RuntimeError:  # the runtime is shutting down: the actor goes with it
             pass
 
@@ -262,8 +262,8 @@ class ActorMethod:
         ids, refs = _new_refs(rt, num_returns)
         retries = self._options.get("max_task_retries", h._max_task_retries)
         call = ActorCall(h._actor_id, self._name, packed, ids, num_returns, rt.table, retries)
-        if not rt.owner.send_call_now(call):
-            rt.soon(rt.owner.submit_call, call)
+        if not rt.owner.calls.send_call_now(call):
+            rt.soon(rt.owner.calls.submit_call, call)
         return _result(refs, num_returns)
 
 

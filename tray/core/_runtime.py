@@ -118,8 +118,7 @@ class Runtime:
         async with ActorSystem(address=address, token=self.token) as system:
             self.system = system
             async with trio.open_nursery() as nursery:
-                self.owner = Owner(self)
-                self.owner.nursery = nursery
+                self.owner = Owner(self, nursery)
                 self.owner_ref = await system.spawn(OwnerActor, self.owner, name="tray.owner", max_concurrency=1 << 20)
                 if self.node_address is None:
                     info = await self._host_node(system)

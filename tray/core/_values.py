@@ -81,7 +81,7 @@ def _entry(ref: ObjectRef, blocking: bool = True) -> Any:
     if entry is None:
         raise RuntimeError(f"{ref!r} is unknown to this process")
     if entry.state == PENDING and entry.owner is not None:
-        rt.soon(rt.owner.ensure_fetch, ref._id, entry.owner)
+        rt.soon(rt.owner.waits.ensure_fetch, ref._id, entry.owner)
     return rt, entry
 
 

@@ -140,7 +140,7 @@ async def describe_pending(rt: Runtime, oids: list[str]) -> list[str]:
         for rid in getattr(key, "return_ids", ()):
             by_ref[rid] = (key, _Work(rec["name"], rec["actor_id"], rec["state"], rec["task_id"]))
     for call in list(owner.tasks.calls):  # actor calls not done (a copy: callers add to it from their threads)
-        q = owner.actors.get(call.actor_id)
+        q = owner.calls.actors.get(call.actor_id)
         sent = q is not None and call in q.inflight.values()
         work = _Work(call.method, call.actor_id, SUBMITTED_TO_WORKER if sent else "", call_task_id(call))
         for rid in call.return_ids:
@@ -183,7 +183,7 @@ async def _where(rt: Runtime, key: Any, rec: Any, by_ref: dict[str, tuple[Any, A
         named = [f"{oid} of {_what(by_ref[oid][1])}" if oid in by_ref else oid for oid in waiting_on[:3]]
         return f"waiting for its arguments ({len(waiting_on)} not ready: {', '.join(named)})"
     if rec.actor_id is not None:
-        q = owner.actors.get(rec.actor_id)
+        q = owner.calls.actors.get(rec.actor_id)
         executor = q.executor if q is not None else None
         if executor is None:
             return "waiting for its actor to start (or restart)"

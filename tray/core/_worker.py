@@ -465,7 +465,7 @@ class Executor(Actor):
         result = await self.w.main.call(self.w.run_task, wire)
         if result[0] == "error":
             _exit_if_orphaned()
-        _process.current().owner.release_idle()  # the task's children are done: so are their workers
+        _process.current().owner.leases.release_idle()  # the task's children are done: so are their workers
         return result
 
     async def create_actor(self, actor_id: str, cls_blob: bytes, args_blob: bytes, inline: dict,

@@ -1,0 +1,173 @@
+"""An owner's leases: workers granted by the nodes for tasks (and actors) of one shape.
+
+A few lease requests per shape are in flight at the scheduler, following its spillbacks
+to other nodes; a lease that comes back is handed straight to the next queued task of the
+same shape, pipelined when more tasks wait than leases can come; an idle lease lingers a
+moment for the next task before it goes back.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import TYPE_CHECKING
+
+import trio
+
+from ..actors import ActorRef, Waiter
+from ..exceptions import ActorDiedError, NodeDiedError, RayError
+
+if TYPE_CHECKING:
+    from ._notes import Notes
+    from ._runtime import Runtime
+
+MAX_LEASE_REQUESTS = 10  # per shape, in flight at the scheduler at once
+PIPELINE = 8  # tasks in flight per leased worker, once more tasks wait than leases can come
+LINGER_S = 0.002  # an idle lease is kept this long for the next task before it goes back
+
+
+class Lease:
+    """A worker granted to this owner for tasks of one shape, until it is given back."""
+
+    __slots__ = ("lease_id", "worker_id", "executor", "pid", "node_id", "scheduler", "inflight", "dead", "idle_at")
+
+    def __init__(self, scheduler: ActorRef, grant: tuple) -> None:
+        _, self.lease_id, self.worker_id, self.executor, self.pid, self.node_id = grant
+        self.scheduler = scheduler  # the node's, where it goes back
+        self.inflight = 0  # tasks sent to it and not yet answered
+        self.dead = False  # its worker died: never reused, never returned
+        self.idle_at = 0.0  # when its last task ended (while it lingers in its pool)
+
+
+class _ShapePool:
+    """Tasks of one shape (and scheduling strategy) waiting for a lease, and the requests out for them."""
+
+    __slots__ = ("shape", "strategy", "waiters", "requests", "idle", "lingering")
+
+    def __init__(self, shape: dict[str, int], strategy: tuple | None) -> None:
+        self.shape, self.strategy = shape, strategy
+        self.waiters: deque[Waiter] = deque()  # tasks waiting for a lease
+        self.requests = 0
+        # Leases with nothing to run, kept LINGER_S for the next task (a loop of tasks each
+        # waited for would otherwise return its worker and ask the node again every time).
+        self.idle: deque[Lease] = deque()
+        self.lingering = False  # a task gives back the idle leases that outstay LINGER_S
+
+
+
+class Leases:
+    """The leases of one process's owner, by shape (and scheduling strategy)."""
+
+    def __init__(self, rt: Runtime, nursery: trio.Nursery, note: Notes) -> None:
+        self.rt, self.nursery, self.note = rt, nursery, note
+        self.pools: dict[tuple, _ShapePool] = {}
+
+    async def lease(self, shape: dict[str, int], strategy: tuple | None) -> Lease:
+        key = (frozenset(shape.items()), strategy)
+        pool = self.pools.get(key)
+        if pool is None:
+            pool = self.pools[key] = _ShapePool(shape, strategy)
+        while pool.idle:
+            lease = pool.idle.pop()
+            if lease.executor.alive:
+                lease.inflight += 1
+                return lease
+            self.note(lease.scheduler.release, lease.lease_id)  # its worker died idle: the node knows
+        return await Waiter().wait(pool.waiters, lambda: self._request_leases(pool))
+
+    def _request_leases(self, pool: _ShapePool) -> None:
+        while pool.requests < min(len(pool.waiters), MAX_LEASE_REQUESTS):
+            pool.requests += 1
+            self.nursery.start_soon(self._request_one, pool)
+
+    async def request(self, shape: dict[str, int], strategy: tuple | None, actor_id: str | None = None,
+                            detached: bool = False) -> Lease:
+        """Ask our node for a worker; follow its spillbacks to the node that has room. A node
+        we were sent to that died meanwhile sends us back to ours (its view catches up)."""
+        local = scheduler = self.rt.scheduler
+        hops = lost = 0
+        while True:
+            try:
+                reply = await scheduler.lease.ask(shape, self.rt.owner_ref, self.rt.job_id, actor_id, detached,
+                                                  strategy, hops)
+            except ActorDiedError as exc:
+                if scheduler == local:
+                    raise NodeDiedError(f"this process's node ({self.rt.node_address or 'local'}) is gone: {exc}; "
+                                        f"start tray again (tray.shutdown(), then tray.init(...))") from None
+                lost += 1
+                if lost > MAX_LEASE_REQUESTS:
+                    raise
+                await trio.sleep(0.05 * lost)
+                scheduler, hops = local, 0
+                continue
+            if reply[0] == "granted":
+                return Lease(scheduler, reply)
+            scheduler, hops = reply[1], hops + 1
+
+    async def _request_one(self, pool: _ShapePool) -> None:
+        try:
+            lease = await self.request(pool.shape, pool.strategy)
+        except RayError as exc:  # unschedulable, or the node is gone: every waiter fails
+            pool.requests -= 1
+            while pool.waiters:
+                pool.waiters.popleft().fail(exc)
+            return
+        pool.requests -= 1
+        self.hand_out(pool, lease)
+        if lease.inflight == 0:
+            self.note(lease.scheduler.release, lease.lease_id)
+        self._request_leases(pool)
+
+    def hand_out(self, pool: _ShapePool, lease: Lease) -> None:
+        """Give ``lease`` to waiting tasks: one if it is idle, more (pipelined, so the worker
+        never waits for a round trip) while more tasks wait than lease requests are out."""
+        waiters = pool.waiters
+        while waiters and (lease.inflight == 0 or (lease.inflight < PIPELINE and len(waiters) > pool.requests)):
+            if waiters.popleft().hand(lease):
+                lease.inflight += 1
+
+    def give_back(self, shape: dict[str, int], strategy: tuple | None, lease: Lease) -> None:
+        """A task is done with ``lease``: pass it on to a waiting task, or return it when idle."""
+        lease.inflight -= 1
+        if lease.dead:
+            return
+        pool = self.pools.get((frozenset(shape.items()), strategy))
+        if pool is not None:
+            self.hand_out(pool, lease)
+            if lease.inflight == 0 and strategy != ("spread",):  # SPREAD asks the node each time
+                lease.idle_at = trio.current_time()
+                pool.idle.append(lease)
+                if not pool.lingering:
+                    pool.lingering = True
+                    self.nursery.start_soon(self._linger, pool)
+                return
+        if lease.inflight == 0:
+            self.note(lease.scheduler.release, lease.lease_id)
+
+    async def _linger(self, pool: _ShapePool) -> None:
+        """Give back the pool's idle leases once they have been idle LINGER_S."""
+        try:
+            while pool.idle:
+                await trio.sleep_until(pool.idle[0].idle_at + LINGER_S)
+                self._release_idle(pool, trio.current_time() - LINGER_S)
+        finally:
+            pool.lingering = False
+
+    def _release_idle(self, pool: _ShapePool, idle_since: float = math.inf) -> None:
+        while pool.idle and pool.idle[0].idle_at <= idle_since:
+            lease = pool.idle.popleft()
+            self.note(lease.scheduler.release, lease.lease_id)
+
+    def release_idle(self) -> None:
+        """Give back every idle lease now: asked what is free, a node should count them."""
+        for pool in self.pools.values():
+            self._release_idle(pool)
+
+    async def death_of(self, lease: Lease, lost: BaseException) -> str:
+        """Why the leased worker died, as the node saw it (exit code, signal), if it says soon."""
+        with trio.move_on_after(2.0):
+            try:
+                return await lease.scheduler.death_of.ask(lease.worker_id)
+            except RayError:
+                pass
+        return str(lost)
