@@ -7,6 +7,8 @@ and ``tray status`` stay fast); the others appear in ``tray --help`` from the ta
 To add a command (a library's ``tray serve``, say), add one row::
 
     "serve": Command("tray.serve._cli:register", "run and manage Serve applications"),
+    "job": Command("tray.job_submission._cli:register", "submit, watch and stop jobs through the dashboard"),
+    "dashboard": Command("tray.dashboard._cli:register", "print the URL of this machine's cluster dashboard"),
 
 where ``register(subparsers)`` adds the command's parser (``subparsers.add_parser("serve",
 description=...)``, with its arguments) and sets ``func``, a ``run(args) -> int`` that
@@ -50,6 +52,8 @@ COMMANDS: dict[str, Command] = {
     "list": Command("tray._cli.state:register", "list the cluster's actors, tasks, objects, nodes, workers, jobs, ..."),
     "summary": Command("tray._cli.state:register", "summarize the cluster's tasks, actors or objects"),
     "serve": Command("tray.serve._cli:register", "run and manage Serve applications"),
+    "job": Command("tray.job_submission._cli:register", "submit, watch and stop jobs through the dashboard"),
+    "dashboard": Command("tray.dashboard._cli:register", "print the URL of this machine's cluster dashboard"),
 }
 """Every ``tray`` command, in ``tray --help``'s order."""
 

@@ -54,6 +54,18 @@ def add_start_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--node-timeout", type=float,
                    help="seconds of silence after which a node is declared dead (default 5)")
     p.add_argument("--block", action="store_true", help="run in the foreground until Ctrl-C")
+    p.add_argument("--include-dashboard", type=_bool, default=None, metavar="BOOL",
+                   help="serve the web dashboard from the head (default: true when tray[default] is installed)")
+    p.add_argument("--dashboard-host", help="the dashboard's interface (default 127.0.0.1: this machine only)")
+    p.add_argument("--dashboard-port", type=int, help="the dashboard's port (default 8265, or a free one if taken)")
+
+
+def _bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
 def _check_resources(text: str) -> None:
@@ -86,7 +98,8 @@ def start(args: argparse.Namespace) -> int:
             return failed("start", exc)
         env.update(_config.to_env(cluster_token=token))
         argv += ["--address", head]
-    for flag in ("port", "num_cpus", "num_gpus", "resources", "object_store_memory", "storage", "node_timeout"):
+    for flag in ("port", "num_cpus", "num_gpus", "resources", "object_store_memory", "storage", "node_timeout",
+                 "include_dashboard", "dashboard_host", "dashboard_port"):
         value = getattr(args, flag)
         if value is not None:
             argv += [f"--{flag.replace('_', '-')}", str(value)]
@@ -107,6 +120,8 @@ def start(args: argparse.Namespace) -> int:
               f"  add a node:    tray start --address {address}\n"
               f"  in Python:     tray.init(address=\"auto\")   or   tray.init(address=\"{address}\")\n"
               f"  cluster token: {token}   (set {_config.env_name('cluster_token')} to it on other machines)\n"
+              + (f"  dashboard:     {record['dashboard_url']}   (sign in with the cluster token)\n"
+                 if record.get("dashboard_url") else "") +
               f"  status:        tray status\n"
               f"  stop:          tray stop")
     else:

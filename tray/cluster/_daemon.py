@@ -41,6 +41,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--storage", default=None)
     p.add_argument("--node-timeout", type=float, default=None)
     p.add_argument("--session-dir", default=None)
+    p.add_argument("--include-dashboard", type=lambda v: v.lower() in ("1", "true", "yes", "on"), default=None)
+    p.add_argument("--dashboard-host", default=None)
+    p.add_argument("--dashboard-port", type=int, default=None)
     p.add_argument("--ready-line", action="store_true", help="say 'ready' as one JSON line on stdout, then "
                    "send stdout to the log (how `tray start` waits for a node in the background)")
     return p
@@ -80,6 +83,7 @@ async def serve(args: argparse.Namespace, ready: Any) -> None:
             env = dict(os.environ)
             env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
             node = LocalNode(system, resources, env, store, head=args.head, head_address=args.address,
+                             dashboard=_dashboard(args),
                              storage=storage if args.head else None, echo_output=False, log_dir=logs,
                              info={"ip": ip, "port": int(system.address.rpartition(":")[2]),  # type: ignore[union-attr]
                                    "session_dir": session_dir})
@@ -91,7 +95,7 @@ async def serve(args: argparse.Namespace, ready: Any) -> None:
             record = {"kind": kind, "address": head_address if args.head else system.address,
                       "head_address": head_address, "node_address": system.address, "token": token,
                       "pid": os.getpid(), "node_id": info["node_id"], "store_prefix": store.prefix,
-                      "storage": storage_url, "session_dir": session_dir}
+                      "storage": storage_url, "session_dir": session_dir, "dashboard_url": node.dashboard_url}
             write_session(session_dir, record)
             ready(record)
             with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
@@ -104,6 +108,18 @@ async def serve(args: argparse.Namespace, ready: Any) -> None:
     import shutil
 
     shutil.rmtree(session_dir, ignore_errors=True)
+
+
+def _dashboard(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The head's dashboard settings (None: no dashboard), as ``tray.init()`` decides them."""
+    from ._node import dashboard_available
+
+    include = args.include_dashboard
+    if not args.head or include is False or (include is None and not dashboard_available()):
+        return None
+    if include and not dashboard_available():
+        raise ImportError('--include-dashboard needs the dashboard\'s packages: pip install "tray[default]"')
+    return {"host": args.dashboard_host or "127.0.0.1", "port": args.dashboard_port}
 
 
 async def _check_head(system: Any, address: str) -> None:
@@ -144,13 +160,15 @@ def main(argv: list[str] | None = None) -> int:
             what = "the head node" if args.head else "a node"
             print(f"tray: {what} is up at {record['node_address'].partition('://')[2]} (node {record['node_id']}, "
                   f"token {record['token']}); Ctrl-C stops it", flush=True)
+            if record.get("dashboard_url"):
+                print(f"tray: dashboard at {record['dashboard_url']}", flush=True)
 
     try:
         trio.run(serve, args, ready)
     except Exception as exc:  # noqa: BLE001 - the launcher shows this to the user
         while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
             exc = exc.exceptions[0]  # type: ignore[assignment]
-        expected = isinstance(exc, (ConnectionError, OSError, ValueError))
+        expected = isinstance(exc, (ConnectionError, OSError, ValueError, ImportError))
         log.error("the node failed: %s: %s", type(exc).__name__, exc, exc_info=not expected)
         return 1
     return 0

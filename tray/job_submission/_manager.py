@@ -71,7 +71,7 @@ class JobManager:
         rt = lowlevel.runtime_info()
         try:
             actor = Supervisor.options(
-                name=actor_name(submission_id), namespace=ACTOR_NAMESPACE, lifetime="detached", max_concurrency=4,
+                name=actor_name(submission_id), namespace=ACTOR_NAMESPACE, lifetime="detached",
                 num_cpus=entrypoint_num_cpus or 0, num_gpus=entrypoint_num_gpus or 0, memory=entrypoint_memory or None,
                 resources=entrypoint_resources or None,
                 scheduling_strategy=NodeAffinitySchedulingStrategy(head, soft=False),
