@@ -100,7 +100,7 @@ class TuneController:
         self._fail_fast_error: BaseException | None = None
         self._total = {k: float(v) for k, v in tray.cluster_resources().items()}
         self._used: dict[str, float] = {}
-        self._last_state_save = 0.0
+        self._next_state_save = 0.0
         self._id_prefix = uuid.uuid4().hex[:5]
         self._next_index = max((int(t.trial_id.rsplit("_", 1)[-1]) + 1 for t in self._trials
                                 if t.trial_id.rsplit("_", 1)[-1].isdigit()), default=0)
@@ -566,11 +566,14 @@ class TuneController:
             self.reporter.report(self._trials, done)
 
     def _save_state(self, force: bool) -> None:
+        """Write the run's state for restore: at most every 0.25 s, and never more than ~5% of the
+        time (a save that took d seconds waits 20 d for the next), as Ray adapts its period."""
         now = time.monotonic()
-        if self._state_saver is None or (not force and now - self._last_state_save < 0.25):
+        if self._state_saver is None or (not force and now < self._next_state_save):
             return
-        self._last_state_save = now
         self._state_saver(self)
+        took = time.monotonic() - now
+        self._next_state_save = time.monotonic() + max(0.25, 20 * took)
 
     def _shutdown(self) -> None:
         for trial_id in list(self._live):
