@@ -42,6 +42,10 @@ class Settings:
     max_direct_call_object_size: int | None = None  # values larger go to the store (None: the store's 100 KiB)
     object_spilling_directory: str | None = None  # from Ray's object_spilling_config (None: the session's)
     test_seed: int | None = None  # tray.testing's seed for deterministic runs (None: a fresh one)
+    post_mortem: bool = False  # a task that raises waits at the raising frame for `tray debug` (tray.debug)
+    post_mortem_timeout_s: float = 300.0  # ... for so long, then it fails as usual
+    debugger: str = "pdb"  # what breakpoint() in a worker opens: "pdb" (for `tray debug`) or "debugpy" (an IDE)
+    debugger_external: bool = False  # debugger sessions bind the node's address, not loopback
 
 
 Parse = Callable[[Any, str], Any]
@@ -153,6 +157,25 @@ def _spilling_directory(raw: Any, name: str) -> str | None:
     return None if path is None else str(path)
 
 
+def _flag(raw: Any, name: str) -> bool:
+    """On or off: a Python bool from ``_system_config``; "1"/"true"/"yes"/"on" (any case) from a variable."""
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("", "0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name} must be 1 or 0 (true or false), got {raw!r}")
+
+
+def _debugger(raw: Any, name: str) -> str:
+    text = str(raw).strip().lower() or "pdb"
+    if text not in ("pdb", "debugpy"):
+        raise ValueError(f"{name} must be 'pdb' or 'debugpy', got {raw!r}")
+    return text
+
+
 def _seed(raw: str, name: str) -> int | None:
     return _number(int, "an integer")(raw, name) if raw else None
 
@@ -173,6 +196,10 @@ VARS: Mapping[str, Var] = {v.field: v for v in (
     Var("max_direct_call_object_size", None, "max_direct_call_object_size", _object_size),
     Var("object_spilling_directory", None, "object_spilling_config", _spilling_directory),
     Var("test_seed", "TRAY_TEST_SEED", None, _seed),
+    Var("post_mortem", "TRAY_DEBUG_POST_MORTEM", "post_mortem", _flag),
+    Var("post_mortem_timeout_s", "TRAY_DEBUG_POST_MORTEM_TIMEOUT_S", None, _seconds_from_env),
+    Var("debugger", "TRAY_DEBUGGER", None, _debugger),
+    Var("debugger_external", "TRAY_DEBUGGER_EXTERNAL", None, _flag),
 )}
 """Every setting, by :class:`Settings` field."""
 

@@ -32,9 +32,12 @@ __all__ = [
     "check_strategy",
     "cluster_state",
     "control_call",
+    "control_call_at",
     "current_placement_group_id",
     "dumps",
+    "find_cluster",
     "fixup_module_metadata",
+    "follow_next_task",
     "in_loop",
     "kv_del",
     "kv_exists",
@@ -45,11 +48,13 @@ __all__ = [
     "log_files",
     "memory_state",
     "new_object_refs",
+    "paused_in_debugger",
     "read_log",
     "ref_of",
     "require",
     "run_in_loop",
     "runtime_info",
+    "setting",
 ]
 
 
@@ -233,3 +238,57 @@ def read_log(node_id: str, name: str, offset: int = 0, max_bytes: int = 1 << 20)
             return await view[node_id][0].read_log.ask(name, offset, max_bytes)
 
     return run_in_loop(read)
+
+
+def setting(field: str) -> Any:
+    """One of tray's settings (a field of ``tray/_config.py``'s table, e.g. ``"post_mortem"``) as
+    the environment says now, else its default; ValueError names a bad value or an unknown field."""
+    from . import _config
+
+    return _config.get(field)
+
+
+def find_cluster(address: str | None = None) -> tuple[str, str]:
+    """Sync, never starts a runtime: ``(address, token)`` of the cluster ``tray list`` would ask:
+    ``address``, else this driver's, else the newest head started on this machine, else the newest
+    local ``tray.init()`` program. ConnectionError (saying how to give one) when none is found."""
+    rt = _process.current()
+    if address is None and rt is not None:
+        return rt.node_address or rt.system.address, rt.token
+    return _gather.target(address)
+
+
+def control_call_at(address: str | None, method: str, *args: Any) -> Any:
+    """Sync, from any process (a command line tool too, which starts no runtime): ask the control
+    store of the cluster :func:`find_cluster` finds for ``address`` ``method(*args)``; the KV
+    table's methods are ``kv_put(namespace, key, value, overwrite)``, ``kv_get(namespace, key)``,
+    ``kv_keys(namespace, prefix)`` and ``kv_del(namespace, key, by_prefix)``."""
+    async def ask(system: Any, control: Any) -> Any:
+        return await getattr(control, method).ask(*args)
+
+    return _gather.query(ask, address)
+
+
+def paused_in_debugger(paused: bool) -> None:
+    """The calling thread stops in a debugger (``paused``) or goes on: while stopped, the task it
+    runs shows ``PAUSED_AT_BREAKPOINT`` in ``tray list tasks`` (a worker's main thread)."""
+    import threading
+
+    from .core import _tasklog
+
+    ident = threading.get_ident()
+    if paused:
+        _tasklog.paused_threads.add(ident)
+    else:
+        _tasklog.paused_threads.discard(ident)
+
+
+def follow_next_task(wrap: Callable[[Callable[..., Any]], Callable[..., Any]] | None) -> None:
+    """The next task this process submits runs ``wrap(fn)`` (a picklable callable) in place of
+    its function ``fn``, once; None forgets a wrap not used yet. The debugger's ``remote``
+    command uses it to stop at the start of the task it follows."""
+    from .core import _remote
+
+    _remote.follow_next.clear()
+    if wrap is not None:
+        _remote.follow_next.append(wrap)

@@ -42,6 +42,9 @@ def _echo(out: Any, text: str) -> None:
         pass
 
 
+BREAKPOINT_HOOK = "tray.debug.set_trace"  # a worker's sys.breakpointhook, imported when first used (a library)
+
+
 class WorkerProcess(Actor):
     """One worker process of the node."""
 
@@ -63,7 +66,7 @@ class WorkerProcess(Actor):
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env=self.env,
+            env={"PYTHONBREAKPOINT": BREAKPOINT_HOOK, **self.env},  # breakpoint() in a task: tray's debugger
         )
         if self.log_dir is not None:
             os.makedirs(self.log_dir, exist_ok=True)

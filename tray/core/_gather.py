@@ -21,7 +21,7 @@ from ..actors import ActorRef, ActorSystem
 from ..cluster._control import CONTROL_NAME
 from ..cluster._session import find_sessions, normalize, resolve
 from ..store import STORE_NAME
-from ._tasklog import ACTOR_TASK, RUNNING, SUBMITTED_TO_WORKER
+from ._tasklog import ACTOR_TASK, PAUSED_AT_BREAKPOINT, RUNNING, SUBMITTED_TO_WORKER
 
 ASK_TIMEOUT_S = 5.0
 
@@ -92,12 +92,13 @@ async def tasks(system: ActorSystem, control: ActorRef) -> list[dict[str, Any]]:
     owners = [j["driver"] for j in jobs] + [p["executor"] for p in procs]
     answers = [a for a in await each(lambda ref: ask(ref.describe_tasks), owners) if a is not None]
     running = {task_id for a in answers for task_id in a["running"]}
+    paused = {task_id for a in answers for task_id in a.get("paused", ())}
     actors = {a["actor_id"]: a for a in actor_rows}
     workers = {(p["node_id"], p["pid"]): p["worker_id"] for p in procs}
     rows = [row for a in answers for row in a["tasks"]]
     for row in rows:
         if row["state"] == SUBMITTED_TO_WORKER and row["task_id"] in running:
-            row["state"] = RUNNING
+            row["state"] = PAUSED_AT_BREAKPOINT if row["task_id"] in paused else RUNNING
         actor = actors.get(row["actor_id"]) if row["type"] == ACTOR_TASK else None
         if actor is not None:
             row["name"] = row["func_or_class_name"] = f"{actor['class_name']}.{row['name']}"

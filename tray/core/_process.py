@@ -149,7 +149,8 @@ def init(
             memory = MemoryConfig.of(settings)
             store["dashboard"] = _dashboard_options(kwargs)
             rt = Runtime(node_address=None, token=secrets.token_hex(16),
-                         node_config={"resources": total, "log_to_driver": log_to_driver, "memory": memory, **store},
+                         node_config={"resources": total, "log_to_driver": log_to_driver, "memory": memory, **store,
+                                      "worker_env": _config.to_env(post_mortem=settings.post_mortem)},
                          namespace=ns, job_id=uuid.uuid4().hex[:8], log_to_driver=log_to_driver)
         install(rt)
         try:

@@ -17,6 +17,11 @@ from ._process import current, runtime_for_call
 from ._specs import ActorCall, Args, TaskSpec
 
 
+follow_next: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = []
+"""The debugger's ``remote`` command (``tray.lowlevel.follow_next_task``): the next task
+submitted in this process runs ``wrap(fn)`` instead of ``fn``, once."""
+
+
 def _num_returns(value: Any, streams: bool) -> int:
     """Ray's num_returns as an int (STREAMING for generators); "dynamic" is Ray's deprecated form."""
     if value == "streaming":
@@ -114,7 +119,10 @@ class RemoteFunction:
         packed = Args(rt.table, args, kwargs, f"{name}.remote()")
         ids, refs = _new_refs(rt, max(num_returns, 0))
         task_id = ids[0] if ids else rt.table.new_id()
-        spec = TaskSpec(task_id, name, self._fn_id, self._blob, packed, ids, num_returns,
+        fn_id, blob = self._fn_id, self._blob
+        if follow_next:  # followed into its worker by the debugger: a function of its own, this once
+            fn_id, blob = uuid.uuid4().hex, dumps(follow_next.pop()(self._fn))
+        spec = TaskSpec(task_id, name, fn_id, blob, packed, ids, num_returns,
                         opts.get("max_retries", 3), opts.get("retry_exceptions", False), shape, strategy, rt.table)
         if num_returns == STREAMING:
             stream = spec.stream = rt.owner.streams[task_id] = Stream(rt.table, task_id)

@@ -231,6 +231,7 @@ class Runtime:
         """Workers inherit the driver's environment and import path (to find its modules)."""
         env = dict(os.environ)
         env.update(_config.to_env(cluster_token=self.token, namespace=self.namespace, job_id=self.job_id))
+        env.update((self.node_config or {}).get("worker_env", {}))  # settings of init's _system_config
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         return env
 

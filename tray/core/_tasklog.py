@@ -39,6 +39,9 @@ SUBMITTED_TO_WORKER = "SUBMITTED_TO_WORKER"
 RUNNING = "RUNNING"
 FINISHED = "FINISHED"
 FAILED = "FAILED"
+PAUSED_AT_BREAKPOINT = "PAUSED_AT_BREAKPOINT"  # running, stopped in the debugger (tray.debug)
+
+paused_threads: set[int] = set()  # in a worker: the threads stopped in the debugger now (their idents)
 
 NORMAL_TASK, ACTOR_TASK, ACTOR_CREATION_TASK = "NORMAL_TASK", "ACTOR_TASK", "ACTOR_CREATION_TASK"
 

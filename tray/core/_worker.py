@@ -31,7 +31,7 @@ from .. import _config
 from ..actors import Actor, ActorRef
 from ..exceptions import RayTaskError
 from ..actors._crossing import Signal, wake, wake_asyncio
-from . import _process
+from . import _process, _tasklog
 from ._objects import ObjectRef, describe, loads
 from ._timeline import Recorder
 
@@ -239,6 +239,7 @@ class Worker:
         except KeyboardInterrupt:
             return "cancelled", None
         except Exception as exc:
+            _post_mortem(exc)
             return "error", RayTaskError.from_exception(exc, where)
         finally:
             self.main.current = None
@@ -301,6 +302,7 @@ class Worker:
                 result = "ok", _results(getattr(self.actor, method)(*args, **kwargs), num_returns,
                                         f"{name} ({self.at})", keys, owner)
             except Exception as exc:
+                _post_mortem(exc)
                 result = "error", RayTaskError.from_exception(exc, f"{name} ({self.at})")
             span.status = result[0]
         return result
@@ -513,7 +515,9 @@ class Executor(Actor):
         """The tasks this worker's code submitted, and the ids of the tasks and calls it runs now
         (their owners only know they were sent here): ``tray list tasks``."""
         rows = _process.current().owner.describe_tasks()  # type: ignore[union-attr]
-        return {"tasks": rows, "running": [span[2] for span in list(self.w.running.values())]}
+        return {"tasks": rows, "running": [span[2] for span in list(self.w.running.values())],
+                "paused": [s[2] for k, s in list(self.w.running.items())
+                           if k == _MAIN and threading.main_thread().ident in _tasklog.paused_threads]}
 
     def interrupt(self, task_id: str, recursive: bool) -> None:
         """Cancel (not force): KeyboardInterrupt in the main thread if it runs that task;
@@ -522,6 +526,22 @@ class Executor(Actor):
             os.kill(os.getpid(), signal.SIGINT)  # a real signal: it also wakes a sleeping or blocked task
             if recursive:
                 _process.current().owner.cancel_children(task_id)  # type: ignore[union-attr]
+
+
+POST_MORTEM_HOOK = "tray.debug:post_mortem"  # the debugger is a library: found by name, imported when used
+
+
+def _post_mortem(exc: BaseException) -> None:
+    """``post_mortem`` on: the task stops where ``exc`` was raised until ``tray debug`` attaches
+    (or a timeout), then fails as it would have; a debugger that breaks never hides the error."""
+    if not _config.get("post_mortem"):
+        return
+    import pkgutil
+
+    try:
+        pkgutil.resolve_name(POST_MORTEM_HOOK)(exc)
+    except Exception as hook_exc:  # noqa: BLE001 - said on stderr; the task's own error goes on
+        print(f"tray: the post-mortem debugger failed: {hook_exc!r}", file=sys.stderr)
 
 
 def _error(result: Error) -> BaseException:
