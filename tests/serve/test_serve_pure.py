@@ -79,7 +79,11 @@ def test_decide_moves_only_after_its_delay(cfg, loads, start) -> None:
         streak_down = streak_down + 1 if want < target else 0
         d = _autoscale.decide(cfg, load, target, target, counter, tick)
         assert cfg.min_replicas <= d.target <= cfg.max_replicas
-        if d.target > target:
+        if target == 0:
+            # from zero replicas a waiting request scales up at once (Ray's rule), to one replica
+            assert d.target == (max(cfg.min_replicas, 1) if load > 0 else cfg.min_replicas)
+            streak_up = 0
+        elif d.target > target:
             assert streak_up > int(cfg.upscale_delay_s / tick)
             streak_up = 0
         elif d.target < target:
