@@ -4,6 +4,7 @@ process (Train's dataset shards are these)."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -198,29 +199,29 @@ class SplitCoordinator:
             self.queues = None
             self.it = iter(self.dataset._execute())
 
-    def next(self, split: int, epoch: int) -> list[Any]:
-        """The next block ref for ``split`` in ``epoch`` as ``[ref]``, or ``[]`` when its share is done."""
+    def next(self, split: int, epoch: int) -> tuple[str, Any]:
+        """``("ref", ref)``: the next block of ``split`` in ``epoch``; ``("done", None)``: its share
+        is over; ``("wait", None)``: the others are still in the last epoch (ask again). Never
+        blocks on other splits, so it needs no concurrency from the actor."""
         with self.cond:
             if epoch > self.epoch:
-                # a new epoch starts when every split finished the last one
-                while self.epoch >= 0 and len(self.done) < self.n and epoch > self.epoch:
-                    self.cond.wait(timeout=1.0)
-                if epoch > self.epoch:
-                    self._start(epoch)
+                if self.epoch >= 0 and len(self.done) < self.n:
+                    return ("wait", None)
+                self._start(epoch)
+            elif epoch < self.epoch:
+                return ("done", None)
             if self.queues is not None:
                 q = self.queues[split]
                 if q:
-                    return self._hand(split, q.pop(0))
+                    return ("ref", self._hand(split, q.pop(0))[0])
                 self.done.add(split)
-                self.cond.notify_all()
-                return []
+                return ("done", None)
             try:
                 ref, _ = next(self.it)  # type: ignore[arg-type]
-                return self._hand(split, ref)
+                return ("ref", self._hand(split, ref)[0])
             except StopIteration:
                 self.done.add(split)
-                self.cond.notify_all()
-                return []
+                return ("done", None)
 
 
 class _SplitBlocks:
@@ -232,11 +233,17 @@ class _SplitBlocks:
     def __call__(self) -> Iterator[Any]:
         epoch = self.epoch
         self.epoch += 1
+        delay = 0.001
         while True:
-            got = tray.get(self.coordinator.next.remote(self.split, epoch))
-            if not got:
+            kind, ref = tray.get(self.coordinator.next.remote(self.split, epoch))
+            if kind == "done":
                 return
-            yield got[0]
+            if kind == "wait":
+                time.sleep(delay)
+                delay = min(delay * 2, 0.05)
+                continue
+            delay = 0.001
+            yield ref
 
 
 def streaming_split(dataset: Any, n: int, equal: bool) -> list[DataIterator]:
