@@ -206,7 +206,8 @@ def test_bad_input_fails_at_once(tray2, storage):
     with pytest.raises(TypeError, match="train_loop_per_worker"):
         TorchTrainer("not a function")
     with pytest.raises(ValueError, match="'GPU': 4"):
-        TorchTrainer(raising_loop, scaling_config=ScalingConfig(num_workers=2, resources_per_worker={"CPU": 1, "GPU": 4}),
+        TorchTrainer(raising_loop,
+                     scaling_config=ScalingConfig(num_workers=2, resources_per_worker={"CPU": 1, "GPU": 4}),
                      run_config=RunConfig(storage_path=storage)).fit()
     with pytest.raises(ValueError, match="more than the cluster can hold"):
         TorchTrainer(raising_loop, scaling_config=ScalingConfig(num_workers=3),

@@ -24,7 +24,7 @@ from tray import exceptions as tex
 from .._air.checkpoint import Checkpoint
 from .._air.config import RunConfig, ScalingConfig
 from .._air.result import Result, rows_to_dataframe
-from .._air.session import TrainContext, init_session, shutdown_session
+from .._air.session import TrainContext, get_session, init_session, shutdown_session
 from ._checkpoint_book import CheckpointBook, Entry
 from ._errors import training_failed
 from ._session import Event, WorkerSession
@@ -187,11 +187,14 @@ class TrainController:
         shards = {k: ds.iterator() if hasattr(ds, "iterator") else ds for k, ds in spec.datasets.items()}
         session = WorkerSession(self._context(0, 1, 0, 1, 0), spec.resume_from, spec.storage,
                                 self._handle_local_event, shards, self.next_index)
+        outer = get_session()  # a Tune trial's session, when this run is one: it comes back after
         init_session(session)
         try:
             self.return_value = run_loop(spec.fn, spec.config)
         finally:
             shutdown_session()
+            if outer is not None:
+                init_session(outer)
 
     def _handle_local_event(self, event: Event) -> None:
         self._handle_round([event])

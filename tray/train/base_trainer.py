@@ -38,7 +38,8 @@ class BaseTrainer:
 
     def _validate(self) -> None:
         if not isinstance(self.scaling_config, ScalingConfig):
-            raise TypeError(f"scaling_config must be a tray.train.ScalingConfig, got {type(self.scaling_config).__name__}")
+            raise TypeError("scaling_config must be a tray.train.ScalingConfig, "
+                            f"got {type(self.scaling_config).__name__}")
         if not isinstance(self.run_config, RunConfig):
             raise TypeError(f"run_config must be a tray.train.RunConfig, got {type(self.run_config).__name__}")
         if not isinstance(self.datasets, dict) or not all(isinstance(k, str) for k in self.datasets):
@@ -96,11 +97,26 @@ class BaseTrainer:
         trainer._validate()
         return trainer
 
-    def as_trainable(self) -> Any:
-        """A Tune function trainable running this trainer, asking for the workers' resources."""
-        from ._tune import trainer_as_trainable
+    # ---- as a Tune trial: a trainer is a function trainable asking for its workers' resources
 
-        return trainer_as_trainable(self)
+    def as_trainable(self) -> BaseTrainer:
+        """What Tune runs (Ray's name): the trainer itself, callable with a trial's config."""
+        return self
+
+    @property
+    def _tray_resources(self) -> Any:
+        """The trial's resource request Tune reads: the trainer's own bundle. The workers' bundles are
+        reserved by the trainer's own placement group once the trial runs (a trial whose group cannot
+        be placed yet waits for the running ones to end)."""
+        from .._air.resources import PlacementGroupFactory
+
+        return PlacementGroupFactory([self.scaling_config._trainer_resources_not_none])
+
+    def __call__(self, config: dict[str, Any]) -> None:
+        """Run as a Tune trial with the trial's ``config`` (``{"train_loop_config": {...}}`` merged in)."""
+        from ._tune import run_as_trial
+
+        run_as_trial(self, config)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} scaling_config={self.scaling_config!r} run_config={self.run_config!r}>"

@@ -3,11 +3,11 @@ training loop uses."""
 
 from ...lowlevel import require
 
-require("torch", "train")
+require("torch", "train")  # without torch, importing tray.train.torch says which extra installs it
 
-from .config import TorchConfig
-from .torch_trainer import TorchTrainer
-from .train_loop_utils import (
+from .config import TorchConfig  # noqa: E402
+from .torch_trainer import TorchTrainer  # noqa: E402
+from .train_loop_utils import (  # noqa: E402
     enable_reproducibility,
     get_device,
     get_devices,

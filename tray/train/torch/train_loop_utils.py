@@ -51,7 +51,8 @@ def prepare_model(model: Any, move_to_device: bool | Any = True, parallel_strate
     DistributedDataParallel (``parallel_strategy="fsdp"`` for FullyShardedDataParallel, None for neither)."""
     torch = _torch()
     if parallel_strategy not in ("ddp", "fsdp", None):
-        raise ValueError(f"prepare_model(parallel_strategy=...) must be 'ddp', 'fsdp' or None, got {parallel_strategy!r}")
+        raise ValueError("prepare_model(parallel_strategy=...) must be 'ddp', 'fsdp' or None, "
+                         f"got {parallel_strategy!r}")
     device = move_to_device if isinstance(move_to_device, torch.device) else get_device()
     if move_to_device is not False:
         model = model.to(device)
