@@ -17,9 +17,10 @@ from ..exceptions import ActorDiedError, NameTakenError, RayTaskError
 from ._actor import Actor
 from ._cell import Cell, Recipe
 from ._mailbox import MailboxSpec
+from ._network import DEFAULT_NETWORK, Network, NetworkFactory, load_factory
 from ._ref import ActorRef
 
-__all__ = ["ActorSystem", "DeadLetter"]
+__all__ = ["ActorSystem", "DeadLetter", "unreachable"]
 
 log = logging.getLogger("tray.actors")
 
@@ -58,18 +59,22 @@ class ActorSystem:
         token: str | None = None,
         transport: Any = None,
         net: Any = None,
+        network: str | NetworkFactory = DEFAULT_NETWORK,
     ) -> None:
         """``address`` (``"tcp://127.0.0.1:0"``, ``"unix:///path"``) makes the system listen
         for peers; ``token`` is the cluster's shared secret (default: the
         ``TRAY_CLUSTER_TOKEN`` environment variable); ``transport`` adds a
         :class:`tray.transport.Transport` (e.g. in-memory); ``net`` is a
         :class:`tray.transport.NetConfig`. Without these the system still connects to
-        peers on demand (``spawn(at=...)``, ``lookup_remote``)."""
+        peers on demand (``spawn(at=...)``, ``lookup_remote``). ``network`` makes the
+        network layer, ``factory(system, token, transport, net)`` (see
+        :mod:`tray.actors._network`), or names it as ``"module:name"``."""
         self.uid = secrets.token_hex(4)
         self.address: str | None = None
         """Where peers reach this system, once it listens (the bound port filled in)."""
         self._net_args = (address, token, transport, net)
-        self._net: Any = None
+        self._network_factory = network
+        self._net: Network | None = None
         self.shutdown_timeout = shutdown_timeout
         self.dead_letters: deque[DeadLetter] = deque(maxlen=dead_letter_limit)
         """The most recent dead letters (at most ``dead_letter_limit``); ``dead_letter_count`` counts all."""
@@ -196,17 +201,15 @@ class ActorSystem:
     @property
     def token(self) -> str | None:
         """The cluster token this system presents to peers (None until it uses the network)."""
-        return self._net.token_str if self._net is not None else None
+        return self._net.token if self._net is not None else None
 
-    async def _network(self) -> Any:
-        """The network layer, started on first use (the kernel does not import it before)."""
+    async def _network(self) -> Network:
+        """The network layer, made and started on first use (the kernel imports none before)."""
         if self._net is None:
             if self._nursery is None:
                 raise RuntimeError("this ActorSystem is not running: use `async with tray.ActorSystem() as system`")
-            from ..transport._node import Node
-
             address, token, transport, config = self._net_args
-            net = Node(self, token, transport, config)
+            net = load_factory(self._network_factory)(self, token, transport, config)
             self._net = net
             await net.start(self._nursery, address)
             self.address = net.address
@@ -215,6 +218,11 @@ class ActorSystem:
     def actors(self) -> list[ActorRef]:
         """Every live actor, in spawn order."""
         return [c.ref for c in self._cells.values()]
+
+    def cell(self, uid: str) -> Cell | None:
+        """The live actor ``uid`` of this system (its cell: what a network layer delivers
+        to), or None."""
+        return self._cells.get(uid)
 
     def _forget(self, cell: Cell) -> None:
         self._cells.pop(cell.ref._uid, None)
@@ -261,6 +269,11 @@ class ActorSystem:
         return f"<ActorSystem {self.uid} actors={len(self._cells)}>"
 
 
+def unreachable(uid: str, cls_name: str = "?", name: str | None = None, proto: dict | None = None) -> ActorRef:
+    """A ref to actor ``uid`` that this process cannot reach: every message to it fails."""
+    return ActorRef(uid, cls_name, name, proto or {}, _Unreachable(uid))
+
+
 class _Unreachable:
     """Stands in for an actor this process cannot reach (its system is gone or elsewhere)."""
 
@@ -300,5 +313,5 @@ def resolve_ref(
         for s in list(_systems.values()):
             if s._net is not None:
                 return s._net.resolve(uid, cls_name, name, dict(proto), address)
-    return ActorRef(uid, cls_name, name, dict(proto), _Unreachable(uid))
+    return unreachable(uid, cls_name, name, dict(proto))
 

@@ -9,7 +9,7 @@ from ._codec import ProtocolError, is_plain
 from ._config import NetConfig
 from ._frames import FrameDecoder, FrameError, FrameTooLarge
 from ._memory import FaultPlan, MemoryNetwork, MemoryTransport
-from ._node import TOKEN_ENV
+from ._network import TOKEN_ENV, Network
 from ._sockets import SocketTransport, parse_address
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "MemoryNetwork",
     "MemoryTransport",
     "NetConfig",
+    "Network",
     "ProtocolError",
     "SocketTransport",
     "Stream",

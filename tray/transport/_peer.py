@@ -39,7 +39,7 @@ from ._bulk import BulkChannel
 from ._remote import PeerWatcher, RemoteCell, RemoteReply, _Waiter
 
 if TYPE_CHECKING:
-    from ._node import Node
+    from ._network import Network
 
 log = logging.getLogger("tray.transport")
 
@@ -95,9 +95,9 @@ def _safe_dumps(obj: Any) -> tuple[bytes, list[memoryview]]:
 class Peer:
     """A connection to one peer system (either side may have opened it)."""
 
-    def __init__(self, node: Node, address: str | None) -> None:
-        self.node = node
-        self.config = node.config
+    def __init__(self, network: Network, address: str | None) -> None:
+        self.network = network
+        self.config = network.config
         self.address = address  # the peer's listening address, if it has one
         self.uid: str | None = None  # the peer system's uid, known after the handshake
         self.stream: Stream | None = None
@@ -195,7 +195,7 @@ class Peer:
     async def _serve(self) -> str:
         self._dec.max_frame = self.config.max_frame
         self.last_recv = trio.current_time()
-        self.node.peer_ready(self)
+        self.network.peer_ready(self)
         self.ready.set()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._guard, self._write_loop)
@@ -203,7 +203,7 @@ class Peer:
             if self._transport is not None:  # we dialled: we also open the data connection
                 nursery.start_soon(self._guard, self._open_bulk)
             else:
-                self.node.links[self.link] = self
+                self.network.links[self.link] = self
             await self._guard(self._read_loop)
         return self.reason or "closed"
 
@@ -242,8 +242,8 @@ class Peer:
         self._set_reason(why)
         self.ready.set()
         why = self.reason
-        self.node.peer_gone(self)
-        self.node.links.pop(self.link, None)
+        self.network.peer_gone(self)
+        self.network.links.pop(self.link, None)
         if self.bulk is not None:
             self.bulk.scope.cancel()
         stream, self.stream = self.stream, None
@@ -263,7 +263,7 @@ class Peer:
 
     async def _open_bulk(self) -> None:
         """Dial the data connection (the dialling side of the control connection does)."""
-        aux = Peer(self.node, self.address)
+        aux = Peer(self.network, self.address)
         # The peer may send bulk chunks right behind its welcome, in the same read: the
         # handshake's decoder must already take them (this peer proved itself on the
         # control connection; a 4 KiB handshake limit would drop the connection).
@@ -389,7 +389,7 @@ class Peer:
 
     async def _handshake_server(self) -> Peer | None:
         """Authenticate the client; return the peer whose data connection this is, if it is one."""
-        node = self.node
+        network = self.network
         nonce_s = secrets.token_bytes(16)
         await self._send_raw([MAGIC, "challenge", nonce_s])
         hello = await self._recv_raw()
@@ -398,37 +398,37 @@ class Peer:
         _, _, nonce_c, mac_c, uid, address, link = hello
         if not isinstance(uid, str) or not (address is None or isinstance(address, str)):
             raise HandshakeError("malformed hello")
-        if not hmac.compare_digest(mac_c, _mac(node.token, b"c", nonce_s, nonce_c)):
+        if not hmac.compare_digest(mac_c, _mac(network.key, b"c", nonce_s, nonce_c)):
             log.warning("refused a connection from system %s: wrong cluster token", uid)
             await self._send_raw([MAGIC, "refused", "wrong cluster token"])
             raise HandshakeError("wrong cluster token")
         owner = None
         if link is not None:
-            owner = node.links.get(link) if isinstance(link, bytes) else None
+            owner = network.links.get(link) if isinstance(link, bytes) else None
             if owner is None or owner.uid != uid or owner.bulk is not None:
                 raise HandshakeError("data connection for no known control connection")
         self.uid, self.address = uid, address
         self.link = secrets.token_bytes(16)
         await self._send_raw(
-            [MAGIC, "welcome", _mac(node.token, b"s", nonce_c, nonce_s), node.system.uid, node.address, self.link]
+            [MAGIC, "welcome", _mac(network.key, b"s", nonce_c, nonce_s), network.system.uid, network.address, self.link]
         )
         return owner
 
     async def _handshake_client(self, link: bytes | None = None) -> None:
-        node = self.node
+        network = self.network
         ch = await self._recv_raw()
         if len(ch) != 3 or ch[1] != "challenge" or not isinstance(ch[2], bytes):
             raise HandshakeError("malformed challenge")
         nonce_s = ch[2]
         nonce_c = secrets.token_bytes(16)
-        mac_c = _mac(node.token, b"c", nonce_s, nonce_c)
-        await self._send_raw([MAGIC, "hello", nonce_c, mac_c, node.system.uid, node.address, link])
+        mac_c = _mac(network.key, b"c", nonce_s, nonce_c)
+        await self._send_raw([MAGIC, "hello", nonce_c, mac_c, network.system.uid, network.address, link])
         w = await self._recv_raw()
         if len(w) >= 3 and w[1] == "refused":
             raise HandshakeError(f"the peer refused us: {w[2]}")
         if len(w) != 6 or w[1] != "welcome" or not isinstance(w[2], bytes) or not isinstance(w[3], str):
             raise HandshakeError("malformed welcome")
-        if not hmac.compare_digest(w[2], _mac(node.token, b"s", nonce_c, nonce_s)):
+        if not hmac.compare_digest(w[2], _mac(network.key, b"s", nonce_c, nonce_s)):
             raise HandshakeError("the peer does not know the cluster token")
         self.uid = w[3]
         self.link = w[5]
@@ -631,7 +631,7 @@ class Peer:
     def _loads(self, payload: bytes | None, bufs: list) -> Any:
         if payload is None:
             raise ProtocolError("message without a payload")
-        tok = remote_resolver.set(self.node.resolver_for(self))
+        tok = remote_resolver.set(self.network.resolver_for(self))
         try:
             return loads(payload, bufs)
         finally:
@@ -639,16 +639,16 @@ class Peer:
 
     async def _dispatch(self, env: list, bufs: list) -> None:
         kind, corr, dst, head, payload, _ = env
-        system = self.node.system
+        system = self.network.system
         if kind == Kind.TELL:
-            cell = system._cells.get(dst)  # type: ignore[arg-type]
+            cell = system.cell(dst)  # type: ignore[arg-type]
             try:
                 args, kwargs = self._loads(payload, bufs)
             except Exception as exc:
                 log.warning("from %r: a tell %s to %s failed to unpickle: %r", self, head, dst, exc)
                 return
             if cell is None:
-                self.node.dead_letter(dst, head, args, kwargs, "no such actor (it is dead or never was)")
+                self.network.dead_letter(dst, head, args, kwargs, "no such actor (it is dead or never was)")
                 return
             if head not in cell.proto:
                 log.warning("from %r: %s has no method %r; tell dropped", self, cell.ref, head)
@@ -664,7 +664,7 @@ class Peer:
                     self.busy = False
         elif kind == Kind.ASK:
             reply = RemoteReply(self, corr)
-            cell = system._cells.get(dst)  # type: ignore[arg-type]
+            cell = system.cell(dst)  # type: ignore[arg-type]
             if cell is None:
                 reply.send(Error(ActorDiedError(f"actor {dst} is dead (or never was); {head} not handled")))
                 return
@@ -705,7 +705,7 @@ class Peer:
         elif kind == Kind.HEARTBEAT:
             pass
         elif kind == Kind.WATCH:
-            cell = system._cells.get(dst)  # type: ignore[arg-type]
+            cell = system.cell(dst)  # type: ignore[arg-type]
             if cell is None:
                 self.send_died(dst, "noproc")  # type: ignore[arg-type]
             else:
@@ -719,7 +719,7 @@ class Peer:
                     reason = f"died (reason could not be unpickled: {exc!r})"
                 rc.died(reason)
         elif kind == Kind.SYSTEM:
-            cell = system._cells.get(dst)  # type: ignore[arg-type]
+            cell = system.cell(dst)  # type: ignore[arg-type]
             if cell is None:
                 return
             try:
@@ -734,7 +734,7 @@ class Peer:
             else:
                 cell.post_system(msg)
         elif kind == Kind.SPAWN or kind == Kind.LOOKUP:
-            self.node.nursery.start_soon(self._serve_request, kind, corr, head, payload, bufs)
+            self.network.nursery.start_soon(self._serve_request, kind, corr, head, payload, bufs)
         elif kind == Kind.BULK:  # pragma: no cover - _deliver handles placeholders
             raise ProtocolError("misplaced bulk placeholder")
         elif kind == Kind.BYE:
@@ -744,7 +744,7 @@ class Peer:
 
     async def _serve_request(self, kind: int, corr: int, head: Any, payload: bytes | None, bufs: list) -> None:
         """Spawn and lookup, which may take time, run in their own task."""
-        system = self.node.system
+        system = self.network.system
         reply = RemoteReply(self, corr)
         try:
             if kind == Kind.LOOKUP:

@@ -1,4 +1,8 @@
-"""A system's network layer: its listener, its peers, and the refs that reach them."""
+"""A system's network layer: its listener, its peers, and the refs that reach them.
+
+:class:`Network` is the kernel's default network (``tray.actors._network.Network`` is the
+protocol it meets), made by an :class:`~tray.actors.ActorSystem` on first use.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ import trio
 
 from .. import _config
 from ..actors import ActorRef
-from ..actors._system import _Unreachable
+from ..actors._system import unreachable
 from ..exceptions import ActorDiedError
 from ._base import Listener, Stream, Transport
 from ._codec import Kind, dumps
@@ -31,7 +35,7 @@ def _scheme(address: str) -> str:
     return address.partition("://")[0]
 
 
-class Node:
+class Network:
     """Connects one :class:`~tray.actors.ActorSystem` to its peers."""
 
     def __init__(
@@ -43,8 +47,8 @@ class Node:
         if token is None:
             token = secrets.token_hex(16)
             log.info("no cluster token given (nor %s): generated one; peers must be given system.token", TOKEN_ENV)
-        self.token_str = token if isinstance(token, str) else token.decode()
-        self.token = token.encode() if isinstance(token, str) else bytes(token)
+        self.token = token if isinstance(token, str) else token.decode()
+        self.key = token.encode() if isinstance(token, str) else bytes(token)  # what the handshake MACs with
         self.transports: dict[str, Transport] = {}
         for t in (SocketTransport(), transport):
             if t is not None:
@@ -145,8 +149,8 @@ class Node:
         """The ref of actor ``uid`` as seen from this system (a proxy unless it is ours)."""
         sys_uid = uid.partition(":")[0]
         if sys_uid == self.system.uid:
-            cell = self.system._cells.get(uid)
-            return cell.ref if cell is not None else ActorRef(uid, cls_name, name, proto, _Unreachable(uid))
+            cell = self.system.cell(uid)
+            return cell.ref if cell is not None else unreachable(uid, cls_name, name, proto)
         peer = self.peers_by_uid.get(sys_uid)
         if peer is None or peer.reason is not None:
             if via is not None and via.uid == sys_uid:
@@ -154,7 +158,7 @@ class Node:
             elif address is not None and address != self.address:
                 peer = self.peer_for(address)
             else:
-                return ActorRef(uid, cls_name, name, proto, _Unreachable(uid))
+                return unreachable(uid, cls_name, name, proto)
         cell = peer.cells.get(uid)
         if cell is None:
             cell = peer.cells[uid] = RemoteCell(peer, uid, cls_name, name, proto, address or peer.address)
@@ -184,5 +188,4 @@ class Node:
         return await self._request(address, Kind.LOOKUP, name, None)
 
     def dead_letter(self, uid: str, method: str, args: tuple, kwargs: dict, why: str) -> None:
-        ref = ActorRef(uid, "?", None, {}, _Unreachable(uid))
-        self.system.dead_letter(ref, (method, args, kwargs), why)
+        self.system.dead_letter(unreachable(uid), (method, args, kwargs), why)
