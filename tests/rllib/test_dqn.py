@@ -33,7 +33,8 @@ def test_replay_buffer_keeps_the_last_capacity_transitions():
 
 
 def _config():
-    return (DQNConfig().environment("CartPole-v1").rl_module(model_config={"fcnet_hiddens": [64, 64]})
+    return (DQNConfig().environment("CartPole-v1")
+            .rl_module(model_config={"fcnet_hiddens": [64, 64], "head_fcnet_hiddens": []})
             .debugging(seed=0))
 
 

@@ -14,7 +14,7 @@ def _config(**training):
     return (PPOConfig().environment("CartPole-v1")
             .env_runners(num_env_runners=0, num_envs_per_env_runner=2)
             .training(**settings)
-            .rl_module(model_config={"fcnet_hiddens": [64, 64], "vf_share_layers": False})
+            .rl_module(model_config={"fcnet_hiddens": [64, 64], "head_fcnet_hiddens": [], "vf_share_layers": False})
             .debugging(seed=0))
 
 

@@ -91,11 +91,15 @@ class Algorithm(Trainable):
 
     @classmethod
     def default_resource_request(cls, config: AlgorithmConfig | dict) -> PlacementGroupFactory:
-        """One bundle for the trial (the learner) and one per env runner, sized to fit the cluster."""
+        """The trial's CPUs: the learner's and every env runner's, in one bundle the trial holds.
+
+        (Ray asks one bundle per runner; here the trial actor reserves its runners' share itself
+        and starts them with 0 CPUs, so Tune never runs more trials than the runners fit.)
+        """
         cfg = cls._to_config(config)
         flush_env_registry()
         main, per = cls._runner_cpus(cfg, in_driver=False)
-        return PlacementGroupFactory([{"CPU": main}] + [{"CPU": per}] * cfg.num_env_runners)
+        return PlacementGroupFactory([{"CPU": main + per * cfg.num_env_runners}])
 
     # ------------------------------------------------------------------ setup
     def setup(self, config: dict[str, Any]) -> None:
@@ -144,6 +148,8 @@ class Algorithm(Trainable):
         if n:
             in_driver = _in_driver()
             _, per = self._runner_cpus(cfg.copy()._set(num_env_runners=n), in_driver)
+            if what == "env runner" and not in_driver and self.trial_resources is not None:
+                per = 0.0  # a Tune trial: default_resource_request reserved the runners' CPUs with the trial's
         return EnvRunnerGroup(spec, n, per, restart_failed=cfg.restart_failed_env_runners,
                               ignore_failures=cfg.ignore_env_runner_failures,
                               max_restarts=cfg.max_num_env_runner_restarts,

@@ -28,7 +28,8 @@ class _NotProvided:
 
 NotProvided: Any = _NotProvided()
 
-MODEL_CONFIG_KEYS = {"fcnet_hiddens", "fcnet_activation", "vf_share_layers", "free_log_std"}
+MODEL_CONFIG_KEYS = {"fcnet_hiddens", "fcnet_activation", "head_fcnet_hiddens", "head_fcnet_activation",
+                     "vf_share_layers", "free_log_std"}
 _ACTIVATIONS = {"tanh", "relu", "linear", "silu", "swish", "elu"}
 
 
@@ -59,6 +60,7 @@ class AlgorithmConfig:
         self.grad_clip: float | None = None
         # rl module
         self.model_config: dict[str, Any] = {"fcnet_hiddens": [256, 256], "fcnet_activation": "tanh",
+                                              "head_fcnet_hiddens": [256], "head_fcnet_activation": "relu",
                                               "vf_share_layers": True, "free_log_std": False}
         # resources
         self.num_cpus_for_main_process = 1.0
@@ -251,9 +253,9 @@ class AlgorithmConfig:
         if extra:
             raise ValueError(f"model_config keys {sorted(extra)} are not supported; supported: "
                              f"{sorted(MODEL_CONFIG_KEYS)}")
-        if self.model_config.get("fcnet_activation") not in _ACTIVATIONS:
-            raise ValueError(f"fcnet_activation must be one of {sorted(_ACTIVATIONS)}, "
-                             f"got {self.model_config.get('fcnet_activation')!r}")
+        for key in ("fcnet_activation", "head_fcnet_activation"):
+            if self.model_config.get(key) not in _ACTIVATIONS:
+                raise ValueError(f"{key} must be one of {sorted(_ACTIVATIONS)}, got {self.model_config.get(key)!r}")
 
     def get_rollout_fragment_length(self, worker_index: int = 0) -> int:
         """Steps per env per sample call: 'auto' splits one train batch over every env of every runner."""

@@ -189,7 +189,7 @@ class EnvRunnerGroup:
         healthy = self._healthy() or list(self.runners)
         share = [num_episodes // len(healthy) + (k < num_episodes % len(healthy)) for k in range(len(healthy))]
         refs = [self.runners[i].sample_episodes.remote(self._weights_ref, self.version, n, **kw)
-                for i, n in zip(healthy, share) if n]
+                for i, n in zip(healthy, share, strict=False) if n]
         return [ep for eps in tray.get(refs, timeout=self.sample_timeout_s * max(1, num_episodes)) for ep in eps]
 
     def get_spaces(self) -> tuple[Any, Any]:

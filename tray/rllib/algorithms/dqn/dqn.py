@@ -5,8 +5,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
-
 from ...utils.replay_buffers import ReplayBuffer
 from ..algorithm import Algorithm
 from ..algorithm_config import AlgorithmConfig, NotProvided
@@ -19,7 +17,7 @@ def epsilon_at(schedule: list[tuple[int, float]] | float, step: int) -> float:
     points = sorted((int(t), float(e)) for t, e in schedule)
     if step <= points[0][0]:
         return points[0][1]
-    for (t0, e0), (t1, e1) in zip(points, points[1:]):
+    for (t0, e0), (t1, e1) in zip(points, points[1:], strict=False):
         if step <= t1:
             return e0 + (e1 - e0) * (step - t0) / max(1, t1 - t0)
     return points[-1][1]
@@ -148,7 +146,7 @@ class DQN(Algorithm):
                            "td_error_mean": float(td.detach().mean()), "epsilon": eps}
         if lifetime - self._last_target_update >= cfg.target_network_update_freq:
             with torch.no_grad():
-                for t, p in zip(self.target.parameters(), self.module.parameters()):
+                for t, p in zip(self.target.parameters(), self.module.parameters(), strict=False):
                     t.mul_(1.0 - cfg.tau).add_(cfg.tau * p)
             self._last_target_update = lifetime
             self._num_target_updates += 1

@@ -165,4 +165,5 @@ class PPO(Algorithm):
         self._apply_grads(total)
         return {"policy_loss": float(policy_loss.detach()), "vf_loss": float(vf_loss.detach()),
                 "vf_loss_unclipped": float(vf_unclipped.detach()),
-                "entropy": float(entropy.detach()), "mean_kl_loss": float(kl.detach()), "total_loss": float(total.detach())}
+                "entropy": float(entropy.detach()), "mean_kl_loss": float(kl.detach()),
+                "total_loss": float(total.detach())}

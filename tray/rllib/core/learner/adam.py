@@ -15,8 +15,8 @@ import torch
 
 
 class Adam:
-    def __init__(self, params: Iterable[torch.nn.Parameter], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8) -> None:
+    def __init__(self, params: Iterable[torch.nn.Parameter], lr: float = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
         self.params = [p for p in params if p.requires_grad]
         self.lr, self.betas, self.eps = lr, betas, eps
         self.t = 0
@@ -33,7 +33,7 @@ class Adam:
         b1, b2 = self.betas
         bc1, bc2 = 1 - b1**self.t, 1 - b2**self.t
         step_size = self.lr / bc1
-        for p, m, v in zip(self.params, self.m, self.v):
+        for p, m, v in zip(self.params, self.m, self.v, strict=False):
             if p.grad is None:
                 continue
             g = p.grad
@@ -46,5 +46,5 @@ class Adam:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.t, self.lr = state["t"], state["lr"]
-        for dst, src in zip(self.m + self.v, state["m"] + state["v"]):
+        for dst, src in zip(self.m + self.v, state["m"] + state["v"], strict=False):
             dst.copy_(src)

@@ -5,8 +5,8 @@ never import torch: a batched MLP forward in numpy costs microseconds where torc
 costs tens, and a runner process starts without torch's second of imports.
 
 Weights layout (what ``TorchRLModule.numpy_weights()`` returns): ``"enc"``, a shared trunk, and
-one list per head (``"pi"``, ``"vf"``, ``"q"``, ``"v"``), each a list of ``(W, b)`` with ``W``
-shaped ``(in, out)``; every layer but a head's last is followed by the activation.
+one list per head (``"pi"``, ``"vf"``, ``"q"``, ``"v"``), each a list of ``(W, b, activation)`` with
+``W`` shaped ``(in, out)`` and the activation applied after the layer ("linear": none).
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ _ACT = {
 }
 
 
-def _chain(x: np.ndarray, layers: list, act: Any, last_linear: bool) -> np.ndarray:
-    for i, (w, b) in enumerate(layers):
+def _chain(x: np.ndarray, layers: list) -> np.ndarray:
+    for w, b, act in layers:
         x = x @ w + b
-        if not (last_linear and i == len(layers) - 1):
-            x = act(x)
+        if act != "linear":
+            x = _ACT[act](x)
     return x
 
 
@@ -38,20 +38,19 @@ class NumpyPolicy:
 
     def __init__(self, weights: dict[str, Any]) -> None:
         self.w = weights
-        self.act = _ACT[weights["activation"]]
         self.dist = weights["dist"]  # "categorical" | "gaussian" | "q"
 
     def _trunk(self, obs: np.ndarray) -> np.ndarray:
-        return _chain(obs, self.w["enc"], self.act, last_linear=False)
+        return _chain(obs, self.w["enc"])
 
     def pi(self, obs: np.ndarray) -> np.ndarray:
-        return _chain(self._trunk(obs), self.w["pi"], self.act, last_linear=True)
+        return _chain(self._trunk(obs), self.w["pi"])
 
     def q_values(self, obs: np.ndarray) -> np.ndarray:
         h = self._trunk(obs)
-        adv = _chain(h, self.w["q"], self.act, last_linear=True)
+        adv = _chain(h, self.w["q"])
         if self.w.get("v"):
-            v = _chain(h, self.w["v"], self.act, last_linear=True)
+            v = _chain(h, self.w["v"])
             return v + adv - adv.mean(axis=-1, keepdims=True)
         return adv
 

@@ -38,9 +38,25 @@ def _mlp(sizes: list[int], act: str, last_linear: bool) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def _linears(seq: nn.Sequential) -> list[tuple[np.ndarray, np.ndarray]]:
-    return [(m.weight.detach().numpy().T.copy(), m.bias.detach().numpy().copy())
-            for m in seq if isinstance(m, nn.Linear)]
+_ACT_NAMES = {nn.Tanh: "tanh", nn.ReLU: "relu", nn.Identity: "linear", nn.SiLU: "silu", nn.ELU: "elu"}
+
+
+def _linears(seq: nn.Module) -> list[tuple[np.ndarray, np.ndarray, str]]:
+    """Each Linear of ``seq`` (nested Sequentials flattened) as ``(W (in, out), b, activation after it)``."""
+    flat = [m for m in seq.modules() if not isinstance(m, nn.Sequential)]
+    out = []
+    for i, m in enumerate(flat):
+        if isinstance(m, nn.Linear):
+            nxt = flat[i + 1] if i + 1 < len(flat) else None
+            act = "linear"
+            if nxt is not None and not isinstance(nxt, nn.Linear):
+                act = _ACT_NAMES.get(type(nxt), "linear")
+            out.append((m.weight.detach().numpy().T.copy(), m.bias.detach().numpy().copy(), act))
+    return out
+
+
+def _head(n_in: int, head_hidden: list[int], n_out: int, head_act: str) -> nn.Sequential:
+    return _mlp([n_in, *head_hidden, n_out], head_act, last_linear=True)
 
 
 class TorchRLModule(nn.Module):
@@ -100,21 +116,24 @@ class ActorCriticModule(TorchRLModule):
         self.free_log_std = bool(model_config.get("free_log_std", False)) and self.dist == "gaussian"
         n_in = obs_size(observation_space)
         self.shared = bool(model_config.get("vf_share_layers", True))
-        act = self.activation
+        act, head_act = self.activation, model_config.get("head_fcnet_activation", "relu")
+        head_hidden = list(model_config.get("head_fcnet_hiddens", [256]))
         pi_out = out // 2 if self.free_log_std else out
+        last = hidden[-1] if hidden else n_in
         if self.shared:
             self.enc = _mlp([n_in, *hidden], act, last_linear=False)
-            last = hidden[-1] if hidden else n_in
-            self.pi = _mlp([last, pi_out], act, last_linear=True)
-            self.vf = _mlp([last, 1], act, last_linear=True)
+            self.pi = _head(last, head_hidden, pi_out, head_act)
+            self.vf = _head(last, head_hidden, 1, head_act)
         else:
             self.enc = nn.Sequential()
-            self.pi = _mlp([n_in, *hidden, pi_out], act, last_linear=True)
-            self.vf = _mlp([n_in, *hidden, 1], act, last_linear=True)
+            self.pi = nn.Sequential(_mlp([n_in, *hidden], act, last_linear=False),
+                                    _head(last, head_hidden, pi_out, head_act))
+            self.vf = nn.Sequential(_mlp([n_in, *hidden], act, last_linear=False),
+                                    _head(last, head_hidden, 1, head_act))
         if self.free_log_std:
             self.log_std = nn.Parameter(torch.zeros(out // 2))
         with torch.no_grad():  # a small last policy layer: near-uniform actions at the start
-            last_pi = [m for m in self.pi if isinstance(m, nn.Linear)][-1]
+            last_pi = [m for m in self.pi.modules() if isinstance(m, nn.Linear)][-1]
             last_pi.weight.mul_(0.01)
             last_pi.bias.zero_()
 
@@ -141,11 +160,11 @@ class ActorCriticModule(TorchRLModule):
     def numpy_weights(self) -> dict[str, Any]:
         pi = _linears(self.pi)
         if self.free_log_std:  # fold the free log-std into the head as a constant output
-            w, b = pi[-1]
+            w, b, a = pi[-1]
             k = w.shape[1]
             pi[-1] = (np.concatenate([w, np.zeros_like(w)], axis=1),
-                      np.concatenate([b, self.log_std.detach().numpy().reshape(k)]))
-        return {"activation": self.activation, "dist": self.dist, "enc": _linears(self.enc), "pi": pi,
+                      np.concatenate([b, self.log_std.detach().numpy().reshape(k)]), a)
+        return {"dist": self.dist, "enc": _linears(self.enc), "pi": pi,
                 "vf": _linears(self.vf)}
 
 
@@ -160,10 +179,12 @@ class QModule(TorchRLModule):
         hidden = list(model_config.get("fcnet_hiddens", [256, 256]))
         n_in, n_out = obs_size(observation_space), int(action_space.n)
         self.dueling = dueling
+        head_act = model_config.get("head_fcnet_activation", "relu")
+        head_hidden = list(model_config.get("head_fcnet_hiddens", [256]))
         self.enc = _mlp([n_in, *hidden], self.activation, last_linear=False)
         last = hidden[-1] if hidden else n_in
-        self.q = _mlp([last, n_out], self.activation, last_linear=True)
-        self.v = _mlp([last, 1], self.activation, last_linear=True) if dueling else None
+        self.q = _head(last, head_hidden, n_out, head_act)
+        self.v = _head(last, head_hidden, 1, head_act) if dueling else None
 
     def q_values(self, obs: torch.Tensor) -> torch.Tensor:
         h = self.enc(obs)
@@ -177,7 +198,7 @@ class QModule(TorchRLModule):
         return {"action_dist_inputs": q, "qf_preds": q}
 
     def numpy_weights(self) -> dict[str, Any]:
-        return {"activation": self.activation, "dist": "q", "num_actions": int(self.action_space.n),
+        return {"dist": "q", "num_actions": int(self.action_space.n),
                 "enc": _linears(self.enc), "q": _linears(self.q), "v": _linears(self.v) if self.v is not None else []}
 
 

@@ -1,0 +1,98 @@
+"""PPO on CartPole-v1 with 2 env runners: wall time and env steps to a mean return of 150 and 450,
+the time to build the algorithm, and env steps per second while training; tray, and Ray RLlib
+in the same run when ``--ray-python`` names an interpreter with Ray installed.
+
+    python benchmarks/bench_rllib.py [--runs 3] [--ray-python /tmp/rayvenv/bin/python]
+
+Settings (both sides): lr 3e-4, 2,000-step train batches, minibatch 128, 6 epochs, seeded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import textwrap
+
+RUN = textwrap.dedent('''
+    import json, sys, time
+    SIDE, SEED, MAX_STEPS = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    t0 = time.perf_counter()
+    if SIDE == "ray":
+        import ray
+        from ray.rllib.algorithms.ppo import PPOConfig
+        ray.init(num_cpus=3, include_dashboard=False)
+    else:
+        import tray as ray
+        from tray.rllib.algorithms.ppo import PPOConfig
+        ray.init(num_cpus=3)
+    cfg = (PPOConfig().environment("CartPole-v1").env_runners(num_env_runners=2)
+           .training(lr=3e-4, train_batch_size_per_learner=2000, minibatch_size=128, num_epochs=6)
+           .debugging(seed=SEED))
+    t = time.perf_counter()
+    algo = cfg.build_algo()
+    build = time.perf_counter() - t
+    start = time.perf_counter()
+    out = {"build_s": build, "t150": None, "t450": None, "s150": None, "s450": None}
+    steps = 0
+    while steps < MAX_STEPS:
+        r = algo.train()
+        steps = r["env_runners"]["num_env_steps_sampled_lifetime"]
+        ret = r["env_runners"].get("episode_return_mean", float("nan"))
+        now = time.perf_counter() - start
+        if out["t150"] is None and ret >= 150:
+            out["t150"], out["s150"] = now, steps
+        if ret >= 450:
+            out["t450"], out["s450"] = now, steps
+            break
+    out["steps_per_s"] = steps / (time.perf_counter() - start)
+    algo.stop()
+    ray.shutdown()
+    print("RESULT " + json.dumps(out))
+''')
+
+
+def run(python: str, side: str, seed: int, max_steps: int) -> dict:
+    proc = subprocess.run([python, "-c", RUN, side, str(seed), str(max_steps)], capture_output=True, text=True,
+                          timeout=1800)
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[7:])
+    raise RuntimeError(f"{side} run failed:\n{proc.stderr[-2000:]}")
+
+
+def med(values: list) -> float | None:
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--max-steps", type=int, default=200_000)
+    parser.add_argument("--ray-python", default=None)
+    args = parser.parse_args()
+    sides = [("tray", sys.executable)] + ([("ray", args.ray_python)] if args.ray_python else [])
+    results: dict[str, list[dict]] = {s: [] for s, _ in sides}
+    for seed in range(args.runs):
+        for side, python in sides:  # alternate, so load changes hit both sides alike
+            results[side].append(run(python, side, seed, args.max_steps))
+            print(side, seed, results[side][-1], flush=True)
+    keys = [("build_s", "build the algorithm (s)"), ("t150", "wall time to return 150 (s)"),
+            ("s150", "env steps to return 150"), ("t450", "wall time to return 450 (s)"),
+            ("s450", "env steps to return 450"), ("steps_per_s", "env steps/s while training")]
+    print(f"\n| PPO CartPole-v1, 2 env runners, medians of {args.runs} | " + " | ".join(s for s, _ in sides) + " |")
+    print("| --- |" + " ---: |" * len(sides))
+    for key, label in keys:
+        cells = []
+        for side, _ in sides:
+            v = med([r[key] for r in results[side]])
+            small = isinstance(v, float) and v < 1000
+            cells.append("not reached" if v is None else f"{v:,.2f}" if small else f"{v:,.0f}")
+        print(f"| {label} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
