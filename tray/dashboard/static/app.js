@@ -51,7 +51,7 @@ async function overview() {
   const storeTotal = Object.values(s.object_stores).reduce((a, x) => a + (x.budget || 0), 0);
   const running = jobs.filter((j) => j.status === "RUNNING" || j.status === "PENDING");
   const failures = [...tasks.filter((t) => t.state === "FAILED").map((t) => ({what: `task ${t.name}`, why: t.error_message || t.error_type, when: t.end_time_ms})),
-    ...actors.filter((a) => a.state === "DEAD" && a.death_cause).map((a) => ({what: `actor ${a.class_name}`, why: a.death_cause, when: null})),
+    ...actors.filter((a) => a.state === "DEAD" && a.death_cause && !/tray\.kill/.test(a.death_cause)).map((a) => ({what: `actor ${a.class_name}`, why: a.death_cause, when: null})),
     ...jobs.filter((j) => j.status === "FAILED").map((j) => ({what: `job ${j.submission_id}`, why: j.message, when: j.end_time}))]
     .slice(-20).reverse();
   return `<h2>Overview</h2><div class="cards">
