@@ -7,8 +7,6 @@ from types import ModuleType
 
 import pytest
 
-import tray
-
 
 @pytest.fixture(scope="module")
 def rd() -> Iterator[ModuleType]:

@@ -59,7 +59,7 @@ def _identity_transform(blocks):
 
 
 def _run_stage(stage, items):
-    chain = [t if init is None else init() for t, init in zip(stage.transforms, stage.inits)]
+    chain = [t if init is None else init() for t, init in zip(stage.transforms, stage.inits, strict=False)]
     out = []
     for item in items:
         blocks = item() if stage.reads else iter([item])
@@ -89,7 +89,7 @@ def test_fused_stages_compute_what_the_operators_do_one_by_one(n, spec):
     # every map lands in exactly one stage, in order
     assert [nm for s in stages for nm in s.names][1:] == [op.name for op in op_list]
     # no stage could absorb the next one
-    for a, b in zip(stages, stages[1:]):
+    for a, b in zip(stages, stages[1:], strict=False):
         assert isinstance(a.compute, _plan.ActorCompute) or a.remote_args != b.remote_args
     # an actor pool is never fused into another actor stage's work after it
     for s in stages:
@@ -140,7 +140,7 @@ def test_even_sizes(total, n):
 def test_boundaries_increase_and_are_few(samples, parts):
     b = _rows.boundaries(np.array(samples), parts)
     assert len(b) <= max(parts - 1, 0)
-    assert all(x < y for x, y in zip(b, b[1:]))
+    assert all(x < y for x, y in zip(b, b[1:], strict=False))
 
 
 @given(total=st.integers(0, 100), idx=st.lists(st.integers(0, 120), max_size=5))

@@ -74,12 +74,12 @@ def test_streaming_split_rows_exactly_once_across_actors(rd):
     ds = rd.range(2000, override_num_blocks=20).map_batches(lambda b: {"id": b["id"]})
     its = ds.streaming_split(3)
     consumers = [Consumer.remote() for _ in its]
-    got = tray.get([c.take.remote(it, 2) for c, it in zip(consumers, its)])
+    got = tray.get([c.take.remote(it, 2) for c, it in zip(consumers, its, strict=False)])
     for epoch in range(2):
         rows = sorted(x for shard in got for x in shard[epoch])
         assert rows == list(range(2000))
     equal = ds.streaming_split(2, equal=True)
-    got = tray.get([c.take.remote(it) for c, it in zip(consumers, equal)])
+    got = tray.get([c.take.remote(it) for c, it in zip(consumers, equal, strict=False)])
     assert len(got[0][0]) == len(got[1][0]) == 1000
     assert sorted(got[0][0] + got[1][0]) == list(range(2000))
     for c in consumers:

@@ -74,7 +74,7 @@ def from_items(items: list[Any], *, override_num_blocks: int | None = None) -> M
     n = _read.default_num_blocks(None, len(rows), override_num_blocks) if rows else 1
     n = min(n, max(len(rows), 1))
     bounds = np.linspace(0, len(rows), n + 1).astype(np.int64)
-    tables = [_blocks.from_rows(rows[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+    tables = [_blocks.from_rows(rows[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=False)]
     return _from_tables("FromItems", tables)
 
 

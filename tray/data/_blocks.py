@@ -84,7 +84,8 @@ def table_from_numpy(batch: Mapping[str, Any]) -> pa.Table:
     cols = {str(k): numpy_to_column(v) for k, v in batch.items()}
     lengths = {len(c) for c in cols.values()}
     if len(lengths) > 1:
-        raise ValueError(f"the columns of a batch must have one length, got {dict((k, len(c)) for k, c in cols.items())}")
+        sizes = {k: len(c) for k, c in cols.items()}
+        raise ValueError(f"the columns of a batch must have one length, got {sizes}")
     return pa.table(cols)
 
 
@@ -144,7 +145,7 @@ def to_batch(block: pa.Table, fmt: str, *, writable: bool = False) -> Any:
 
 def rows(block: pa.Table) -> Iterator[dict[str, Any]]:
     """The rows of a block as dicts (tensor cells as ndarrays)."""
-    tensor_cols = [name for name, f in zip(block.column_names, block.schema) if _is_tensor_type(f.type)]
+    tensor_cols = [name for name, f in zip(block.column_names, block.schema, strict=False) if _is_tensor_type(f.type)]
     if not tensor_cols:
         yield from block.to_pylist()
         return

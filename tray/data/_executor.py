@@ -169,7 +169,7 @@ def _remote_options(remote_args: tuple[tuple[str, Any], ...]) -> dict[str, Any]:
 
 def _map_task(stage: _plan.MapStage) -> Any:
     chain = [t if init is None else init() for t, init in
-             zip(stage.transforms, stage.inits or (None,) * len(stage.transforms))]
+             zip(stage.transforms, stage.inits or (None,) * len(stage.transforms), strict=False)]
     reads = stage.reads
 
     def run(item: Any) -> tuple[pa.Table, BlockMeta]:
@@ -183,7 +183,7 @@ class _MapWorker:
     """An actor-pool member: builds the stage's transforms (a callable class's instance) once."""
 
     def __init__(self, transforms: tuple[Any, ...], inits: tuple[Any, ...], reads: bool) -> None:
-        self.chain = [t if init is None else init() for t, init in zip(transforms, inits)]
+        self.chain = [t if init is None else init() for t, init in zip(transforms, inits, strict=False)]
         self.reads = reads
 
     def ready(self) -> bool:

@@ -58,13 +58,13 @@ def range_tasks(n: int, override: int | None, column: str = "id",
     row_bytes = 8 * (int(np.prod(shape)) if shape else 1)
     blocks = default_num_blocks(n * row_bytes, n, override)
     bounds = np.linspace(0, n, blocks + 1).astype(np.int64) if n else np.array([0, 0])
-    return [RangeTask(int(a), int(b), column, shape) for a, b in zip(bounds[:-1], bounds[1:])]
+    return [RangeTask(int(a), int(b), column, shape) for a, b in zip(bounds[:-1], bounds[1:], strict=False)]
 
 
 def split_table(table: pa.Table, override: int | None) -> list[pa.Table]:
     n = default_num_blocks(_blocks.size_bytes(table), table.num_rows, override)
     bounds = np.linspace(0, table.num_rows, n + 1).astype(np.int64)
-    return [table.slice(int(a), int(b - a)) for a, b in zip(bounds[:-1], bounds[1:])] or [table]
+    return [table.slice(int(a), int(b - a)) for a, b in zip(bounds[:-1], bounds[1:], strict=False)] or [table]
 
 
 # --- filesystems and paths --------------------------------------------------------------------

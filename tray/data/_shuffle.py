@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 import tray
 
 from . import _blocks, _rows
-from ._executor import Bundle, BlockMeta, meta_of
+from ._executor import BlockMeta, Bundle, meta_of
 from ._transforms import merge_partials
 
 
@@ -24,7 +24,7 @@ def _pack(block: pa.Table) -> tuple[pa.Table, BlockMeta]:
 
 def _collect(pairs: list[tuple[Any, Any]]) -> list[Bundle]:
     metas = tray.get([m for _, m in pairs])
-    return [(b, m) for (b, _), m in zip(pairs, metas)]
+    return [(b, m) for (b, _), m in zip(pairs, metas, strict=False)]
 
 
 # --- random shuffle ------------------------------------------------------------------------
@@ -98,7 +98,7 @@ def _range_map(block: pa.Table, key: str, bounds: np.ndarray, descending: bool) 
 def _sort_reduce(keys: Sequence[str], descending: Sequence[bool], *parts: pa.Table) -> tuple[pa.Table, BlockMeta]:
     block = _blocks.concat(list(parts))
     if block.num_rows > 1:
-        order = [(k, "descending" if d else "ascending") for k, d in zip(keys, descending)]
+        order = [(k, "descending" if d else "ascending") for k, d in zip(keys, descending, strict=False)]
         block = block.take(pc.sort_indices(block, sort_keys=order))
     return _pack(_blocks.compact(block))
 
@@ -148,7 +148,7 @@ def aggregate(partials: list[Bundle], keys: Sequence[str], aggs: Sequence[Any]) 
 
 
 def _assemble(pieces: Sequence[tuple[int, int]], *blocks: pa.Table) -> tuple[pa.Table, BlockMeta]:
-    return _pack(_blocks.compact(_blocks.concat([b.slice(s, n) for b, (s, n) in zip(blocks, pieces)])))
+    return _pack(_blocks.compact(_blocks.concat([b.slice(s, n) for b, (s, n) in zip(blocks, pieces, strict=False)])))
 
 
 def slice_rows(bundles: list[Bundle], sizes: Sequence[int]) -> list[Bundle]:
@@ -169,7 +169,7 @@ def slice_rows(bundles: list[Bundle], sizes: Sequence[int]) -> list[Bundle]:
         out.append(assembler.remote([(s, n) for _, s, n in pieces], *refs))
     metas = tray.get([m if m is not None else tray.put(bundles[0][1]) for _, m in out])
     result = []
-    for (ref, m), meta, pieces in zip(out, metas, plan):
+    for (ref, m), meta, pieces in zip(out, metas, plan, strict=False):
         if m is None:
             meta = bundles[pieces[0][0]][1]
         result.append((ref, meta))
@@ -196,4 +196,4 @@ def zip_bundles(left: list[Bundle], right: list[Bundle]) -> list[Bundle]:
         raise ValueError(f"zip needs datasets of the same number of rows, got {nl} and {nr}")
     aligned = slice_rows(right, [m.num_rows for _, m in left])
     zipper = tray.remote(_zip_blocks).options(num_returns=2)
-    return _collect([zipper.remote(lref, rref) for (lref, _), (rref, _) in zip(left, aligned)])
+    return _collect([zipper.remote(lref, rref) for (lref, _), (rref, _) in zip(left, aligned, strict=False)])

@@ -190,7 +190,7 @@ def group_slices(block: pa.Table, keys: Sequence[str]) -> tuple[pa.Table, list[t
     ends = np.append(starts[1:], block.num_rows)
     key_lists = [c[starts].tolist() for c in cols]
     return block, [(tuple(kl[i] for kl in key_lists), int(s), int(e - s))
-                   for i, (s, e) in enumerate(zip(starts, ends))]
+                   for i, (s, e) in enumerate(zip(starts, ends, strict=False))]
 
 
 STATES = "__tray_agg_states"
@@ -231,7 +231,7 @@ def merge_partials(partials: pa.Table, keys: Sequence[str], aggs: Sequence[Any],
         key = tuple(kc[i] for kc in key_cols)
         accs = pickle.loads(blob)
         have = merged.get(key)
-        merged[key] = accs if have is None else [agg.merge(a, b) for agg, a, b in zip(aggs, have, accs)]
+        merged[key] = accs if have is None else [agg.merge(a, b) for agg, a, b in zip(aggs, have, accs, strict=False)]
     if not keys and not merged:
         merged[()] = [agg.init(None) for agg in aggs]
     ordered = sorted(merged, key=lambda k: tuple((v is None, v) for v in k), reverse=descending)

@@ -64,7 +64,7 @@ class Schema:
     def __repr__(self) -> str:
         w = max([len("Column")] + [len(n) for n in self.names])
         lines = [f"{'Column':<{w}}  Type", f"{'------':<{w}}  ----"]
-        lines += [f"{n:<{w}}  {t}" for n, t in zip(self.names, self.types)]
+        lines += [f"{n:<{w}}  {t}" for n, t in zip(self.names, self.types, strict=False)]
         return "\n".join(lines)
 
 
@@ -680,7 +680,7 @@ class _Join:
         pairs = [joiner.remote(self, len(lparts), *[p[j] for p in lparts], *[p[j] for p in rparts])
                  for j in range(parts)]
         metas = tray.get([m for _, m in pairs])
-        return [(b, m) for (b, _), m in zip(pairs, metas)]
+        return [(b, m) for (b, _), m in zip(pairs, metas, strict=False)]
 
 
 def _hash_split(block: pa.Table, keys: list[str], parts: int) -> Any:
@@ -794,4 +794,4 @@ class _NumpyWriter:
 
 def from_blocks(refs: list[Any]) -> MaterializedDataset:
     metas = [meta_of(tray.get(r)) for r in refs]
-    return MaterializedDataset(list(zip(refs, metas)))
+    return MaterializedDataset(list(zip(refs, metas, strict=False)))
