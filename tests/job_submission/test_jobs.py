@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tray.job_submission import JobStatus, JobSubmissionClient
-from tray.job_submission import _runtime_env
+from tray.job_submission import runtime_env as _runtime_env
 
 WAIT_S = 120.0
 

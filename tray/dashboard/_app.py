@@ -25,8 +25,8 @@ from starlette.staticfiles import StaticFiles
 import tray
 
 from .. import lowlevel
-from ..job_submission import _runtime_env
-from ..job_submission._manager import JobManager
+from ..job_submission import runtime_env as _runtime_env
+from ..job_submission.manager import JobManager
 from ..util import state
 from . import _metrics
 from ._auth import TokenAuth

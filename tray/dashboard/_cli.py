@@ -15,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..job_submission._client import local_dashboards
+    from ..job_submission import local_dashboards
 
     found = local_dashboards()
     if not found:

@@ -5,12 +5,15 @@ head node as a supervised job, watch it, read its logs, stop it.
     client = JobSubmissionClient("http://127.0.0.1:8265")
     sid = client.submit_job(entrypoint="python script.py", runtime_env={"working_dir": "./"})
 
-Needs ``pip install "tray[default]"`` (the dashboard serves the API).
+Needs ``pip install "tray[default]"`` (the dashboard serves the API). ``manager`` (what the
+dashboard's job endpoints run) and ``runtime_env`` (checking, packing and preparing runtime
+environments) are the modules the dashboard uses; ``local_dashboards()`` finds this
+machine's clusters' dashboards.
 """
 
 from __future__ import annotations
 
-from ._client import JobSubmissionClient
+from ._client import JobSubmissionClient, local_dashboards
 from ._models import JobDetails, JobInfo, JobStatus
 
 __all__ = ["JobDetails", "JobInfo", "JobStatus", "JobSubmissionClient"]

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from .. import lowlevel
-from . import _runtime_env
+from . import runtime_env as _runtime_env
 from ._models import JobDetails, JobInfo, JobStatus
 
 SESSION_GLOB = "tray-session-*"

@@ -21,7 +21,7 @@ import time
 from typing import Any
 
 from .. import lowlevel
-from . import _runtime_env
+from . import runtime_env as _runtime_env
 from ._models import INFO_PREFIX, KV_NAMESPACE, JobInfo, JobStatus
 
 STOP_GRACE_S = 3.0

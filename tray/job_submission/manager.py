@@ -19,7 +19,7 @@ import tray
 
 from .. import lowlevel
 from ..util.scheduling_strategies import NodeAffinitySchedulingStrategy
-from . import _runtime_env
+from . import runtime_env as _runtime_env
 from ._models import ACTOR_NAMESPACE, INFO_PREFIX, KV_NAMESPACE, JobInfo, JobStatus, actor_name
 from ._supervisor import JobSupervisor, load_info, now_ms, save_info
 
