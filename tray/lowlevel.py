@@ -254,7 +254,7 @@ def find_cluster(address: str | None = None) -> tuple[str, str]:
     local ``tray.init()`` program. ConnectionError (saying how to give one) when none is found."""
     rt = _process.current()
     if address is None and rt is not None:
-        return rt.node_address or rt.system.address, rt.token
+        return str(rt.node_address or rt.system.address), rt.token
     return _gather.target(address)
 
 

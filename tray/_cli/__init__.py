@@ -52,6 +52,7 @@ COMMANDS: dict[str, Command] = {
     "list": Command("tray._cli.state:register", "list the cluster's actors, tasks, objects, nodes, workers, jobs, ..."),
     "summary": Command("tray._cli.state:register", "summarize the cluster's tasks, actors or objects"),
     "serve": Command("tray.serve._cli:register", "run and manage Serve applications"),
+    "debug": Command("tray.debug._cli:register", "attach to tasks paused at breakpoint() in the cluster"),
     "job": Command("tray.job_submission._cli:register", "submit, watch and stop jobs through the dashboard"),
     "dashboard": Command("tray.dashboard._cli:register", "print the URL of this machine's cluster dashboard"),
 }
