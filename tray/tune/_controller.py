@@ -233,13 +233,15 @@ class TuneController:
         self._trials.append(trial)
         missing = self._missing(factory.required_resources)
         if missing and from_default:
-            clamped = [{k: min(v, self._total.get(k, 0.0)) for k, v in b.items()} for b in factory.bundles]
+            # the trainable's own default (RLlib's PPO with num_workers=4 on a 2-CPU laptop): run it in
+            # one bundle of what the cluster has; its workers share those CPUs
+            fitted = {k: min(v, self._total.get(k, 0.0)) for k, v in factory.required_resources.items()}
             logger.warning("%s asks for %s by default, more than this cluster has (%s); it runs with %s instead",
-                           self.trainable_name, factory.required_resources, self._total, _sum(clamped))
-            trial.placement_group_factory = PlacementGroupFactory([_sum(clamped)], factory.strategy)
+                           self.trainable_name, factory.required_resources, _show(self._total), fitted)
+            trial.placement_group_factory = PlacementGroupFactory([fitted], factory.strategy)
         elif missing:
             err = TuneError(f"trial {trial} can never run here: it asks for {factory.required_resources} and the "
-                            f"cluster has {self._total}; missing {missing}")
+                            f"cluster has {_show(self._total)}; missing {missing}")
             self.scheduler.on_trial_add(self, trial)
             self._fail(trial, err, str(err))
             return True
@@ -587,6 +589,10 @@ class TuneController:
         self._idle = []
         for trial in self._trials:
             self._close_files(trial)
+
+
+def _show(resources: dict[str, float]) -> dict[str, float]:
+    return {k: v for k, v in resources.items() if k not in ("memory", "object_store_memory")}
 
 
 def _sum(bundles: list[dict[str, float]]) -> dict[str, float]:

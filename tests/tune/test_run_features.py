@@ -1,0 +1,148 @@
+"""Stopping rules, HyperBand's pauses, resource requests larger than the cluster, the reporter."""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+
+import pytest
+
+from tray import tune
+from tray.tune.progress_reporter import CLIReporter
+from tray.tune.schedulers import HyperBandScheduler, MedianStoppingRule
+from tray.tune.stopper import (
+    CombinedStopper,
+    ExperimentPlateauStopper,
+    MaximumIterationStopper,
+    TimeoutStopper,
+    TrialPlateauStopper,
+)
+
+
+class Linear(tune.Trainable):
+    def setup(self, config):
+        self.slope, self.v = config["slope"], 0.0
+
+    def step(self):
+        self.v += self.slope
+        return {"v": self.v}
+
+    def save_checkpoint(self, checkpoint_dir):
+        return {"v": self.v}
+
+    def load_checkpoint(self, state):
+        self.v = state["v"]
+
+
+def test_hyperband_pauses_and_halves(ray, storage) -> None:
+    hb = HyperBandScheduler(max_t=9, reduction_factor=3)
+    results = tune.Tuner(Linear, param_space={"slope": tune.grid_search(list(range(1, 10)))},
+                         tune_config=tune.TuneConfig(metric="v", mode="max", scheduler=hb),
+                         run_config=tune.RunConfig(storage_path=storage, verbose=0)).fit()
+    iters = {r.config["slope"]: r.metrics["training_iteration"] for r in results}
+    assert iters[9] == 9  # the best went all the way, resumed from its checkpoints after each pause
+    assert sorted(iters.values()) == [1] * 6 + [3] * 2 + [9]
+    assert results.get_best_result().metrics["v"] == 81
+
+
+def test_stoppers_and_time_budget(ray, storage) -> None:
+    def endless(config):
+        i = 0
+        while True:
+            i += 1
+            tune.report({"i": i, "flat": 1.0})
+            time.sleep(0.005)
+
+    r = tune.Tuner(endless, run_config=tune.RunConfig(storage_path=storage, verbose=0,
+                                                      stop=MaximumIterationStopper(7))).fit()
+    assert r[0].metrics["i"] == 7
+    r = tune.Tuner(endless, run_config=tune.RunConfig(storage_path=storage, verbose=0, stop=CombinedStopper(
+        TrialPlateauStopper("flat", num_results=3, grace_period=3), TimeoutStopper(60)))).fit()
+    assert r[0].metrics["i"] == 3
+    r = tune.Tuner(endless, run_config=tune.RunConfig(storage_path=storage, verbose=0,
+                                                      stop=lambda trial_id, result: result["i"] >= 5)).fit()
+    assert r[0].metrics["i"] == 5
+    start = time.monotonic()
+    r = tune.Tuner(endless, tune_config=tune.TuneConfig(time_budget_s=1.0, num_samples=3),
+                   run_config=tune.RunConfig(storage_path=storage, verbose=0)).fit()
+    assert time.monotonic() - start < 30 and r.num_terminated >= 1 and not r.errors
+    stopper = ExperimentPlateauStopper("m", top=2, mode="max")
+    assert not stopper("a", {"m": 1.0}) and stopper("b", {"m": 1.0}) and stopper.stop_all()
+    with pytest.raises(ValueError, match="stop must be"):
+        tune.Tuner(endless, run_config=tune.RunConfig(storage_path=storage, verbose=0, stop=42)).fit()
+
+
+def test_median_stopping_cuts_the_worst(ray, storage) -> None:
+    def steady(config):
+        for i in range(6):
+            tune.report({"acc": config["acc"]})
+
+    rule = MedianStoppingRule(time_attr="training_iteration", grace_period=2, min_samples_required=2)
+    results = tune.Tuner(steady, param_space={"acc": tune.grid_search([0.9, 0.95, 0.1, 0.8])},
+                         tune_config=tune.TuneConfig(metric="acc", mode="max", scheduler=rule,
+                                                     max_concurrent_trials=1),
+                         run_config=tune.RunConfig(storage_path=storage, verbose=0)).fit()
+    iters = {r.config["acc"]: r.metrics["training_iteration"] for r in results}
+    assert iters[0.9] == 6 and iters[0.95] == 6  # the first ones had too few others to compare with
+    assert iters[0.1] == 2 and iters[0.8] == 2  # below the median of the others' running means at t=2
+
+
+class Greedy(tune.Trainable):
+    """Asks for more CPUs than a laptop has, by default (as RLlib's algorithms may)."""
+
+    @classmethod
+    def default_resource_request(cls, config):
+        return tune.PlacementGroupFactory([{"CPU": 1}] + [{"CPU": 1}] * config["workers"])
+
+    def step(self):
+        return {"ok": 1, "done": True}
+
+
+def test_default_request_larger_than_the_cluster_is_scaled_down(ray, storage, caplog) -> None:
+    with caplog.at_level(logging.WARNING, logger="tray.tune"):
+        analysis = tune.run(Greedy, config={"workers": 4}, storage_path=storage, verbose=0)
+    assert analysis.trials[0].status == "TERMINATED"
+    assert "more than this cluster has" in caplog.text
+    # an explicit request is the user's: it fails at once, naming what is missing
+    with pytest.raises(tune.TuneError):
+        tune.run(Greedy, config={"workers": 4}, resources_per_trial={"cpu": 3}, storage_path=storage, verbose=0)
+
+
+def test_restart_errored_trials_on_restore(ray, storage) -> None:
+    flag = {"fail": True}
+
+    def sometimes(config):
+        tune.report({"x": config["x"]})
+        if config["x"] == 1 and config.get("fail", True) and flag["fail"]:
+            raise RuntimeError("first time")
+
+    results = tune.Tuner(sometimes, param_space={"x": tune.grid_search([0, 1])},
+                         run_config=tune.RunConfig(name="e", storage_path=storage, verbose=0)).fit()
+    assert results.num_errors == 1
+    flag["fail"] = False
+    again = tune.Tuner.restore(f"{storage}/e", trainable=sometimes, restart_errored=True).fit()
+    assert again.num_errors == 0 and again.num_terminated == 2
+
+
+class FakeTTY(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_table_redraws_in_place_on_a_terminal(ray, storage) -> None:
+    def f(config):
+        tune.report({"acc": config["lr"] * 2})
+
+    out = FakeTTY()
+    reporter = CLIReporter(max_report_frequency=0, out=out)
+    tune.Tuner(f, param_space={"lr": tune.grid_search([0.1, 0.2])},
+               run_config=tune.RunConfig(storage_path=storage, verbose=1, progress_reporter=reporter)).fit()
+    text = out.getvalue()
+    assert "\x1b[" in text and "F\x1b[J" in text  # cursor up, clear: the table is redrawn
+    assert "2 TERMINATED" in text and "acc" in text and "lr" in text
+    plain = io.StringIO()
+    tune.Tuner(f, param_space={"lr": 0.5},
+               run_config=tune.RunConfig(storage_path=storage, verbose=1,
+                                         progress_reporter=CLIReporter(max_report_frequency=0, out=plain))).fit()
+    assert "\x1b[" not in plain.getvalue() and "TERMINATED" in plain.getvalue()
