@@ -244,10 +244,20 @@ class TrainController:
 
     def _shards(self, n: int) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = [{} for _ in range(n)]
+        if self.spec.datasets:
+            self._warn_if_no_cpu_left_for_data(n)
         for key, ds in self.spec.datasets.items():
             for i, it in enumerate(ds.streaming_split(n, equal=True)):
                 out[i][key] = it
         return out
+
+    def _warn_if_no_cpu_left_for_data(self, n: int) -> None:
+        total = float(tray.cluster_resources().get("CPU", 0.0))
+        used = self.spec.scaling.num_cpus_per_worker * n
+        if total - used < 1.0:
+            log.warning("Train: the %d workers hold %g of the cluster's %g CPUs, so the datasets' tasks (which need "
+                        "a CPU each) may wait for them forever; give the workers fewer CPUs "
+                        "(ScalingConfig(resources_per_worker={'CPU': ...})) or the cluster more", n, used, total)
 
     def _gather(self, group: WorkerGroup, refs: list[Any]) -> list[Any]:
         """Get every rank's reply, turning the first failure into _GroupFailed."""
