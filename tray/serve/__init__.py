@@ -8,7 +8,6 @@ routes requests to them by route prefix. Start with ``@serve.deployment``, ``.bi
 from tray import lowlevel as _lowlevel
 
 _lowlevel.require("starlette", "serve")
-_lowlevel.require("hypercorn", "serve")
 
 from .api import delete, get_app_handle, get_deployment_handle, run, shutdown, start, status  # noqa: E402
 from .batching import batch  # noqa: E402

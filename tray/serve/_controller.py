@@ -73,6 +73,19 @@ class App:
     last_deployed: float = attrs.Factory(time.time)
 
 
+async def _gone(handle: Any, timeout_s: float = 10.0) -> None:
+    """Wait until a killed actor's calls fail (its process is gone), up to ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            await asyncio.wait_for(handle.alive.remote(), 1.0)
+        except asyncio.TimeoutError:
+            continue
+        except Exception:  # noqa: BLE001 - dead: what we wait for
+            return
+        await asyncio.sleep(0.05)
+
+
 def replica_actor_name(app: str, dep: str, rid: str) -> str:
     return f"SERVE_REPLICA::{app}#{dep}#{rid}"
 
@@ -267,19 +280,20 @@ class ServeController:
         self.stopping = True
         for t in self._tasks:
             t.cancel()
-        for app in self.apps.values():
-            for dep in app.deps.values():
-                for r in dep.replicas.values():
-                    try:
-                        tray.kill(r.handle)
-                    except Exception:  # noqa: BLE001
-                        pass
+        handles = [r.handle for app in self.apps.values() for dep in app.deps.values() for r in dep.replicas.values()]
         if self.proxy is not None:
             try:
                 await asyncio.wait_for(self.proxy.stop.remote(), 5)
             except Exception:  # noqa: BLE001
                 pass
-            tray.kill(self.proxy)
+            handles.append(self.proxy)
+        for h in handles:
+            try:
+                tray.kill(h)
+            except Exception:  # noqa: BLE001
+                pass
+        # as Ray's serve.shutdown(): return once they are gone, not merely told to go
+        await asyncio.gather(*[_gone(h) for h in handles])
         self.apps.clear()
         await asyncio.to_thread(lowlevel.kv_del, KV_KEY, namespace=SERVE_NAMESPACE)
 
@@ -328,12 +342,13 @@ class ServeController:
         dep = app.deps.get(key[1]) if app is not None else None
         if dep is None:
             return {"version": version, "exists": False, "replicas": [], "max_ongoing": 5, "max_queued": -1,
-                    "autoscaling": False}
+                    "autoscaling": False, "metrics_interval_s": None}
         cfg = dep.spec.config
         return {"version": version, "exists": not dep.deleting,
                 "replicas": [(r.rid, r.handle) for r in dep.replicas.values() if r.state == _targets.RUNNING],
                 "max_ongoing": cfg.max_ongoing_requests, "max_queued": cfg.max_queued_requests,
-                "autoscaling": cfg.autoscaling_config is not None}
+                "autoscaling": cfg.autoscaling_config is not None,
+                "metrics_interval_s": cfg.autoscaling_config.metrics_interval_s if cfg.autoscaling_config else None}
 
     async def routing(self, app: str, dep: str) -> dict[str, Any]:
         return self._snapshot((app, dep))

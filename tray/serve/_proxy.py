@@ -29,6 +29,14 @@ _SCOPE_KEYS = ("type", "http_version", "method", "scheme", "path", "raw_path", "
                "client", "server", "subprotocols")
 
 
+class _no_deadline:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
 async def _simple(send: Any, status: int, text: str, content_type: bytes = b"text/plain; charset=utf-8") -> None:
     body = text.encode()
     await send({"type": "http.response.start", "status": status,
@@ -39,9 +47,10 @@ async def _simple(send: Any, status: int, text: str, content_type: bytes = b"tex
 class ProxyApp:
     """The proxy's own ASGI app (runs in the router loop)."""
 
-    def __init__(self, loop: RouterLoop, root_path: str = "") -> None:
+    def __init__(self, loop: RouterLoop, root_path: str = "", request_timeout_s: float | None = None) -> None:
         self.loop = loop
         self.root_path = root_path
+        self.request_timeout_s = request_timeout_s
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         kind = scope["type"]
@@ -103,6 +112,23 @@ class ProxyApp:
             return await _simple(send, 503, str(exc))
         sid = 0
         replica = router.replicas[rid]
+        timeout = self.request_timeout_s
+        try:
+            with trio.fail_after(timeout) if timeout else _no_deadline():
+                await self._forward(replica, meta, fwd, body, send)
+        except trio.TooSlowError:
+            await self._fail(send, 408, f"the request took longer than request_timeout_s ({timeout} s)")
+        except DEAD_ERRORS as exc:
+            router.dead(rid)
+            await self._fail(send, 500, f"the replica serving this request died: {exc}")
+        except Exception as exc:  # noqa: BLE001 - a replica error or a client that went away
+            await self._fail(send, 500, f"{type(exc).__name__}: {exc}")
+        finally:
+            router.release(rid)
+
+    async def _forward(self, replica: Any, meta: tuple[str, str], fwd: dict[str, Any], body: bytes, send: Any) -> None:
+        """One HTTP request's replica calls: the start (often the whole response), then pulls."""
+        sid = 0
         try:
             msgs, sid = await replica.asgi_start.remote(meta, fwd, body)
             for m in msgs:
@@ -113,20 +139,9 @@ class ProxyApp:
                     await send(m)
                 if done:
                     sid = 0
-        except DEAD_ERRORS as exc:
-            router.dead(rid)
-            await self._fail(send, 500, f"the replica serving this request died: {exc}")
-        except trio.Cancelled:
-            raise
-        except Exception as exc:  # noqa: BLE001 - a replica error or a client that went away
-            if sid:
-                replica.asgi_close.remote(sid)
-                sid = 0
-            await self._fail(send, 500, f"{type(exc).__name__}: {exc}")
         finally:
-            if sid:
+            if sid:  # the client left, the request timed out, or the replica failed mid-stream
                 replica.asgi_close.remote(sid)
-            router.release(rid)
 
     async def _fail(self, send: Any, status: int, text: str) -> None:
         try:
@@ -188,11 +203,13 @@ class ServeProxy:
     async def _serve(self) -> None:
         self.loop.want_routes()
         self.stopping = trio.Event()
-        app = ProxyApp(self.loop, self.opts.root_path)
+        app = ProxyApp(self.loop, self.opts.root_path, self.opts.request_timeout_s)
         async with trio.open_nursery() as nursery:
             if self.opts.server == "hypercorn":
-                from hypercorn.config import Config
-                from hypercorn.trio import serve
+                from tray import lowlevel
+
+                Config = lowlevel.require("hypercorn.config", "serve").Config
+                serve = lowlevel.require("hypercorn.trio", "serve").serve
 
                 cfg = Config()
                 cfg.bind = [f"{self.opts.host}:{self.opts.port}"]
@@ -220,6 +237,9 @@ class ServeProxy:
                 raise RuntimeError("the HTTP proxy stopped before it listened")
             await asyncio.sleep(0.01)
         return int(self.bound)
+
+    async def alive(self) -> bool:
+        return True
 
     async def stop(self) -> None:
         import asyncio

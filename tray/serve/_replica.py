@@ -263,6 +263,9 @@ class ServeReplica:
             if inspect.isawaitable(out):
                 await out
 
+    async def alive(self) -> bool:
+        return True
+
     async def num_ongoing(self) -> int:
         return self.ongoing
 

@@ -55,6 +55,7 @@ class DeploymentRouter:
         self.max_queued = -1
         self.exists = True
         self.autoscaling = False
+        self.metrics_interval_s: float | None = None
         self.queued = 0
         self.waiters: deque[trio.Event] = deque()
         self.ready = trio.Event()
@@ -68,6 +69,7 @@ class DeploymentRouter:
         self.max_ongoing = snap["max_ongoing"]
         self.max_queued = snap["max_queued"]
         self.autoscaling = snap["autoscaling"]
+        self.metrics_interval_s = snap["metrics_interval_s"]
         new = dict(snap["replicas"])
         for rid in list(self.inflight):
             if rid not in new:
@@ -344,7 +346,9 @@ class RouterLoop:
         """Tell the controller how loaded this process's autoscaled deployments are."""
         last: dict[tuple[str, str], int] = {}
         while True:
-            await trio.sleep(0.25)
+            # as often as the most eager autoscaled deployment's metrics_interval_s asks
+            periods = [r.metrics_interval_s for r in self.routers.values() if r.autoscaling and r.metrics_interval_s]
+            await trio.sleep(max(0.05, min(periods, default=1.0)))
             loads = {k: r.load() for k, r in self.routers.items() if r.autoscaling}
             if not loads or (not any(loads.values()) and not any(last.get(k) for k in loads)):
                 last = loads

@@ -38,13 +38,10 @@ def _get_or_create_controller(http_options: dict[str, Any] | None = None) -> Any
     return ctl
 
 
-def start(http_options: HTTPOptions | dict[str, Any] | None = None, **_ignored_deprecated: Any) -> None:
-    """Start Serve (the controller) and its HTTP proxy; ``http_options``: host, port, root_path."""
-    if _ignored_deprecated:
-        unknown = set(_ignored_deprecated) - {"detached", "dedicated_cpu", "proxy_location", "grpc_options",
-                                               "logging_config"}
-        if unknown:
-            raise TypeError(f"serve.start() got unexpected arguments {sorted(unknown)}")
+def start(http_options: HTTPOptions | dict[str, Any] | None = None, *, detached: bool = True) -> None:
+    """Start Serve (the controller) and its HTTP proxy; ``http_options``: host, port, root_path,
+    request_timeout_s, keep_alive_timeout_s, server. ``detached`` is accepted for old callers
+    and, as in Ray 2.x, Serve always outlives the driver that started it on a cluster."""
     opts = None
     if http_options is not None:
         import attrs
@@ -54,9 +51,10 @@ def start(http_options: HTTPOptions | dict[str, Any] | None = None, **_ignored_d
     tray.get(ctl.start_http.remote(opts), timeout=120)
 
 
-def run(target: Application, *, name: str = "default", route_prefix: Any = DEFAULT, blocking: bool = False,
-        _local_testing_mode: bool = False, logging_config: Any = None) -> DeploymentHandle:
-    """Deploy ``target`` as application ``name`` and wait until it runs; its ingress's handle."""
+def run(target: Application, *, name: str = "default", route_prefix: Any = DEFAULT,
+        blocking: bool = False) -> DeploymentHandle:
+    """Deploy ``target`` as application ``name`` and wait until it runs; its ingress's handle.
+    ``blocking=True`` then waits until Ctrl-C."""
     if route_prefix is DEFAULT:
         route_prefix = "/"
     check_route_prefix(route_prefix)

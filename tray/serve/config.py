@@ -103,7 +103,6 @@ class DeploymentConfig:
     health_check_period_s: float = 10.0
     health_check_timeout_s: float = 30.0
     graceful_shutdown_timeout_s: float = 20.0
-    graceful_shutdown_wait_loop_s: float = 2.0
     ray_actor_options: dict[str, Any] = attrs.field(factory=dict)
 
     def __attrs_post_init__(self) -> None:
@@ -122,7 +121,6 @@ class DeploymentConfig:
         if not isinstance(q, int) or isinstance(q, bool) or (q < 0 and q != -1):
             raise ValueError(f"max_queued_requests must be -1 (no limit) or an int >= 0, got {q!r}")
         _nonneg("health_check_period_s", self.health_check_period_s)
-        _nonneg("graceful_shutdown_wait_loop_s", self.graceful_shutdown_wait_loop_s)
         _nonneg("graceful_shutdown_timeout_s", self.graceful_shutdown_timeout_s)
         if not (isinstance(self.health_check_timeout_s, (int, float)) and self.health_check_timeout_s > 0):
             raise ValueError(f"health_check_timeout_s must be > 0, got {self.health_check_timeout_s!r}")

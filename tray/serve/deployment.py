@@ -91,14 +91,13 @@ class Deployment:
 _OPTION_NAMES = {
     "num_replicas", "ray_actor_options", "max_ongoing_requests", "max_queued_requests", "autoscaling_config",
     "user_config", "health_check_period_s", "health_check_timeout_s", "graceful_shutdown_timeout_s",
-    "graceful_shutdown_wait_loop_s",
 }
 
 
 def _config_from(base: DeploymentConfig | None, changes: dict[str, Any]) -> DeploymentConfig:
     unknown = set(changes) - _OPTION_NAMES - {"route_prefix", "is_driver_deployment", "logging_config",
                                                "placement_group_bundles", "placement_group_strategy",
-                                               "max_replicas_per_node"}
+                                               "max_replicas_per_node", "graceful_shutdown_wait_loop_s"}
     if unknown:
         raise TypeError(f"unknown deployment options: {sorted(unknown)}")
     unsupported = {k for k in changes if k not in _OPTION_NAMES and changes[k] is not DEFAULT and
