@@ -21,7 +21,7 @@ from ..actors import ActorRef, ActorSystem
 from ..cluster._control import CONTROL_NAME
 from ..cluster._session import find_sessions, normalize, resolve
 from ..store import STORE_NAME
-from ._tasklog import ACTOR_TASK, PAUSED_AT_BREAKPOINT, RUNNING, SUBMITTED_TO_WORKER
+from ._tasklog import ACTOR_TASK, PAUSED_AT_BREAKPOINT, RUNNING, SUBMITTED_TO_WORKER, unpack
 
 ASK_TIMEOUT_S = 5.0
 
@@ -95,7 +95,7 @@ async def tasks(system: ActorSystem, control: ActorRef) -> list[dict[str, Any]]:
     paused = {task_id for a in answers for task_id in a.get("paused", ())}
     actors = {a["actor_id"]: a for a in actor_rows}
     workers = {(p["node_id"], p["pid"]): p["worker_id"] for p in procs}
-    rows = [row for a in answers for row in a["tasks"]]
+    rows = [row for a in answers for row in unpack(a["tasks"])]
     for row in rows:
         if row["state"] == SUBMITTED_TO_WORKER and row["task_id"] in running:
             row["state"] = PAUSED_AT_BREAKPOINT if row["task_id"] in paused else RUNNING

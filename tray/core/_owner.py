@@ -42,6 +42,7 @@ from ._tasklog import (
     SUBMITTED_TO_WORKER,
     TaskLog,
     dispatched,
+    pack,
     record,
 )
 
@@ -310,14 +311,14 @@ class Owner:
     def forget_children(self, parent: str) -> None:
         self.children.pop(parent, None)
 
-    def describe_tasks(self) -> list[dict[str, Any]]:
-        """Our task rows (``tray.util.state.list_tasks``); an actor call's state is where
-        our queues have it: waiting here, or sent to its actor."""
-        rows, log = self.tasks.rows(), self.tasks
+    def describe_tasks(self) -> bytes:
+        """Our task rows (``tray.util.state.list_tasks``), packed (``_tasklog.pack``); an actor
+        call's state is where our queues have it: waiting here, or sent to its actor."""
+        values, log = self.tasks.values(), self.tasks
         for q in self.calls.actors.values():
-            rows += [log.call_row(c, PENDING_ARGS_AVAIL if c.deps else PENDING_ACTOR) for c in q.calls]
-            rows += [log.call_row(c, SUBMITTED_TO_WORKER) for c in list(q.inflight.values())]
-        return rows
+            values += [log.call_values(c, PENDING_ARGS_AVAIL if c.deps else PENDING_ACTOR) for c in q.calls]
+            values += [log.call_values(c, SUBMITTED_TO_WORKER) for c in list(q.inflight.values())]
+        return pack(values)
 
 def _same_copy(a: Any, b: Any) -> bool:
     """Whether two stored values are the same copy (the key names the object; the node, the copy)."""

@@ -13,6 +13,7 @@ collector does not track: thousands of them cost no collection time.
 
 from __future__ import annotations
 
+import pickle
 import time
 from collections import deque
 from collections.abc import Callable
@@ -147,17 +148,37 @@ class TaskLog:
                               ACTOR_TASK, call.method, None, None, None, None, kind, text, created, started,
                               _now_ms()))
 
-    def call_row(self, call: Any, state: str) -> dict[str, Any]:
-        """The row of a call not done yet: ``state`` is where the owner's queues have it."""
+    def call_values(self, call: Any, state: str) -> tuple:
+        """The row (values in ``ROW_KEYS`` order) of a call not done yet: ``state`` is where
+        the owner's queues have it."""
         created = self.calls.get(call)
         started = self.sent.get(call, created) if state == SUBMITTED_TO_WORKER else None
-        return dict(zip(ROW_KEYS, (call_task_id(call), self.retries.get(call, 0), call.method, state,
-                                   self.job_id(), call.actor_id, ACTOR_TASK, call.method, None, None, None, None,
-                                   None, None, created, started, None)))
+        return (call_task_id(call), self.retries.get(call, 0), call.method, state, self.job_id(), call.actor_id,
+                ACTOR_TASK, call.method, None, None, None, None, None, None, created, started, None)
+
+    def call_row(self, call: Any, state: str) -> dict[str, Any]:
+        """:meth:`call_values` as a row."""
+        return dict(zip(ROW_KEYS, self.call_values(call, state)))
+
+    def values(self) -> list[tuple]:
+        """The finished rows' values, oldest first, then the live tasks' and actor creations'
+        (live calls: ``call_values``); each in ``ROW_KEYS`` order."""
+        return [*self.finished, *(tuple(r.values()) for r in self.live.values())]
 
     def rows(self) -> list[dict[str, Any]]:
-        """The finished, oldest first, then the live tasks and actor creations (live calls: ``call_row``)."""
-        return [dict(zip(ROW_KEYS, f)) for f in self.finished] + [dict(r) for r in self.live.values()]
+        """:meth:`values` as rows."""
+        return [dict(zip(ROW_KEYS, v)) for v in self.values()]
+
+
+def pack(values: list[tuple]) -> bytes:
+    """Rows' values for the wire: one pickle of tuples (their strings shared), which costs a
+    fraction of sending 10,000 dicts through the transport's codec."""
+    return pickle.dumps(values, 5)
+
+
+def unpack(packed: bytes) -> list[dict[str, Any]]:
+    """The rows :func:`pack` packed."""
+    return [dict(zip(ROW_KEYS, v)) for v in pickle.loads(packed)]
 
 
 def call_task_id(call: Any) -> str:
