@@ -148,7 +148,8 @@ def load(port: int, conns: int, duration: float, loadgen: str) -> dict[str, floa
     wrk = shutil.which("wrk")
     if wrk:
         out = subprocess.run([wrk, "-t1", f"-c{conns}", f"-d{max(1, int(round(duration)))}s", "--latency",
-                              f"http://127.0.0.1:{port}/"], capture_output=True, text=True, timeout=duration + 60).stdout
+                              f"http://127.0.0.1:{port}/"],
+                             capture_output=True, text=True, timeout=duration + 60).stdout
         rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
         p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))
         p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))
@@ -294,7 +295,8 @@ def main() -> None:
               f"{(r['rps'] / f['rps']) if f else float('nan'):.2f} | "
               f"{(r['rps'] / rr['rps']) if rr else float('nan'):.2f}x | "
               f"{(rr['p99_ms'] / r['p99_ms']) if rr else float('nan'):.2f}x |")
-    for k, label in (("seq", "handle calls, sequential .remote().result()"), ("conc", "handle calls, 1,000 concurrent")):
+    for k, label in (("seq", "handle calls, sequential .remote().result()"),
+                     ("conc", f"handle calls, {args.concurrent:,} concurrent")):
         t, rv = tray_handles.get(k), ray_handles.get(k)
         print(f"| {label} | {t:,.0f}/s | — | {f'{rv:,.0f}/s' if rv else '—'} | — | "
               f"{(t / rv) if rv else float('nan'):.2f}x | — |")

@@ -12,7 +12,6 @@ import time
 
 import httpx
 import pytest
-
 from conftest import free_port
 
 APP = '''

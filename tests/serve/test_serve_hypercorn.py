@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import httpx
-
-import tray
 from conftest import free_port
 from serve_helpers import ws_roundtrip
 from test_serve_http import Plain, Shop
+
+import tray
 from tray import serve
 
 

@@ -8,9 +8,9 @@ import threading
 import time
 
 import httpx
+from serve_helpers import wait_for
 
 import tray
-from serve_helpers import wait_for
 from tray import serve
 
 

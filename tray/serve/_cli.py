@@ -159,7 +159,9 @@ def _run(args: argparse.Namespace) -> int:
     api.run(app, name=args.name, route_prefix=route_prefix)
     proxies = api.status().proxies
     where = next(iter(proxies.values()), None)
-    url = f"http://{where.host}:{where.port}{route_prefix if route_prefix != '/' else ''}" if where and route_prefix else ""
+    url = ""
+    if where and route_prefix:
+        url = f"http://{where.host}:{where.port}{route_prefix if route_prefix != '/' else ''}"
     print(f"Deployed app '{args.name}'" + (f" at {url}" if url else "") + ".", flush=True)
     if not args.blocking:
         return 0

@@ -79,7 +79,7 @@ async def _gone(handle: Any, timeout_s: float = 10.0) -> None:
     while time.monotonic() < deadline:
         try:
             await asyncio.wait_for(handle.alive.remote(), 1.0)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             continue
         except Exception:  # noqa: BLE001 - dead: what we wait for
             return
@@ -241,6 +241,7 @@ class ServeController:
                     dep.target = target
                 else:
                     cfg = spec.config.autoscaling_config
+                    assert cfg is not None
                     dep.target = max(cfg.min_replicas, min(cfg.max_replicas, dep.target))
                 if spec.config.user_config != dep.user_config:
                     dep.user_config = spec.config.user_config
@@ -258,7 +259,7 @@ class ServeController:
         running = [r for r in dep.replicas.values() if r.state == _targets.RUNNING]
         results = await asyncio.gather(*[r.handle.reconfigure.remote(dep.user_config) for r in running],
                                        return_exceptions=True)
-        for r, res in zip(running, results):
+        for r, res in zip(running, results, strict=True):
             if isinstance(res, BaseException):
                 dep.message = f"reconfigure failed on replica {r.rid}: {res}"
 
@@ -321,7 +322,7 @@ class ServeController:
                 for r in d.replicas.values():
                     counts[r.state] = counts.get(r.state, 0) + 1
                 deps[dn] = {"status": st, "message": d.message, "replica_states": counts, "target": d.target}
-            statuses = {dn: v["status"] for dn, v in deps.items()}
+            statuses = {dn: str(v["status"]) for dn, v in deps.items()}
             ast = _targets.app_status(statuses, app.deleting)
             msg = app.message or "; ".join(f"{dn}: {v['message']}" for dn, v in deps.items()
                                            if v["status"] == "DEPLOY_FAILED" and v["message"])
@@ -366,7 +367,7 @@ class ServeController:
                 return {}
             try:
                 await asyncio.wait_for(self.changed.wait(), left)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return {}
 
     async def report_load(self, router_id: str, loads: dict[tuple[str, str], int]) -> None:
@@ -380,7 +381,7 @@ class ServeController:
         app = self.apps.get(app_name)
         dep = app.deps.get(dep_name) if app else None
         rep = dep.replicas.get(rid) if dep else None
-        if rep is None or rep.state != _targets.RUNNING:
+        if app is None or dep is None or rep is None or rep.state != _targets.RUNNING:
             return
         try:
             await asyncio.wait_for(rep.handle.num_ongoing.remote(), 5)

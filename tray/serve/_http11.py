@@ -22,8 +22,9 @@ log = logging.getLogger("tray.serve")
 
 MAX_HEAD = 64 * 1024
 READ = 65536
-ASGIApp = Callable[[dict[str, Any], Callable[[], Awaitable[dict[str, Any]]], Callable[[dict[str, Any]], Awaitable[None]]],
-                   Awaitable[None]]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[dict[str, Any], Receive, Send], Awaitable[None]]
 
 _REASONS = {200: b"OK", 201: b"Created", 204: b"No Content", 301: b"Moved Permanently", 302: b"Found",
             304: b"Not Modified", 307: b"Temporary Redirect", 400: b"Bad Request", 401: b"Unauthorized",
@@ -101,7 +102,7 @@ class _Conn:
         return out
 
     async def _chunked(self) -> bytes:
-        parts = []
+        parts: list[bytes] = []
         while True:
             while (idx := self.buf.find(b"\r\n")) < 0:
                 if len(self.buf) > MAX_HEAD or not await self._fill():
@@ -187,7 +188,7 @@ class _Conn:
         return await self._respond(scope, body, version, keep, method == b"HEAD")
 
     async def _respond(self, scope: dict[str, Any], body: bytes, version: bytes, keep: bool, head_only: bool) -> bool:
-        state = {"start": None, "chunked": False, "done": False, "sent_head": False}
+        state: dict[str, Any] = {"start": None, "chunked": False, "done": False, "sent_head": False}
         finished = trio.Event()
         got_body = False
         stream = self.stream
@@ -270,8 +271,15 @@ class _Conn:
 async def _websocket(conn: _Conn, head: bytes, scope: dict[str, Any]) -> None:
     """Run a WebSocket: wsproto does the handshake and frames, the app sees ASGI websocket events."""
     from wsproto import ConnectionType, WSConnection
-    from wsproto.events import (AcceptConnection, BytesMessage, CloseConnection, Ping, RejectConnection, Request,
-                                TextMessage)
+    from wsproto.events import (
+        AcceptConnection,
+        BytesMessage,
+        CloseConnection,
+        Ping,
+        RejectConnection,
+        Request,
+        TextMessage,
+    )
 
     ws = WSConnection(ConnectionType.SERVER)
     ws.receive_data(head + b"\r\n\r\n" + bytes(conn.buf))

@@ -70,8 +70,8 @@ class ProxyApp:
             if path == "/-/healthz":
                 return await _simple(send, 200, "success")
             if path == "/-/routes":
-                routes = {p: a for p, (a, _d) in self.loop.routes.items()}
-                return await _simple(send, 200, json.dumps(routes), b"application/json")
+                names = {p: a for p, (a, _d) in self.loop.routes.items()}
+                return await _simple(send, 200, json.dumps(names), b"application/json")
         routes = self.loop.routes
         prefix = _routing.match_route(routes, path)
         if prefix is None:
@@ -110,7 +110,6 @@ class ProxyApp:
             return await _simple(send, 503, str(exc))
         except DeploymentUnavailableError as exc:
             return await _simple(send, 503, str(exc))
-        sid = 0
         replica = router.replicas[rid]
         timeout = self.request_timeout_s
         try:

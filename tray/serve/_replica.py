@@ -249,7 +249,7 @@ class ServeReplica:
         sess.inbox.put_nowait({"type": kind, "code": 1000})
         try:
             await asyncio.wait_for(asyncio.shield(sess.task), 1.0)
-        except (asyncio.TimeoutError, Exception):  # noqa: BLE001 - it is going away either way
+        except (TimeoutError, Exception):  # noqa: BLE001 - it is going away either way
             sess.close()
         self._leave()
 
@@ -273,7 +273,7 @@ class ServeReplica:
         """Wait (up to ``timeout_s``) for the requests in flight to finish."""
         try:
             await asyncio.wait_for(self.idle.wait(), timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         fn = getattr(self.obj, "__del__", None)
         if fn is not None:

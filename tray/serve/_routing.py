@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 
 def choose(inflight: Mapping[str, int], max_ongoing: int, rng: random.Random,
@@ -34,7 +35,7 @@ def may_queue(queued: int, max_queued: int) -> bool:
     return max_queued < 0 or queued < max_queued
 
 
-def match_route(routes: Mapping[str, str], path: str) -> str | None:
+def match_route(routes: Mapping[str, Any], path: str) -> str | None:
     """The longest route prefix that ``path`` falls under ("/a" covers "/a" and "/a/b", not "/ab")."""
     best: str | None = None
     for prefix in routes:

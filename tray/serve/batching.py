@@ -44,7 +44,7 @@ class _Batcher:
                     break
                 try:
                     batch.append(await asyncio.wait_for(self.queue.get(), left))
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     break
             items = [b[0] for b in batch]
             try:
@@ -60,7 +60,7 @@ class _Batcher:
                     if not fut.done():
                         fut.set_exception(exc)
                 continue
-            for (_, fut), value in zip(batch, out):
+            for (_, fut), value in zip(batch, out, strict=True):
                 if not fut.done():
                     fut.set_result(value)
 

@@ -55,7 +55,8 @@ class AutoscalingConfig:
             raise ValueError(f"autoscaling_config.initial_replicas ({self.initial_replicas}) must lie between "
                              f"min_replicas and max_replicas")
         if not self.target_ongoing_requests > 0:
-            raise ValueError(f"autoscaling_config.target_ongoing_requests must be > 0, got {self.target_ongoing_requests}")
+            raise ValueError("autoscaling_config.target_ongoing_requests must be > 0, "
+                             f"got {self.target_ongoing_requests}")
         for name in ("metrics_interval_s", "look_back_period_s", "upscale_delay_s", "downscale_delay_s"):
             _nonneg(f"autoscaling_config.{name}", getattr(self, name))
         for name in ("smoothing_factor", "upscale_smoothing_factor", "downscale_smoothing_factor",

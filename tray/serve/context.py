@@ -52,7 +52,9 @@ class RequestContext:
 
 
 _replica: ReplicaContext | None = None
-_request: contextvars.ContextVar[RequestContext] = contextvars.ContextVar("serve_request", default=RequestContext())
+_NO_REQUEST = RequestContext()
+_request: contextvars.ContextVar[RequestContext] = contextvars.ContextVar("serve_request",
+                                                                          default=_NO_REQUEST)  # noqa: B039
 
 
 def set_replica(ctx: ReplicaContext | None) -> None:

@@ -17,7 +17,7 @@ class BackPressureError(RayServeException):
         self.num_queued_requests = num_queued_requests
         self.max_queued_requests = max_queued_requests
 
-    def __reduce__(self):  # type: ignore[no-untyped-def]
+    def __reduce__(self) -> tuple[object, ...]:
         return (_backpressure, (self.num_queued_requests, self.max_queued_requests))
 
 

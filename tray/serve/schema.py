@@ -8,7 +8,7 @@ from typing import Any
 import attrs
 
 
-class ApplicationStatus(str, enum.Enum):
+class ApplicationStatus(enum.StrEnum):
     NOT_STARTED = "NOT_STARTED"
     DEPLOYING = "DEPLOYING"
     DEPLOY_FAILED = "DEPLOY_FAILED"
@@ -16,11 +16,8 @@ class ApplicationStatus(str, enum.Enum):
     UNHEALTHY = "UNHEALTHY"
     DELETING = "DELETING"
 
-    def __str__(self) -> str:
-        return self.value
 
-
-class DeploymentStatus(str, enum.Enum):
+class DeploymentStatus(enum.StrEnum):
     UPDATING = "UPDATING"
     HEALTHY = "HEALTHY"
     UNHEALTHY = "UNHEALTHY"
@@ -28,19 +25,13 @@ class DeploymentStatus(str, enum.Enum):
     UPSCALING = "UPSCALING"
     DOWNSCALING = "DOWNSCALING"
 
-    def __str__(self) -> str:
-        return self.value
 
-
-class ReplicaState(str, enum.Enum):
+class ReplicaState(enum.StrEnum):
     STARTING = "STARTING"
     UPDATING = "UPDATING"
     RECOVERING = "RECOVERING"
     RUNNING = "RUNNING"
     STOPPING = "STOPPING"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @attrs.frozen
