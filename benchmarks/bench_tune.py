@@ -172,9 +172,10 @@ def main() -> None:
     opt_r = optuna_side(args)
     ray_r = ray_side(args) if args.ray_python else {}
 
-    print(f"tray.tune benchmark ({args.cpus} CPUs, medians of {args.runs}; tray.init took {median(tray_r['init']):.3f} s)")
-    rows = [("(a) %d trivial trials, 1 report each" % args.trials, "a", "a", "a_reuse"),
-            ("(b) %d trials x %d reports" % (args.many_trials, args.reports), "b", None, "b")]
+    init = median(tray_r["init"])
+    print(f"tray.tune benchmark ({args.cpus} CPUs, medians of {args.runs}; tray.init took {init:.3f} s)")
+    rows = [(f"(a) {args.trials} trivial trials, 1 report each", "a", "a", "a_reuse"),
+            (f"(b) {args.many_trials} trials x {args.reports} reports", "b", None, "b")]
     print(f"{'workload':44s} {'tray':>9s} {'optuna':>9s} {'Ray':>9s}  ratios")
     for label, tk, ok, rk in rows:
         t = median(tray_r[tk])
@@ -193,7 +194,8 @@ def main() -> None:
     print(f"(p) per-report overhead: {median(tray_r['p_trial']) * 1e6:.1f} us in the trial, "
           f"{median(tray_r['p_total']) * 1e6:.1f} us end to end (tray)")
     if "c" in tray_r:
-        print(f"(c) the seed program (3 trials x 10 epochs, subprocess incl. start-up): {median(tray_r['c']):.2f} s (tray)")
+        seed = median(tray_r["c"])
+        print(f"(c) the seed program (3 trials x 10 epochs, subprocess incl. start-up): {seed:.2f} s (tray)")
 
 
 if __name__ == "__main__":

@@ -1,3 +1,5 @@
+# The project's seed program, verbatim but for the import (ray -> tray); run by tests/tune.
+# ruff: noqa: I001, B007
 import torch.optim as optim
 from tray import tune
 from tray.tune.examples.mnist_pytorch import get_data_loaders, ConvNet, train, test

@@ -75,7 +75,7 @@ def test_stoppers_and_time_budget(ray, storage) -> None:
 
 def test_median_stopping_cuts_the_worst(ray, storage) -> None:
     def steady(config):
-        for i in range(6):
+        for _ in range(6):
             tune.report({"acc": config["acc"]})
 
     rule = MedianStoppingRule(time_attr="training_iteration", grace_period=2, min_samples_required=2)

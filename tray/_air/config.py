@@ -79,7 +79,8 @@ class RunConfig:
         if self.checkpoint_config is None:
             self.checkpoint_config = CheckpointConfig()
         if not isinstance(self.failure_config, FailureConfig):
-            raise TypeError(f"RunConfig: failure_config must be a FailureConfig, got {type(self.failure_config).__name__}")
+            raise TypeError("RunConfig: failure_config must be a FailureConfig, "
+                            f"got {type(self.failure_config).__name__}")
         if not isinstance(self.checkpoint_config, CheckpointConfig):
             raise TypeError(f"RunConfig: checkpoint_config must be a CheckpointConfig, "
                             f"got {type(self.checkpoint_config).__name__}")

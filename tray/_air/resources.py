@@ -74,7 +74,8 @@ class PlacementGroupFactory:
         return hash((repr(self._bundles), self.strategy))
 
     def __repr__(self) -> str:
-        return f"<PlacementGroupFactory (_bound=<BoundArguments (bundles={self._bundles}, strategy={self.strategy!r})>)>"
+        bound = f"bundles={self._bundles}, strategy={self.strategy!r}"
+        return f"<PlacementGroupFactory (_bound=<BoundArguments ({bound})>)>"
 
 
 def resources_to_factory(request: dict[str, Any] | PlacementGroupFactory | None) -> PlacementGroupFactory:

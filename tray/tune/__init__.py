@@ -10,8 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._air import Checkpoint, CheckpointConfig, FailureConfig, PlacementGroupFactory, Result, RunConfig
-from .._air import get_checkpoint, get_context
+from .._air import (
+    Checkpoint,
+    CheckpointConfig,
+    FailureConfig,
+    PlacementGroupFactory,
+    Result,
+    RunConfig,
+    get_checkpoint,
+    get_context,
+)
 from .._air import session as _session
 from . import track
 from .analysis import ExperimentAnalysis

@@ -99,6 +99,7 @@ class TuneController:
         self._stop_all = False
         self._fail_fast_error: BaseException | None = None
         self._total = {k: float(v) for k, v in tray.cluster_resources().items()}
+        self._total_at = time.monotonic()
         self._used: dict[str, float] = {}
         self._next_state_save = 0.0
         self._id_prefix = uuid.uuid4().hex[:5]
@@ -177,6 +178,9 @@ class TuneController:
                         if trial.status == Trial.RUNNING:
                             self.stop_trial(trial)
                     break
+                if time.monotonic() - self._total_at > 5.0:  # nodes may have joined or left
+                    self._total = {k: float(v) for k, v in tray.cluster_resources().items()}
+                    self._total_at = time.monotonic()
                 self._start_trials()
                 if not self._live and not self._has_startable():
                     break
@@ -389,9 +393,8 @@ class TuneController:
     # -- results ----------------------------------------------------------------------------
     def _poll(self) -> None:
         refs = {live.fetch_ref: live for live in self._live.values()}
-        if not refs:
-            if self._releasing:
-                time.sleep(0.01)
+        if not refs:  # waiting for resources or for runners to come back: do not spin
+            time.sleep(0.01)
             return
         ready, _ = tray.wait(list(refs), num_returns=len(refs), timeout=0)
         if not ready:
@@ -420,9 +423,9 @@ class TuneController:
         if batch.get("done"):
             self._live.pop(trial.trial_id, None)
             if "error" in batch:
-                exc, tb = batch["error"]
+                error, tb = batch["error"]
                 self._release(live.runner)
-                self._errored(trial, exc, tb)
+                self._errored(trial, error, tb)
                 return
             if self.is_class:
                 self._live[trial.trial_id] = live

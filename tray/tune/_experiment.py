@@ -80,13 +80,14 @@ def run_experiment(trainable: Any, param_space: dict[str, Any], tune_config: Tun
     exp_name = os.path.basename(experiment_path.rstrip("/"))
     os.makedirs(experiment_path, exist_ok=True)
 
+    search_alg: SearchAlgorithm
     if restored is not None:
         search_alg, scheduler, stopper = restored["search_alg"], restored["scheduler"], restored["stopper"]
         trials = restored["trials"]
     else:
         search = tune_config.search_alg
         if search is None:
-            search_alg: SearchAlgorithm = BasicVariantGenerator()
+            search_alg = BasicVariantGenerator()
         elif isinstance(search, Searcher):
             search_alg = SearchGenerator(search)
         elif isinstance(search, SearchAlgorithm):
@@ -121,6 +122,7 @@ def run_experiment(trainable: Any, param_space: dict[str, Any], tune_config: Tun
     resources, from_default = _resources(trainable, resources_per_trial)
     is_class = isinstance(trainable, type) and issubclass(trainable, Trainable)
     reuse = tune_config.reuse_actors if tune_config.reuse_actors is not None else True
+    assert run_config.failure_config is not None and run_config.checkpoint_config is not None
     controller = TuneController(
         trainable=trainable, trainable_name=name, search_alg=search_alg, scheduler=scheduler, stopper=stopper,
         metric=metric, mode=mode, experiment_path=experiment_path, experiment_name=exp_name, resources=resources,

@@ -98,7 +98,7 @@ class CLIReporter(ProgressReporter):
     def render(self, trials: list[Any], done: bool, *sys_info: str) -> str:
         counts = Counter(t.status for t in trials)
         elapsed = time.time() - self._start
-        head = [f"== Status ==", f"Current time: {time.strftime('%Y-%m-%d %H:%M:%S')} (running for "
+        head = ["== Status ==", f"Current time: {time.strftime('%Y-%m-%d %H:%M:%S')} (running for "
                 f"{time.strftime('%H:%M:%S', time.gmtime(elapsed))})", *sys_info,
                 f"Number of trials: {len(trials)}/{len(trials)} ("
                 + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + ")"]

@@ -18,7 +18,7 @@ class _TrialResult(Result):
     _df: Any = None
     _df_loaded: bool = False
 
-    @property  # type: ignore[override]
+    @property
     def metrics_dataframe(self) -> Any:
         if not self._df_loaded and self.path is not None:
             self._df = rows_to_dataframe(read_result_json(os.path.join(self.path, "result.json")))

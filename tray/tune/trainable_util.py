@@ -55,7 +55,7 @@ def with_parameters(trainable: Any, **kwargs: Any) -> Any:
         class _Wrapped(base):  # type: ignore[valid-type, misc]
             _tray_param_refs = refs
 
-            def setup(self, config: dict[str, Any]) -> None:  # type: ignore[override]
+            def setup(self, config: dict[str, Any]) -> None:
                 base.setup(self, config, **_values(self._tray_param_refs))
 
         _Wrapped.__name__ = _Wrapped.__qualname__ = base.__name__

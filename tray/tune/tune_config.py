@@ -31,7 +31,8 @@ class TuneConfig:
                              f"got {self.num_samples!r}")
         if self.max_concurrent_trials is not None and (not isinstance(self.max_concurrent_trials, int)
                                                        or self.max_concurrent_trials < 0):
-            raise ValueError(f"TuneConfig: max_concurrent_trials must be an int >= 0, got {self.max_concurrent_trials!r}")
+            raise ValueError("TuneConfig: max_concurrent_trials must be an int >= 0, "
+                             f"got {self.max_concurrent_trials!r}")
         if self.time_budget_s is not None:
             if hasattr(self.time_budget_s, "total_seconds"):
                 self.time_budget_s = self.time_budget_s.total_seconds()

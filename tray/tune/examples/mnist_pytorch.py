@@ -49,7 +49,7 @@ def _convnet_class() -> type:
     torch = require("torch", "tune")
     nn, F = torch.nn, torch.nn.functional
 
-    class ConvNet(nn.Module):
+    class ConvNet(nn.Module):  # type: ignore[name-defined]
         """A small CNN for 8x8 digits: one 3x3 convolution (16 channels), max-pool, one linear layer."""
 
         def __init__(self) -> None:

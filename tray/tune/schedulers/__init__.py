@@ -16,4 +16,4 @@ def create_scheduler(scheduler: str, **kwargs: object) -> TrialScheduler:
              "pbt": PopulationBasedTraining}
     if scheduler not in table:
         raise ValueError(f"unknown scheduler {scheduler!r}: one of {sorted(table)}")
-    return table[scheduler](**kwargs)  # type: ignore[arg-type]
+    return table[scheduler](**kwargs)

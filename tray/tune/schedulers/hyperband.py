@@ -108,10 +108,10 @@ class HyperBandScheduler(FIFOScheduler):
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> str:
         metric, mode = self._require("HyperBandScheduler")
-        bracket = self._trial_bracket.get(trial.trial_id)
-        if bracket is None or self._time_attr not in result or metric not in result:
+        found = self._trial_bracket.get(trial.trial_id)
+        if found is None or self._time_attr not in result or metric not in result:
             return TrialScheduler.CONTINUE
-        action, stop, resume = bracket.on_result(trial.trial_id, result[self._time_attr], signed(result[metric], mode))
+        action, stop, resume = found.on_result(trial.trial_id, result[self._time_attr], signed(result[metric], mode))
         self._apply(tune_controller, stop, resume)
         return action
 
@@ -138,8 +138,8 @@ class HyperBandScheduler(FIFOScheduler):
             if trial.status == "PENDING" and tune_controller.has_resources_for_trial(trial):
                 return trial
         for trial in tune_controller.get_trials():
-            bracket = self._trial_bracket.get(trial.trial_id)
-            if trial.status == "PAUSED" and bracket is not None and trial.trial_id in bracket.resumable \
+            held = self._trial_bracket.get(trial.trial_id)
+            if trial.status == "PAUSED" and held is not None and trial.trial_id in held.resumable \
                     and tune_controller.has_resources_for_trial(trial):
                 return trial
         return None

@@ -21,9 +21,9 @@ def median_decision(trial_id: str, t: float, histories: dict[str, list[tuple[flo
     ``(time, score)`` results (higher score is better)."""
     if t < grace_period:
         return False
-    others = [running_mean(h, t) for tid, h in histories.items()
-              if tid != trial_id and h and max(tt for tt, _ in h) >= t]
-    others = [m for m in others if m is not None]
+    means = [running_mean(h, t) for tid, h in histories.items()
+             if tid != trial_id and h and max(tt for tt, _ in h) >= t]
+    others = [m for m in means if m is not None]
     if len(others) < min_samples_required:
         return False
     own = [s for tt, s in histories.get(trial_id, []) if tt <= t]

@@ -102,7 +102,7 @@ class PopulationBasedTraining(FIFOScheduler):
         self._metric, self._mode = metric, mode
         self._mutations = hyperparam_mutations or {}
         self._resample_probability = resample_probability
-        self._factors = tuple(perturbation_factors)
+        self._factors: tuple[float, float] = (perturbation_factors[0], perturbation_factors[1])
         self._custom_explore_fn = custom_explore_fn
         self._rng = random.Random(seed)
         self._decider = PBTDecider(perturbation_interval, burn_in_period, quantile_fraction, self._rng)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Self
 
 
 class Domain:
@@ -16,7 +16,7 @@ class Domain:
     sampler: Sampler | None = None
     default_sampler_cls: type[Sampler] | None = None
 
-    def set_sampler(self, sampler: Sampler, allow_override: bool = False) -> Domain:
+    def set_sampler(self, sampler: Sampler, allow_override: bool = False) -> Self:
         if self.sampler is not None and not allow_override:
             raise ValueError(f"{self} already has a sampler ({self.sampler}); it cannot be set twice")
         self.sampler = sampler
@@ -30,7 +30,7 @@ class Domain:
         return sampler
 
     def sample(self, spec: Any = None, size: int = 1, random_state: random.Random | None = None) -> Any:
-        rng = random_state if random_state is not None else random
+        rng: Any = random_state if random_state is not None else random
         values = [self.get_sampler().draw(self, spec, rng) for _ in range(size)]
         return values[0] if size == 1 else values
 

@@ -125,7 +125,7 @@ class ExperimentPlateauStopper(Stopper):
 class TimeoutStopper(Stopper):
     def __init__(self, timeout: float) -> None:
         if hasattr(timeout, "total_seconds"):
-            timeout = timeout.total_seconds()  # type: ignore[union-attr]
+            timeout = timeout.total_seconds()
         if not isinstance(timeout, (int, float)) or timeout <= 0 or math.isnan(timeout):
             raise ValueError(f"TimeoutStopper: timeout must be a positive number of seconds, got {timeout!r}")
         self._timeout = float(timeout)

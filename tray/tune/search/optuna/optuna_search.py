@@ -95,7 +95,7 @@ class OptunaSearch(Searcher):
         ot_trial = self._ot_trials.pop(trial_id, None)
         if ot_trial is None:
             return
-        value = (result or {}).get(self._metric)
+        value = (result or {}).get(self._metric) if self._metric else None
         if error or value is None:
             self._study.tell(ot_trial, state=self._ot.trial.TrialState.FAIL)
         else:
