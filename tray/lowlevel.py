@@ -122,7 +122,9 @@ def control_call(method: str, *args: Any) -> Any:
 
 
 def kv_put(key: str, value: bytes, *, namespace: str = "", overwrite: bool = True) -> bool:
-    """Sync: store ``value`` under ``key`` in the cluster's KV table; False if it existed and not ``overwrite``."""
+    """Sync: store ``value`` under ``key`` in the cluster's KV table (unless it exists and not
+    ``overwrite``, which leaves it as it was); True if the key already existed, as Ray's
+    ``_internal_kv_put`` answers."""
     return control_call("kv_put", namespace, key, value, overwrite)
 
 
