@@ -35,6 +35,7 @@ log = logging.getLogger("tray.serve")
 CONTROLLER_NAME = "SERVE_CONTROLLER_ACTOR"
 SERVE_NAMESPACE = "serve"
 ROUTES_KEY = ("", "__routes__")
+NO_CONTROLLER_S = 10.0  # how long a new router waits for Serve's controller before failing calls
 DEAD_ERRORS = (rex.RayActorError, rex.WorkerCrashedError)
 
 
@@ -287,16 +288,24 @@ class RouterLoop:
         return self.controller
 
     async def _first_snapshot(self, r: DeploymentRouter) -> None:
-        while not r.ready.is_set():
+        started = trio.current_time()
+        while True:
             try:
                 ctl = await self._controller()
                 snap = await ctl.routing.remote(r.key[0], r.key[1])
                 if r.version < snap["version"] or not r.ready.is_set():
                     r.update(snap)
                 self._restart_listen()
+                return
             except Exception:  # noqa: BLE001 - Serve not up yet, or the controller restarting
                 self.controller = None
-                await trio.sleep(0.2)
+                if not r.ready.is_set() and trio.current_time() - started > NO_CONTROLLER_S:
+                    # no Serve to ask: calls fail (DeploymentUnavailableError) instead of waiting forever
+                    r.exists = False
+                    r.ready.set()
+                    for ev in r.waiters:
+                        ev.set()
+                await trio.sleep(0.2 if not r.ready.is_set() else 2.0)
 
     def _restart_listen(self) -> None:
         """A new key to watch: end the long poll in progress so the next one includes it."""
