@@ -55,15 +55,16 @@ def _from_tables(name: str, tables: list[pa.Table]) -> MaterializedDataset:
 def range(n: int, *, override_num_blocks: int | None = None, concurrency: int | None = None) -> Dataset:  # noqa: A001
     """Rows ``{"id": 0}`` .. ``{"id": n - 1}``."""
     tasks = _read.range_tasks(n, override_num_blocks)
-    return Dataset(_plan.Plan(_plan.Source("ReadRange", read_tasks=tuple(tasks), columns=("id",))), ["id"])
+    return Dataset(_plan.Plan(_plan.Source("ReadRange", read_tasks=tuple(tasks), columns=("id",),
+                                           concurrency=concurrency)), ["id"])
 
 
 def range_tensor(n: int, *, shape: tuple[int, ...] = (1,), override_num_blocks: int | None = None,
                  concurrency: int | None = None) -> Dataset:
     """Rows ``{"data": array}`` where row i's array is ``shape`` filled with i."""
     tasks = _read.range_tasks(n, override_num_blocks, column="data", shape=tuple(shape))
-    return Dataset(_plan.Plan(_plan.Source("ReadRangeTensor", read_tasks=tuple(tasks), columns=("data",))),
-                   ["data"])
+    return Dataset(_plan.Plan(_plan.Source("ReadRangeTensor", read_tasks=tuple(tasks), columns=("data",),
+                                           concurrency=concurrency)), ["data"])
 
 
 def from_items(items: list[Any], *, override_num_blocks: int | None = None) -> MaterializedDataset:
@@ -116,9 +117,10 @@ def from_torch(dataset: Any, local_read: bool = False) -> MaterializedDataset:
 
 
 def _files(name: str, paths: Any, filesystem: Any, reader: Any, include_paths: bool,
-           override_num_blocks: int | None, file_extensions: Sequence[str] | None = None) -> Dataset:
+           override_num_blocks: int | None, file_extensions: Sequence[str] | None, concurrency: int | None
+           ) -> Dataset:
     tasks = _read.file_tasks(paths, filesystem, reader, include_paths, override_num_blocks, file_extensions)
-    return Dataset(_plan.Plan(_plan.Source(name, read_tasks=tuple(tasks))))
+    return Dataset(_plan.Plan(_plan.Source(name, read_tasks=tuple(tasks), concurrency=concurrency)))
 
 
 def read_parquet(paths: str | list[str], *, filesystem: Any = None, columns: list[str] | None = None,
@@ -131,15 +133,15 @@ def read_parquet(paths: str | list[str], *, filesystem: Any = None, columns: lis
     if arrow_parquet_args:
         raise TypeError(f"read_parquet: unexpected arguments {sorted(arrow_parquet_args)}")
     tasks, schema = _read.parquet_tasks(paths, filesystem, columns, filter, include_paths, override_num_blocks)
-    return Dataset(_plan.Plan(_plan.Source("ReadParquet", read_tasks=tuple(tasks), columns=tuple(schema.names))),
-                   schema.names)
+    return Dataset(_plan.Plan(_plan.Source("ReadParquet", read_tasks=tuple(tasks), columns=tuple(schema.names),
+                                           concurrency=concurrency)), schema.names)
 
 
 def read_csv(paths: str | list[str], *, filesystem: Any = None, include_paths: bool = False,
              override_num_blocks: int | None = None, file_extensions: list[str] | None = None,
              concurrency: int | None = None, **arrow_csv_args: Any) -> Dataset:
     return _files("ReadCSV", paths, filesystem, _read.ReadCSV(arrow_csv_args), include_paths, override_num_blocks,
-                  file_extensions)
+                  file_extensions, concurrency)
 
 
 def read_json(paths: str | list[str], *, filesystem: Any = None, include_paths: bool = False,
@@ -147,7 +149,7 @@ def read_json(paths: str | list[str], *, filesystem: Any = None, include_paths: 
               concurrency: int | None = None, **arrow_json_args: Any) -> Dataset:
     """JSON lines files, or files holding one JSON array of objects."""
     return _files("ReadJSON", paths, filesystem, _read.ReadJSON(arrow_json_args), include_paths,
-                  override_num_blocks, file_extensions)
+                  override_num_blocks, file_extensions, concurrency)
 
 
 def read_text(paths: str | list[str], *, encoding: str = "utf-8", drop_empty_lines: bool = True,
@@ -155,7 +157,7 @@ def read_text(paths: str | list[str], *, encoding: str = "utf-8", drop_empty_lin
               file_extensions: list[str] | None = None, concurrency: int | None = None) -> Dataset:
     """One row ``{"text": line}`` per line."""
     return _files("ReadText", paths, filesystem, _read.ReadText(encoding, drop_empty_lines), include_paths,
-                  override_num_blocks, file_extensions)
+                  override_num_blocks, file_extensions, concurrency)
 
 
 def read_numpy(paths: str | list[str], *, filesystem: Any = None, include_paths: bool = False,
@@ -163,7 +165,7 @@ def read_numpy(paths: str | list[str], *, filesystem: Any = None, include_paths:
                concurrency: int | None = None) -> Dataset:
     """``.npy`` files; rows ``{"data": row}``."""
     return _files("ReadNumpy", paths, filesystem, _read.ReadNumpy(), include_paths, override_num_blocks,
-                  file_extensions)
+                  file_extensions, concurrency)
 
 
 def read_binary_files(paths: str | list[str], *, filesystem: Any = None, include_paths: bool = False,
@@ -171,7 +173,7 @@ def read_binary_files(paths: str | list[str], *, filesystem: Any = None, include
                       concurrency: int | None = None) -> Dataset:
     """One row ``{"bytes": contents}`` per file."""
     return _files("ReadBinary", paths, filesystem, _read.ReadBinary(), include_paths, override_num_blocks,
-                  file_extensions)
+                  file_extensions, concurrency)
 
 
 _IMAGE_EXTENSIONS = ["png", "jpg", "jpeg", "tif", "tiff", "bmp", "gif"]
@@ -184,4 +186,4 @@ def read_images(paths: str | list[str], *, filesystem: Any = None, size: tuple[i
     converted to ``mode`` when given."""
     require("PIL", "data")
     return _files("ReadImage", paths, filesystem, _read.ReadImage(size, mode), include_paths, override_num_blocks,
-                  file_extensions or _IMAGE_EXTENSIONS)
+                  file_extensions or _IMAGE_EXTENSIONS, concurrency)

@@ -197,9 +197,16 @@ def concat(blocks: list[pa.Table]) -> pa.Table:
 
 
 def compact(block: pa.Table) -> pa.Table:
-    """One chunk per column (so later batches convert without copies)."""
-    if block.num_columns and any(c.num_chunks > 1 for c in block.columns):
+    """One chunk per column (so later batches convert without copies), holding only its own rows.
+
+    A slice of a table keeps its parent's whole buffers, and pickling it writes them all: a
+    block about to be stored is copied when its buffers are much bigger than its rows."""
+    if not block.num_columns:
+        return block
+    if any(c.num_chunks > 1 for c in block.columns):
         return block.combine_chunks()
+    if block.get_total_buffer_size() > 2 * size_bytes(block) + 65536:
+        return pa.concat_tables([block, block.slice(0, 0)]).combine_chunks()
     return block
 
 

@@ -111,11 +111,16 @@ class ExecStats:
 
 
 class _Progress:
-    """One line per operator on a terminal (stderr), updated as blocks finish."""
+    """One line per operator on a terminal (stderr), updated as blocks finish.
 
-    def __init__(self, name: str) -> None:
+    ``ExecutionOptions.verbose_progress`` (on by default, as in Ray) shows one per operator;
+    off, only all-to-all operators and the dataset as a whole (``per_operator=False``) show."""
+
+    def __init__(self, name: str, per_operator: bool = True) -> None:
         ctx = DataContext.get_current()
-        self.on = ctx.enable_progress_bars and sys.stderr.isatty() and os.environ.get("TRAY_PROGRESS_BAR") != "0"
+        wanted = ctx.execution_options.verbose_progress or not per_operator
+        self.on = (wanted and ctx.enable_progress_bars and sys.stderr.isatty()
+                   and os.environ.get("TRAY_PROGRESS_BAR") != "0")
         self.name, self.blocks, self.rows, self.last = name, 0, 0, 0.0
 
     def update(self, meta: BlockMeta) -> None:
@@ -194,9 +199,32 @@ class _MapWorker:
         return run_chain(self.chain, self.reads, item)
 
 
-def _cpu_slots(remote_args: tuple[tuple[str, Any], ...], cpus: float) -> int:
+def _cpu_slots(remote_args: tuple[tuple[str, Any], ...], cpus: float, size: int | None = None) -> int:
+    """Tasks a stage may run at once: what the CPUs allow (one more, to hide latency), at most
+    the task pool's ``size`` (``concurrency=``)."""
     need = float(_remote_options(remote_args).get("num_cpus") or 0)
-    return int(cpus / need) + 1 if need > 0 else int(cpus) * 2 + 2
+    slots = int(cpus / need) + 1 if need > 0 else int(cpus) * 2 + 2
+    return slots if size is None else min(slots, size)
+
+
+def _split_block(block: pa.Table, pieces: int) -> tuple[Any, ...]:
+    """``block`` cut into ``pieces`` blocks of about equal rows: (their metadata, *blocks)."""
+    bounds = [block.num_rows * i // pieces for i in range(pieces + 1)]
+    out = [_blocks.compact(block.slice(a, b - a)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    return ([meta_of(b) for b in out], *out)
+
+
+def split_large(bundles: Iterator[Bundle], max_bytes: int) -> Iterator[Bundle]:
+    """Each bundle, or, when its block is over ``max_bytes`` (``target_max_block_size``), the
+    blocks of about ``max_bytes`` it is cut into, in order."""
+    for ref, meta in bundles:
+        if meta.size_bytes <= max_bytes or meta.num_rows < 2:
+            yield ref, meta
+            continue
+        pieces = min(meta.num_rows, -(-meta.size_bytes // max_bytes))
+        refs = tray.remote(_split_block).options(num_returns=pieces + 1, num_cpus=0).remote(ref, pieces)
+        del ref
+        yield from zip(refs[1:], tray.get(refs[0]), strict=True)
 
 
 class Executor:
@@ -214,9 +242,13 @@ class Executor:
         it: Iterator[Bundle] = iter(())
         for stage in self.stages:
             it = self._run_stage(stage, it, budget, cpus)
+        progress = _Progress("Dataset", per_operator=False)
         try:
-            yield from it
+            for bundle in it:
+                progress.update(bundle[1])
+                yield bundle
         finally:
+            progress.close()
             self.stats.ended = time.perf_counter()
 
     def _run_stage(self, stage: _plan.Stage, upstream: Iterator[Bundle], budget: float, cpus: float
@@ -248,21 +280,25 @@ class Executor:
     def _task_stage(self, stage: _plan.MapStage, upstream: Iterator[Bundle], budget: float, cpus: float
                     ) -> Iterator[Bundle]:
         fn = _map_task(stage)
-        window = _Window(budget, _cpu_slots(stage.remote_args, cpus))
+        size = stage.compute.size if isinstance(stage.compute, _plan.TaskCompute) else None
+        window = _Window(budget, _cpu_slots(stage.remote_args, cpus, size))
         inputs: Iterator[Any] = iter(self.plan.source.read_tasks or ()) if stage.reads \
             else (ref for ref, _ in upstream)
         def submit(item: Any) -> tuple[Any, Any, None]:
             block_ref, meta_ref = fn.remote(item)
             return block_ref, meta_ref, None
 
-        yield from self._drive(stage.name, inputs, submit, window)
+        yield from split_large(self._drive(stage.name, inputs, submit, window), self.ctx.target_max_block_size)
 
     def _drive(self, name: str, inputs: Iterator[Any], submit: Any, window: _Window,
                on_done: Any = None) -> Iterator[Bundle]:
+        """Keep up to ``window.limit()`` tasks running; yield their outputs in input order, or,
+        when ``ExecutionOptions.preserve_order`` is off, as they finish."""
         st = self.stats.stage(name)
         progress = _Progress(name)
         running: collections.deque[tuple[Any, Any, Any]] = collections.deque()
         exhausted = False
+        ordered = self.ctx.execution_options.preserve_order
         st.started = time.perf_counter()
         try:
             while True:
@@ -275,7 +311,13 @@ class Executor:
                     running.append(submit(item))
                 if not running:
                     break
-                block_ref, meta_ref, tag = running.popleft()
+                if ordered or len(running) == 1:
+                    block_ref, meta_ref, tag = running.popleft()
+                else:
+                    ready, _ = tray.wait([m for _, m, _ in running], num_returns=1)
+                    first = next(i for i, (_, m, _) in enumerate(running) if m is ready[0])
+                    block_ref, meta_ref, tag = running[first]
+                    del running[first]
                 try:
                     meta = tray.get(meta_ref)
                 except Exception as exc:
@@ -327,7 +369,8 @@ class Executor:
 
         window.__class__ = _ActorWindow
         try:
-            yield from self._drive(stage.name, inputs, submit, window, done)
+            yield from split_large(self._drive(stage.name, inputs, submit, window, done),
+                                   self.ctx.target_max_block_size)
         finally:
             for a in actors:
                 tray.kill(a)
@@ -337,8 +380,11 @@ class Executor:
         st = self.stats.stage(stage.op.name)
         st.started = time.perf_counter()
         out = stage.op.run(inputs)
+        progress = _Progress(stage.op.name, per_operator=False)
         for _, meta in out:
             st.add(meta)
+            progress.update(meta)
+        progress.close()
         st.ended = time.perf_counter()
         yield from out
 
@@ -370,7 +416,7 @@ def _limit(upstream: Iterator[Bundle], n: int) -> Iterator[Bundle]:
             left -= meta.num_rows
             yield ref, meta
         else:
-            block = tray.get(ref).slice(0, left)
+            block = _blocks.compact(tray.get(ref).slice(0, left))
             yield tray.put(block), meta_of(block)
             left = 0
         if left <= 0:

@@ -26,7 +26,21 @@ Transform = Callable[[Iterator[Any]], Iterator[Any]]
 
 @attrs.frozen
 class TaskCompute:
-    """Run a stage as one task per input."""
+    """Run a stage as one task per input, at most ``size`` at once (None: as the cluster allows)."""
+
+    size: int | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if self.size is not None and (not isinstance(self.size, int) or self.size < 1):
+            raise ValueError(f"a task pool's size must be a positive int, got {self.size!r}")
+
+    def merged(self, other: TaskCompute | ActorCompute) -> TaskCompute | ActorCompute:
+        """The compute of a stage fused from this one and ``other`` after it (the tighter bound)."""
+        if isinstance(other, ActorCompute) or self.size is None:
+            return other
+        if other.size is None:
+            return self
+        return TaskCompute(min(self.size, other.size))
 
 
 @attrs.frozen
@@ -53,10 +67,13 @@ class Source:
     read_tasks: tuple[Any, ...] | None = None
     bundles: tuple[Any, ...] | None = None
     columns: tuple[str, ...] | None = None  # known before running, when known
+    concurrency: int | None = None  # read tasks in flight at most (None: as the cluster allows)
 
     def __attrs_post_init__(self) -> None:
         if (self.read_tasks is None) == (self.bundles is None):
             raise ValueError("a source has read tasks or bundles, not both")
+        if self.concurrency is not None and (not isinstance(self.concurrency, int) or self.concurrency < 1):
+            raise ValueError(f"concurrency must be a positive int, got {self.concurrency!r}")
 
 
 @attrs.frozen
@@ -200,7 +217,7 @@ def fuse(plan: Plan, *, fuse_maps: bool = True) -> list[Stage]:
     """The stages that run ``plan`` (its source first), maps fused where the rules above allow."""
     stages: list[Stage] = []
     if plan.source.read_tasks is not None:
-        stages.append(MapStage((plan.source.name,), (), TaskCompute(), (), True, ()))
+        stages.append(MapStage((plan.source.name,), (), TaskCompute(plan.source.concurrency), (), True, ()))
     else:
         stages.append(SourceStage(plan.source))
     for op in _expand(plan.ops):
@@ -208,7 +225,9 @@ def fuse(plan: Plan, *, fuse_maps: bool = True) -> list[Stage]:
             last = stages[-1]
             if fuse_maps and _can_fuse(last, op):
                 assert isinstance(last, MapStage)
-                stages[-1] = MapStage((*last.names, op.name), (*last.transforms, op.transform), op.compute,
+                assert isinstance(last.compute, TaskCompute)
+                stages[-1] = MapStage((*last.names, op.name), (*last.transforms, op.transform),
+                                      last.compute.merged(op.compute),
                                       op.remote_args if not (last.reads and not last.transforms) or op.remote_args
                                       else last.remote_args,
                                       last.reads, (*last.inits, op.init))

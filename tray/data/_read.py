@@ -64,7 +64,8 @@ def range_tasks(n: int, override: int | None, column: str = "id",
 def split_table(table: pa.Table, override: int | None) -> list[pa.Table]:
     n = default_num_blocks(_blocks.size_bytes(table), table.num_rows, override)
     bounds = np.linspace(0, table.num_rows, n + 1).astype(np.int64)
-    return [table.slice(int(a), int(b - a)) for a, b in zip(bounds[:-1], bounds[1:], strict=False)] or [table]
+    return [_blocks.compact(table.slice(int(a), int(b - a)))
+            for a, b in zip(bounds[:-1], bounds[1:], strict=False)] or [table]
 
 
 # --- filesystems and paths --------------------------------------------------------------------

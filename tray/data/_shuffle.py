@@ -28,40 +28,68 @@ def _collect(pairs: list[tuple[Any, Any]]) -> list[Bundle]:
 
 
 # --- random shuffle ------------------------------------------------------------------------
+#
+# A map-reduce sized to the cluster, not to the number of blocks: ``m`` map tasks (each over
+# a group of input blocks) permute their rows and cut them into ``r`` parts, one per reduce
+# task; reduce task j gathers its part of every map, permutes them and cuts the result into
+# its share of the output blocks. Objects in flight: m * r + outputs, whatever the block count;
+# every part and output is made by one ``take`` (a gather), so no row is copied twice.
 
 
-def _shuffle_map(block: pa.Table, parts: int, seed: Any, index: int) -> Any:
-    rng = np.random.default_rng(None if seed is None else [seed, index, 0])
+def _even_bounds(n: int, parts: int) -> list[int]:
+    return [n * i // parts for i in range(parts + 1)]
+
+
+def _shuffle_map(parts: int, seed: Any, index: int, *blocks: pa.Table) -> Any:
+    block = _blocks.concat(list(blocks))
+    if block.num_columns and any(c.num_chunks > 1 for c in block.columns):
+        block = block.combine_chunks()
     n = block.num_rows
-    assign = rng.integers(0, parts, n)
-    order = np.argsort(assign, kind="stable")
-    counts = np.bincount(assign, minlength=parts)
-    taken = block.take(pa.array(order)) if n else block
-    out, off = [], 0
-    for c in counts:
-        out.append(taken.slice(off, int(c)))
-        off += int(c)
-    return tuple(out) if parts > 1 else out[0]
+    perm = np.random.default_rng(None if seed is None else [seed, index, 0]).permutation(n)
+    b = _even_bounds(n, parts)
+    out = tuple(block.take(pa.array(perm[b[j]:b[j + 1]])) for j in range(parts))
+    return out if parts > 1 else out[0]
 
 
-def _shuffle_reduce(seed: Any, index: int, *parts: pa.Table) -> tuple[pa.Table, BlockMeta]:
+def _shuffle_reduce(seed: Any, index: int, outputs: int, *parts: pa.Table) -> Any:
     block = _blocks.concat(list(parts))
-    rng = np.random.default_rng(None if seed is None else [seed, index, 1])
-    if block.num_rows > 1:
-        block = block.take(pa.array(rng.permutation(block.num_rows)))
-    return _pack(_blocks.compact(block))
+    if block.num_columns and any(c.num_chunks > 1 for c in block.columns):
+        block = block.combine_chunks()
+    n = block.num_rows
+    perm = np.random.default_rng(None if seed is None else [seed, index, 1]).permutation(n)
+    b = _even_bounds(n, outputs)
+    blocks = [block.take(pa.array(perm[b[k]:b[k + 1]])) for k in range(outputs)]
+    return ([meta_of(x) for x in blocks], *blocks)
+
+
+def shuffle_plan(num_blocks: int, num_outputs: int, cpus: float) -> tuple[list[list[int]], list[int]]:
+    """(the input blocks of each map task, the number of output blocks of each reduce task):
+    at most ``4 * cpus`` tasks a side, inputs and outputs spread evenly and kept in order."""
+    width = max(1, int(4 * cpus))
+    m = max(1, min(num_blocks, width))
+    r = max(1, min(num_outputs, width))
+    mb = _even_bounds(num_blocks, m)
+    rb = _even_bounds(num_outputs, r)
+    return [list(range(mb[i], mb[i + 1])) for i in range(m)], [rb[j + 1] - rb[j] for j in range(r)]
 
 
 def random_shuffle(bundles: list[Bundle], seed: int | None, num_outputs: int | None = None) -> list[Bundle]:
     if not bundles:
         return []
-    parts = num_outputs or len(bundles)
+    outputs = num_outputs or len(bundles)
+    groups, shares = shuffle_plan(len(bundles), outputs, tray.cluster_resources().get("CPU", 1.0))
+    parts = len(shares)
     mapper = tray.remote(_shuffle_map).options(num_returns=parts)
-    maps = [mapper.remote(ref, parts, seed, i) for i, (ref, _) in enumerate(bundles)]
+    maps = [mapper.remote(parts, seed, i, *[bundles[k][0] for k in g]) for i, g in enumerate(groups)]
     if parts == 1:
         maps = [[m] for m in maps]
-    reducer = tray.remote(_shuffle_reduce).options(num_returns=2)
-    return _collect([reducer.remote(seed, j, *[m[j] for m in maps]) for j in range(parts)])
+    reduced = []
+    for j, share in enumerate(shares):
+        reducer = tray.remote(_shuffle_reduce).options(num_returns=share + 1)
+        reduced.append(reducer.remote(seed, j, share, *[m[j] for m in maps]))
+    metas = tray.get([refs[0] for refs in reduced])
+    return [(ref, meta) for refs, ms in zip(reduced, metas, strict=True)
+            for ref, meta in zip(refs[1:], ms, strict=True)]
 
 
 # --- range partitioning: sort and groupby ----------------------------------------------------
@@ -83,15 +111,11 @@ def _range_map(block: pa.Table, key: str, bounds: np.ndarray, descending: bool) 
         if descending:
             pid = parts - 1 - pid
         order = np.argsort(pid, kind="stable")
-        counts = np.bincount(pid, minlength=parts)
-        taken = block.take(pa.array(order))
+        ends = np.cumsum(np.bincount(pid, minlength=parts))
+        starts = ends - np.bincount(pid, minlength=parts)
+        out = [block.take(pa.array(order[a:b])) for a, b in zip(starts, ends, strict=True)]
     else:
-        counts = np.zeros(parts, np.int64)
-        taken = block
-    out, off = [], 0
-    for c in counts:
-        out.append(taken.slice(off, int(c)))
-        off += int(c)
+        out = [block] * parts
     return tuple(out) if parts > 1 else out[0]
 
 

@@ -22,7 +22,11 @@ class ExecutionOptions:
     """Ray's ``ExecutionOptions``: resource limits, ordering, progress output."""
 
     resource_limits: ExecutionResources = attrs.field(factory=ExecutionResources)
+    # True here (Ray: False): outputs in input order unless asked otherwise, so results are
+    # reproducible; False yields each operator's outputs as its tasks finish
     preserve_order: bool = True
+    # one progress line per operator (Ray's default); False: only all-to-all operators and
+    # the dataset as a whole
     verbose_progress: bool = True
 
 
@@ -42,7 +46,6 @@ class DataContext:
     read_op_min_num_blocks: int = 200
     execution_options: ExecutionOptions = attrs.field(factory=ExecutionOptions)
     enable_progress_bars: bool = True
-    verbose_progress: bool = False
     max_tasks_in_flight_per_actor: int = 4
     op_resource_reservation_ratio: float = 0.5
     use_push_based_shuffle: bool = False

@@ -38,10 +38,14 @@ class ActorPoolStrategy:
 
 
 class TaskPoolStrategy:
-    """Run a map as tasks (the default for functions)."""
+    """Run a map as tasks (the default for functions), at most ``size`` at once."""
 
     def __init__(self, size: int | None = None) -> None:
+        _plan.TaskCompute(size)  # validates
         self.size = size
+
+    def __repr__(self) -> str:
+        return f"TaskPoolStrategy(size={self.size})"
 
 
 class Schema:
@@ -72,9 +76,16 @@ def _compute_of(fn: Any, compute: Any, concurrency: Any, max_tasks: int | None =
                 ) -> _plan.TaskCompute | _plan.ActorCompute:
     is_class = isinstance(fn, type)
     if isinstance(compute, ActorPoolStrategy):
+        if not is_class and concurrency is not None:
+            raise ValueError("give compute= or concurrency=, not both")
         return _plan.ActorCompute(compute.min_size, compute.max_size, compute.max_tasks_in_flight_per_actor)
     if compute not in (None, "tasks") and not isinstance(compute, TaskPoolStrategy):
         raise ValueError(f"compute must be an ActorPoolStrategy or TaskPoolStrategy, got {compute!r}")
+    if isinstance(compute, TaskPoolStrategy) or compute == "tasks":
+        if is_class:
+            raise ValueError(f"{fn.__name__} is a callable class: it runs in an actor pool "
+                             "(compute=ActorPoolStrategy(...)), not a task pool")
+        return _plan.TaskCompute(compute.size if isinstance(compute, TaskPoolStrategy) else None)
     if is_class:
         if concurrency is None:
             raise ValueError("a callable class runs in an actor pool: pass concurrency=N (or (min, max)) "
@@ -84,7 +95,21 @@ def _compute_of(fn: Any, compute: Any, concurrency: Any, max_tasks: int | None =
         if isinstance(concurrency, tuple) and len(concurrency) == 2:
             return _plan.ActorCompute(int(concurrency[0]), int(concurrency[1]))
         raise ValueError(f"concurrency must be an int or a (min, max) tuple, got {concurrency!r}")
-    return _plan.TaskCompute()
+    if concurrency is not None and not isinstance(concurrency, int):
+        raise ValueError(f"for a function, concurrency is the most tasks at once (an int), got {concurrency!r}")
+    return _plan.TaskCompute(concurrency)
+
+
+def _column_compute(compute: Any, concurrency: int | None) -> _plan.TaskCompute:
+    """The task pool of a column edit: ``concurrency`` tasks at most (``compute``: Ray's older form)."""
+    if isinstance(compute, TaskPoolStrategy):
+        if concurrency is None:
+            concurrency = compute.size
+    elif compute not in (None, "tasks"):
+        raise ValueError(f"column edits run as tasks: compute must be a TaskPoolStrategy, got {compute!r}")
+    if concurrency is not None and not isinstance(concurrency, int):
+        raise ValueError(f"concurrency must be an int, got {concurrency!r}")
+    return _plan.TaskCompute(concurrency)
 
 
 _RESOURCE_ARGS = ("num_cpus", "num_gpus", "resources", "memory", "scheduling_strategy", "max_retries")
@@ -170,7 +195,7 @@ class Dataset:
         if (fn is None) == (expr is None):
             raise ValueError("filter needs exactly one of fn and expr")
         if expr is not None:
-            op = _plan.MapOp(f"Filter({expr})", _transforms.Filter(expr=expr), _plan.TaskCompute(),
+            op = _plan.MapOp(f"Filter({expr})", _transforms.Filter(expr=expr), _column_compute(compute, concurrency),
                              _remote_args(num_cpus, num_gpus, ray_remote_args))
             return self._with(op, keep_columns=True)
         ds = self._map_op("Filter", fn,
@@ -226,15 +251,15 @@ class Dataset:
                    compute: Any = None, concurrency: Any = None, **ray_remote_args: Any) -> Dataset:
         """Add (or replace) column ``col`` with ``fn(batch)``'s values."""
         fmt = _blocks.check_batch_format(batch_format)
-        op = _plan.MapOp(f"AddColumn({col})", _transforms.AddColumn(col, fn, fmt), _plan.TaskCompute(),
-                         _remote_args(None, None, ray_remote_args))
+        op = _plan.MapOp(f"AddColumn({col})", _transforms.AddColumn(col, fn, fmt),
+                         _column_compute(compute, concurrency), _remote_args(None, None, ray_remote_args))
         cols = None if self._columns is None else self._columns + ([col] if col not in self._columns else [])
         return self._with(op, cols)
 
     def drop_columns(self, cols: list[str], *, compute: Any = None, concurrency: Any = None,
                      **ray_remote_args: Any) -> Dataset:
         self._check_columns(cols, "drop_columns")
-        op = _plan.MapOp("DropColumns", _transforms.DropColumns(cols), _plan.TaskCompute(),
+        op = _plan.MapOp("DropColumns", _transforms.DropColumns(cols), _column_compute(compute, concurrency),
                          _remote_args(None, None, ray_remote_args))
         return self._with(op, None if self._columns is None else [c for c in self._columns if c not in cols])
 
@@ -242,7 +267,7 @@ class Dataset:
                        **ray_remote_args: Any) -> Dataset:
         cols = [cols] if isinstance(cols, str) else list(cols)
         self._check_columns(cols, "select_columns")
-        op = _plan.MapOp("SelectColumns", _transforms.SelectColumns(cols), _plan.TaskCompute(),
+        op = _plan.MapOp("SelectColumns", _transforms.SelectColumns(cols), _column_compute(compute, concurrency),
                          _remote_args(None, None, ray_remote_args))
         return self._with(op, cols)
 
@@ -253,7 +278,7 @@ class Dataset:
             cols = None if self._columns is None else [names.get(c, c) for c in self._columns]
         else:
             cols = list(names)
-        op = _plan.MapOp("RenameColumns", _transforms.RenameColumns(names), _plan.TaskCompute(),
+        op = _plan.MapOp("RenameColumns", _transforms.RenameColumns(names), _column_compute(None, concurrency),
                          _remote_args(None, None, ray_remote_args))
         return self._with(op, cols)
 
