@@ -148,3 +148,22 @@ def test_split_indices(total, idx):
     idx = sorted(idx)
     sizes = _rows.split_indices(total, idx)
     assert sum(sizes) == total and len(sizes) == len(idx) + 1
+
+
+@given(st.lists(st.integers(0, 50), max_size=40), st.integers(1, 5))
+def test_equal_split_gives_every_split_its_share_exactly(counts, n):
+    from tray.data._split import EqualSplit
+
+    sp: EqualSplit[int] = EqualSplit(n)
+    got = [0] * n
+    share_so_far = 0
+    for i, c in enumerate(counts):
+        for split, block in sp.add(i, c):
+            got[split] += counts[block]
+        share_so_far += c
+        assert all(g <= share_so_far // n for g in got)  # never more than a share
+        assert sum(counts[b] for b, _ in sp.held) <= n * 50 + 50  # about n blocks held
+    held, need = sp.finish()
+    share = sum(counts) // n
+    assert all(k >= 0 for k in need) and sum(need) <= sum(counts[b] for b in held)
+    assert [g + k for g, k in zip(got, need, strict=True)] == [share] * n

@@ -3,8 +3,8 @@ process (Train's dataset shards are these)."""
 
 from __future__ import annotations
 
+import collections
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -163,92 +163,116 @@ class DataIterator:
 
 class SplitCoordinator:
     """An actor running one execution per epoch and handing its blocks to ``n`` consumers:
-    first come first served, or (``equal``) the same number of rows each."""
+    first come first served, or (``equal``) the same number of rows each (``EqualSplit``).
+
+    A thread of the actor pulls the execution ahead of the consumers, at most ``ahead``
+    blocks waiting, so a consumer's call finds refs ready; each call hands out up to ``k``
+    refs, and consumers ask for the next hand-out while they read the last one."""
 
     def __init__(self, dataset: Any, n: int, equal: bool) -> None:
         self.dataset, self.n, self.equal = dataset, n, equal
+        self.ahead = max(4, 2 * n)
         self.cond = threading.Condition()
         self.epoch = -1
         self.done: set[int] = set()
-        self.it: Iterator[Any] | None = None
-        self.queues: list[list[Any]] | None = None
-        # the refs last handed to each split, kept until its consumer has fetched them: the
-        # consumer asks for the next ref only after getting all but its prefetch window
-        self.held: list[list[Any]] = [[] for _ in range(n)]
+        self.finished = True  # the epoch's execution has ended
+        self.error: BaseException | None = None
+        self.queues: list[collections.deque[Any]] = [collections.deque() for _ in range(n)]
+        self.shared: collections.deque[Any] = collections.deque()
+        # each split's last two hand-outs, kept until its consumer surely holds them: a ref in
+        # a reply must outlive the reply's trip (the consumer asks again only after it arrived)
+        self.handed: list[collections.deque[list[Any]]] = [collections.deque(maxlen=2) for _ in range(n)]
 
-    def _hand(self, split: int, ref: Any) -> list[Any]:
-        held = self.held[split]
-        held.append(ref)
-        if len(held) > 4:
-            held.pop(0)
-        return [ref]
+    def _waiting(self) -> int:
+        return len(self.shared) + sum(len(q) for q in self.queues)
 
     def _start(self, epoch: int) -> None:
-        self.epoch = epoch
-        self.done = set()
-        if self.equal:
-            from ._shuffle import slice_rows
+        self.epoch, self.done, self.finished, self.error = epoch, set(), False, None
+        threading.Thread(target=self._produce, args=(epoch,), name=f"streaming_split epoch {epoch}",
+                         daemon=True).start()
 
-            bundles = list(self.dataset._execute())
-            total = sum(m.num_rows for _, m in bundles)
-            per = total // self.n
-            parts = slice_rows(bundles, [per] * self.n) if per else []
-            self.queues = [[ref] for ref, _ in parts] if parts else [[] for _ in range(self.n)]
-            self.it = iter(())
-        else:
-            self.queues = None
-            self.it = iter(self.dataset._execute())
+    def _produce(self, epoch: int) -> None:
+        from ._shuffle import slice_rows
+        from ._split import EqualSplit
 
-    def next(self, split: int, epoch: int) -> tuple[str, Any]:
-        """``("ref", ref)``: the next block of ``split`` in ``epoch``; ``("done", None)``: its share
-        is over; ``("wait", None)``: the others are still in the last epoch (ask again). Never
-        blocks on other splits, so it needs no concurrency from the actor."""
+        splitter: EqualSplit[Any] = EqualSplit(self.n)
+        try:
+            for ref, meta in self.dataset._execute():
+                with self.cond:
+                    if not self.equal:
+                        self.shared.append(ref)
+                    else:
+                        for i, bundle in splitter.add((ref, meta), meta.num_rows):
+                            self.queues[i].append(bundle[0])
+                    self.cond.notify_all()
+                    while self._waiting() >= self.ahead and self.epoch == epoch:
+                        self.cond.wait(1.0)
+            if self.equal:
+                held, need = splitter.finish()
+                sizes = [k for k in need if k]
+                pieces = iter(slice_rows(held, sizes) if sizes else [])
+                with self.cond:
+                    for i, k in enumerate(need):
+                        if k:
+                            self.queues[i].append(next(pieces)[0])
+        except BaseException as exc:  # noqa: BLE001 - every consumer gets it
+            with self.cond:
+                self.error = exc
+        with self.cond:
+            self.finished = True
+            self.cond.notify_all()
+
+    def next(self, split: int, epoch: int, k: int) -> tuple[str, list[Any]]:
+        """``("refs", refs)``: up to ``k`` next blocks of ``split`` in ``epoch``; ``("done", [])``:
+        its share is over; ``("wait", [])``: nothing yet (the others are still in the last epoch,
+        or the execution is behind): ask again. Waits a little for blocks, never for long."""
         with self.cond:
             if epoch > self.epoch:
-                if self.epoch >= 0 and len(self.done) < self.n:
-                    return ("wait", None)
-                self._start(epoch)
+                if not self.cond.wait_for(lambda: self.epoch < 0 or len(self.done) >= self.n, 1.0):
+                    return ("wait", [])
+                if epoch > self.epoch:
+                    self._start(epoch)
             elif epoch < self.epoch:
-                return ("done", None)
-            if self.queues is not None:
-                q = self.queues[split]
-                if q:
-                    return ("ref", self._hand(split, q.pop(0))[0])
-                self.done.add(split)
-                return ("done", None)
-            try:
-                ref, _ = next(self.it)  # type: ignore[arg-type]
-                return ("ref", self._hand(split, ref)[0])
-            except StopIteration:
-                self.done.add(split)
-                return ("done", None)
+                return ("done", [])
+            queue = self.queues[split] if self.equal else self.shared
+            self.cond.wait_for(lambda: queue or self.finished, 1.0)
+            if queue:
+                refs = [queue.popleft() for _ in range(min(k, len(queue)))]
+                self.handed[split].append(refs)
+                self.cond.notify_all()
+                return ("refs", refs)
+            if not self.finished:
+                return ("wait", [])
+            if self.error is not None:
+                raise self.error
+            self.done.add(split)
+            self.cond.notify_all()
+            return ("done", [])
 
 
 class _SplitBlocks:
-    """The block refs of one split, epoch after epoch (picklable: holds the coordinator's handle)."""
+    """The block refs of one split, epoch after epoch (picklable: holds the coordinator's handle).
+    One hand-out is always asked for ahead, while the refs of the last are read."""
 
-    def __init__(self, coordinator: Any, split: int) -> None:
-        self.coordinator, self.split, self.epoch = coordinator, split, 0
+    def __init__(self, coordinator: Any, split: int, per_call: int = 4) -> None:
+        self.coordinator, self.split, self.epoch, self.per_call = coordinator, split, 0, per_call
 
     def __call__(self) -> Iterator[Any]:
         epoch = self.epoch
         self.epoch += 1
-        delay = 0.001
+        ask = self.coordinator.next.remote
+        pending = ask(self.split, epoch, self.per_call)
         while True:
-            kind, ref = tray.get(self.coordinator.next.remote(self.split, epoch))
+            kind, refs = tray.get(pending)
             if kind == "done":
                 return
-            if kind == "wait":
-                time.sleep(delay)
-                delay = min(delay * 2, 0.05)
-                continue
-            delay = 0.001
-            yield ref
+            pending = ask(self.split, epoch, self.per_call)
+            yield from refs
 
 
 def streaming_split(dataset: Any, n: int, equal: bool) -> list[DataIterator]:
     if n < 1:
         raise ValueError(f"streaming_split needs n >= 1, got {n}")
-    coord = tray.remote(SplitCoordinator).options(num_cpus=0, max_concurrency=max(4, 2 * n + 2)) \
+    coord = tray.remote(SplitCoordinator).options(num_cpus=0, max_concurrency=2 * n + 2) \
         .remote(dataset, n, equal)
     return [DataIterator(_SplitBlocks(coord, i), name=f"split {i} of {n}") for i in range(n)]
