@@ -150,9 +150,17 @@ def plain_ddp(path: str, epochs: int) -> float:
 
     from tray.train._worker import free_port
 
-    t = time.perf_counter()
-    mp.spawn(_ddp_worker, args=(2, free_port(), path, epochs), nprocs=2, join=True)
-    return time.perf_counter() - t
+    old = os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = "1"  # what torchrun sets for several processes per machine
+    try:
+        t = time.perf_counter()
+        mp.spawn(_ddp_worker, args=(2, free_port(), path, epochs), nprocs=2, join=True)
+        return time.perf_counter() - t
+    finally:
+        if old is None:
+            del os.environ["OMP_NUM_THREADS"]
+        else:
+            os.environ["OMP_NUM_THREADS"] = old
 
 
 def one_process(path: str, epochs: int) -> float:
@@ -230,12 +238,16 @@ def main() -> None:
     t = time.perf_counter()
     tray.init(num_cpus=2)
     rows["tray init"] = time.perf_counter() - t
-    fits, acc = [], 0.0
-    for _ in range(args.runs):
+    fits, ddps, ones, acc = [], [], [], 0.0
+    for _ in range(args.runs):  # interleaved, so a change in the machine's load hits every variant alike
         s, res = tray_fit(x, y, args.epochs)
         fits.append(s)
         acc = res.metrics["accuracy"]
+        ddps.append(plain_ddp(path, args.epochs))
+        ones.append(one_process(path, args.epochs))
     rows["tray TorchTrainer fit"] = statistics.median(fits)
+    rows["plain DDP (2 processes)"] = statistics.median(ddps)
+    rows["one process (fresh python)"] = statistics.median(ones)
     restart = None
     if not args.quick:
         gaps = []
@@ -246,8 +258,6 @@ def main() -> None:
             gaps.append((ts[2] - ts[1]) - normal)
         restart = statistics.median(gaps)
     tray.shutdown()
-    rows["plain DDP (2 processes)"] = statistics.median(plain_ddp(path, args.epochs) for _ in range(args.runs))
-    rows["one process (fresh python)"] = statistics.median(one_process(path, args.epochs) for _ in range(args.runs))
     ray = ray_side(args.ray_python, path, args.epochs, args.runs) if args.ray_python else None
     if ray is not None:
         rows["ray init"] = ray["init_s"]

@@ -159,7 +159,7 @@ def test_past_max_failures_fit_raises_naming_the_worker(tray2, storage, tmp_path
         trainer.fit()
     msg = str(info.value)
     assert "worker rank 1" in msg and "pid" in msg and "node" in msg and "exited with code 1" in msg
-    assert set(info.value.worker_failures) == {1}
+    assert 1 in info.value.worker_failures and msg.index("worker rank 1") < msg.index("pid")
     # restore() picks the run up from its latest checkpoint (the marker now exists: no second death)
     path = os.path.join(storage, "fails")
     assert TorchTrainer.can_restore(path) and not TorchTrainer.can_restore(str(tmp_path))

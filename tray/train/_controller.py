@@ -39,6 +39,7 @@ log = logging.getLogger("tray.train")
 
 BOOK_FILE = "train_state.json"
 RESULT_FILE = "result.json"
+DEATH_GRACE_S = 1.0
 _DEATHS = (tex.RayActorError, tex.WorkerCrashedError, tex.NodeDiedError, tex.OwnerDiedError)
 
 
@@ -74,8 +75,8 @@ class _GroupFailed(Exception):
 class TrainController:
     """Runs one spec to its end and returns its Result (or raises TrainingFailedError)."""
 
-    def __init__(self, spec: RunSpec, on_report: Callable[[dict[str, Any], Checkpoint | None], None] | None = None,
-                 placement_group: Any = None, bundle_offset: int = 0) -> None:
+    def __init__(self, spec: RunSpec,
+                 on_report: Callable[[dict[str, Any], Checkpoint | None], None] | None = None) -> None:
         self.spec = spec
         self.on_report = on_report
         cc = spec.run_config.checkpoint_config
@@ -86,8 +87,6 @@ class TrainController:
         self.latest_metrics: dict[str, Any] | None = None
         self.return_value: Any = None
         self.failures = 0
-        self._pg = placement_group
-        self._offset = bundle_offset
         self._callbacks = list(spec.run_config.callbacks or [])
 
     # ---- state on storage (what restore() reads)
@@ -204,8 +203,7 @@ class TrainController:
         max_failures = spec.run_config.failure_config.max_failures  # type: ignore[union-attr]
         while True:
             group = WorkerGroup(spec.scaling.num_workers, spec.scaling._resources_per_worker_not_none,
-                                spec.scaling.placement_strategy, placement_group=self._pg,
-                                bundle_offset=self._offset, preload=spec.backend.preload_modules)
+                                spec.scaling.placement_strategy, preload=spec.backend.preload_modules)
             try:
                 self._run_group(group)
                 return
@@ -215,7 +213,8 @@ class TrainController:
                     if hasattr(cb, "after_exception"):
                         cb.after_exception(run_context=self, worker_exceptions=failed.failures)
                 if not should_retry(self.failures, max_failures):
-                    raise training_failed(failed.message, failed.failures) from next(iter(failed.failures.values()))
+                    cause = min(failed.failures.items(), key=lambda kv: (not isinstance(kv[1], _DEATHS), kv[0]))[1]
+                    raise training_failed(failed.message, failed.failures) from cause
                 log.warning("Train: %s; restarting the worker group (failure %d of %s) from %s", failed.message,
                             self.failures, "unlimited" if max_failures < 0 else max_failures,
                             self.book.latest.name if self.book.latest else "the start")
@@ -275,16 +274,19 @@ class TrainController:
 
     def _fail(self, group: WorkerGroup, failures: dict[int, BaseException], pending: list[Any],
               rank_of: dict[Any, int]) -> None:
-        """Collect the errors already there besides the first, then raise _GroupFailed."""
+        """Collect the other ranks' errors, then raise _GroupFailed. When the first is not a death, the
+        others get a moment (DEATH_GRACE_S): a peer's death often shows first as a collective's error
+        on a live rank ("connection reset by peer"), and the death is the cause to name."""
         if pending:
-            ready, _ = tray.wait(pending, num_returns=len(pending), timeout=0)
+            wait_s = 0 if any(isinstance(e, _DEATHS) for e in failures.values()) else DEATH_GRACE_S
+            ready, _ = tray.wait(pending, num_returns=len(pending), timeout=wait_s)
             for ref in ready:
                 try:
                     tray.get(ref)
                 except Exception as exc:  # noqa: BLE001
                     failures[rank_of[ref]] = exc
         lines = []
-        for rank, err in sorted(failures.items()):
+        for rank, err in sorted(failures.items(), key=lambda kv: (not isinstance(kv[1], _DEATHS), kv[0])):
             how = "died:" if isinstance(err, _DEATHS) else "raised"
             lines.append(f"{group.describe(rank)} {how} {err}")
         raise _GroupFailed(failures, "\n".join(lines))

@@ -42,9 +42,11 @@ def run_loop(fn: Callable[..., Any], config: dict[str, Any] | None) -> Any:
 class TrainWorker:
     """The actor class (made remote by the worker group)."""
 
-    def __init__(self, preload: tuple[str, ...] = ()) -> None:
+    def __init__(self, preload: tuple[str, ...] = (), num_cpus: float = 1.0) -> None:
         self._channel: EventChannel | None = None
         self._thread: threading.Thread | None = None
+        # as Ray Train: math libraries use the worker's CPUs, not every core (read when torch is imported)
+        os.environ.setdefault("OMP_NUM_THREADS", str(max(1, int(num_cpus))))
         if preload:  # overlap the framework's import (seconds for torch) with the group's set-up calls
             import importlib
 
@@ -88,6 +90,3 @@ class TrainWorker:
     def next_event(self) -> Event:
         assert self._channel is not None, "start() first"
         return self._channel.take()
-
-    def shutdown(self, backend: Any) -> None:
-        backend.on_worker_shutdown()

@@ -44,13 +44,10 @@ class WorkerGroup:
     """Start, address and tear down the group's actors."""
 
     def __init__(self, num_workers: int, resources_per_worker: dict[str, float], placement_strategy: str,
-                 *, placement_group: PlacementGroup | None = None, bundle_offset: int = 0,
-                 start_timeout_s: float = 600.0, preload: tuple[str, ...] = ()) -> None:
+                 *, start_timeout_s: float = 600.0, preload: tuple[str, ...] = ()) -> None:
         self.num_workers = num_workers
         self.resources = dict(resources_per_worker)
         self.strategy = placement_strategy
-        self._given_pg = placement_group  # a Tune trial's group: workers go in bundles offset.. (not removed)
-        self._offset = bundle_offset if placement_group is not None else 0
         self._pg: PlacementGroup | None = None
         self.start_timeout_s = start_timeout_s
         self.preload = preload
@@ -58,9 +55,7 @@ class WorkerGroup:
         self.slots: list[WorkerSlot] = []
 
     def start(self) -> list[WorkerSlot]:
-        pg = self._given_pg
-        if pg is None:
-            pg = self._pg = placement_group([self.resources] * self.num_workers, strategy=self.strategy)
+        pg = self._pg = placement_group([self.resources] * self.num_workers, strategy=self.strategy)
         tray.get(pg.ready(), timeout=self.start_timeout_s)
         opts: dict[str, Any] = {"num_cpus": self.resources.get("CPU", 0.0), "max_concurrency": 2,
                                 "max_restarts": 0}
@@ -73,7 +68,7 @@ class WorkerGroup:
             opts["memory"] = self.resources["memory"]
         actors = [_RemoteWorker.options(
             **opts, scheduling_strategy=PlacementGroupSchedulingStrategy(
-                pg, placement_group_bundle_index=self._offset + i)).remote(self.preload)
+                pg, placement_group_bundle_index=i)).remote(self.preload, self.resources.get("CPU", 1.0))
             for i in range(self.num_workers)]
         self.workers = actors
         infos = tray.get([a.info.remote() for a in actors], timeout=self.start_timeout_s)

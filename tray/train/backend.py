@@ -3,7 +3,8 @@ worker group before ``train_loop_per_worker`` runs, and torn down after.
 
 A backend is plain data sent to every worker. The controller asks it for each rank's
 environment (``worker_env``: pure, from the group's layout) and then every worker runs
-``on_worker_start`` at once (a process group's rendezvous needs all ranks).
+``on_worker_start`` at once (a process group's rendezvous needs all ranks). There is no
+shutdown hook: a group ends with its processes, which takes the process group with it.
 """
 
 from __future__ import annotations
@@ -43,9 +44,6 @@ class Backend:
 
     def on_worker_start(self, context: TrainContext) -> None:
         """Runs in every worker at once, after ``worker_env`` is applied and before the loop."""
-
-    def on_worker_shutdown(self) -> None:
-        """Runs in every worker after the loop (best effort)."""
 
 
 @attrs.define

@@ -92,9 +92,3 @@ class _TorchBackend(Backend):
             dist.destroy_process_group()
         dist.init_process_group(backend=backend, init_method=init, rank=context.world_rank,
                                 world_size=context.world_size, timeout=timedelta(seconds=self.timeout_s))
-
-    def on_worker_shutdown(self) -> None:
-        import torch.distributed as dist
-
-        if dist.is_initialized():
-            dist.destroy_process_group()
