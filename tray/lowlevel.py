@@ -48,6 +48,7 @@ __all__ = [
     "log_files",
     "memory_state",
     "new_object_refs",
+    "node_state",
     "paused_in_debugger",
     "read_log",
     "ref_of",
@@ -195,6 +196,56 @@ def cluster_state(kind: str, *, address: str | None = None) -> list[dict[str, An
 def memory_state(address: str | None = None) -> tuple[list[dict[str, Any]], dict[str, Any], str | None]:
     """Sync: ``(object rows, {node_id: store usage}, this driver's node id, else the head's)``."""
     return _gather.objects_and_stores(address)
+
+
+NODE_ASK_TIMEOUT_S = 5.0
+
+
+async def node_state(system: Any) -> dict[str, Any]:
+    """Async, in a node's own process (a child of its supervision tree, as the per-node metrics
+    exporter, given its ``self.system``): ``node_id``; ``resources_total`` and
+    ``resources_available``; ``pids``: the node process's and its worker processes';
+    ``store``: its object store's usage (``budget``, ``used``, ``spilled_bytes``, ``objects``,
+    ...); ``received``: ``{(actor name, method): count}``, the messages each named actor of the
+    node process (its scheduler, store, control store on the head, ...) received from other
+    processes since it started (RPC rates); ``control``: the control store (its KV methods are
+    :func:`control_call_at`'s), or None before the node joined its cluster. A part that does
+    not answer within a timeout is left empty."""
+    import os
+
+    import trio
+
+    from .cluster._control import CONTROL_NAME
+    from .cluster._scheduler import SCHEDULER_NAME
+    from .store import STORE_NAME
+
+    out: dict[str, Any] = {"node_id": system.uid, "resources_total": {}, "resources_available": {},
+                           "pids": [os.getpid()], "store": {}, "received": {}, "control": system.lookup(CONTROL_NAME)}
+    scheduler, store = system.lookup(SCHEDULER_NAME), system.lookup(STORE_NAME)
+
+    async def from_scheduler() -> None:
+        if scheduler is None:
+            return
+        out["resources_total"], out["resources_available"] = await scheduler.resources.ask()
+        out["pids"] += [p["pid"] for p in await scheduler.processes.ask() if p.get("pid")]
+        if out["control"] is None:
+            with trio.move_on_after(0.1):  # not joined yet: no control store to name
+                out["control"] = (await scheduler.node_info.ask())["control"]
+
+    async def from_store() -> None:
+        if store is not None:
+            out["store"] = await store.stats.ask()
+
+    with trio.move_on_after(NODE_ASK_TIMEOUT_S):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(from_scheduler)
+            nursery.start_soon(from_store)
+    for ref in system.actors():
+        cell = system.cell(ref.actor_id)
+        if ref.name is not None and cell is not None:
+            for method, n in list(cell.received.items()):
+                out["received"][(ref.name, method)] = n
+    return out
 
 
 LOG_ASK_TIMEOUT_S = 10.0

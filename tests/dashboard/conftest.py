@@ -27,25 +27,39 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_head(num_cpus: int = 2) -> tuple[subprocess.Popen[str], str, str, str]:
-    """``(process, dashboard url, token, head address)`` of a new head in the foreground."""
-    token = secrets.token_hex(16)
-    port = free_port()
+def start_node(*args: str, token: str, want: tuple[str, ...]) -> tuple[subprocess.Popen[str], dict[str, str]]:
+    """A node (``tray start --block *args``) in the foreground, and the URLs it printed: for each
+    of ``want`` ("dashboard", "metrics"), what its ``tray: NAME at URL`` line said."""
     env = {**os.environ, "TRAY_CLUSTER_TOKEN": token}
-    proc = subprocess.Popen([sys.executable, "-m", "tray", "start", "--head", "--block", "--port", str(port),
-                             "--num-cpus", str(num_cpus), "--dashboard-port", "0"],
+    proc = subprocess.Popen([sys.executable, "-m", "tray", "start", "--block", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
     deadline = time.monotonic() + START_TIMEOUT_S
-    url = None
+    urls: dict[str, str] = {}
     assert proc.stdout is not None
-    while url is None:
+    while set(want) - set(urls):
         line = proc.stdout.readline()
         if not line:
-            raise RuntimeError(f"the head exited before its dashboard was up (code {proc.wait()})")
-        if "dashboard at " in line:
-            url = line.strip().rpartition(" ")[2]
-        assert time.monotonic() < deadline, "the head took too long to start"
-    return proc, url, token, f"127.0.0.1:{port}"
+            raise RuntimeError(f"the node exited before it was up (code {proc.wait()})")
+        for name in want:
+            if f"tray: {name} at " in line:
+                urls[name] = line.strip().rpartition(" ")[2]
+        assert time.monotonic() < deadline, "the node took too long to start"
+    return proc, urls
+
+
+def start_head(num_cpus: int = 2) -> tuple[subprocess.Popen[str], str, str, str]:
+    """``(process, dashboard url, token, head address)`` of a new head in the foreground."""
+    proc, url, token, address, _metrics = start_head_with_metrics(num_cpus)
+    return proc, url, token, address
+
+
+def start_head_with_metrics(num_cpus: int = 2) -> tuple[subprocess.Popen[str], str, str, str, str]:
+    """``(process, dashboard url, token, head address, the head's own metrics URL)``."""
+    token = secrets.token_hex(16)
+    port = free_port()
+    proc, urls = start_node("--head", "--port", str(port), "--num-cpus", str(num_cpus), "--dashboard-port", "0",
+                            token=token, want=("dashboard", "metrics"))
+    return proc, urls["dashboard"], token, f"127.0.0.1:{port}", urls["metrics"]
 
 
 def stop_head(proc: subprocess.Popen[str]) -> None:
@@ -59,13 +73,14 @@ def stop_head(proc: subprocess.Popen[str]) -> None:
 
 @pytest.fixture(scope="module")
 def head() -> Iterator[dict[str, Any]]:
-    proc, url, token, address = start_head()
+    proc, url, token, address, metrics_url = start_head_with_metrics()
     os.environ["TRAY_CLUSTER_TOKEN"] = token
     try:
         tray.init(address=address)
         client = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=60)
         assert client.get("/api/version").status_code == 200  # the server process is up before any test
-        yield {"url": url, "token": token, "address": address, "http": client, "proc": proc}
+        yield {"url": url, "token": token, "address": address, "http": client, "proc": proc,
+               "metrics_url": metrics_url}
         client.close()
     finally:
         tray.shutdown()

@@ -58,6 +58,8 @@ def add_start_arguments(p: argparse.ArgumentParser) -> None:
                    help="serve the web dashboard from the head (default: true when tray[default] is installed)")
     p.add_argument("--dashboard-host", help="the dashboard's interface (default 127.0.0.1: this machine only)")
     p.add_argument("--dashboard-port", type=int, help="the dashboard's port (default 8265, or a free one if taken)")
+    p.add_argument("--metrics-export-port", type=int,
+                   help="this node's own Prometheus /metrics port, on --node-ip-address (default: a free one)")
 
 
 def _bool(text: str) -> bool:
@@ -99,7 +101,7 @@ def start(args: argparse.Namespace) -> int:
         env.update(_config.to_env(cluster_token=token))
         argv += ["--address", head]
     for flag in ("port", "num_cpus", "num_gpus", "resources", "object_store_memory", "storage", "node_timeout",
-                 "include_dashboard", "dashboard_host", "dashboard_port"):
+                 "include_dashboard", "dashboard_host", "dashboard_port", "metrics_export_port"):
         value = getattr(args, flag)
         if value is not None:
             argv += [f"--{flag.replace('_', '-')}", str(value)]
@@ -121,7 +123,9 @@ def start(args: argparse.Namespace) -> int:
               f"  in Python:     tray.init(address=\"auto\")   or   tray.init(address=\"{address}\")\n"
               f"  cluster token: {token}   (set {_config.env_name('cluster_token')} to it on other machines)\n"
               + (f"  dashboard:     {record['dashboard_url']}   (sign in with the cluster token)\n"
-                 if record.get("dashboard_url") else "") +
+                 if record.get("dashboard_url") else "")
+              + (f"  metrics:       {record['metrics_url']}/metrics   (Prometheus, with the token)\n"
+                 if record.get("metrics_url") else "") +
               f"  status:        tray status\n"
               f"  stop:          tray stop")
     else:

@@ -97,6 +97,7 @@ class Cell:
         self.started = trio.Event()
         self.done = trio.Event()
         self.start_error: BaseException | None = None
+        self.received: dict[str, int] = {}  # messages from other processes, by method (RPC rates)
 
     # ---------------------------------------------------------------- sending
 
@@ -140,6 +141,8 @@ class Cell:
         caller's task. The actor would have run it next, alone, all the same; this spares
         a task switch per message from the network (the reader delivering it runs it)."""
         method, args, kwargs, reply = msg
+        received = self.received
+        received[method] = received.get(method, 0) + 1
         if not self.parked or self.reason is not None or self.proto.get(method, True):
             return self.offer(msg)
         self.current = reply

@@ -44,6 +44,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--include-dashboard", type=lambda v: v.lower() in ("1", "true", "yes", "on"), default=None)
     p.add_argument("--dashboard-host", default=None)
     p.add_argument("--dashboard-port", type=int, default=None)
+    p.add_argument("--metrics-export-port", type=int, default=None)
     p.add_argument("--ready-line", action="store_true", help="say 'ready' as one JSON line on stdout, then "
                    "send stdout to the log (how `tray start` waits for a node in the background)")
     return p
@@ -83,7 +84,7 @@ async def serve(args: argparse.Namespace, ready: Any) -> None:
             env = dict(os.environ)
             env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
             node = LocalNode(system, resources, env, store, head=args.head, head_address=args.address,
-                             dashboard=_dashboard(args),
+                             dashboard=_dashboard(args), metrics=_metrics(args),
                              storage=storage if args.head else None, echo_output=False, log_dir=logs,
                              info={"ip": ip, "port": int(system.address.rpartition(":")[2]),  # type: ignore[union-attr]
                                    "session_dir": session_dir})
@@ -95,7 +96,8 @@ async def serve(args: argparse.Namespace, ready: Any) -> None:
             record = {"kind": kind, "address": head_address if args.head else system.address,
                       "head_address": head_address, "node_address": system.address, "token": token,
                       "pid": os.getpid(), "node_id": info["node_id"], "store_prefix": store.prefix,
-                      "storage": storage_url, "session_dir": session_dir, "dashboard_url": node.dashboard_url}
+                      "storage": storage_url, "session_dir": session_dir, "dashboard_url": node.dashboard_url,
+                      "metrics_url": node.metrics_url}
             write_session(session_dir, record)
             ready(record)
             with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
@@ -120,6 +122,18 @@ def _dashboard(args: argparse.Namespace) -> dict[str, Any] | None:
     if include and not dashboard_available():
         raise ImportError('--include-dashboard needs the dashboard\'s packages: pip install "tray[default]"')
     return {"host": args.dashboard_host or "127.0.0.1", "port": args.dashboard_port}
+
+
+def _metrics(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The node's own metrics port (Ray's ``--metrics-export-port``; default: a free port when the
+    dashboard's packages are installed, else none)."""
+    from ._node import dashboard_available
+
+    if not dashboard_available():
+        if args.metrics_export_port is not None:
+            raise ImportError('--metrics-export-port needs the dashboard\'s packages: pip install "tray[default]"')
+        return None
+    return {"host": args.node_ip_address, "port": args.metrics_export_port or 0}
 
 
 async def _check_head(system: Any, address: str) -> None:
@@ -162,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"token {record['token']}); Ctrl-C stops it", flush=True)
             if record.get("dashboard_url"):
                 print(f"tray: dashboard at {record['dashboard_url']}", flush=True)
+            if record.get("metrics_url"):
+                print(f"tray: metrics at {record['metrics_url']}/metrics", flush=True)
 
     try:
         trio.run(serve, args, ready)

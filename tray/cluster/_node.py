@@ -7,7 +7,8 @@
     ├── node scheduler
     ├── memory monitor           (unless memory_monitor_refresh_ms is 0)
     ├── head link supervisor     (one_for_one: HeadLink, restarted with backoff)
-    └── dashboard                (head node, include_dashboard: started from a string)
+    ├── dashboard                (head node, include_dashboard: started from a string)
+    └── metrics exporter         (the node's own Prometheus port: started from a string)
 
 The store starts before and stops after every worker that could write to it. The head
 link registers the node with the control store (local on the head, remote elsewhere)
@@ -38,6 +39,8 @@ DASHBOARD = "tray.dashboard._head:DashboardProcess"  # a library: named, never i
 DASHBOARD_NAME = "tray.dashboard"
 DASHBOARD_EXTRA = ("starlette", "hypercorn", "httpx", "prometheus_client")  # tray[default]
 DASHBOARD_URL_KEY = ("_tray", "dashboard_url")  # (namespace, key) in the control store's KV table
+NODE_METRICS = "tray.dashboard._node_metrics:NodeMetrics"  # every node's metrics port (a library's)
+NODE_METRICS_NAME = "tray.metrics"
 
 
 def dashboard_available() -> bool:
@@ -143,7 +146,8 @@ class LocalNode:
                  store: StoreConfig, log_to_driver: bool = True, *, head: bool = True,
                  head_address: str | None = None, storage: Any = None, info: dict[str, Any] | None = None,
                  echo_output: bool = True, log_dir: str | None = None, node_grace_s: float = 30.0,
-                 memory: MemoryConfig | None = None, dashboard: dict[str, Any] | None = None) -> None:
+                 memory: MemoryConfig | None = None, dashboard: dict[str, Any] | None = None,
+                 metrics: dict[str, Any] | None = None) -> None:
         self.system = system
         self.resources = resources
         self.node_id = system.uid
@@ -159,6 +163,8 @@ class LocalNode:
         self.supervisor: ActorRef | None = None
         self.dashboard = dashboard if head else None  # {"host", "port"}: the head serves the dashboard
         self.dashboard_url: str | None = None
+        self.metrics = metrics  # {"host", "port"}: this node's own Prometheus port
+        self.metrics_url: str | None = None
 
     def spec(self) -> SupervisorSpec:
         assert self.system.address is not None, "a node's system must listen (workers connect to it)"
@@ -197,12 +203,18 @@ class LocalNode:
             children.append(ChildSpec(id="dashboard", start=DASHBOARD, name=DASHBOARD_NAME, args=(
                 self.system.address, self.worker_env, os.path.dirname(log_dir) if log_dir else None,
                 self.dashboard.get("host") or "127.0.0.1", self.dashboard.get("port"))))
+        if self.metrics is not None:
+            children.append(ChildSpec(id="metrics", start=NODE_METRICS, name=NODE_METRICS_NAME,
+                                      args=(self.metrics.get("host") or "127.0.0.1", self.metrics.get("port") or 0)))
         return SupervisorSpec(strategy="one_for_one", intensity=3, period=5.0, children=children)
 
     async def start(self) -> ActorRef:
         self.supervisor = await self.system.spawn(Supervisor, self.spec(), name="tray.node")
         scheduler = self.system.lookup(SCHEDULER_NAME)
         assert scheduler is not None
+        exporter = self.system.lookup(NODE_METRICS_NAME) if self.metrics is not None else None
+        if exporter is not None:
+            self.metrics_url = await exporter.get_url.ask()
         dashboard = self.system.lookup(DASHBOARD_NAME) if self.dashboard is not None else None
         if dashboard is not None:
             self.dashboard_url = await dashboard.get_url.ask()

@@ -106,7 +106,9 @@ def init(
             ``get_warn_after_s`` (30; or ``TRAY_GET_WARN_AFTER_S``: a ``tray.get`` waiting longer
             logs once what it waits on), ``object_spilling_config`` (Ray's JSON form);
             ``include_dashboard`` (default: on when ``tray[default]`` is installed),
-            ``dashboard_host`` (127.0.0.1), ``dashboard_port`` (8265, or a free one if taken).
+            ``dashboard_host`` (127.0.0.1), ``dashboard_port`` (8265, or a free one if taken);
+            ``_metrics_export_port``: the node's own Prometheus port on 127.0.0.1 (default: a
+            free one when the node has a dashboard).
             Options Ray accepts that do not apply here (``logging_level``, ...) are accepted
             and ignored.
 
@@ -148,6 +150,7 @@ def init(
             total = node_resources(num_cpus, num_gpus, resources, object_store_memory=store.get("object_store_memory"))
             memory = MemoryConfig.of(settings)
             store["dashboard"] = _dashboard_options(kwargs)
+            store["metrics"] = _metrics_options(kwargs, store["dashboard"] is not None)
             rt = Runtime(node_address=None, token=secrets.token_hex(16),
                          node_config={"resources": total, "log_to_driver": log_to_driver, "memory": memory, **store,
                                       "worker_env": _config.to_env(post_mortem=settings.post_mortem)},
@@ -204,6 +207,21 @@ def _dashboard_options(kwargs: dict[str, Any]) -> dict[str, Any] | None:
     if port is not None and (not isinstance(port, int) or not 0 <= port < 65536):
         raise ValueError(f"dashboard_port must be a port number, got {port!r}")
     return {"host": kwargs.get("dashboard_host") or "127.0.0.1", "port": port}
+
+
+def _metrics_options(kwargs: dict[str, Any], dashboard: bool) -> dict[str, Any] | None:
+    """The node's own Prometheus port: Ray's ``_metrics_export_port`` (default: a free port
+    when the node has a dashboard, else none), on 127.0.0.1."""
+    from ..cluster._node import dashboard_available
+
+    port = kwargs.get("_metrics_export_port")
+    if port is None:
+        return {"host": "127.0.0.1", "port": 0} if dashboard else None
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port < 65536:
+        raise ValueError(f"_metrics_export_port must be a port number, got {port!r}")
+    if not dashboard_available():
+        raise ImportError('_metrics_export_port needs the dashboard\'s packages: pip install "tray[default]"')
+    return {"host": "127.0.0.1", "port": port}
 
 
 def _dashboard_url(rt: Runtime) -> str | None:

@@ -157,7 +157,7 @@ class Runtime:
                             cfg.get("object_store_memory"), own_spill_dir=spill_dir is None,
                             inline_limit=cfg.get("inline_limit", DEFAULT_INLINE_LIMIT))
         self.node = LocalNode(system, cfg["resources"], self._worker_env(), store, cfg.get("log_to_driver", True),
-                              memory=cfg.get("memory"), dashboard=cfg.get("dashboard"))
+                              memory=cfg.get("memory"), dashboard=cfg.get("dashboard"), metrics=cfg.get("metrics"))
         self.scheduler = await self.node.start()
         return await self.scheduler.node_info.ask()
 

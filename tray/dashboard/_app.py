@@ -25,6 +25,7 @@ from starlette.staticfiles import StaticFiles
 import tray
 
 from .. import lowlevel
+from ..exceptions import GetTimeoutError, RayActorError
 from ..job_submission import runtime_env as _runtime_env
 from ..job_submission.manager import JobManager
 from ..util import state
@@ -94,7 +95,7 @@ def listing(resource: str, filters: list[tuple[str, str, str]], limit: int, deta
                        "partial_failure_warning": "", "warnings": None}}
 
 
-def cluster_status() -> dict[str, Any]:
+def cluster_status(token: str) -> dict[str, Any]:
     nodes = lowlevel.cluster_state("nodes")
     total: dict[str, float] = {}
     avail: dict[str, float] = {}
@@ -109,7 +110,39 @@ def cluster_status() -> dict[str, Any]:
     return {"nodes": nodes, "alive": sum(n["state"] == "ALIVE" for n in nodes),
             "dead": sum(n["state"] != "ALIVE" for n in nodes), "resources_total": total,
             "resources_available": avail, "resources_used": {k: total[k] - avail.get(k, 0) for k in total},
-            "object_stores": stores, "time": time.time()}
+            "object_stores": stores, "node_stats": _metrics.node_stats(_metrics.scrape_nodes(token)),
+            "time": time.time()}
+
+
+def prometheus_targets() -> list[dict[str, Any]]:
+    """Prometheus' HTTP service discovery: every alive node's own metrics port."""
+    return [{"targets": [url.partition("://")[2]], "labels": {"NodeId": node_id}}
+            for node_id, url in sorted(_metrics.node_urls().items())]
+
+
+SERVE_CONTROLLER = ("SERVE_CONTROLLER_ACTOR", "serve")  # Serve's controller: Ray's name and namespace
+SERVE_ASK_TIMEOUT_S = 10.0
+
+
+def serve_details() -> dict[str, Any]:
+    """Serve's applications as Ray's ``/api/serve/applications/`` shows them, asked of Serve's
+    controller by its (Ray's) name; no applications when Serve does not run."""
+    try:
+        controller = tray.get_actor(SERVE_CONTROLLER[0], namespace=SERVE_CONTROLLER[1])
+    except ValueError:
+        return {"controller_info": None, "proxy_location": None, "http_options": None, "applications": {}}
+    raw = tray.get(controller.status.remote(), timeout=SERVE_ASK_TIMEOUT_S)
+    apps = {}
+    for name, app in raw["applications"].items():
+        deployments = {dn: {"name": dn, "status": d["status"], "message": d["message"],
+                            "target_num_replicas": d["target"], "replica_states": d["replica_states"]}
+                       for dn, d in app["deployments"].items()}
+        apps[name] = {"name": name, "route_prefix": app["route_prefix"], "status": app["status"],
+                      "message": app["message"], "last_deployed_time_s": app["last_deployed_time_s"],
+                      "ingress": app["ingress"], "deployments": deployments}
+    proxy = raw.get("proxy")
+    return {"controller_info": {"actor_name": SERVE_CONTROLLER[0]},
+            "proxy_location": "HeadOnly" if proxy else None, "http_options": proxy, "applications": apps}
 
 
 def job_timeline(job_id: str | None) -> list[dict[str, Any]]:
@@ -137,7 +170,7 @@ def build_app(*, token: str, log_dir: str, resources_dir: str, url: str = "") ->
     """The dashboard: ``token`` guards it; job logs go to ``log_dir``; runtime envs are
     prepared under ``resources_dir``."""
     jobs = JobManager(log_dir, resources_dir)
-    history = _metrics.History()
+    history = _metrics.History(token)
     static_dir = str(resources.files("tray.dashboard") / "static")
 
     async def index(request: Request) -> Response:
@@ -191,12 +224,21 @@ def build_app(*, token: str, log_dir: str, resources_dir: str, url: str = "") ->
         return JSONResponse(await run(job_timeline, request.query_params.get("job_id")))
 
     async def status(request: Request) -> Response:
-        return ok({"clusterStatus": await run(cluster_status)})
+        return ok({"clusterStatus": await run(cluster_status, token)})
 
     async def metrics(request: Request) -> Response:
         from prometheus_client import CONTENT_TYPE_LATEST
 
-        return Response(await run(_metrics.exposition), media_type=CONTENT_TYPE_LATEST)
+        return Response(await run(_metrics.exposition, token), media_type=CONTENT_TYPE_LATEST)
+
+    async def prometheus_sd(request: Request) -> Response:
+        return JSONResponse(await run(prometheus_targets))
+
+    async def serve_applications(request: Request) -> Response:
+        try:
+            return JSONResponse(await run(serve_details))
+        except (GetTimeoutError, RayActorError) as exc:
+            return fail(503, f"Serve's controller did not answer: {exc}")
 
     async def metric_series(request: Request) -> Response:
         return ok({"samples": await run(history.sample)})
@@ -314,6 +356,8 @@ def build_app(*, token: str, log_dir: str, resources_dir: str, url: str = "") ->
         Route("/api/cluster_status", status),
         Route("/api/metrics/series", metric_series),
         Route("/metrics", metrics),
+        Route("/api/prometheus/sd", prometheus_sd),
+        Route("/api/serve/applications/", serve_applications),
         Route("/api/jobs/", job_submit, methods=["POST"]),
         Route("/api/jobs/", job_list, methods=["GET"]),
         Route("/api/jobs/{job_id}", job_get, methods=["GET"]),

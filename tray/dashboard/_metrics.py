@@ -108,23 +108,146 @@ def cluster_families() -> list[Any]:
         spilled.add_metric([node_id], s.get("spilled_bytes", 0))
         objects.add_metric([node_id], s.get("objects", 0))
     out += [used, budget, spilled, objects]
-    out += host_families(next((n["node_id"] for n in nodes if n.get("is_head_node")), ""))
     return out
 
 
-def host_families(node_id: str) -> list[Any]:
-    """This machine's (the head's) CPU and memory use."""
+def host_sample(pids: list[int]) -> dict[str, Any]:
+    """This machine's CPU and memory, and what the processes ``pids`` (a node's) use of them."""
     import psutil
-    from prometheus_client.core import GaugeMetricFamily
 
-    cpu = GaugeMetricFamily("tray_node_cpu_utilization", "CPU use of the head's machine, percent", labels=["NodeId"])
-    cpu.add_metric([node_id], psutil.cpu_percent(interval=None))
     mem = psutil.virtual_memory()
-    used = GaugeMetricFamily("tray_node_mem_used_bytes", "Memory used on the head's machine", labels=["NodeId"])
-    used.add_metric([node_id], mem.total - mem.available)
-    tot = GaugeMetricFamily("tray_node_mem_total_bytes", "Memory of the head's machine", labels=["NodeId"])
-    tot.add_metric([node_id], mem.total)
-    return [cpu, used, tot]
+    rss, cpu_s, alive = 0, 0.0, 0
+    for pid in pids:
+        try:
+            p = psutil.Process(pid)
+            with p.oneshot():
+                rss += p.memory_info().rss
+                t = p.cpu_times()
+                cpu_s += t.user + t.system
+            alive += 1
+        except psutil.Error:  # gone meanwhile
+            continue
+    return {"cpu_percent": psutil.cpu_percent(interval=None), "cpu_count": psutil.cpu_count() or 1,
+            "mem_total": mem.total, "mem_used": mem.total - mem.available, "mem_available": mem.available,
+            "procs_rss": rss, "procs_cpu_seconds": cpu_s, "procs": alive}
+
+
+NODE_FAMILY_PREFIXES = ("tray_node_", "tray_rpc_")  # what only the nodes' own ports export
+
+
+def node_families(state: dict[str, Any], host: dict[str, Any]) -> list[Any]:
+    """One node's metrics (its port's): ``state`` is ``tray.lowlevel.node_state``'s answer,
+    ``host`` :func:`host_sample`'s."""
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    nid = state["node_id"]
+
+    def gauge(name: str, doc: str, value: float) -> Any:
+        fam = GaugeMetricFamily(name, doc, labels=["NodeId"])
+        fam.add_metric([nid], value)
+        return fam
+
+    out = [
+        gauge("tray_node_cpu_utilization", "CPU use of the node's machine, percent", host["cpu_percent"]),
+        gauge("tray_node_cpu_count", "CPUs of the node's machine", host["cpu_count"]),
+        gauge("tray_node_mem_used_bytes", "Memory used on the node's machine", host["mem_used"]),
+        gauge("tray_node_mem_available_bytes", "Memory available on the node's machine", host["mem_available"]),
+        gauge("tray_node_mem_total_bytes", "Memory of the node's machine", host["mem_total"]),
+        gauge("tray_node_processes_rss_bytes", "RSS of the node's processes (the node and its workers)",
+              host["procs_rss"]),
+        gauge("tray_node_processes", "The node's processes (the node and its workers)", host["procs"]),
+    ]
+    cpu = CounterMetricFamily("tray_node_processes_cpu_seconds", "CPU time of the node's processes alive now",
+                              labels=["NodeId"])
+    cpu.add_metric([nid], host["procs_cpu_seconds"])
+    out.append(cpu)
+    total = GaugeMetricFamily("tray_node_resources_total", "The node's resources", labels=["NodeId", "Name"])
+    avail = GaugeMetricFamily("tray_node_resources_available", "The node's unreserved resources",
+                              labels=["NodeId", "Name"])
+    for name, v in sorted(state["resources_total"].items()):
+        total.add_metric([nid, name], v)
+    for name, v in sorted(state["resources_available"].items()):
+        avail.add_metric([nid, name], v)
+    out += [total, avail]
+    store = state["store"]
+    for key, name, doc in (("used", "used_bytes", "Bytes of objects in the node's shared memory"),
+                           ("budget", "budget_bytes", "The node's object store budget"),
+                           ("spilled_bytes", "spilled_bytes", "Bytes the node's store spilled to disk"),
+                           ("objects", "objects", "Objects in the node's store")):
+        if key in store:
+            out.append(gauge(f"tray_node_object_store_{name}", doc, store[key]))
+    rpc = CounterMetricFamily("tray_rpc_received", "Messages the node's system actors received from other "
+                              "processes, by actor and method", labels=["NodeId", "Actor", "Method"])
+    for (actor, method), n in sorted(state["received"].items()):
+        rpc.add_metric([nid, actor, method], n)
+    out.append(rpc)
+    return out
+
+
+def node_urls() -> dict[str, str]:
+    """``{node_id: metrics URL}`` of the alive nodes that export metrics on a port of their own."""
+    from ._node_metrics import KV_NAMESPACE, URL_PREFIX
+
+    alive = {n["node_id"] for n in lowlevel.cluster_state("nodes") if n["state"] == "ALIVE"}
+    out = {}
+    for key in lowlevel.kv_keys(URL_PREFIX, namespace=KV_NAMESPACE):
+        node_id = key[len(URL_PREFIX):]
+        raw = lowlevel.kv_get(key, namespace=KV_NAMESPACE)
+        if node_id in alive and raw is not None:
+            out[node_id] = raw.decode()
+    return out
+
+
+SCRAPE_TIMEOUT_S = 5.0
+
+
+def scrape_nodes(token: str) -> list[Any]:
+    """Every alive node's own families (``NODE_FAMILY_PREFIXES``), scraped from its port, all at
+    once; a node that does not answer within ``SCRAPE_TIMEOUT_S`` is left out."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    urls = node_urls()
+    if not urls:
+        return []
+
+    def one(url: str) -> str:
+        try:
+            r = httpx.get(url + "/metrics", headers={"Authorization": f"Bearer {token}"}, timeout=SCRAPE_TIMEOUT_S)
+        except httpx.HTTPError:
+            return ""
+        return r.text if r.status_code == 200 else ""
+
+    with ThreadPoolExecutor(max_workers=min(16, len(urls))) as pool:
+        texts = list(pool.map(one, urls.values()))
+    merged: dict[str, Any] = {}
+    for text in texts:
+        for fam in text_string_to_metric_families(text):
+            if not fam.name.startswith(NODE_FAMILY_PREFIXES):
+                continue
+            have = merged.get(fam.name)
+            if have is None:
+                merged[fam.name] = fam
+            else:
+                have.samples.extend(fam.samples)
+    return list(merged.values())
+
+
+def node_stats(families: list[Any]) -> dict[str, dict[str, float]]:
+    """``{node_id: {cpu_percent, mem_used, mem_total, procs_rss, ...}}`` out of scraped node families."""
+    keys = {"tray_node_cpu_utilization": "cpu_percent", "tray_node_cpu_count": "cpu_count",
+            "tray_node_mem_used_bytes": "mem_used", "tray_node_mem_total_bytes": "mem_total",
+            "tray_node_processes_rss_bytes": "procs_rss", "tray_node_processes": "procs"}
+    out: dict[str, dict[str, float]] = {}
+    for fam in families:
+        key = keys.get(fam.name)
+        if key is None:
+            continue
+        for sample in fam.samples:
+            out.setdefault(sample.labels.get("NodeId", ""), {})[key] = sample.value
+    return out
 
 
 def app_families(merged: dict[str, dict[str, Any]]) -> list[Any]:
@@ -153,11 +276,15 @@ def app_families(merged: dict[str, dict[str, Any]]) -> list[Any]:
     return out
 
 
-def exposition() -> bytes:
-    """Every metric, in Prometheus' text format."""
-    from prometheus_client import CollectorRegistry, generate_latest
+def exposition(token: str) -> bytes:
+    """Every metric, in Prometheus' text format: the cluster's, every node's (scraped from its
+    own port, with the cluster ``token``) and the applications'."""
+    return render(cluster_families() + scrape_nodes(token) + app_families(merge(app_records())))
 
-    families = cluster_families() + app_families(merge(app_records()))
+
+def render(families: list[Any]) -> bytes:
+    """``families`` in Prometheus' text format."""
+    from prometheus_client import CollectorRegistry, generate_latest
 
     class Collector:
         def collect(self) -> Any:
@@ -172,29 +299,41 @@ class History:
     """The last ``HISTORY`` samples of the charted metrics, taken when asked at most every
     ``SAMPLE_EVERY_S`` (no background work while nobody watches)."""
 
-    def __init__(self) -> None:
+    def __init__(self, token: str) -> None:
+        self.token = token
         self.samples: deque[dict[str, Any]] = deque(maxlen=HISTORY)
 
     def sample(self) -> list[dict[str, Any]]:
         if not self.samples or time.time() - self.samples[-1]["ts"] >= SAMPLE_EVERY_S:
-            self.samples.append(take_sample())
+            self.samples.append(take_sample(self.token))
         return list(self.samples)
 
 
-def take_sample() -> dict[str, Any]:
+def take_sample(token: str) -> dict[str, Any]:
     import psutil
 
+    per_node = node_stats(scrape_nodes(token))
     tasks = Tally(t["state"] for t in lowlevel.cluster_state("tasks"))
     actors = Tally(a["state"] for a in lowlevel.cluster_state("actors"))
     _rows, stores, _home = lowlevel.memory_state()
     nodes = [n for n in lowlevel.cluster_state("nodes") if n["state"] == "ALIVE"]
     cpu_total = sum((n.get("resources_total") or {}).get("CPU", 0) for n in nodes)
     cpu_free = sum((n.get("resources_available") or {}).get("CPU", 0) for n in nodes)
-    mem = psutil.virtual_memory()
+    if per_node:  # every node's machine: CPU averaged, memory summed (a machine with several nodes counts once)
+        ip_of = {n["node_id"]: n.get("node_ip") or n["node_id"] for n in nodes}
+        machines = list({ip_of.get(nid, nid): v for nid, v in per_node.items()}.values())
+        host_cpu = sum(v.get("cpu_percent", 0) for v in machines) / len(machines)
+        host_mem = sum(v.get("mem_used", 0) for v in machines)
+    else:  # no node exports metrics: this (the head's) machine
+        host_cpu = psutil.cpu_percent(interval=None)
+        mem = psutil.virtual_memory()
+        host_mem = mem.total - mem.available
     return {"ts": time.time(), "tasks": dict(tasks), "actors": dict(actors),
             "store_used": sum(s.get("used", 0) for s in stores.values()),
             "spilled": sum(s.get("spilled_bytes", 0) for s in stores.values()),
             "cpus_used": cpu_total - cpu_free, "cpus_total": cpu_total,
-            "host_cpu_percent": psutil.cpu_percent(interval=None), "host_mem_used": mem.total - mem.available,
+            "host_cpu_percent": host_cpu, "host_mem_used": host_mem,
+            "nodes": {nid: {k: v.get(k) for k in ("cpu_percent", "mem_used", "procs_rss")}
+                      for nid, v in per_node.items()},
             "app": {name: sum(v for v in m["values"].values() if isinstance(v, (int, float)))
                     for name, m in merge(app_records()).items() if m["kind"] != "histogram"}}

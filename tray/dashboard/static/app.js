@@ -143,6 +143,9 @@ async function cluster() {
       ["ip", (n) => esc(n.node_ip)], ["head", (n) => n.is_head_node ? "yes" : ""],
       ["CPU used", (n) => `${(n.resources_total.CPU || 0) - (n.resources_available.CPU || 0)} / ${n.resources_total.CPU || 0}`],
       ["memory", (n) => fmtBytes(n.resources_total.memory || 0)],
+      ["host CPU", (n) => { const h = status.node_stats[n.node_id]; return h ? `${bar(h.cpu_percent, 100)} ${h.cpu_percent.toFixed(0)}%` : ""; }],
+      ["host memory", (n) => { const h = status.node_stats[n.node_id]; return h ? `${fmtBytes(h.mem_used)} / ${fmtBytes(h.mem_total)}` : ""; }],
+      ["node RSS", (n) => { const h = status.node_stats[n.node_id]; return h ? `${fmtBytes(h.procs_rss)} (${h.procs} processes)` : ""; }],
       ["object store", (n) => { const st = status.object_stores[n.node_id] || {}; return `${fmtBytes(st.used)} / ${fmtBytes(st.budget)}`; }]],
       nodes)}</section>
     <section><h2>Workers</h2>${table([["worker", (w) => esc(w.worker_id)], ["type", (w) => esc(w.worker_type)],
@@ -173,9 +176,12 @@ async function metrics() {
     ["Actors alive", series((s) => s.actors.ALIVE || 0)],
     ["CPUs in use", series((s) => s.cpus_used)],
     ["Object store bytes", series((s) => s.store_used)],
-    ["Head host CPU %", series((s) => s.host_cpu_percent)],
-    ["Head host memory used", series((s) => s.host_mem_used)],
+    ["Hosts CPU % (mean over machines)", series((s) => s.host_cpu_percent)],
+    ["Hosts memory used", series((s) => s.host_mem_used)],
   ];
+  const nodeIds = new Set();
+  samples.forEach((s) => Object.keys(s.nodes || {}).forEach((k) => nodeIds.add(k)));
+  nodeIds.forEach((n) => charts.push([`Node ${n}: host CPU %`, series((s) => ((s.nodes || {})[n] || {}).cpu_percent || 0)]));
   const appNames = new Set();
   samples.forEach((s) => Object.keys(s.app || {}).forEach((k) => appNames.add(k)));
   appNames.forEach((n) => charts.push([n, series((s) => (s.app || {})[n] || 0)]));
@@ -206,7 +212,23 @@ function drawCharts() {
   });
 }
 
-const PAGES = {overview, jobs, actors, tasks, cluster, logs, metrics};
+async function serve() {
+  const d = await api("/api/serve/applications/");
+  const apps = Object.values(d.applications);
+  if (!d.controller_info) return `<h2>Serve</h2><p class="muted">Serve is not running on this cluster (serve.run starts it).</p>`;
+  const proxy = d.http_options ? `HTTP proxy on ${esc(d.http_options.host)}:${esc(d.http_options.port)}` : "no HTTP proxy";
+  const sections = apps.map((a) => `<section><h2>${esc(a.name)} ${state(a.status)}</h2>
+    <p class="muted">route ${esc(a.route_prefix || "(none)")}, ingress ${esc(a.ingress)}${a.message ? `: ${esc(a.message)}` : ""}</p>
+    ${table([["deployment", (x) => esc(x.name)], ["status", (x) => state(x.status)], ["target replicas", (x) => esc(x.target_num_replicas)],
+      ["replicas", (x) => Object.entries(x.replica_states).map(([k, v]) => `${state(k)} ${v}`).join(" ")],
+      ["message", (x) => esc(x.message), "wrap"]], Object.values(a.deployments), "no deployments")}</section>`).join("");
+  return `<h2>Serve</h2><p class="muted">${proxy}</p><section><h2>Applications</h2>${table([["application", (a) => esc(a.name)],
+    ["status", (a) => state(a.status)], ["route", (a) => esc(a.route_prefix)],
+    ["deployments", (a) => Object.keys(a.deployments).length],
+    ["last deployed", (a) => fmtTime(a.last_deployed_time_s * 1000)]], apps, "no applications")}</section>${sections}`;
+}
+
+const PAGES = {overview, jobs, actors, tasks, cluster, logs, metrics, serve};
 
 async function render() {
   const page = (location.hash.replace(/^#\//, "").split("?")[0]) || "overview";
