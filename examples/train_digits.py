@@ -33,6 +33,7 @@ def mlp() -> nn.Module:
 
 
 def train_loop_per_worker(config: dict) -> None:
+    torch.manual_seed(0)  # reproducible runs (DDP gives every rank the weights of rank 0)
     x, y = data()
     n = int(len(y) * 0.8)
     loader = prepare_data_loader(DataLoader(TensorDataset(torch.tensor(x[:n]), torch.tensor(y[:n])),
@@ -58,7 +59,7 @@ def main() -> None:
     tray.init(num_cpus=2)
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"lr": 0.01, "epochs": 5},
+        train_loop_config={"lr": 0.01, "epochs": 10},
         scaling_config=ScalingConfig(num_workers=2),
         run_config=RunConfig(name="digits", storage_path=tempfile.mkdtemp(),
                              checkpoint_config=CheckpointConfig(num_to_keep=2, checkpoint_score_attribute="accuracy")),
