@@ -98,7 +98,7 @@ def tray_side(args: argparse.Namespace) -> dict[str, list[float]]:
     # prestarted workers become the first runners); init is timed apart
     tray.shutdown()
     for _ in range(args.runs):
-        for key, fn, n in (("a", trivial, args.trials), ("b", many, args.many_trials)):
+        for key, fn, n in (("a1", trivial, 1), ("a", trivial, args.trials), ("b", many, args.many_trials)):
             t = time.perf_counter()
             tray.init(num_cpus=args.cpus)
             out["init"].append(time.perf_counter() - t)
@@ -188,6 +188,9 @@ def main() -> None:
             ratios.append(f"Ray/tray {r / t:.1f}x")
         print(f"{label:44s} {t:8.3f}s {(f'{o:8.3f}s' if o else '       —'):>9s} "
               f"{(f'{r:8.3f}s' if r else '       —'):>9s}  {', '.join(ratios)}")
+    a1 = median(tray_r["a1"])
+    print(f"    of which starting: one trivial trial on a fresh node takes {a1:.3f} s (worker process start); "
+          f"each further trial {(median(tray_r['a']) - a1) / (args.trials - 1) * 1e3:.2f} ms")
     if "a_default" in ray_r:
         print(f"{'(a) Ray Tune with reuse_actors=False':44s} {'':9s} {'':9s} {median(ray_r['a_default']):8.3f}s  "
               f"Ray/tray {median(ray_r['a_default']) / median(tray_r['a']):.1f}x")

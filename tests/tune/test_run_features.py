@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import time
 
 import pytest
@@ -146,3 +147,35 @@ def test_progress_table_redraws_in_place_on_a_terminal(ray, storage) -> None:
                run_config=tune.RunConfig(storage_path=storage, verbose=1,
                                          progress_reporter=CLIReporter(max_report_frequency=0, out=plain))).fit()
     assert "\x1b[" not in plain.getvalue() and "TERMINATED" in plain.getvalue()
+
+
+def test_tensorboard_event_files_are_valid_tfrecords(tmp_path) -> None:
+    import struct
+
+    from tensorboardX.proto import event_pb2
+
+    from tray.tune.callback import TBXLoggerCallback, _masked_crc
+
+    class FakeTrial:
+        trial_id, local_path = "t", str(tmp_path)
+
+    cb = TBXLoggerCallback()
+    for i in (1, 2):
+        cb.log_trial_result(i, FakeTrial, {"acc": i / 10, "training_iteration": i, "done": False})
+    cb.log_trial_end(FakeTrial)
+    (name,) = [n for n in os.listdir(tmp_path) if n.startswith("events.out.tfevents.")]
+    data, pos, events = (tmp_path / name).read_bytes(), 0, []
+    while pos < len(data):
+        header = data[pos:pos + 8]
+        (n,) = struct.unpack("<Q", header)
+        assert struct.unpack("<I", data[pos + 8:pos + 12])[0] == _masked_crc(header)
+        body = data[pos + 12:pos + 12 + n]
+        assert struct.unpack("<I", data[pos + 12 + n:pos + 16 + n])[0] == _masked_crc(body)
+        event = event_pb2.Event()
+        event.ParseFromString(body)
+        events.append(event)
+        pos += 16 + n
+    assert events[0].file_version == "brain.Event:2"
+    assert [(e.step, {v.tag: round(v.simple_value, 3) for v in e.summary.value}) for e in events[1:]] == [
+        (1, {"ray/tune/acc": 0.1, "ray/tune/training_iteration": 1.0}),
+        (2, {"ray/tune/acc": 0.2, "ray/tune/training_iteration": 2.0})]

@@ -50,12 +50,11 @@ class _Runner:
 
 
 class _Live:
-    """A running trial: its runner, run generation and outstanding fetch."""
+    """A running trial: its runner, run generation and outstanding fetch (or start)."""
 
-    def __init__(self, trial: Trial, runner: _Runner, gen: int, start_ref: Any) -> None:
+    def __init__(self, trial: Trial, runner: _Runner, gen: int, fetch_ref: Any) -> None:
         self.trial, self.runner, self.gen = trial, runner, gen
-        self.start_ref = start_ref
-        self.fetch_ref: Any = None
+        self.fetch_ref = fetch_ref
         self.acked = 0
 
 
@@ -356,12 +355,12 @@ class TuneController:
                 "resources": trial.placement_group_factory}
         if trial.trial_id not in self._files:
             self._files[trial.trial_id] = TrialFiles(trial.local_path, trial.config)
+        ship = None
         if self.trainable_key not in runner.loaded:
-            runner.handle.load.remote(self.trainable_key, self.trainable)
+            ship = self.trainable
             runner.loaded.add(self.trainable_key)
-        start_ref = runner.handle.start.remote(self._gen, self.trainable_key, spec)
-        live = _Live(trial, runner, self._gen, start_ref)
-        live.fetch_ref = runner.handle.fetch.remote(self._gen, 0)
+        # start replies with the trial's first batch, as a fetch does
+        live = _Live(trial, runner, self._gen, runner.handle.start.remote(self._gen, self.trainable_key, spec, ship))
         self._live[trial.trial_id] = live
         was_restore = restore is not None
         trial.status = Trial.RUNNING
@@ -410,8 +409,13 @@ class TuneController:
         trial = live.trial
         try:
             batch = tray.get(ref)
-        except (RayActorError, WorkerCrashedError, RayError) as exc:
+        except (RayActorError, WorkerCrashedError) as exc:
             self._runner_died(live, exc)
+            return
+        except Exception as exc:  # noqa: BLE001 - the trial could not start there (e.g. its trainable does not unpickle)
+            self._live.pop(trial.trial_id, None)
+            self._kill_runner(live.runner)
+            self._errored(trial, exc, f"{type(exc).__name__}: {exc}")
             return
         for result, ckpt_path in batch["results"]:
             decision = self._on_result(trial, result, ckpt_path)
@@ -436,17 +440,6 @@ class TuneController:
                 self._release(live.runner)
             self._complete(trial, Trial.TERMINATED)
             return
-        if not batch["results"] and live.start_ref is not None:
-            ready, _ = tray.wait([live.start_ref], timeout=0)
-            if ready:
-                start_ref, live.start_ref = live.start_ref, None
-                try:
-                    tray.get(start_ref)
-                except RayError as exc:  # the trainable could not start (e.g. it does not unpickle there)
-                    self._live.pop(trial.trial_id, None)
-                    self._kill_runner(live.runner)
-                    self._errored(trial, exc, str(exc))
-                    return
         live.fetch_ref = live.runner.handle.fetch.remote(live.gen, live.acked)
 
     def _on_result(self, trial: Trial, result: dict[str, Any], ckpt_path: str | None) -> str:

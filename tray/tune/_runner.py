@@ -1,8 +1,8 @@
 """The trial runner: an actor (in a worker process, holding the trial's resources) that runs one
 trial at a time in a thread and streams its results back in batches.
 
-A controller loads a trainable into a runner once (``load``) and then runs trials on it one after
-another (``start``): actors are reused across trials, so a trivial trial costs a few
+A controller ships a trainable to a runner once (with its first ``start``) and then runs trials on
+it one after another: actors are reused across trials, so a trivial trial costs a few
 milliseconds, not a process start. Results collect in a buffer that the controller drains with a
 long-polling ``fetch(gen, ack)``; ``ack`` says how many results the controller has decided on,
 and a trial runs at most ``window`` results ahead of that (window 1: every report waits for the
@@ -25,6 +25,7 @@ from .._air.session import init_session, shutdown_session
 from .trainable import Trainable, auto_fields
 
 FETCH_WAIT_S = 5.0
+LINGER_S = 0.002  # how long a fetch with results waits for more (or for the run's end) when batching
 
 
 def checkpoint_dir_name(index: int) -> str:
@@ -85,14 +86,12 @@ class TrialRunner:
     def ping(self) -> int:
         return os.getpid()
 
-    def load(self, key: str, trainable: Any) -> None:
-        self._trainables[key] = trainable
-
-    def has(self, key: str) -> bool:
-        return key in self._trainables
-
     # -- starting a trial ----------------------------------------------------------------
-    def start(self, gen: int, key: str, spec: dict[str, Any]) -> None:
+    def start(self, gen: int, key: str, spec: dict[str, Any], trainable: Any = None) -> dict[str, Any]:
+        """Run a trial (``trainable``, when given, is loaded under ``key`` first) and return its
+        first batch, as ``fetch(gen, 0)`` would: a trivial trial is one call."""
+        if trainable is not None:
+            self._trainables[key] = trainable
         trainable = self._trainables[key]
         run = _Run(gen, spec)
         with self._lock:
@@ -106,6 +105,7 @@ class TrialRunner:
         run.thread = threading.Thread(target=target, args=(run, trainable), name=f"trial-{spec['trial_id']}",
                                       daemon=True)
         run.thread.start()
+        return self.fetch(gen, 0)
 
     def _context(self, spec: dict[str, Any]) -> TrainContext:
         return TrainContext(experiment_name=spec["experiment_name"], trial_name=spec["trial_name"],
@@ -219,6 +219,10 @@ class TrialRunner:
                 if left <= 0:
                     break
                 run.cond.wait(left)
+            if run.window > 1:  # fast reports: gather for a moment so one reply carries many
+                until = time.monotonic() + LINGER_S
+                while not run.finished and (left := until - time.monotonic()) > 0:
+                    run.cond.wait(left)
             batch, run.buffer = run.buffer, []
             done = run.finished and not run.buffer
         out: dict[str, Any] = {"results": batch, "done": done}
