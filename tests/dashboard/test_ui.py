@@ -1,6 +1,6 @@
 """The web UI in headless Chromium (Debian's, driven by Playwright): each page loads without
-console errors and shows the node, an actor and a job the test created; a screenshot of
-each page is saved under the test's tmp dir."""
+console errors and shows the node, an actor, a job and a Serve application the test created;
+a screenshot of each page is saved under the test's tmp dir."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import tray
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--no-first-run"]
-PAGES = ("overview", "jobs", "actors", "tasks", "cluster", "logs", "metrics")
+PAGES = ("overview", "jobs", "actors", "tasks", "cluster", "logs", "metrics", "serve")
 
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM) or shutil.which("chromium") is None,
                                 reason="needs Debian's chromium (apt-get install chromium)")
@@ -41,6 +41,17 @@ def test_every_page_loads_and_shows_what_the_test_made(head, tmp_path):
             assert time.monotonic() < deadline
             time.sleep(0.3)
     node_id = tray.get_runtime_context().get_node_id()
+    serve = pytest.importorskip("tray.serve")
+
+    @serve.deployment
+    def ui_greeter(name: str) -> str:
+        return f"hello {name}"
+
+    handle = serve.run(ui_greeter.bind(), name="ui_app", route_prefix=None)
+    assert handle.remote("ui").result(timeout_s=60) == "hello ui"
+    apps = head["http"].get("/api/serve/applications/").json()["applications"]
+    assert apps["ui_app"]["status"] == "RUNNING"
+    assert apps["ui_app"]["deployments"]["ui_greeter"]["replica_states"] == {"RUNNING": 1}
     errors: list[str] = []
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
@@ -54,7 +65,7 @@ def test_every_page_loads_and_shows_what_the_test_made(head, tmp_path):
             page.click("#signin")
             page.wait_for_selector("main[data-page=overview]", timeout=60_000)
             expect = {"overview": node_id, "jobs": "ui_job", "actors": "UiActor", "cluster": node_id,
-                      "tasks": "ping", "logs": "worker-", "metrics": "Tasks running"}
+                      "tasks": "ping", "logs": "worker-", "metrics": "Tasks running", "serve": "ui_greeter"}
             for name in PAGES:
                 page.goto(f"{head['url']}/#/{name}")
                 page.wait_for_selector(f"main[data-page={name}]", timeout=60_000)
@@ -74,6 +85,8 @@ def test_every_page_loads_and_shows_what_the_test_made(head, tmp_path):
             page.screenshot(path=str(tmp_path / "actor-detail.png"), full_page=True)
         finally:
             browser.close()
+            serve.shutdown()
     tray.kill(actor)
+    assert head["http"].get("/api/serve/applications/").json()["applications"] == {}
     assert not errors, errors
     assert all((tmp_path / f"{name}.png").stat().st_size > 1000 for name in PAGES)
