@@ -125,6 +125,9 @@ class Algorithm(Trainable):
             probe.close()
         self.module = self._build_module(cfg)
         self.eval_env_runner_group: EnvRunnerGroup | None = None
+        # The episodes completed in this iteration (the last metrics_num_episodes_for_smoothing
+        # of them): Ray 2.60's env-runner metrics are windows cleared at every reduce, so
+        # episode_return_mean describes this iteration's policy, not a lagging 100-episode tail.
         self._episodes: collections.deque[tuple[float, int]] = collections.deque(
             maxlen=cfg.metrics_num_episodes_for_smoothing)
         self._counters = collections.Counter()
@@ -213,10 +216,11 @@ class Algorithm(Trainable):
         self._counters["env_steps_iter"] = 0
         self._counters["episodes_iter"] = 0
         self._counters["trained_iter"] = 0
+        self._episodes.clear()
         calls = 0
         stats: dict[str, Any] = {}
-        min_time = getattr(cfg, "min_time_s_per_iteration", None) or 0
-        min_steps = getattr(cfg, "min_sample_timesteps_per_iteration", None) or 0
+        min_time = cfg.min_time_s_per_iteration or 0
+        min_steps = cfg.min_sample_timesteps_per_iteration or 0
         while True:
             stats = self.training_step() or stats
             calls += 1
@@ -313,7 +317,6 @@ class Algorithm(Trainable):
             "module": self.module.get_state(),
             "optimizer": self.optimizer.state_dict(),
             "counters": dict(self._counters),
-            "episodes": list(self._episodes),
             "learner": self.learner_state(),
         }
         with open(os.path.join(checkpoint_dir, _STATE_FILE), "wb") as f:
@@ -324,8 +327,6 @@ class Algorithm(Trainable):
         self.module.set_state(state["module"])
         self.optimizer.load_state_dict(state["optimizer"])
         self._counters = collections.Counter(state["counters"])
-        self._episodes.clear()
-        self._episodes.extend(state["episodes"])
         self.set_learner_state(state["learner"])
         self._sync_weights()
 

@@ -59,8 +59,9 @@ class AlgorithmConfig:
         self.num_epochs = 1
         self.grad_clip: float | None = None
         # rl module
+        # Ray 2.60's DefaultModelConfig (algorithms add their auto-includes, e.g. PPO's vf_share_layers=False)
         self.model_config: dict[str, Any] = {"fcnet_hiddens": [256, 256], "fcnet_activation": "tanh",
-                                              "head_fcnet_hiddens": [256], "head_fcnet_activation": "relu",
+                                              "head_fcnet_hiddens": [], "head_fcnet_activation": "relu",
                                               "vf_share_layers": True, "free_log_std": False}
         # resources
         self.num_cpus_for_main_process = 1.0
@@ -74,6 +75,8 @@ class AlgorithmConfig:
         self.seed: int | None = None
         self.log_level = "WARN"
         self.metrics_num_episodes_for_smoothing = 100
+        self.min_time_s_per_iteration: float | None = None
+        self.min_sample_timesteps_per_iteration = 0
         self.restart_failed_env_runners = True
         self.ignore_env_runner_failures = False
         self.max_num_env_runner_restarts = 1000
@@ -147,8 +150,13 @@ class AlgorithmConfig:
     def debugging(self, *, seed: int | None = NotProvided, log_level: str = NotProvided) -> AlgorithmConfig:
         return self._set(seed=seed, log_level=log_level)
 
-    def reporting(self, *, metrics_num_episodes_for_smoothing: int = NotProvided) -> AlgorithmConfig:
-        return self._set(metrics_num_episodes_for_smoothing=metrics_num_episodes_for_smoothing)
+    def reporting(self, *, metrics_num_episodes_for_smoothing: int = NotProvided,
+                  min_time_s_per_iteration: float | None = NotProvided,
+                  min_sample_timesteps_per_iteration: int = NotProvided) -> AlgorithmConfig:
+        """An iteration (``train()``) runs training steps until both minimums are met (at least one step)."""
+        return self._set(metrics_num_episodes_for_smoothing=metrics_num_episodes_for_smoothing,
+                         min_time_s_per_iteration=min_time_s_per_iteration,
+                         min_sample_timesteps_per_iteration=min_sample_timesteps_per_iteration)
 
     def fault_tolerance(self, *, restart_failed_env_runners: bool = NotProvided,
                         ignore_env_runner_failures: bool = NotProvided,

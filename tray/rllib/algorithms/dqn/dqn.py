@@ -39,7 +39,6 @@ class DQNConfig(AlgorithmConfig):
         self.training_intensity: float | None = None
         self.td_error_loss_fn = "huber"
         self.min_sample_timesteps_per_iteration = 1000
-        self.min_time_s_per_iteration: float | None = None
         self.grad_clip = 40.0
 
     def training(self, *, replay_buffer_config: dict = NotProvided,
@@ -61,12 +60,6 @@ class DQNConfig(AlgorithmConfig):
                          target_network_update_freq=target_network_update_freq, epsilon=epsilon, double_q=double_q,
                          dueling=dueling, tau=tau, training_intensity=training_intensity,
                          td_error_loss_fn=td_error_loss_fn)
-
-    def reporting(self, *, min_sample_timesteps_per_iteration: int = NotProvided,
-                  min_time_s_per_iteration: float | None = NotProvided, **kwargs: Any) -> DQNConfig:
-        super().reporting(**kwargs)
-        return self._set(min_sample_timesteps_per_iteration=min_sample_timesteps_per_iteration,
-                         min_time_s_per_iteration=min_time_s_per_iteration)
 
     def validate(self) -> None:
         super().validate()

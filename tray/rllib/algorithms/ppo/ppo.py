@@ -30,6 +30,7 @@ class PPOConfig(AlgorithmConfig):
         self.use_kl_loss = True
         self.kl_coeff = 0.2
         self.kl_target = 0.01
+        self.model_config["vf_share_layers"] = False  # Ray's PPO auto-includes it: separate pi and vf nets
 
     def training(self, *, lambda_: float = NotProvided, use_gae: bool = NotProvided, use_critic: bool = NotProvided,
                  clip_param: float = NotProvided, vf_clip_param: float = NotProvided,

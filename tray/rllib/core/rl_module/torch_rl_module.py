@@ -117,7 +117,7 @@ class ActorCriticModule(TorchRLModule):
         n_in = obs_size(observation_space)
         self.shared = bool(model_config.get("vf_share_layers", True))
         act, head_act = self.activation, model_config.get("head_fcnet_activation", "relu")
-        head_hidden = list(model_config.get("head_fcnet_hiddens", [256]))
+        head_hidden = list(model_config.get("head_fcnet_hiddens", []))
         pi_out = out // 2 if self.free_log_std else out
         last = hidden[-1] if hidden else n_in
         if self.shared:
@@ -180,7 +180,7 @@ class QModule(TorchRLModule):
         n_in, n_out = obs_size(observation_space), int(action_space.n)
         self.dueling = dueling
         head_act = model_config.get("head_fcnet_activation", "relu")
-        head_hidden = list(model_config.get("head_fcnet_hiddens", [256]))
+        head_hidden = list(model_config.get("head_fcnet_hiddens", []))
         self.enc = _mlp([n_in, *hidden], self.activation, last_linear=False)
         last = hidden[-1] if hidden else n_in
         self.q = _head(last, head_hidden, n_out, head_act)
