@@ -113,3 +113,16 @@ def test_restore_after_the_driver_is_killed(ray, tmp_path) -> None:
     long = by_steps[40]
     assert long.metrics["i"] == 39 and long.metrics["start"] > 0  # resumed from its checkpoint
     assert not tune.Tuner.can_restore(tmp_path / "nothing-here")
+
+
+def test_the_docs_example_runs(tmp_path) -> None:
+    """docs/tune.md's example (the README section to be) runs as written, in a fresh process."""
+    import re
+
+    block = re.search(r"```python\n(.*?)```", (ROOT / "docs" / "tune.md").read_text(), re.S)
+    assert block is not None
+    script = tmp_path / "example.py"
+    script.write_text(block.group(1))
+    out = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=200)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.splitlines()[0] == "True 20 0"
