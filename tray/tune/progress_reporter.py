@@ -42,6 +42,7 @@ class CLIReporter(ProgressReporter):
         self._out = out
         self._last = 0.0
         self._drawn_lines = 0
+        self._last_key = ""
         self._start = time.time()
 
     def setup(self, start_time: float | None = None, total_samples: int | None = None, metric: str | None = None,
@@ -68,6 +69,10 @@ class CLIReporter(ProgressReporter):
 
     def report(self, trials: list[Any], done: bool, *sys_info: str) -> None:
         text = self.render(trials, done, *sys_info)
+        key = "\n".join(ln for ln in text.splitlines() if not ln.startswith("Current time:"))
+        if done and key == self._last_key:
+            return  # the run ended just after a table showing the same: do not print it twice
+        self._last_key = key
         stream = self._stream()
         live = hasattr(stream, "isatty") and stream.isatty()
         if live and self._drawn_lines:
