@@ -10,7 +10,7 @@ import pytest
 
 from tray import tune
 from tray.tune import Checkpoint
-from tray.tune.schedulers import ASHAScheduler, PopulationBasedTraining
+from tray.tune.schedulers import ASHAScheduler, PopulationBasedTraining, PopulationBasedTrainingReplay
 
 
 def fn_with_checkpoints(config):
@@ -199,6 +199,15 @@ def test_pbt_exploits_better_trials(ray, storage) -> None:
     assert results.num_terminated == 2
     low = [r for r in results if r.path and "rate=0.1" in os.path.basename(r.path)][0]
     assert low.metrics["value"] > 12 * 0.1 + 5  # it took over the better trial's value and rate
+    # its history is logged, and PopulationBasedTrainingReplay plays it back on a new trial
+    policy = os.path.join(results.experiment_path, f"pbt_policy_{low.metrics['trial_id']}.txt")
+    lines = [json.loads(line) for line in open(policy)]
+    assert lines and lines[0][4]["rate"] == 10.0 and lines[-1][5]["rate"] == low.config["rate"]
+    replay = PopulationBasedTrainingReplay(policy)
+    again = tune.Tuner(pbt_fn, tune_config=tune.TuneConfig(scheduler=replay),
+                       run_config=tune.RunConfig(storage_path=storage, verbose=0,
+                                                 stop={"training_iteration": 12})).fit()
+    assert again[0].config["rate"] == low.config["rate"] and again[0].metrics["value"] > 5
 
 
 def test_with_parameters_repeater_and_registry(ray, storage) -> None:

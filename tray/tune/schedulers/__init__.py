@@ -3,11 +3,11 @@
 from .async_hyperband import ASHAScheduler, AsyncHyperBandScheduler
 from .hyperband import HyperBandScheduler
 from .median_stopping_rule import MedianStoppingRule
-from .pbt import PopulationBasedTraining
+from .pbt import PopulationBasedTraining, PopulationBasedTrainingReplay
 from .trial_scheduler import FIFOScheduler, TrialScheduler
 
 __all__ = ["ASHAScheduler", "AsyncHyperBandScheduler", "FIFOScheduler", "HyperBandScheduler", "MedianStoppingRule",
-           "PopulationBasedTraining", "TrialScheduler", "create_scheduler"]
+           "PopulationBasedTraining", "PopulationBasedTrainingReplay", "TrialScheduler", "create_scheduler"]
 
 
 def create_scheduler(scheduler: str, **kwargs: object) -> TrialScheduler:

@@ -107,6 +107,7 @@ class PopulationBasedTraining(FIFOScheduler):
         self._rng = random.Random(seed)
         self._decider = PBTDecider(perturbation_interval, burn_in_period, quantile_fraction, self._rng)
         self._num_perturbations = 0
+        self._log_config = log_config
         self._trials: dict[str, Any] = {}
 
     def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
@@ -127,6 +128,8 @@ class PopulationBasedTraining(FIFOScheduler):
         new_config = explore(source.config, self._mutations, self._resample_probability, self._factors, self._rng,
                              self._custom_explore_fn)
         self._num_perturbations += 1
+        if self._log_config:
+            _log_policy(tune_controller.experiment_path, trial, source, result, new_config)
         tune_controller.exploit(trial, new_config, source.checkpoint,
                                 tag=f"{self._num_perturbations}@perturbed[{clone_id}]")
         return TrialScheduler.NOOP
@@ -139,3 +142,62 @@ class PopulationBasedTraining(FIFOScheduler):
 
     def debug_string(self) -> str:
         return f"PopulationBasedTraining: {self._num_perturbations} checkpoints, {self._num_perturbations} perturbs"
+
+
+def _log_policy(experiment_path: str, trial: Any, source: Any, result: dict[str, Any], new_config: dict[str, Any]
+                ) -> None:
+    """Append ``[old tag, new tag, source's step, trial's step, old config, new config]`` to
+    ``pbt_policy_<trial_id>.txt`` (as Ray does; ``PopulationBasedTrainingReplay`` reads it). The
+    trial's history becomes the source's history plus this change."""
+    import json
+    import os
+    import shutil
+
+    step = result.get("training_iteration", 0)
+    src = os.path.join(experiment_path, f"pbt_policy_{source.trial_id}.txt")
+    dst = os.path.join(experiment_path, f"pbt_policy_{trial.trial_id}.txt")
+    if os.path.exists(src):
+        shutil.copyfile(src, dst)
+    elif os.path.exists(dst):
+        os.unlink(dst)
+    line = [source.trial_id, trial.trial_id, source.last_result.get("training_iteration", 0), step,
+            source.config, new_config]
+    with open(dst, "a") as f:
+        f.write(json.dumps(line, default=repr) + "\n")
+
+
+class PopulationBasedTrainingReplay(FIFOScheduler):
+    """Replays one trial's PBT history (its ``pbt_policy_<trial_id>.txt``) on a single new trial:
+    it starts with the first recorded config and switches config at each recorded step,
+    continuing from its own latest checkpoint."""
+
+    def __init__(self, policy_file: str) -> None:
+        import json
+        import os
+
+        if not os.path.exists(policy_file):
+            raise ValueError(f"PopulationBasedTrainingReplay: no policy file at {policy_file!r}")
+        with open(policy_file) as f:
+            self._policy = [json.loads(line) for line in f if line.strip()]
+        if not self._policy:
+            raise ValueError(f"PopulationBasedTrainingReplay: {policy_file!r} records no change")
+        self.config = self._policy[0][4]
+        self._changes = [(int(p[3]), p[5]) for p in self._policy]
+        self._trial: Any = None
+
+    def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
+        if self._trial is not None and self._trial is not trial:
+            raise ValueError("PopulationBasedTrainingReplay replays one trial: run it with num_samples=1")
+        self._trial = trial
+        if trial.last_result == {}:
+            trial.config = dict(self.config)
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> str:
+        step = result.get("training_iteration", 0)
+        if not self._changes or step < self._changes[0][0]:
+            return TrialScheduler.CONTINUE
+        _, new_config = self._changes.pop(0)
+        if trial.checkpoint is None:
+            raise ValueError("PopulationBasedTrainingReplay needs the trial to checkpoint to change its config")
+        tune_controller.exploit(trial, new_config, trial.checkpoint, tag="replay")
+        return TrialScheduler.NOOP
