@@ -161,7 +161,7 @@ def read_text(paths: str | list[str], *, encoding: str = "utf-8", drop_empty_lin
 
 
 def read_numpy(paths: str | list[str], *, filesystem: Any = None, include_paths: bool = False,
-               override_num_blocks: int | None = None, file_extensions: list[str] | None = ("npy",),
+               override_num_blocks: int | None = None, file_extensions: Sequence[str] | None = ("npy",),
                concurrency: int | None = None) -> Dataset:
     """``.npy`` files; rows ``{"data": row}``."""
     return _files("ReadNumpy", paths, filesystem, _read.ReadNumpy(), include_paths, override_num_blocks,

@@ -362,10 +362,12 @@ class Executor:
         def done(actor: Any) -> None:
             load[id(actor)] -= 1
 
+        max_size = compute.max_size
+
         class _ActorWindow(_Window):
             def limit(self) -> int:
-                return min(super().limit(), len(actors) * per_actor if len(actors) >= compute.max_size
-                           else compute.max_size * per_actor)
+                return min(super().limit(), len(actors) * per_actor if len(actors) >= max_size
+                           else max_size * per_actor)
 
         window.__class__ = _ActorWindow
         try:

@@ -225,7 +225,7 @@ class ReadImage:
         from PIL import Image
 
         with _open(fs, path) as f:
-            img = Image.open(io.BytesIO(f.read()))
+            img: Any = Image.open(io.BytesIO(f.read()))
             if self.mode is not None:
                 img = img.convert(self.mode)
             if self.size is not None:

@@ -41,9 +41,7 @@ def _even_bounds(n: int, parts: int) -> list[int]:
 
 
 def _shuffle_map(parts: int, seed: Any, index: int, *blocks: pa.Table) -> Any:
-    block = _blocks.concat(list(blocks))
-    if block.num_columns and any(c.num_chunks > 1 for c in block.columns):
-        block = block.combine_chunks()
+    block = _blocks.concat(list(blocks))  # a take gathers across chunks: no combine first
     n = block.num_rows
     perm = np.random.default_rng(None if seed is None else [seed, index, 0]).permutation(n)
     b = _even_bounds(n, parts)
@@ -53,12 +51,10 @@ def _shuffle_map(parts: int, seed: Any, index: int, *blocks: pa.Table) -> Any:
 
 def _shuffle_reduce(seed: Any, index: int, outputs: int, *parts: pa.Table) -> Any:
     block = _blocks.concat(list(parts))
-    if block.num_columns and any(c.num_chunks > 1 for c in block.columns):
-        block = block.combine_chunks()
     n = block.num_rows
     perm = np.random.default_rng(None if seed is None else [seed, index, 1]).permutation(n)
     b = _even_bounds(n, outputs)
-    blocks = [block.take(pa.array(perm[b[k]:b[k + 1]])) for k in range(outputs)]
+    blocks = [_blocks.compact(block.take(pa.array(perm[b[k]:b[k + 1]]))) for k in range(outputs)]
     return ([meta_of(x) for x in blocks], *blocks)
 
 

@@ -74,6 +74,7 @@ class Filter:
                 mask = np.asarray(_blocks.to_pandas(block).eval(self.expr), dtype=bool)
             else:
                 fn, args, kwargs = self.fn, self.args, self.kwargs
+                assert fn is not None
                 mask = np.fromiter((bool(fn(r, *args, **kwargs)) for r in _blocks.rows(block)), dtype=bool,
                                    count=block.num_rows)
             yield block.filter(pa.array(mask))

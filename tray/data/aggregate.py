@@ -46,6 +46,7 @@ class AggregateFn:
             return self._accumulate_block(acc, block)
         from ._blocks import rows
 
+        assert self._accumulate_row is not None
         for row in rows(block):
             acc = self._accumulate_row(acc, row)
         return acc
@@ -67,7 +68,7 @@ class AggregateFnV2(AggregateFn):
         if self.on is None and not isinstance(self, Count):
             raise ValueError(f"{type(self).__name__} needs the column to aggregate (on=...)")
 
-    def init(self, key: Any) -> Any:  # type: ignore[override]
+    def init(self, key: Any) -> Any:
         return None
 
     def values(self, block: pa.Table) -> tuple[np.ndarray, bool]:
@@ -91,7 +92,7 @@ class AggregateFnV2(AggregateFn):
         part = self.block_state(vals)
         return part if acc is None else self.merge(acc, part)
 
-    def merge(self, a: Any, b: Any) -> Any:  # type: ignore[override]
+    def merge(self, a: Any, b: Any) -> Any:
         if a is _NULL or b is _NULL:
             return _NULL
         if a is None:
@@ -100,7 +101,7 @@ class AggregateFnV2(AggregateFn):
             return a
         return self.merge_states(a, b)
 
-    def finalize(self, acc: Any) -> Any:  # type: ignore[override]
+    def finalize(self, acc: Any) -> Any:
         if acc is None or acc is _NULL:
             return None
         return self.final(acc)
@@ -135,7 +136,7 @@ class Count(AggregateFnV2):
     def __init__(self, on: str | None = None, ignore_nulls: bool = False, alias_name: str | None = None) -> None:
         super().__init__(on, ignore_nulls, alias_name)
 
-    def init(self, key: Any) -> Any:  # type: ignore[override]
+    def init(self, key: Any) -> Any:
         return 0
 
     def accumulate_group(self, acc: Any, block: pa.Table) -> Any:
@@ -144,10 +145,10 @@ class Count(AggregateFnV2):
         col = block.column(self.on)
         return acc + (len(col) - col.null_count if self.ignore_nulls else len(col))
 
-    def merge(self, a: Any, b: Any) -> Any:  # type: ignore[override]
+    def merge(self, a: Any, b: Any) -> Any:
         return a + b
 
-    def finalize(self, acc: Any) -> Any:  # type: ignore[override]
+    def finalize(self, acc: Any) -> Any:
         return int(acc)
 
 

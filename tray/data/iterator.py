@@ -4,6 +4,7 @@ process (Train's dataset shards are these)."""
 from __future__ import annotations
 
 import collections
+import os
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -122,8 +123,8 @@ class DataIterator:
         whatever it returns instead."""
         torch = tray.lowlevel.require("torch", "train")
         if device == "auto":
-            device = "cuda" if torch.cuda.is_available() and tray.get_runtime_context().get_accelerator_ids() \
-                .get("GPU") else "cpu"
+            # a process given GPUs (a Train worker) sees them in CUDA_VISIBLE_DEVICES
+            device = "cuda" if torch.cuda.is_available() and os.environ.get("CUDA_VISIBLE_DEVICES") else "cpu"
         batches = self.iter_batches(prefetch_batches=prefetch_batches, batch_size=batch_size,
                                     batch_format="numpy", drop_last=drop_last,
                                     local_shuffle_buffer_size=local_shuffle_buffer_size,
