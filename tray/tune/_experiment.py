@@ -69,6 +69,8 @@ def run_experiment(trainable: Any, param_space: dict[str, Any], tune_config: Tun
                    resources_per_trial: Any = None, default_verbose: int = 1, restored: dict[str, Any] | None = None,
                    experiment_path: str | None = None) -> tuple[list[Trial], str]:
     trainable, name = resolve_trainable(trainable)
+    if not isinstance(param_space, dict) and callable(getattr(param_space, "to_dict", None)):
+        param_space = param_space.to_dict()  # an RLlib AlgorithmConfig, as Ray's Tuner takes it
     if not isinstance(param_space, dict):
         raise TypeError(f"param_space must be a dict, got {type(param_space).__name__}")
     if not tray.is_initialized():
@@ -83,6 +85,11 @@ def run_experiment(trainable: Any, param_space: dict[str, Any], tune_config: Tun
     search_alg: SearchAlgorithm
     if restored is not None:
         search_alg, scheduler, stopper = restored["search_alg"], restored["scheduler"], restored["stopper"]
+        if search_alg is None:  # saved without them (they did not pickle): finish the trials there are
+            search_alg = BasicVariantGenerator()
+            search_alg.setup({}, 0)
+            scheduler = tune_config.scheduler or FIFOScheduler()
+            stopper = as_stopper(run_config.stop)
         trials = restored["trials"]
     else:
         search = tune_config.search_alg
@@ -107,12 +114,17 @@ def run_experiment(trainable: Any, param_space: dict[str, Any], tune_config: Tun
         trials = []
         spec = {"param_space": param_space, "tune_config": tune_config, "run_config": run_config,
                 "trainable_name": name, "resources_per_trial": resources_per_trial}
-        try:
-            save_tuner(experiment_path, spec)
-        except Exception:  # noqa: BLE001 - callbacks or reporters that do not pickle: keep the rest
-            rc = copy.copy(run_config)
-            rc.callbacks, rc.progress_reporter = None, None
-            save_tuner(experiment_path, {**spec, "run_config": rc})
+        rc = copy.copy(run_config)
+        rc.callbacks, rc.progress_reporter = None, None
+        tc = copy.copy(tune_config)
+        tc.search_alg, tc.scheduler = None, None
+        # what does not pickle (callbacks, reporters, a user's searcher) is left out, in that order
+        for attempt in (spec, {**spec, "run_config": rc}, {**spec, "run_config": rc, "tune_config": tc}):
+            try:
+                save_tuner(experiment_path, attempt)
+                break
+            except Exception:  # noqa: BLE001
+                continue
 
     verbose = run_config.verbose if run_config.verbose is not None else default_verbose
     reporter = None

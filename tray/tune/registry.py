@@ -34,16 +34,17 @@ def register_trainable(name: str, trainable: Any, warn: bool = True) -> None:
         _registry[name] = trainable
 
 
+_ENV_REGISTRY = "tray.rllib.env.registry"  # RLlib's, imported at call time: Tune never imports RLlib itself
+
+
 def register_env(name: str, env_creator: Any) -> None:
-    """Ray's ``tune.register_env``: kept in RLlib's env registry (resolved through tray.rllib when present)."""
-    if not callable(env_creator):
-        raise TypeError(f"register_env({name!r}): env_creator must be callable")
-    with _lock:
-        _registry[f"__env__/{name}"] = env_creator
+    """Ray's ``tune.register_env``: ``env_creator(env_config)`` becomes the env named ``name`` in RLlib
+    configs, in every process of the cluster (RLlib's env registry keeps it in the cluster's KV table)."""
+    importlib.import_module(_ENV_REGISTRY).register_env(name, env_creator)
 
 
 def get_env_creator(name: str) -> Any:
-    return _registry.get(f"__env__/{name}")
+    return importlib.import_module(_ENV_REGISTRY).get_env_creator(name)
 
 
 def is_registered(name: str) -> bool:

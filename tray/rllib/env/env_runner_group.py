@@ -103,25 +103,26 @@ class EnvRunnerGroup:
 
     # ------------------------------------------------------------------ asynchronous sampling
     def sample_async(self, **kw: Any) -> list[dict[str, Any]]:
-        """Keep one sample call in flight per runner; return what has arrived (at least one batch)."""
+        """The batches that have arrived (at least one), with every healthy runner sampling again.
+
+        Each runner keeps one sample call in flight: a runner whose batch arrived is sent its next
+        call, with the latest weights ref, before this returns, so runners sample while the
+        learner learns (IMPALA's actor-learner split; the batches' behaviour log-probs let V-trace
+        correct for the policy lag). With no remote runners, one local sample.
+        """
         if self.local is not None:
             return [self.local.sample(None, self.version, **kw)]
-        busy = set(self._inflight.values())
         self._poll_recovering(wait=False)
-        for i in self._healthy():
-            if i not in busy:
-                self._inflight[self.runners[i].sample.remote(self._weights_ref, self.version, **kw)] = i
+        self._submit_idle(kw)
         out: list[dict[str, Any]] = []
         deadline = time.monotonic() + self.sample_timeout_s
         while not out:
             if not self._inflight:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"no {self.what} is healthy after {self.sample_timeout_s} s")
                 self._poll_recovering(wait=True)
-                for i in self._healthy():
-                    self._inflight[self.runners[i].sample.remote(self._weights_ref, self.version, **kw)] = i
-                if not self._inflight:
-                    if time.monotonic() > deadline:
-                        raise TimeoutError(f"no {self.what} is healthy after {self.sample_timeout_s} s")
-                    continue
+                self._submit_idle(kw)
+                continue
             ready, _ = tray.wait(list(self._inflight), num_returns=1, timeout=self.sample_timeout_s)
             if not ready:
                 raise TimeoutError(f"no {self.what} returned a sample within sample_timeout_s={self.sample_timeout_s}")
@@ -130,9 +131,16 @@ class EnvRunnerGroup:
                 i = self._inflight.pop(ref)
                 try:
                     out.append(tray.get(ref))
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:  # noqa: BLE001 - every failure is sorted out by _failed
                     self._failed(i, exc)
+            self._submit_idle(kw)
         return out
+
+    def _submit_idle(self, kw: dict[str, Any]) -> None:
+        busy = set(self._inflight.values())
+        for i in self._healthy():
+            if i not in busy:
+                self._inflight[self.runners[i].sample.remote(self._weights_ref, self.version, **kw)] = i
 
     # ------------------------------------------------------------------ failures
     def _failed(self, index: int, exc: BaseException) -> None:

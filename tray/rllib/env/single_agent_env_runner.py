@@ -147,7 +147,7 @@ class SingleAgentEnvRunner:
                 self.obs[i] = o
         return {"obs": obs_buf, "next_obs": next_buf, "actions": acts, "rewards": rew, "terminateds": term,
                 "truncateds": trunc, "action_logp": logp, "episodes": episodes, "env_steps": T * N,
-                "worker_index": self.worker_index}
+                "worker_index": self.worker_index, "weights_seq_no": self.version}
 
     def sample_episodes(self, weights: dict[str, Any] | None, version: int, num_episodes: int, *,
                         explore: bool = False) -> list[tuple[float, int]]:

@@ -1,0 +1,5 @@
+"""IMPALA (Ray's ``ray.rllib.algorithms.impala``)."""
+
+from .impala import IMPALA, IMPALAConfig
+
+__all__ = ["IMPALA", "IMPALAConfig"]
