@@ -179,3 +179,26 @@ def test_tensorboard_event_files_are_valid_tfrecords(tmp_path) -> None:
     assert [(e.step, {v.tag: round(v.simple_value, 3) for v in e.summary.value}) for e in events[1:]] == [
         (1, {"ray/tune/acc": 0.1, "ray/tune/training_iteration": 1.0}),
         (2, {"ray/tune/acc": 0.2, "ray/tune/training_iteration": 2.0})]
+
+
+def test_a_searcher_that_does_not_pickle_still_runs_and_restores(ray, storage, caplog) -> None:
+    import threading
+
+    class Locked(tune.search.Searcher):
+        def __init__(self):
+            super().__init__()
+            self.lock, self.n = threading.Lock(), 0
+
+        def suggest(self, trial_id):
+            self.n += 1
+            return {"x": self.n} if self.n <= 3 else tune.search.Searcher.FINISHED
+
+    def f(config):
+        tune.report({"x": config["x"]})
+
+    with caplog.at_level(logging.WARNING, logger="tray.tune"):
+        results = tune.Tuner(f, tune_config=tune.TuneConfig(search_alg=Locked(), num_samples=10),
+                             run_config=tune.RunConfig(name="locked", storage_path=storage, verbose=0)).fit()
+    assert results.num_terminated == 3 and "cannot be pickled" in caplog.text
+    again = tune.Tuner.restore(f"{storage}/locked", trainable=f).fit()
+    assert again.num_terminated == 3

@@ -7,6 +7,7 @@ Both are replaced atomically, so a driver killed mid-write leaves the previous s
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import time
@@ -20,6 +21,7 @@ from ._files import atomic_write, jsonable
 from .error import TuneError
 from .experiment.trial import Trial
 
+logger = logging.getLogger("tray.tune")
 TUNER_FILE = "tuner.pkl"
 STATE_FILE = "experiment_state.pkl"
 _CKPT = re.compile(r"^checkpoint_(\d+)$")
@@ -51,9 +53,16 @@ def save_state(controller: Any) -> None:
     path = controller.experiment_path
     for t in controller.get_trials():
         _portable_trial(t)
-    blob = cloudpickle.dumps({"trials": controller.get_trials(), "search_alg": controller.search_alg,
-                              "scheduler": controller.scheduler, "stopper": controller.stopper,
-                              "saved_at": time.time()})
+    state = {"trials": controller.get_trials(), "search_alg": controller.search_alg,
+             "scheduler": controller.scheduler, "stopper": controller.stopper, "saved_at": time.time()}
+    try:
+        blob = cloudpickle.dumps(state)
+    except Exception as exc:  # noqa: BLE001 - a user's searcher/scheduler/stopper that does not pickle
+        if not getattr(controller, "_warned_unpicklable", False):
+            controller._warned_unpicklable = True
+            logger.warning("the search algorithm, scheduler or stopper cannot be pickled (%s): a restore of this "
+                           "run will resume its trials but start no new ones", exc)
+        blob = cloudpickle.dumps({**state, "search_alg": None, "scheduler": None, "stopper": None})
     atomic_write(os.path.join(path, STATE_FILE), blob)
     summary = {"trials": [{"trial_id": t.trial_id, "status": t.status, "path": t.local_path,
                            "config": jsonable(t.config), "num_failures": t.num_failures,
