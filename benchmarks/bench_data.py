@@ -4,7 +4,7 @@
 
 (a) range(10M).map_batches(add one, batch_size=4096).sum   (b) ~200 MB parquet, groupby mean
 (c) random_shuffle of 1M rows x 10 float columns            (d) iter_torch_batches over 1M rows
-(e) 1 GiB through a 200 MiB store (peak node RSS growth)
+(e) 1 GiB through a 200 MiB store (peak node RSS growth)  (f) map_batches' fixed cost per batch
 Each line: rows/s (median of runs); Ray's side runs this same file in Ray's interpreter.
 """
 
@@ -65,6 +65,11 @@ def engine_side(name, quick):
     n = 10_000_000 // scale
     t = _timed(lambda: rd.range(n).map_batches(lambda b: {"id": b["id"] + 1}, batch_size=4096).sum("id"), runs)
     out["a"] = n / t
+    # (f) map_batches' fixed cost per batch: the same rows in 256-row batches vs whole blocks
+    fsrc = rd.range(1_000_000 // scale).materialize()
+    t_whole = _timed(lambda: fsrc.map_batches(lambda b: b, batch_size=None).materialize(), runs)
+    t_small = _timed(lambda: fsrc.map_batches(lambda b: b, batch_size=256).materialize(), runs)
+    out["f_us_per_batch"] = max(t_small - t_whole, 0.0) / ((1_000_000 // scale) / 256) * 1e6
     rows = 12_500_000 // scale
     path = os.path.join(tempfile.gettempdir(), f"bench_data_parquet_{rows}")
     _parquet(path, rows)
@@ -181,6 +186,8 @@ def main():
         tv, rv, fv = results["tray"].get(k), ray.get(k), results["floor"].get(k)
         ratio = f"{tv / rv:.2f}x" if tv and rv else "n/a"
         print(f"{label:32} {tv or 0:14,.0f} {rv or 0:14,.0f} {fv or 0:14,.0f} {ratio:>9}")
+    print(f"(f) map_batches fixed cost per batch: tray {results['tray']['f_us_per_batch']:.1f} us"
+          + (f", Ray {ray['f_us_per_batch']:.1f} us" if "f_us_per_batch" in ray else ""))
     print(f"(e) peak node RSS growth: tray {results['tray']['e_peak_mib']:.0f} MiB"
           + (f", Ray {ray['e_peak_mib']:.0f} MiB" if "e_peak_mib" in ray else ""))
     print(json.dumps(results))
