@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from conftest import start_node, stop_head
+from dashboard_nodes import start_node, stop_head
 from prometheus_client.parser import text_string_to_metric_families
 
 import tray

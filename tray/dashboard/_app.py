@@ -59,7 +59,7 @@ def parse_filters(request: Request) -> list[tuple[str, str, str]]:
     keys, preds, values = q.getlist("filter_keys"), q.getlist("filter_predicates"), q.getlist("filter_values")
     if not (len(keys) == len(preds) == len(values)):
         raise ValueError("filter_keys, filter_predicates and filter_values must have the same length")
-    filters = list(zip(keys, preds, values))
+    filters = list(zip(keys, preds, values, strict=True))
     for f in q.getlist("filter"):
         if "!=" in f:
             k, _, v = f.partition("!=")

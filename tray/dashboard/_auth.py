@@ -45,7 +45,8 @@ input{{width:100%;padding:.5em;margin:.5em 0 1em;box-sizing:border-box}}button{{
 <h2>tray dashboard</h2><p>Enter the cluster token (<code>tray start --head</code> printed it;
 it is also <code>TRAY_CLUSTER_TOKEN</code>).</p>{error}
 <input type="password" name="token" id="token" autofocus autocomplete="current-password">
-<input type="hidden" name="next" value="{next}"><button type="submit" id="signin">Sign in</button></form></body></html>"""
+<input type="hidden" name="next" value="{next}">
+<button type="submit" id="signin">Sign in</button></form></body></html>"""
 
 
 class TokenAuth:

@@ -18,7 +18,6 @@ import os
 import socket
 import subprocess
 import sys
-from typing import Any
 
 import trio
 

@@ -57,7 +57,7 @@ def merge(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
                 elif m["kind"] == "counter":
                     entry["values"][key] = old + value
                 else:
-                    old["buckets"] = [a + b for a, b in zip(old["buckets"], value["buckets"])]
+                    old["buckets"] = [a + b for a, b in zip(old["buckets"], value["buckets"], strict=False)]
                     old["sum"] += value["sum"]
                     old["count"] += value["count"]
     return merged
@@ -86,15 +86,15 @@ def cluster_families() -> list[Any]:
     total = GaugeMetricFamily("tray_resources_total", "A node's resources", labels=["NodeId", "Name"])
     avail = GaugeMetricFamily("tray_resources_available", "A node's unreserved resources", labels=["NodeId", "Name"])
     alive = GaugeMetricFamily("tray_cluster_nodes", "Nodes by state", labels=["State"])
-    for state, n in sorted(Tally(n["state"] for n in nodes).items()):
-        alive.add_metric([state], n)
-    for n in nodes:
-        if n["state"] != "ALIVE":
+    for state, count in sorted(Tally(n["state"] for n in nodes).items()):
+        alive.add_metric([state], count)
+    for node in nodes:
+        if node["state"] != "ALIVE":
             continue
-        for name, v in (n.get("resources_total") or {}).items():
-            total.add_metric([n["node_id"], name], v)
-        for name, v in (n.get("resources_available") or {}).items():
-            avail.add_metric([n["node_id"], name], v)
+        for name, v in (node.get("resources_total") or {}).items():
+            total.add_metric([node["node_id"], name], v)
+        for name, v in (node.get("resources_available") or {}).items():
+            avail.add_metric([node["node_id"], name], v)
     out += [alive, total, avail]
     _rows, stores, _home = lowlevel.memory_state()
     used = GaugeMetricFamily("tray_object_store_used_bytes", "Bytes of objects in a node's shared memory",
@@ -268,7 +268,7 @@ def app_families(merged: dict[str, dict[str, Any]]) -> list[Any]:
             fam = HistogramMetricFamily(name, m["description"] or name, labels=labels)
             for key, v in m["values"].items():
                 cumulative, running = [], 0
-                for bound, n in zip([*map(str, m["boundaries"]), "+Inf"], v["buckets"]):
+                for bound, n in zip([*map(str, m["boundaries"]), "+Inf"], v["buckets"], strict=True):
                     running += n
                     cumulative.append((bound, running))
                 fam.add_metric(list(key), cumulative, v["sum"])
@@ -291,7 +291,7 @@ def render(families: list[Any]) -> bytes:
             return iter(families)
 
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(Collector())  # type: ignore[arg-type]
+    registry.register(Collector())
     return generate_latest(registry)
 
 

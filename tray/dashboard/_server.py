@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         stop = trio.Event()
         token_ = trio.lowlevel.current_trio_token()
         threading.Thread(target=_watch_stdin, args=(lambda: token_.run_sync_soon(stop.set),), daemon=True).start()
-        await serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+        await serve(app, config, shutdown_trigger=stop.wait)
 
     try:
         trio.run(run)

@@ -16,4 +16,4 @@ from __future__ import annotations
 from ._client import JobSubmissionClient, local_dashboards
 from ._models import JobDetails, JobInfo, JobStatus
 
-__all__ = ["JobDetails", "JobInfo", "JobStatus", "JobSubmissionClient"]
+__all__ = ["JobDetails", "JobInfo", "JobStatus", "JobSubmissionClient", "local_dashboards"]

@@ -73,7 +73,7 @@ def _runtime_env(args: argparse.Namespace) -> dict[str, Any]:
         try:
             env = json.loads(text)
         except json.JSONDecodeError:
-            import yaml  # type: ignore[import-untyped]  # Ray's runtime_env files are often YAML
+            import yaml  # Ray's runtime_env files are often YAML
 
             env = yaml.safe_load(text)
     if args.runtime_env_json:
@@ -182,5 +182,5 @@ def list_jobs(args: argparse.Namespace) -> int:
     rows = [(j.submission_id or "", j.status.value, j.entrypoint[:60]) for j in jobs]
     width = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(("SUBMISSION_ID", "STATUS", "ENTRYPOINT"))]
     for row in [("SUBMISSION_ID", "STATUS", "ENTRYPOINT"), *rows]:
-        print("  ".join(c.ljust(w) for c, w in zip(row, width)).rstrip())
+        print("  ".join(c.ljust(w) for c, w in zip(row, width, strict=True)).rstrip())
     return 0

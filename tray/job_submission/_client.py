@@ -34,7 +34,8 @@ def local_dashboards() -> list[dict[str, Any]]:
                 sess = json.load(f)
             os.kill(int(dash["pid"]), 0)
             found.append({"url": dash["url"], "token": sess["token"], "session_dir": d,
-                          "kind": sess.get("kind", "driver"), "mtime": os.path.getmtime(os.path.join(d, "session.json"))})
+                          "kind": sess.get("kind", "driver"),
+                          "mtime": os.path.getmtime(os.path.join(d, "session.json"))})
         except (OSError, ValueError, KeyError):
             continue
     # a `tray start` head before a driver's own node, then the newest

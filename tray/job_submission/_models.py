@@ -22,7 +22,7 @@ def actor_name(submission_id: str) -> str:
     return f"_tray_job_supervisor_{submission_id}"
 
 
-class JobStatus(str, enum.Enum):
+class JobStatus(str, enum.Enum):  # noqa: UP042 - Ray's definition: str(status) is "JobStatus.X"
     """Ray's job states; a job ends STOPPED, SUCCEEDED or FAILED."""
 
     PENDING = "PENDING"

@@ -1,7 +1,8 @@
 """The job supervisor: a detached actor on the head node that runs one job's entrypoint.
 
 It prepares the job's runtime environment, starts the entrypoint as a shell command in a
-process group of its own (led by ``_leader.py``, which takes the group down with it) (``TRAY_ADDRESS`` and the cluster token set, so the script's
+process group of its own (led by ``_leader.py``, which takes the group down with it)
+(``TRAY_ADDRESS`` and the cluster token set, so the script's
 ``tray.init()`` joins this cluster), sends its output to the job's log file, and records
 each state change in the job's KV record. ``stop`` sends SIGTERM to the whole group, then
 SIGKILL after a grace period. An async actor: ``stop`` and ``ping`` answer while ``run``
@@ -24,8 +25,8 @@ from .. import lowlevel
 from . import runtime_env as _runtime_env
 from ._models import INFO_PREFIX, KV_NAMESPACE, JobInfo, JobStatus
 
-STOP_GRACE_S = 3.0
-LEADER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_leader.py")  # run by path: no tray import  # Ray's RAY_JOB_STOP_WAIT_TIME_S default
+STOP_GRACE_S = 3.0  # Ray's RAY_JOB_STOP_WAIT_TIME_S default
+LEADER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_leader.py")  # run by path: no tray import
 # Variables of the worker hosting this actor that must not leak into the job's driver.
 WORKER_ONLY = ("TRAY_NAMESPACE", "TRAY_JOB_ID", "TRAY_WORKER_ID")
 
@@ -141,7 +142,7 @@ class JobSupervisor:
             return
         try:
             await asyncio.wait_for(proc.wait(), STOP_GRACE_S)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         self._reap_group()
 

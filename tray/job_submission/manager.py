@@ -66,7 +66,8 @@ class JobManager:
                        log_path=os.path.join(self.log_dir, f"job-driver-{submission_id}.log"))
         head = self._head_node()
         info.driver_node_id = head
-        if lowlevel.kv_put(INFO_PREFIX + submission_id, info.dumps(), namespace=KV_NAMESPACE, overwrite=False):  # existed
+        existed = lowlevel.kv_put(INFO_PREFIX + submission_id, info.dumps(), namespace=KV_NAMESPACE, overwrite=False)
+        if existed:
             raise ValueError(f"a job with submission_id {submission_id!r} already exists")
         rt = lowlevel.runtime_info()
         try:
@@ -79,7 +80,8 @@ class JobManager:
             ref = actor.run.remote()
         except Exception as exc:
             info.status, info.end_time = JobStatus.FAILED, now_ms()
-            info.message, info.error_type = f"the job supervisor could not start: {exc}", "JOB_SUPERVISOR_ACTOR_START_FAILURE"
+            info.message = f"the job supervisor could not start: {exc}"
+            info.error_type = "JOB_SUPERVISOR_ACTOR_START_FAILURE"
             save_info(info)
             raise
         threading.Thread(target=self._reap, args=(submission_id, actor, ref), daemon=True,

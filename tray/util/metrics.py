@@ -76,7 +76,8 @@ class Metric:
         merged = {**self._default_tags, **(tags or {})}
         extra = set(merged) - set(self._tag_keys)
         if extra:
-            raise ValueError(f"unknown tag key(s) {sorted(extra)} for metric {self._name!r}; tag_keys: {self._tag_keys}")
+            raise ValueError(f"unknown tag key(s) {sorted(extra)} for metric {self._name!r}; "
+                             f"tag_keys: {self._tag_keys}")
         missing = [k for k in self._tag_keys if k not in merged]
         if missing:
             raise ValueError(f"missing value for tag key(s) {missing} of metric {self._name!r}")
