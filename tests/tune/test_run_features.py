@@ -152,9 +152,11 @@ def test_progress_table_redraws_in_place_on_a_terminal(ray, storage) -> None:
 def test_tensorboard_event_files_are_valid_tfrecords(tmp_path) -> None:
     import struct
 
+    from tensorboardX.crc32c import crc32c
     from tensorboardX.proto import event_pb2
 
-    from tray.tune.callback import TBXLoggerCallback, _masked_crc
+    from tray.tune._tfevents import masked_crc as _masked_crc
+    from tray.tune.callback import TBXLoggerCallback
 
     class FakeTrial:
         trial_id, local_path = "t", str(tmp_path)
@@ -176,6 +178,9 @@ def test_tensorboard_event_files_are_valid_tfrecords(tmp_path) -> None:
         events.append(event)
         pos += 16 + n
     assert events[0].file_version == "brain.Event:2"
+    from tray.tune._tfevents import crc32c as ours
+
+    assert all(ours(b) == crc32c(b) for b in (b"", b"a", b"123456789", data))  # the same CRC-32C as tensorboardX
     assert [(e.step, {v.tag: round(v.simple_value, 3) for v in e.summary.value}) for e in events[1:]] == [
         (1, {"ray/tune/acc": 0.1, "ray/tune/training_iteration": 1.0}),
         (2, {"ray/tune/acc": 0.2, "ray/tune/training_iteration": 2.0})]

@@ -54,9 +54,9 @@ def default_callbacks(user: list[Callback]) -> list[Callback]:
     callbacks = list(user)
     if os.environ.get("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "0") == "1":
         return callbacks
-    try:
-        import tensorboardX  # noqa: F401
-    except ImportError:
+    import importlib.util
+
+    if importlib.util.find_spec("tensorboardX") is None:  # Ray's rule; found, not imported (it imports torch)
         return callbacks
     from .callback import TBXLoggerCallback
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import struct
 from typing import Any
+
+from ._tfevents import EventFile
 
 
 class Callback:
@@ -71,20 +71,17 @@ class LoggerCallback(Callback):
 
 
 class TBXLoggerCallback(LoggerCallback):
-    """TensorBoard event files in each trial's folder (needs ``tensorboardX``, whose protobufs and
-    CRC it uses). It writes the TFRecord files itself, in the controller's loop: a SummaryWriter
-    starts a thread per trial, which made event files the biggest cost of a run of short trials."""
+    """TensorBoard event files in each trial's folder (Ray's default when tensorboardX is
+    installed). They are written as TFRecords in the controller's loop (``_tfevents``), without a
+    SummaryWriter thread per trial and without importing tensorboardX (which imports torch)."""
 
     def __init__(self) -> None:
-        from ..lowlevel import require
-
-        require("tensorboardX", "tune")
-        self._files: dict[str, _EventFile] = {}
+        self._files: dict[str, EventFile] = {}
 
     def log_trial_result(self, iteration: int, trial: Any, result: dict[str, Any]) -> None:
         events = self._files.get(trial.trial_id)
         if events is None:
-            events = self._files[trial.trial_id] = _EventFile(trial.local_path)
+            events = self._files[trial.trial_id] = EventFile(trial.local_path)
         scalars = [(f"ray/tune/{k}", float(v)) for k, v in result.items()
                    if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("pid", "timestamp")]
         events.scalars(result.get("training_iteration", iteration), scalars)
@@ -102,45 +99,3 @@ class TBXLoggerCallback(LoggerCallback):
         for events in self._files.values():
             events.close()
         self._files.clear()
-
-
-class _EventFile:
-    """One ``events.out.tfevents.*`` file: TFRecords (length, masked CRC32C, data, masked CRC32C)
-    of ``Event`` protobufs, as TensorBoard reads them."""
-
-    def __init__(self, directory: str) -> None:
-        import socket
-        import time
-
-        from tensorboardX.proto import event_pb2, summary_pb2
-
-        self._event_pb2, self._summary_pb2 = event_pb2, summary_pb2
-        os.makedirs(directory, exist_ok=True)
-        name = f"events.out.tfevents.{int(time.time())}.{socket.gethostname()}"
-        self._file = open(os.path.join(directory, name), "ab")  # noqa: SIM115 - open for the trial's life
-        self._write(event_pb2.Event(wall_time=time.time(), file_version="brain.Event:2"))
-
-    def _write(self, event: Any) -> None:
-        data = event.SerializeToString()
-        header = struct.pack("<Q", len(data))
-        self._file.write(header + struct.pack("<I", _masked_crc(header)) + data + struct.pack("<I", _masked_crc(data)))
-
-    def scalars(self, step: int, values: list[tuple[str, float]]) -> None:
-        import time
-
-        summary = self._summary_pb2.Summary(value=[self._summary_pb2.Summary.Value(tag=tag, simple_value=v)
-                                                   for tag, v in values])
-        self._write(self._event_pb2.Event(wall_time=time.time(), step=int(step), summary=summary))
-
-    def flush(self) -> None:
-        self._file.flush()
-
-    def close(self) -> None:
-        self._file.close()
-
-
-def _masked_crc(data: bytes) -> int:
-    from tensorboardX.crc32c import crc32c
-
-    x = crc32c(data)
-    return (((x >> 15) | (x << 17)) + 0xA282EAD8) & 0xFFFFFFFF
