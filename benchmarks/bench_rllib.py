@@ -1,16 +1,22 @@
 """PPO on CartPole-v1 with 2 env runners: wall time and env steps to a mean return of 150 and 450,
-the time to build the algorithm, and env steps per second while training; tray, and Ray RLlib
-in the same run when ``--ray-python`` names an interpreter with Ray installed.
+the time to build the algorithm, and env steps per second while training; tray, Ray RLlib (when
+``--ray-python`` names an interpreter with Ray installed) and Stable-Baselines3 (``--sb3``, in this
+interpreter: ``pip install stable-baselines3``) in the same run, alternating.
 
-    python benchmarks/bench_rllib.py [--runs 3] [--ray-python /tmp/rayvenv/bin/python]
+    python benchmarks/bench_rllib.py [--runs 3] [--ray-python /tmp/rayvenv/bin/python] [--sb3]
 
-Settings (both sides): lr 3e-4, 2,000-step train batches, minibatch 128, 6 epochs, seeded.
+Settings (every side): lr 3e-4, 2,000-step train batches (2 runners x 1,000; SB3: 2 envs x 1,000),
+minibatch 128, 6 epochs, seeded; the rest each library's defaults. "Mean return" is the mean over
+the episodes that ended in the iteration (Ray 2.60's ``env_runners/episode_return_mean``; for SB3,
+the episodes of the rollout, not its 100-episode ``ep_rew_mean``, which lags).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import statistics
 import subprocess
 import sys
@@ -20,6 +26,47 @@ RUN = textwrap.dedent('''
     import json, sys, time
     SIDE, SEED, MAX_STEPS = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     t0 = time.perf_counter()
+    if SIDE == "sb3":
+        import numpy as np
+        from stable_baselines3 import PPO
+        from stable_baselines3.common.callbacks import BaseCallback
+        from stable_baselines3.common.env_util import make_vec_env
+
+        class Track(BaseCallback):
+            def __init__(self):
+                super().__init__()
+                self.out = {"t150": None, "t450": None, "s150": None, "s450": None}
+                self.rets = []
+                self.reached = False
+
+            def _on_training_start(self):
+                self.start = time.perf_counter()
+
+            def _on_step(self):
+                self.rets += [i["episode"]["r"] for i in self.locals["infos"] if "episode" in i]
+                return not self.reached
+
+            def _on_rollout_end(self):
+                if not self.rets:
+                    return
+                ret, steps, now = float(np.mean(self.rets)), self.num_timesteps, time.perf_counter() - self.start
+                self.rets = []
+                if self.out["t150"] is None and ret >= 150:
+                    self.out["t150"], self.out["s150"] = now, steps
+                if ret >= 450:
+                    self.out["t450"], self.out["s450"] = now, steps
+                    self.reached = True
+
+        t = time.perf_counter()
+        model = PPO("MlpPolicy", make_vec_env("CartPole-v1", n_envs=2, seed=SEED), learning_rate=3e-4, n_steps=1000,
+                    batch_size=128, n_epochs=6, seed=SEED, device="cpu")
+        track = Track()
+        out = {"build_s": time.perf_counter() - t}
+        model.learn(total_timesteps=MAX_STEPS, callback=track)
+        out.update(track.out)
+        out["steps_per_s"] = model.num_timesteps / (time.perf_counter() - track.start)
+        print("RESULT " + json.dumps(out))
+        sys.exit(0)
     if SIDE == "ray":
         import ray
         from ray.rllib.algorithms.ppo import PPOConfig
@@ -73,8 +120,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--max-steps", type=int, default=200_000)
     parser.add_argument("--ray-python", default=None)
+    parser.add_argument("--sb3", action="store_true", help="also run Stable-Baselines3's PPO (in this interpreter)")
     args = parser.parse_args()
     sides = [("tray", sys.executable)] + ([("ray", args.ray_python)] if args.ray_python else [])
+    sides += [("sb3", sys.executable)] if args.sb3 else []
+    print(f"machine: {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, load average at start "
+          f"{os.getloadavg()[0]:.1f}", flush=True)
     results: dict[str, list[dict]] = {s: [] for s, _ in sides}
     for seed in range(args.runs):
         for side, python in sides:  # alternate, so load changes hit both sides alike
@@ -92,6 +143,7 @@ def main() -> None:
             small = isinstance(v, float) and v < 1000
             cells.append("not reached" if v is None else f"{v:,.2f}" if small else f"{v:,.0f}")
         print(f"| {label} | " + " | ".join(cells) + " |")
+    print(f"\nload average at the end {os.getloadavg()[0]:.1f} (1 min), {os.getloadavg()[2]:.1f} (15 min)")
 
 
 if __name__ == "__main__":

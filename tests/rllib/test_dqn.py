@@ -38,8 +38,9 @@ def _config():
             .debugging(seed=0))
 
 
-def test_dqn_learns_cartpole_a_little_fast():
-    algo = _config().build_algo()
+@pytest.mark.parametrize("n_step", [1, 3])
+def test_dqn_learns_cartpole_a_little_fast(n_step):
+    algo = _config().training(n_step=n_step).build_algo()
     try:
         best = 0.0
         for _ in range(15):  # 15,000 env steps
@@ -49,6 +50,7 @@ def test_dqn_learns_cartpole_a_little_fast():
                 break
         assert best >= 50, f"DQN reached only {best}"
         assert {"qf_loss", "qf_mean", "epsilon"} <= set(result["learners"]["default_policy"])
+        assert 0.0 < algo.exploration_epsilon() < 1.0
     finally:
         algo.stop()
 

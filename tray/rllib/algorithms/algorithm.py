@@ -13,6 +13,7 @@ import importlib
 import logging
 import os
 import time
+import warnings
 from typing import Any
 
 import cloudpickle
@@ -60,6 +61,7 @@ class Algorithm(Trainable):
     """Base of PPO, DQN, IMPALA and APPO. Build one with ``SomeConfig().environment(...).build_algo()``."""
 
     _config_class: type[AlgorithmConfig] = AlgorithmConfig
+    config: Any  # after setup: the algorithm's AlgorithmConfig subclass (Tune's Trainable types it a dict)
 
     def __init__(self, config: AlgorithmConfig | dict | None = None, env: Any = None, logger_creator: Any = None,
                  **kwargs: Any) -> None:
@@ -130,8 +132,9 @@ class Algorithm(Trainable):
         # episode_return_mean describes this iteration's policy, not a lagging 100-episode tail.
         self._episodes: collections.deque[tuple[float, int]] = collections.deque(
             maxlen=cfg.metrics_num_episodes_for_smoothing)
-        self._counters = collections.Counter()
+        self._counters: collections.Counter[str] = collections.Counter()
         self._weights_version = 0
+        self._warned_single_action = False
         self.setup_learner(cfg)
         self._sync_weights()
 
@@ -159,12 +162,12 @@ class Algorithm(Trainable):
                               sample_timeout_s=cfg.sample_timeout_s, what=what)
 
     # ------------------------------------------------------------------ subclass hooks
-    def _build_module(self, cfg: AlgorithmConfig) -> Any:
+    def _build_module(self, cfg: Any) -> Any:
         from ..core.rl_module.torch_rl_module import ActorCriticModule
 
         return ActorCriticModule(self.observation_space, self.action_space, cfg.model_config)
 
-    def setup_learner(self, cfg: AlgorithmConfig) -> None:
+    def setup_learner(self, cfg: Any) -> None:
         """Make the optimizer and whatever else learning needs (subclasses)."""
         from ..core.learner.adam import Adam
 
@@ -173,6 +176,10 @@ class Algorithm(Trainable):
     def training_step(self) -> dict[str, Any]:
         """One round of sampling and learning; returns the learner's stats for the default module."""
         raise NotImplementedError
+
+    def exploration_epsilon(self) -> float:
+        """Epsilon-greedy's epsilon now (Q-learning algorithms); 0 for a stochastic policy."""
+        return 0.0
 
     def learner_state(self) -> dict[str, Any]:
         """What a checkpoint keeps beyond the module and the optimizer (subclasses)."""
@@ -296,18 +303,46 @@ class Algorithm(Trainable):
             raise KeyError(f"no module {module_id!r}: this algorithm has one, {DEFAULT_MODULE_ID!r}")
         return self.module
 
-    def compute_single_action(self, observation: Any, *, explore: bool | None = None, **_: Any) -> Any:
-        """The action the current policy takes for one observation (greedy unless ``explore``)."""
-        from ..core.rl_module.numpy_policy import NumpyPolicy
-        from ..env.single_agent_env_runner import _flatten_obs
+    def compute_single_action(self, observation: Any = None, state: list | None = None, *,
+                              input_dict: dict | None = None, policy_id: str = DEFAULT_MODULE_ID,
+                              full_fetch: bool = False, explore: bool | None = None,
+                              unsquash_action: bool | None = None, clip_action: bool | None = None) -> Any:
+        """The action the current policy takes for one observation (Ray 2.60 keeps this deprecated
+        method: prefer ``get_module().forward_inference({"obs": batch})``).
 
+        ``explore`` None follows ``config.explore`` (sampling, by default), False acts greedily. A Box
+        action is mapped onto the env's bounds (``unsquash_action``, default True) or clipped to them
+        (``clip_action``, default ``config.clip_actions``), as the env runners do. ``full_fetch`` returns
+        ``(action, [], {"action_dist_inputs": ..., "action_logp": ...})``.
+        """
+        from ..core.rl_module.numpy_policy import NumpyPolicy
+        from ..env.single_agent_env_runner import _flatten_obs, to_env_action
+
+        if not self._warned_single_action:
+            self._warned_single_action = True
+            warnings.warn("Algorithm.compute_single_action is deprecated (as in Ray 2.60): use "
+                          "algo.get_module().forward_inference({'obs': obs_batch})", DeprecationWarning, stacklevel=2)
+        if state:
+            raise ValueError("compute_single_action: state is for recurrent modules, which tray.rllib does not have")
+        self.get_module(policy_id)  # a KeyError naming an unknown module
+        if input_dict is not None:
+            if observation is not None:
+                raise ValueError("compute_single_action: give either observation or input_dict, not both")
+            observation = input_dict["obs"]
+        if observation is None:
+            raise ValueError("compute_single_action needs an observation (or input_dict={'obs': ...})")
         _, flat = _flatten_obs(self.observation_space)
         policy = NumpyPolicy(self.module.numpy_weights())
-        actions, _ = policy.act_batch(flat(observation)[None], self.rng, bool(explore))
-        a = actions[0]
-        if hasattr(self.action_space, "n"):
-            return int(a) + int(getattr(self.action_space, "start", 0))
-        return np.asarray(a, np.float32)
+        obs = flat(observation)[None]
+        explore = self.config.explore if explore is None else explore
+        actions, logp = policy.act_batch(obs, self.rng, bool(explore), self.exploration_epsilon())
+        clip = self.config.clip_actions if clip_action is None else clip_action
+        action = to_env_action(actions[0], self.action_space, clip, normalize=unsquash_action is not False)
+        if not full_fetch:
+            return action
+        extra = {"action_dist_inputs": policy.pi(obs)[0] if policy.dist != "q" else policy.q_values(obs)[0],
+                 "action_logp": float(logp[0])}
+        return action, [], extra
 
     # ------------------------------------------------------------------ checkpoints
     def save_checkpoint(self, checkpoint_dir: str) -> None:

@@ -12,7 +12,7 @@ import copy
 import importlib
 import logging
 import math
-from typing import Any
+from typing import Any, Self
 
 from ._legacy_keys import translate
 
@@ -165,7 +165,7 @@ class AlgorithmConfig:
                          ignore_env_runner_failures=ignore_env_runner_failures,
                          max_num_env_runner_restarts=max_num_env_runner_restarts)
 
-    def _set(self, **values: Any) -> AlgorithmConfig:
+    def _set(self, **values: Any) -> Self:
         for key, value in values.items():
             if value is not NotProvided:
                 setattr(self, key, value)

@@ -43,6 +43,22 @@ def _flatten_obs(space: gym.Space) -> tuple[int, Any]:
     raise ValueError(f"observation space {space} is not supported (Box or Discrete)")
 
 
+def to_env_action(a: np.ndarray, space: gym.Space, clip_actions: bool, normalize: bool = True) -> Any:
+    """A module's action as the env takes it: Discrete offset by ``start``; a bounded Box's action
+    clipped to its bounds (``clip_actions``) or else mapped from [-1, 1] onto them (Ray's
+    ``normalize_actions``)."""
+    if isinstance(space, gym.spaces.Discrete):
+        return int(a) + int(space.start)
+    if not isinstance(space, gym.spaces.Box):
+        raise ValueError(f"action space {space} is not supported (Discrete or Box)")
+    a = np.asarray(a, np.float32).reshape(space.shape)
+    if clip_actions:
+        return np.clip(a, space.low, space.high)
+    if normalize and np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high)):
+        a = space.low + (np.clip(a, -1.0, 1.0) + 1.0) * 0.5 * (space.high - space.low)
+    return a.astype(space.dtype)
+
+
 class SingleAgentEnvRunner:
     """Steps ``num_envs`` copies of one env; ``worker_index`` 0 is the main process's own runner."""
 
@@ -83,15 +99,7 @@ class SingleAgentEnvRunner:
         return self._flat(obs)
 
     def _env_action(self, a: np.ndarray) -> Any:
-        space = self.action_space
-        if isinstance(space, gym.spaces.Discrete):
-            return int(a) + int(space.start)
-        a = np.asarray(a, np.float32).reshape(space.shape)
-        if self.spec.clip_actions:
-            return np.clip(a, space.low, space.high)
-        if np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high)):  # Ray's normalize_actions
-            a = space.low + (np.clip(a, -1.0, 1.0) + 1.0) * 0.5 * (space.high - space.low)
-        return a.astype(space.dtype)
+        return to_env_action(a, self.action_space, self.spec.clip_actions)
 
     # ------------------------------------------------------------------ the protocol
     def get_spaces(self) -> tuple[gym.Space, gym.Space]:
@@ -177,7 +185,7 @@ class SingleAgentEnvRunner:
                         active[i] = False
                         continue
                     started += 1
-                    obs[i] = self._reset(i, None)
+                    obs[i] = self._reset(int(i), None)
                 else:
                     obs[i] = self._flat(o)
         # the training vector's episodes were interrupted: start them afresh

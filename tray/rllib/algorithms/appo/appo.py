@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from ..algorithm_config import AlgorithmConfig, NotProvided
+from ..algorithm_config import NotProvided
 from ..impala.impala import IMPALA, IMPALAConfig
 from .circular_buffer import CircularBuffer
 
@@ -72,7 +72,7 @@ class APPO(IMPALA):
 
     _config_class = APPOConfig
 
-    def setup_learner(self, cfg: AlgorithmConfig) -> None:
+    def setup_learner(self, cfg: Any) -> None:
         super().setup_learner(cfg)
         self.target = copy.deepcopy(self.module)
         for p in self.target.parameters():

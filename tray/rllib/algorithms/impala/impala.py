@@ -60,7 +60,7 @@ class IMPALA(Algorithm):
 
     _config_class = IMPALAConfig
 
-    def setup_learner(self, cfg: AlgorithmConfig) -> None:
+    def setup_learner(self, cfg: Any) -> None:
         super().setup_learner(cfg)
         self._pending: list[dict[str, Any]] = []
         self._pending_steps = 0

@@ -56,7 +56,7 @@ class PPO(Algorithm):
 
     _config_class = PPOConfig
 
-    def setup_learner(self, cfg: AlgorithmConfig) -> None:
+    def setup_learner(self, cfg: Any) -> None:
         super().setup_learner(cfg)
         self.kl_coeff = float(cfg.kl_coeff)
 

@@ -11,11 +11,12 @@ one list per head (``"pi"``, ``"vf"``, ``"q"``, ``"v"``), each a list of ``(W, b
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-_ACT = {
+_ACT: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "tanh": np.tanh,
     "relu": lambda x: np.maximum(x, 0.0),
     "linear": lambda x: x,
@@ -61,7 +62,7 @@ class NumpyPolicy:
         if self.dist == "q":
             actions = self.q_values(obs).argmax(axis=-1)
             if explore and epsilon > 0:
-                rand = rng.random(n) < epsilon
+                rand = np.asarray(rng.random(n) < epsilon)
                 if rand.any():
                     actions = np.where(rand, rng.integers(0, self.w["num_actions"], n), actions)
             return actions, np.zeros(n, np.float32)

@@ -178,6 +178,7 @@ class QModule(TorchRLModule):
             raise UnsupportedSpaceException(f"DQN needs a Discrete action space, got {action_space}")
         hidden = list(model_config.get("fcnet_hiddens", [256, 256]))
         n_in, n_out = obs_size(observation_space), int(action_space.n)
+        self.num_actions = n_out
         self.dueling = dueling
         head_act = model_config.get("head_fcnet_activation", "relu")
         head_hidden = list(model_config.get("head_fcnet_hiddens", []))
@@ -198,7 +199,7 @@ class QModule(TorchRLModule):
         return {"action_dist_inputs": q, "qf_preds": q}
 
     def numpy_weights(self) -> dict[str, Any]:
-        return {"dist": "q", "num_actions": int(self.action_space.n),
+        return {"dist": "q", "num_actions": self.num_actions,
                 "enc": _linears(self.enc), "q": _linears(self.q), "v": _linears(self.v) if self.v is not None else []}
 
 

@@ -6,8 +6,6 @@ from typing import Any
 
 import numpy as np
 
-_KEYS = ("obs", "actions", "rewards", "next_obs", "terminateds")
-
 
 class ReplayBuffer:
     """Keeps the last ``capacity`` transitions; ``sample(n)`` draws uniformly with replacement."""
@@ -25,13 +23,17 @@ class ReplayBuffer:
         return self._size
 
     def add(self, batch: dict[str, np.ndarray]) -> None:
-        """Add flat transitions (every column's first axis is the transition)."""
+        """Add flat transitions (every column's first axis is the transition; the first add fixes the columns)."""
         n = len(batch["rewards"])
+        if n == 0:
+            return
         if self._cols is None:
-            self._cols = {k: np.empty((self.capacity, *np.asarray(batch[k]).shape[1:]), np.asarray(batch[k]).dtype)
-                          for k in _KEYS}
+            self._cols = {k: np.empty((self.capacity, *np.asarray(v).shape[1:]), np.asarray(v).dtype)
+                          for k, v in batch.items()}
+        if set(batch) != set(self._cols):
+            raise ValueError(f"replay columns {sorted(batch)} differ from the buffer's {sorted(self._cols)}")
         idx = (self._next + np.arange(n)) % self.capacity
-        for k in _KEYS:
+        for k in self._cols:
             self._cols[k][idx] = batch[k]
         self._next = int((self._next + n) % self.capacity)
         self._size = min(self.capacity, self._size + n)
