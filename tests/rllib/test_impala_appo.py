@@ -129,3 +129,23 @@ def test_impala_and_appo_learn_cartpole(cluster, make):
         assert best >= 150, f"reached only {best} in {result['num_env_steps_sampled_lifetime']} steps"
     finally:
         algo.stop()
+
+
+def test_impala_goes_on_when_a_runner_is_sigkilled_mid_sampling(cluster):
+    import os
+    import signal
+
+    import tray
+
+    algo = _impala().reporting(min_sample_timesteps_per_iteration=1000).build_algo()
+    try:
+        algo.train()
+        runner = algo.env_runner_group.runners[2]
+        pid = tray.get(runner.ping.remote())
+        os.kill(pid, signal.SIGKILL)  # while it has a sample call in flight
+        results = [algo.train() for _ in range(3)]
+        assert results[-1]["fault_tolerance"]["num_remote_worker_restarts"] >= 1
+        assert all(r["env_runners"]["num_env_steps_sampled"] >= 1000 for r in results)
+        assert tray.get(runner.ping.remote(), timeout=60) != pid
+    finally:
+        algo.stop()
