@@ -207,3 +207,22 @@ def test_a_searcher_that_does_not_pickle_still_runs_and_restores(ray, storage, c
     assert results.num_terminated == 3 and "cannot be pickled" in caplog.text
     again = tune.Tuner.restore(f"{storage}/locked", trainable=f).fit()
     assert again.num_terminated == 3
+
+
+def test_trial_name_creators_and_unsupported_options(ray, storage) -> None:
+    def f(config):
+        tune.report({"name": tune.get_context().get_trial_name()})
+
+    results = tune.Tuner(f, param_space={"k": tune.grid_search([1, 2])},
+                         tune_config=tune.TuneConfig(trial_name_creator=lambda t: f"job-{t.config['k']}",
+                                                     trial_dirname_creator=lambda t: f"dir-{t.config['k']}"),
+                         run_config=tune.RunConfig(storage_path=storage, verbose=0)).fit()
+    assert sorted(r.metrics["name"] for r in results) == ["job-1", "job-2"]
+    assert sorted(os.path.basename(r.path) for r in results) == ["dir-1", "dir-2"]
+    with pytest.raises(ValueError, match="URIs are not supported"):
+        tune.Tuner(f, run_config=tune.RunConfig(storage_path="s3://bucket/x")).fit()
+    with pytest.raises(ValueError, match="log_to_file"):
+        tune.Tuner(f, run_config=tune.RunConfig(storage_path=storage, log_to_file=True)).fit()
+    with pytest.raises(ValueError, match="chdir_to_trial_dir"):
+        tune.Tuner(f, tune_config=tune.TuneConfig(chdir_to_trial_dir=True),
+                   run_config=tune.RunConfig(storage_path=storage)).fit()

@@ -69,3 +69,16 @@ def test_float_domains_stay_in_bounds(lo: float, width: float, seed: int) -> Non
 
 def test_format_vars_names_the_varied_keys() -> None:
     assert vg.format_vars({("lr",): 0.001, ("net", "layers"): 3}) == "lr=0.0010,layers=3"
+
+
+def test_constant_grid_search_and_points_to_evaluate() -> None:
+    from tray.tune.search import BasicVariantGenerator
+
+    gen = BasicVariantGenerator(constant_grid_search=True, random_state=1)
+    gen.setup({"a": tune.grid_search([1, 2]), "b": tune.uniform(0, 1)}, num_samples=2)
+    configs = [gen.next_trial(str(i))[0] for i in range(4)]
+    assert configs[0]["b"] == configs[1]["b"] != configs[2]["b"] == configs[3]["b"]
+    assert gen.is_finished() and gen.next_trial("x") is None
+    gen = BasicVariantGenerator(points_to_evaluate=[{"b": 0.5}], random_state=1)
+    gen.setup({"a": 7, "b": tune.uniform(0, 1)}, num_samples=1)
+    assert gen.next_trial("0")[0] == {"a": 7, "b": 0.5} and gen.total_samples == 2

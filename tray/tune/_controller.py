@@ -65,7 +65,7 @@ class TuneController:
                  max_concurrent_trials: int | None, time_budget_s: float | None, reuse_actors: bool,
                  failure_config: FailureConfig, checkpoint_config: CheckpointConfig, callbacks: list[Callback],
                  reporter: Any, trials: list[Trial] | None = None, state_saver: Any = None,
-                 is_class: bool = False) -> None:
+                 is_class: bool = False, trial_name_creator: Any = None, trial_dirname_creator: Any = None) -> None:
         self.trainable = trainable
         self.trainable_name = trainable_name
         self.trainable_key = uuid.uuid4().hex
@@ -87,6 +87,7 @@ class TuneController:
         self.reporter = reporter
         self._state_saver = state_saver
         self.is_class = is_class
+        self._name_creator, self._dirname_creator = trial_name_creator, trial_dirname_creator
         self._trials: list[Trial] = list(trials or [])
         self._files: dict[str, TrialFiles] = {}
         self._live: dict[str, _Live] = {}
@@ -233,6 +234,10 @@ class TuneController:
                       evaluated_params={"/".join(map(str, k)): v for k, v in varied.items()}, resources=factory,
                       local_path=os.path.join(self.experiment_path, dirname), experiment_name=self.experiment_name,
                       max_failures=self.failure_config.max_failures)
+        if self._name_creator is not None:
+            trial.custom_trial_name = str(self._name_creator(trial))
+        if self._dirname_creator is not None:
+            trial.local_path = os.path.join(self.experiment_path, str(self._dirname_creator(trial)))
         self._trials.append(trial)
         missing = self._missing(factory.required_resources)
         if missing and from_default:

@@ -50,6 +50,21 @@ def _resources(trainable: Any, override: Any) -> tuple[Any, bool]:
     return None, False
 
 
+def _check_supported(tune_config: TuneConfig, run_config: RunConfig) -> None:
+    """Options tray.tune does not implement fail here, by name, rather than being ignored."""
+    storage = run_config.storage_path or ""
+    if "://" in storage and not storage.startswith("file://"):
+        raise ValueError(f"storage_path={storage!r}: tray.tune keeps runs on a filesystem path (local or shared); "
+                         "URIs are not supported yet")
+    for name in ("storage_filesystem", "sync_config", "log_to_file"):
+        if getattr(run_config, name):
+            raise ValueError(f"RunConfig({name}=...) is not supported by tray.tune: runs are kept on a filesystem "
+                             "path, and a trial's output is in its worker's log (`tray logs`)")
+    if tune_config.chdir_to_trial_dir:
+        raise ValueError("TuneConfig(chdir_to_trial_dir=True) is not supported: trials share runner processes; "
+                         "use tune.get_context().get_trial_dir()")
+
+
 def default_callbacks(user: list[Callback]) -> list[Callback]:
     callbacks = list(user)
     if os.environ.get("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "0") == "1":
@@ -75,6 +90,7 @@ def run_experiment(trainable: Any, param_space: dict[str, Any], tune_config: Tun
         raise TypeError(f"param_space must be a dict, got {type(param_space).__name__}")
     if not tray.is_initialized():
         tray.init()
+    _check_supported(tune_config, run_config)
     metric, mode = tune_config.metric, tune_config.mode
     if experiment_path is None:
         exp_name = run_config.name or f"{name}_{time.strftime('%Y-%m-%d_%H-%M-%S')}"
@@ -141,5 +157,6 @@ def run_experiment(trainable: Any, param_space: dict[str, Any], tune_config: Tun
         resources_from_default=from_default, max_concurrent_trials=tune_config.max_concurrent_trials,
         time_budget_s=tune_config.time_budget_s, reuse_actors=reuse, failure_config=run_config.failure_config,
         checkpoint_config=run_config.checkpoint_config, callbacks=default_callbacks(run_config.callbacks or []),
-        reporter=reporter, trials=trials, state_saver=save_state, is_class=is_class)
+        reporter=reporter, trials=trials, state_saver=save_state, is_class=is_class,
+        trial_name_creator=tune_config.trial_name_creator, trial_dirname_creator=tune_config.trial_dirname_creator)
     return controller.run(), experiment_path

@@ -39,6 +39,7 @@ class CLIReporter(ProgressReporter):
         self._infer_limit = infer_limit
         self._metric, self._mode = metric, mode
         self._sort = sort_by_metric
+        self._intermediate = print_intermediate_tables is not False
         self._out = out
         self._last = 0.0
         self._drawn_lines = 0
@@ -59,7 +60,7 @@ class CLIReporter(ProgressReporter):
 
     def should_report(self, trials: list[Any], done: bool = False) -> bool:
         now = time.monotonic()
-        if done or now - self._last >= self._frequency:
+        if done or (self._intermediate and now - self._last >= self._frequency):
             self._last = now
             return True
         return False

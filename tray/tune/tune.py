@@ -43,7 +43,8 @@ def run(run_or_experiment: Any, *, name: str | None = None, metric: str | None =
                            log_to_file=log_to_file)
     tune_config = TuneConfig(metric=metric, mode=mode, search_alg=search_alg, scheduler=scheduler,
                              num_samples=num_samples, max_concurrent_trials=max_concurrent_trials,
-                             time_budget_s=time_budget_s, reuse_actors=reuse_actors)
+                             time_budget_s=time_budget_s, reuse_actors=reuse_actors,
+                             trial_name_creator=trial_name_creator, trial_dirname_creator=trial_dirname_creator)
     restored = None
     experiment_path = None
     target = restore

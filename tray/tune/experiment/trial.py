@@ -59,7 +59,7 @@ class Trial:
 
     @property
     def trial_name(self) -> str:
-        return self.custom_trial_name or str(self)
+        return str(self)
 
     @property
     def resources(self) -> dict[str, float]:
@@ -92,7 +92,7 @@ class Trial:
                 stats[f"last-{k}-avg"] = sum(window) / len(window)
 
     def __str__(self) -> str:
-        return f"{self.trainable_name}_{self.trial_id}"
+        return self.custom_trial_name or f"{self.trainable_name}_{self.trial_id}"
 
     def __repr__(self) -> str:
         return str(self)

@@ -37,6 +37,8 @@ class MedianStoppingRule(FIFOScheduler):
                  grace_period: float = 60.0, min_samples_required: int = 3, min_time_slice: float = 0,
                  hard_stop: bool = True) -> None:
         check_mode(mode)
+        if min_time_slice:
+            raise ValueError("MedianStoppingRule: min_time_slice is not supported (trials are not time-sliced here)")
         self._time_attr = time_attr
         self._metric, self._mode = metric, mode
         self._grace_period = grace_period

@@ -98,6 +98,9 @@ class PopulationBasedTraining(FIFOScheduler):
         if not hyperparam_mutations and custom_explore_fn is None:
             raise ValueError("PopulationBasedTraining needs hyperparam_mutations or custom_explore_fn")
         check_mode(mode)
+        if synch:
+            raise ValueError("PopulationBasedTraining(synch=True) is not supported: tray's PBT is asynchronous")
+        self._require_attrs = require_attrs
         self._time_attr = time_attr
         self._metric, self._mode = metric, mode
         self._mutations = hyperparam_mutations or {}
@@ -117,6 +120,10 @@ class PopulationBasedTraining(FIFOScheduler):
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> str:
         metric, mode = self._require("PopulationBasedTraining")
         if self._time_attr not in result or metric not in result:
+            if self._require_attrs:
+                missing = [k for k in (self._time_attr, metric) if k not in result]
+                raise ValueError(f"PopulationBasedTraining: a result of {trial} lacks {missing} "
+                                 "(pass require_attrs=False to let such results through)")
             return TrialScheduler.CONTINUE
         self._trials.setdefault(trial.trial_id, trial)
         clone_id = self._decider.on_result(trial.trial_id, result[self._time_attr], signed(result[metric], mode))

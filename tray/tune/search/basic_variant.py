@@ -52,7 +52,7 @@ class BasicVariantGenerator(SearchAlgorithm):
         self._num_samples = 1
         self._index = 0
         self._live: set[str] = set()
-        self._constant_samples: dict[int, tuple[dict[Path, Any], dict[str, Any]]] = {}
+        self._constant_seeds: dict[int, float] = {}
 
     def setup(self, param_space: dict[str, Any], num_samples: int) -> None:
         parse_space(param_space)  # raises on what it cannot read, before anything runs
@@ -78,7 +78,11 @@ class BasicVariantGenerator(SearchAlgorithm):
             return config, resolved, f"{i}_{format_vars(resolved)}".rstrip("_")
         k = i - len(self._points)
         point = self._grid[k % len(self._grid)]
-        resolved, config = resolve(self._space, point, self._rng)
+        rng = self._rng
+        if self._constant_grid_search:  # the same random draws for every grid point of one sample
+            seed = self._constant_seeds.setdefault(k // len(self._grid), self._rng.random())
+            rng = random.Random(seed)
+        resolved, config = resolve(self._space, point, rng)
         return config, resolved, f"{i}_{format_vars(resolved)}".rstrip("_")
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:

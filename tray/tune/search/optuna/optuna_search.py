@@ -37,6 +37,8 @@ class OptunaSearch(Searcher):
                  mode: str | list[str] | None = None, points_to_evaluate: list[dict[str, Any]] | None = None,
                  sampler: Any = None, seed: int | None = None, evaluated_rewards: list[float] | None = None) -> None:
         ot = require("optuna", "tune")
+        if isinstance(metric, list) or isinstance(mode, list):
+            raise ValueError("OptunaSearch: multi-objective search (a list of metrics) is not supported")
         super().__init__(metric if isinstance(metric, str) or metric is None else None,
                          mode if isinstance(mode, str) or mode is None else None)
         self._ot = ot
