@@ -223,6 +223,8 @@ def test_trial_name_creators_and_unsupported_options(ray, storage) -> None:
         tune.Tuner(f, run_config=tune.RunConfig(storage_path="s3://bucket/x")).fit()
     with pytest.raises(ValueError, match="log_to_file"):
         tune.Tuner(f, run_config=tune.RunConfig(storage_path=storage, log_to_file=True)).fit()
+    with pytest.raises(ValueError, match="for class trainables"):
+        tune.run(f, checkpoint_at_end=True, storage_path=storage, verbose=0)
     with pytest.raises(ValueError, match="chdir_to_trial_dir"):
         tune.Tuner(f, tune_config=tune.TuneConfig(chdir_to_trial_dir=True),
                    run_config=tune.RunConfig(storage_path=storage)).fit()

@@ -149,6 +149,10 @@ def run_experiment(trainable: Any, param_space: dict[str, Any], tune_config: Tun
         reporter.setup(start_time=time.time(), total_samples=search_alg.total_samples, metric=metric, mode=mode)
     resources, from_default = _resources(trainable, resources_per_trial)
     is_class = isinstance(trainable, type) and issubclass(trainable, Trainable)
+    ckpt = run_config.checkpoint_config
+    if not is_class and ckpt is not None and (ckpt.checkpoint_frequency or ckpt.checkpoint_at_end):
+        raise ValueError("checkpoint_frequency and checkpoint_at_end are for class trainables (Tune calls their "
+                         "save()); a function trainable checkpoints with tune.report(..., checkpoint=...)")
     reuse = tune_config.reuse_actors if tune_config.reuse_actors is not None else True
     assert run_config.failure_config is not None and run_config.checkpoint_config is not None
     controller = TuneController(

@@ -44,6 +44,7 @@ class CLIReporter(ProgressReporter):
         self._last = 0.0
         self._drawn_lines = 0
         self._last_key = ""
+        self._total_samples = total_samples
         self._start = time.time()
 
     def setup(self, start_time: float | None = None, total_samples: int | None = None, metric: str | None = None,
@@ -51,6 +52,7 @@ class CLIReporter(ProgressReporter):
         self._start = start_time or time.time()
         self._metric = self._metric or metric
         self._mode = self._mode or mode
+        self._total_samples = self._total_samples or total_samples
 
     def add_metric_column(self, metric: str, representation: str | None = None) -> None:
         if isinstance(self._metric_columns, dict):
@@ -103,10 +105,11 @@ class CLIReporter(ProgressReporter):
 
     def render(self, trials: list[Any], done: bool, *sys_info: str) -> str:
         counts = Counter(t.status for t in trials)
+        total = self._total_samples if self._total_samples and self._total_samples < 10**8 else len(trials)
         elapsed = time.time() - self._start
         head = ["== Status ==", f"Current time: {time.strftime('%Y-%m-%d %H:%M:%S')} (running for "
                 f"{time.strftime('%H:%M:%S', time.gmtime(elapsed))})", *sys_info,
-                f"Number of trials: {len(trials)}/{len(trials)} ("
+                f"Number of trials: {len(trials)}/{total} ("
                 + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + ")"]
         metrics, params = self._columns(trials)
         shown = list(trials)
