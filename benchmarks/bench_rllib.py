@@ -3,7 +3,7 @@ the time to build the algorithm, and env steps per second while training; tray, 
 ``--ray-python`` names an interpreter with Ray installed) and Stable-Baselines3 (``--sb3``, in this
 interpreter: ``pip install stable-baselines3``) in the same run, alternating.
 
-    python benchmarks/bench_rllib.py [--runs 3] [--ray-python /tmp/rayvenv/bin/python] [--sb3]
+    python benchmarks/bench_rllib.py [--runs 3] [--ray-python /tmp/rayvenv/bin/python] [--sb3] [--quick]
 
 Settings (every side): lr 3e-4, 2,000-step train batches (2 runners x 1,000; SB3: 2 envs x 1,000),
 minibatch 128, 6 epochs, seeded; the rest each library's defaults. "Mean return" is the mean over
@@ -124,7 +124,10 @@ def main() -> None:
     parser.add_argument("--max-steps", type=int, default=200_000)
     parser.add_argument("--ray-python", default=None)
     parser.add_argument("--sb3", action="store_true", help="also run Stable-Baselines3's PPO (in this interpreter)")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: one run of at most 4,000 env steps")
     args = parser.parse_args()
+    if args.quick:
+        args.runs, args.max_steps = 1, 4000
     sides = [("tray", sys.executable)] + ([("ray", args.ray_python)] if args.ray_python else [])
     sides += [("sb3", sys.executable)] if args.sb3 else []
     print(f"machine: {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, load average at start "
