@@ -26,7 +26,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import msgpack
 import trio
@@ -166,7 +167,7 @@ async def raw_trio_frames(address: str, n: int) -> float:
         pack = msgpack.Packer().pack
         t = time.perf_counter()
         batch: list[bytes] = []
-        for i in range(n):
+        for _i in range(n):
             batch.append(pack([Kind.TELL, 0, "abcd1234:1", "hit", b"\x80\x05\x95", ()]))
             if len(batch) == 1000:
                 await stream.send_all(b"".join(batch))
@@ -298,13 +299,13 @@ def main() -> None:
                     await tray_sequential(ref, 200)  # warm up
                     for _ in range(args.rounds):
                         add(f"{kind} sequential ask/s", await tray_sequential(ref, n_seq))
-                        add(f"{kind} raw ping-pong/s", raw_pingpong(raddr, size, n_seq))
+                        add(f"{kind} raw ping-pong/s", raw_pingpong(raddr, size, n_seq))  # noqa: B023 - runs within this iteration
                         add(f"{kind} 100-in-flight ask/s", await tray_inflight(ref, n_fly))
                         add(f"{kind} pipelined tell/s", await tray_tells(ref, n_tell))
-                        add(f"{kind} raw trio msgpack frames/s", await raw_trio_frames(raddr, n_tell))
+                        add(f"{kind} raw trio msgpack frames/s", await raw_trio_frames(raddr, n_tell))  # noqa: B023 - runs within this iteration
                         if kind == "tcp":
                             add("tcp bulk bytes/s", await tray_bulk(ref, bulk))
-                            add("tcp raw bulk bytes/s", raw_bulk(raddr, bulk))
+                            add("tcp raw bulk bytes/s", raw_bulk(raddr, bulk))  # noqa: B023 - runs within this iteration
 
             trio.run(run_tray)
         _report(results, size)
@@ -320,8 +321,10 @@ def _report(results: dict[str, list[float]], size: int) -> None:
     med = {k: statistics.median(v) for k, v in results.items()}
     print(f"medians over {len(next(iter(results.values())))} rounds (ask message: {size} bytes on the wire)")
     pairs: list[tuple[str, str | None, Callable[[float], str]]] = []
-    fmt_n: Callable[[float], str] = lambda v: f"{v:,.0f}"
-    fmt_b: Callable[[float], str] = lambda v: f"{v / 1e9:.2f} GB/s"
+    def fmt_n(v: float) -> str:
+        return f"{v:,.0f}"
+    def fmt_b(v: float) -> str:
+        return f"{v / 1e9:.2f} GB/s"
     for kind in ("unix", "tcp"):
         pairs += [
             (f"{kind} sequential ask/s", f"{kind} raw ping-pong/s", fmt_n),

@@ -30,7 +30,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from tray._cli.perf import COLD_NAME, LOWER_IS_BETTER
+from tray._cli.perf import COLD_NAME, LOWER_IS_BETTER  # noqa: E402 - after the path it needs
 
 
 def run_once(backend: str, python: str, json_path: Path, args: argparse.Namespace) -> dict:
@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.from_json:
         runs = [json.loads(Path(f).read_text()) for f in args.from_json]
-        sources = [f"{r['backend']} ({Path(f).name})" for r, f in zip(runs, args.from_json)]
+        sources = [f"{r['backend']} ({Path(f).name})" for r, f in zip(runs, args.from_json, strict=True)]
         tree = next((r["tree"] for r in runs if "tree" in r), "this tree")
     else:
         tree = tree_version()

@@ -20,7 +20,7 @@ print(ray.get(futures))  # [0, 1, 4, 9]
 
 # Actors: a class whose instances live in worker processes and keep their state.
 @ray.remote
-class Counter(object):
+class Counter:
     def __init__(self):
         self.n = 0
 

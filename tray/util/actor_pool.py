@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from typing import Any, Callable, Iterable, Iterator, TypeVar, Union
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
 
 import tray
 
@@ -29,7 +30,7 @@ __all__ = ["ActorPool"]
 
 V = TypeVar("V")
 # What ``fn(actor, value)`` returns: one ref, or a list of refs (a call with num_returns > 1).
-Future = Union[ObjectRef, list]
+Future = ObjectRef | list
 SubmitFn = Callable[[Any, V], Future]
 
 _TIMEOUT_MSG = "Timed out waiting for result"

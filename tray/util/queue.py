@@ -215,13 +215,13 @@ class _QueueActor:
     async def put(self, item: Any, timeout: float | None = None) -> None:
         try:
             await asyncio.wait_for(self.queue.put(item), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise Full(f"no room in the queue (maxsize {self.maxsize}) within {timeout} s") from None
 
     async def get(self, timeout: float | None = None) -> Any:
         try:
             return await asyncio.wait_for(self.queue.get(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise Empty(f"no item in the queue within {timeout} s") from None
 
     def put_nowait(self, item: Any) -> None:

@@ -10,7 +10,7 @@ a value (bundle indexes, node affinity flags, label expressions) its ValueError 
 
 from __future__ import annotations
 
-from typing import Any, Union
+from typing import Any
 
 from .placement_group import PlacementGroup
 
@@ -160,7 +160,7 @@ class DoesNotExist(_Operator):
         self.values = []
 
 
-LabelExpressions = dict[str, Union[In, NotIn, Exists, DoesNotExist]]
+LabelExpressions = dict[str, In | NotIn | Exists | DoesNotExist]
 
 
 def _check_expressions(expressions: Any, param: str) -> LabelExpressions:

@@ -230,7 +230,7 @@ def memory_summary(rows: list[dict[str, Any]] | None = None, stats: dict[str, An
                          r["storage"] or "-", str(r["pid"]), r["type"]) for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     now = datetime.datetime.now().isoformat(timespec="seconds")
-    refs = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table]
+    refs = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in table]
     return "\n".join([f"======== Object references status: {now} ========", "", *refs, "", *lines,
                       f"References: {len(rows)} to {len({r['object_id'] for r in rows})} object(s)"])
 
