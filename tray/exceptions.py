@@ -1,7 +1,35 @@
 """Exceptions raised by tray, with Ray's names where Ray has one.
 
 This module is the bottom layer of the package: it imports nothing of tray, so every
-layer (the actor kernel included) can raise these.
+layer (the actor kernel included) can raise these. The hierarchy::
+
+    Exception
+    └── RayError                          every error of tray's own
+        ├── RayTaskError                  a task or actor method raised (its traceback inside);
+        │                                 also an instance of the user's exception class
+        ├── RayActorError
+        │   └── ActorDiedError            the actor is gone (crashed, killed, unreachable)
+        ├── MailboxFull                   a bounded mailbox refused a message
+        ├── AskTimeoutError               (also TimeoutError) an ask got no reply in time
+        ├── NameTakenError                (also ValueError) an actor name is in use
+        ├── GetTimeoutError               (also TimeoutError) tray.get waited past its timeout
+        ├── TaskCancelledError            tray.cancel stopped the task
+        ├── WorkerCrashedError            the task's worker died, retries spent
+        ├── TaskUnschedulableError        no node can ever fit the task
+        ├── ObjectLostError               a value is gone and cannot be had
+        │   ├── OwnerDiedError            ... because its owner died
+        │   └── ObjectReconstructionFailedError   ... and running its task again failed
+        ├── ObjectStoreFullError          nothing can spill to make room
+        ├── OutOfMemoryError              the memory monitor killed the worker
+        ├── NodeDiedError                 the node of the task (or of this process) died
+        │   └── NodeDeclaredDead          the head declared this node dead
+        ├── RuntimeEnvSetupError          a runtime_env could not be prepared
+        └── TrayInternalError             tray's own machinery broke (a user may meet these):
+            ├── transport.FrameError      a malformed frame (FrameTooLarge: over the limit)
+            ├── transport.ProtocolError   a message that breaks the wire protocol
+            ├── transport HandshakeError  a peer failed the token handshake
+            ├── transport PeerLost        a connection ended under a message
+            └── store.SpillCorrupt        a spilled object's file is missing or damaged
 """
 
 from __future__ import annotations
@@ -29,6 +57,7 @@ __all__ = [
     "RuntimeEnvSetupError",
     "TaskCancelledError",
     "TaskUnschedulableError",
+    "TrayInternalError",
     "WorkerCrashedError",
 ]
 
@@ -200,3 +229,8 @@ class ObjectReconstructionFailedError(ObjectLostError):
 class RuntimeEnvSetupError(RayError):
     """A task's, actor's or job's runtime environment could not be set up (a failed pip
     install, a missing package); the message carries the tool's output."""
+
+
+class TrayInternalError(RayError):
+    """tray's own machinery broke: a malformed frame or message, a failed handshake, a lost
+    connection, a damaged spill file. Not a bug of the user's program, but one they may see."""

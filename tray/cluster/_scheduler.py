@@ -25,6 +25,7 @@ import trio
 from ..actors import Actor, ActorRef, Waiter
 from ..exceptions import RayError, TaskUnschedulableError
 from ..store import STORE_NAME
+from ._grants import Granted, Spill
 from ._logs import MAX_READ, death_text, list_logs, log_dir_of, read_log
 from ._resources import Ledger, from_units
 
@@ -153,15 +154,15 @@ class NodeScheduler(Actor):
     # ------------------------------------------------------------------ leases
 
     async def lease(self, shape: dict[str, int], owner: ActorRef, job: str, actor_id: str | None = None,
-                    detached: bool = False, strategy: tuple | None = None, hops: int = 0) -> tuple:
-        """A worker for ``shape``: ``("granted", lease_id, worker_id, executor, pid, node_id)`` once
-        one is free here, or ``("spill", scheduler, node_id)``: ask that node instead."""
+                    detached: bool = False, strategy: tuple | None = None, hops: int = 0) -> Granted | Spill:
+        """A worker for ``shape`` once one is free here (:class:`Granted`), or the node to ask
+        instead (:class:`Spill`)."""
         uid = owner.actor_id.partition(":")[0]
         if uid in self.dead_owners:  # a request that was on its way when its process died
             raise RayError(f"the process {uid} that asked for this lease died")
         elsewhere = self._choose(shape, strategy, hops)
         if elsewhere is not None:
-            return ("spill", *elsewhere)
+            return Spill(*elsewhere)
         self._watch_owner(owner, uid)
         if job not in self.jobs:
             await self._fetch_job(job)
@@ -233,7 +234,7 @@ class NodeScheduler(Actor):
             room = [n for n, e in self.view.items() if n != self.node_id and _fits(e[2], req.shape)]
             if room:
                 self.queue.remove(waiter)
-                waiter.hand(("spill", *self._spill_to(room[0], req.shape)))
+                waiter.hand(Spill(*self._spill_to(room[0], req.shape)))
 
     def release(self, lease_id: int) -> None:
         """Give a lease back: its resources are free, its worker idle (or gone, if it hosted an
@@ -284,14 +285,14 @@ class NodeScheduler(Actor):
             self.ledger.free["CPU"] -= worker.lent
             worker.lent = 0
 
-    def _grant(self, worker: _Worker, req: _Request) -> tuple:
+    def _grant(self, worker: _Worker, req: _Request) -> Granted:
         lease_id = next(self._lease_ids)
         worker.lease = lease_id
         worker.dedicated = req.actor_id is not None
         if worker.job != req.job:
             self._assign(worker, req.job)
         self.leases[lease_id] = _Lease(worker, req)
-        return ("granted", lease_id, worker.worker_id, worker.executor, worker.pid, self.node_id)
+        return Granted(lease_id, worker.worker_id, worker.executor, worker.pid, self.node_id)
 
     def _take_idle(self, job: str) -> _Worker | None:
         """An idle worker for ``job``: one that ran its code before, else a fresh one."""

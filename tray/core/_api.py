@@ -174,4 +174,10 @@ class RuntimeContext:
 
 
 def get_runtime_context() -> RuntimeContext:
+    """What this process is in tray's terms: job, node, worker, and the running task or actor
+    (starting tray with ``init()``'s defaults if it is not running, as Ray does).
+
+    Returns:
+        A :class:`RuntimeContext`.
+    """
     return RuntimeContext(_process.runtime_for_call())

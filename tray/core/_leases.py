@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from ..actors import ActorRef, Waiter
+from ..cluster._grants import Granted
 from ..exceptions import ActorDiedError, NodeDiedError, RayError
 
 if TYPE_CHECKING:
@@ -31,8 +32,8 @@ class Lease:
 
     __slots__ = ("lease_id", "worker_id", "executor", "pid", "node_id", "scheduler", "inflight", "dead", "idle_at")
 
-    def __init__(self, scheduler: ActorRef, grant: tuple) -> None:
-        _, self.lease_id, self.worker_id, self.executor, self.pid, self.node_id = grant
+    def __init__(self, scheduler: ActorRef, grant: Granted) -> None:
+        self.lease_id, self.worker_id, self.executor, self.pid, self.node_id = grant
         self.scheduler = scheduler  # the node's, where it goes back
         self.inflight = 0  # tasks sent to it and not yet answered
         self.dead = False  # its worker died: never reused, never returned
@@ -100,9 +101,9 @@ class Leases:
                 await trio.sleep(0.05 * lost)
                 scheduler, hops = local, 0
                 continue
-            if reply[0] == "granted":
+            if type(reply) is Granted:
                 return Lease(scheduler, reply)
-            scheduler, hops = reply[1], hops + 1
+            scheduler, hops = reply.scheduler, hops + 1
 
     async def _request_one(self, pool: _ShapePool) -> None:
         try:

@@ -94,7 +94,3 @@ def validate(table: dict[str, tuple[Any, Check, str]], options: dict[str, Any], 
             raise ValueError(f"Invalid value {value!r} for option {key!r} of {what}: expected {spec[2]}.")
     return options
 
-
-def with_defaults(table: dict[str, tuple[Any, Check, str]], options: dict[str, Any]) -> dict[str, Any]:
-    """``options`` completed with the defaults of every option it does not set."""
-    return {key: options.get(key, spec[0]) for key, spec in table.items()}

@@ -287,7 +287,20 @@ def method(**options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]
 
 
 def remote(*args: Any, **options: Any) -> Any:
-    """``@tray.remote`` or ``@tray.remote(num_cpus=2, ...)`` on a function or a class."""
+    """``@tray.remote`` or ``@tray.remote(num_cpus=2, ...)`` on a function or a class.
+
+    Args:
+        *args: the function (a task) or class (an actor class), when used bare.
+        **options: Ray's options, checked now: for functions ``num_cpus``, ``num_gpus``,
+            ``memory``, ``resources``, ``num_returns`` (an int, or ``"streaming"``),
+            ``max_retries``, ``retry_exceptions``, ``scheduling_strategy``, ...; for classes
+            ``max_restarts``, ``max_task_retries``, ``max_concurrency``, ``name``,
+            ``namespace``, ``lifetime``, ... (``.options()`` overrides them per call).
+
+    Returns:
+        A :class:`RemoteFunction` or :class:`ActorClass` (call ``.remote()`` on it), or,
+        with options only, the decorator that makes one.
+    """
     if len(args) == 1 and not options and (inspect.isfunction(args[0]) or inspect.isclass(args[0])):
         return _make(args[0], {})
     if args:

@@ -22,7 +22,11 @@ if TYPE_CHECKING:
 
 
 def put(value: Any) -> ObjectRef:
-    """Store ``value`` (serialized now: later changes to it are not seen) and return its ref."""
+    """Store ``value`` (serialized now: later changes to it are not seen) and return its ref.
+
+    Args:
+        value: any picklable value (not an ObjectRef); large ones go to the shared-memory store.
+    """
     if isinstance(value, ObjectRef):
         raise TypeError("tray.put() of an ObjectRef is not allowed; pass the ref itself instead")
     rt = _process.runtime_for_call()
@@ -47,6 +51,10 @@ def _check_refs(refs: Any, what: str) -> list[ObjectRef]:
 
 def get(object_refs: ObjectRef | Sequence[ObjectRef], *, timeout: float | None = None) -> Any:
     """The value(s) of ``object_refs``, waiting for them; raises a task's error as its own.
+
+    Args:
+        object_refs: one ObjectRef (its value is returned) or a list of them (a list of values).
+        timeout: seconds to wait at most (None: no limit).
 
     Raises :class:`~tray.exceptions.GetTimeoutError` if ``timeout`` seconds pass first.
     """
@@ -142,6 +150,12 @@ def wait(
     fetch_local: bool = True,
 ) -> tuple[list[ObjectRef], list[ObjectRef]]:
     """Wait until ``num_returns`` of the refs are ready (or ``timeout``): ``(ready, not_ready)``.
+
+    Args:
+        object_refs: a list of distinct ObjectRefs.
+        num_returns: how many must be ready (a failed task's ref counts as ready).
+        timeout: seconds to wait at most (None: no limit); fewer may be ready then.
+        fetch_local: accepted for Ray's signature: a ready value is read where it is.
 
     Both lists keep the order of ``object_refs``.
     """

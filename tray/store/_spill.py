@@ -14,12 +14,14 @@ import os
 import struct
 import zlib
 
+from ..exceptions import TrayInternalError
+
 _HEAD = struct.Struct("<4sQI")
 MAGIC = b"TRYS"
 _CHUNK = 64 << 20
 
 
-class SpillCorrupt(Exception):
+class SpillCorrupt(TrayInternalError):
     """A spill file does not hold what was written to it."""
 
 

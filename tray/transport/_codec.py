@@ -20,6 +20,7 @@ from typing import Any
 import cloudpickle
 import msgpack
 
+from ..exceptions import TrayInternalError
 from ._frames import frame_header
 
 __all__ = ["Envelope", "ProtocolError", "dumps", "encode", "decode_envelope", "is_plain", "loads", "Kind"]
@@ -46,12 +47,8 @@ class Kind:
     ALL = frozenset(range(1, 13))
 
 
-class ProtocolError(Exception):
+class ProtocolError(TrayInternalError):
     """A peer sent something that is not a valid tray message; drop its connection."""
-
-
-def _identity(x: Any) -> Any:
-    return x
 
 
 def _as_bytes(x: Any) -> bytes:

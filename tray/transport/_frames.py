@@ -11,6 +11,8 @@ from __future__ import annotations
 import struct
 from typing import Any
 
+from ..exceptions import TrayInternalError
+
 __all__ = ["FrameDecoder", "FrameError", "FrameTooLarge", "HEADER", "frame_header"]
 
 HEADER = 4
@@ -23,7 +25,7 @@ frame_header = _LEN.pack
 BIG = 64 * 1024
 
 
-class FrameError(Exception):
+class FrameError(TrayInternalError):
     """The byte stream is not a valid frame sequence; the connection must be dropped."""
 
 

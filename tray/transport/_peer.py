@@ -31,7 +31,7 @@ from trio.lowlevel import ParkingLot, current_task, reschedule, wait_task_resche
 
 from ..actors._crossing import wake
 from ..actors._system import remote_resolver
-from ..exceptions import ActorDiedError, MailboxFull, RayError, RayTaskError
+from ..exceptions import ActorDiedError, MailboxFull, RayError, RayTaskError, TrayInternalError
 from ._base import Stream
 from ._codec import Kind, ProtocolError, alloc, decode_envelope, dumps, encode, loads, packb
 from ._frames import FrameDecoder, FrameError, frame_header
@@ -70,11 +70,11 @@ class NoConnection(str):
         return (NoConnection, (self.why,))
 
 
-class HandshakeError(Exception):
+class HandshakeError(TrayInternalError):
     """The other side is not a tray system of this cluster (wrong token, bad protocol)."""
 
 
-class PeerLost(Exception):
+class PeerLost(TrayInternalError):
     """The connection ended (closed, reset, silent too long, or broke the protocol)."""
 
 
