@@ -34,11 +34,6 @@ __all__ = [
     "wait",
 ]
 
-# The old private names, until every user has moved to ``_process``.
-_runtime_for_call = _process.runtime_for_call
-_ask_control = _process.ask_control
-
-
 # ----------------------------------------------------------------------- control
 
 
