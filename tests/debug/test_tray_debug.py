@@ -142,3 +142,21 @@ def test_remote_follows_a_nested_task_into_its_worker(driver: None, tray_debug, 
     value, parent_pid = tray.get(ref, timeout=60)
     assert value == 11
     assert parent_pid == session["pid"] != child_pid
+
+
+def test_a_get_waiting_on_a_paused_task_says_so(caplog: pytest.LogCaptureFixture, sessions) -> None:
+    tray.init(num_cpus=1, _system_config={"get_warn_after_s": 0.5})
+    try:
+        ref = doubled.remote(2)
+        (session,) = sessions(1)
+        with caplog.at_level("WARNING", logger="tray"), pytest.raises(tray.exceptions.GetTimeoutError):
+            tray.get(ref, timeout=3)
+        assert "paused at a breakpoint" in caplog.text and "tray debug" in caplog.text
+        chan, _record = _wire.connect(session["host"], session["port"], lowlevel.runtime_info().token)
+        assert chan.recv()["t"] == "out" and chan.recv() == {"t": "input"}
+        chan.send("line", text="c")
+        assert chan.recv() == {"t": "bye", "why": "continued"}
+        chan.close()
+        assert tray.get(ref, timeout=60) == 4
+    finally:
+        tray.shutdown()

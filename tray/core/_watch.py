@@ -206,10 +206,22 @@ async def _running(executor: Any, task_id: str, sent: str) -> str:
         at = f"node {work['node_id']} (pid {work['pid']})"
         mine = [s for _cat, _name, span_id, s in work["running"] if span_id == task_id]
         if mine:
+            if await _paused(executor, task_id):
+                return f"paused at a breakpoint on {at} for {mine[0]:.1f} s: attach with `tray debug`"
             return f"running on {at} for {mine[0]:.1f} s"
         ahead = ", ".join(f"{name} (for {s:.1f} s)" for _cat, name, _id, s in work["running"]) or "nothing yet"
         return f"{sent} on {at}, queued; it runs {ahead}"
     return f"{sent}, which does not answer within {ASK_TIMEOUT_S:.0f} s"
+
+
+async def _paused(executor: Any, task_id: str) -> bool:
+    """Whether the worker's debugger holds the task (``tray.debug``): a wait that is no hang."""
+    with trio.move_on_after(ASK_TIMEOUT_S):
+        try:
+            return task_id in (await executor.describe_tasks.ask()).get("paused", ())
+        except Exception:  # noqa: BLE001 - its process may have just died: say it runs
+            return False
+    return False
 
 
 async def _resources(rt: Runtime, spec: Any) -> str:

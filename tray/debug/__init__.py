@@ -12,34 +12,34 @@ In a driver, both stay the plain local pdb.
 
 from __future__ import annotations
 
-import sys
-from types import FrameType
+import sys as _sys
+from types import FrameType as _Frame
 
-import tray
-from tray import lowlevel
+import tray as _tray
+from tray import lowlevel as _lowlevel
 
 __all__ = ["post_mortem", "set_trace"]
 
 
 def _in_worker() -> bool:
     """A worker's breakpoint goes remote; a driver's (or a process without tray) stays local."""
-    return tray.is_initialized() and not lowlevel.runtime_info().is_driver
+    return _tray.is_initialized() and not _lowlevel.runtime_info().is_driver
 
 
 def _debugger() -> str:
     """"pdb" or "debugpy": the worker's setting, or what ``tray debug --debugpy`` asked the cluster for."""
     from . import _registry
 
-    if lowlevel.setting("debugger") == "debugpy":
+    if _lowlevel.setting("debugger") == "debugpy":
         return "debugpy"
-    return _registry.get_mode(lowlevel.control_call) or "pdb"
+    return _registry.get_mode(_lowlevel.control_call) or "pdb"
 
 
-def set_trace(*, frame: FrameType | None = None, breakpoint_uuid: str | None = None) -> None:
+def set_trace(*, frame: _Frame | None = None, breakpoint_uuid: str | None = None) -> None:
     """Stop the calling frame (or ``frame``) in the debugger: in a worker, a session that waits
     for ``tray debug``; in a driver, the plain pdb. ``breakpoint_uuid`` (Ray's name) marks the
     session as one a ``remote`` step follows."""
-    frame = frame if frame is not None else sys._getframe(1)
+    frame = frame if frame is not None else _sys._getframe(1)
     if not _in_worker():
         import pdb
 
@@ -60,7 +60,7 @@ def post_mortem(exc: BaseException | None = None) -> None:
     for ``tray debug`` for the post-mortem timeout, then return; in a driver, the plain pdb.
     (Always pdb: an IDE's own exception breakpoints serve it better than a frame already left.)"""
     if exc is None:
-        exc = sys.exc_info()[1]
+        exc = _sys.exc_info()[1]
         if exc is None:
             raise ValueError("post_mortem() outside an except block needs the exception to debug")
     if not _in_worker():
@@ -70,4 +70,4 @@ def post_mortem(exc: BaseException | None = None) -> None:
         return
     from . import _pdb
 
-    _pdb.post_mortem(exc, lowlevel.setting("post_mortem_timeout_s"))
+    _pdb.post_mortem(exc, _lowlevel.setting("post_mortem_timeout_s"))
