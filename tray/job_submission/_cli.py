@@ -16,6 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("job", help="submit, watch and stop jobs through the dashboard",
                        description="Submit and manage jobs on a tray cluster (Ray's `ray job`).")
     jobs = p.add_subparsers(dest="job_command", metavar="COMMAND", required=True)
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
     def common(q: argparse.ArgumentParser) -> None:
         q.add_argument("--address", help="the dashboard's http://HOST:PORT (default: TRAY_ADDRESS if an http URL, "

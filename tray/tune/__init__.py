@@ -8,7 +8,10 @@ stoppers (``tray.tune.stopper``). Trials run as actors that are reused across tr
 
 from __future__ import annotations
 
-from typing import Any
+import typing as _typing
+
+if _typing.TYPE_CHECKING:
+    from typing import Any
 
 from .._air import (
     Checkpoint,

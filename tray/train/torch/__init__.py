@@ -1,9 +1,9 @@
 """``tray.train.torch`` (Ray's ``ray.train.torch``): TorchTrainer and the helpers a torch
 training loop uses."""
 
-from ...lowlevel import require
+from ...lowlevel import require as _require
 
-require("torch", "train")  # without torch, importing tray.train.torch says which extra installs it
+_require("torch", "train")  # without torch, importing tray.train.torch says which extra installs it
 
 from .config import TorchConfig  # noqa: E402
 from .torch_trainer import TorchTrainer  # noqa: E402

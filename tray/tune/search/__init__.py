@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+import typing as _typing
+
+if _typing.TYPE_CHECKING:
+    from typing import Any
 
 from .basic_variant import BasicVariantGenerator, SearchAlgorithm, SearchGenerator
 from .repeater import Repeater
