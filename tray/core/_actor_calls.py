@@ -41,7 +41,7 @@ class _ActorQueue:
     """One actor's calls from this process, sent in order once the actor runs."""
 
     __slots__ = ("actor_id", "executor", "ready", "calls", "pumping", "dead", "inflight", "recipe", "restarts",
-                 "doomed", "lease", "direct")
+                 "doomed", "lease", "direct", "creating")
 
     def __init__(self, actor_id: str) -> None:
         self.actor_id = actor_id
@@ -58,6 +58,7 @@ class _ActorQueue:
         # The actor runs and no call waits here: the caller's thread may send a call itself
         # (``send_call_now``). Changed by the loop under the owner's ``_calls_lock``.
         self.direct = False
+        self.creating: Lease | None = None  # the lease its __init__ runs under, until it returns
 
 
 class ActorRecipe:
@@ -134,9 +135,13 @@ class ActorCalls:
             rec["state"] = PENDING_NODE_ASSIGNMENT
             lease = await self.leases.request(recipe.shape, recipe.strategy, q.actor_id, recipe.detached)
             dispatched(rec, lease.node_id, lease.worker_id, lease.pid)
+            if q.dead is not None:  # killed while it waited for a worker
+                raise q.dead
+            q.creating = lease
             await lease.executor.create_actor.ask(q.actor_id, recipe.cls_blob, recipe.args.blob,
                                                   recipe.args.inline(self.table), recipe.max_concurrency)
         except Exception as exc:
+            q.creating = None
             err = ActorDiedError(f"actor {recipe.class_name} ({q.actor_id}) could not be created: {exc}")
             err.__cause__ = exc
             if lease is not None:
@@ -144,6 +149,7 @@ class ActorCalls:
             self.tasks.end(q, exc)
             self._actor_died(q, err)
             return
+        q.creating = None
         self.tasks.end(q)
         if q.dead is not None:  # killed while it started
             self.note(lease.scheduler.release, lease.lease_id)
@@ -276,6 +282,8 @@ class ActorCalls:
     def kill_actor(self, actor_id: str, no_restart: bool) -> None:
         q = self._queue(actor_id)
         self.note(self.rt.control.kill_actor, actor_id, no_restart)
+        if q.creating is not None:  # its __init__ runs: the control store knows no process yet, we do
+            self.note(q.creating.scheduler.release, q.creating.lease_id)  # its worker goes, its resources return
         if no_restart:
             self._actor_died(q, ActorDiedError(f"actor {actor_id} was killed by tray.kill()"))
         # else: its process dies; it restarts if its max_restarts allows
@@ -295,6 +303,10 @@ class ActorCalls:
         else:
             self.waits.fail(call.return_ids, payload)
             self.tasks.call_ended(call, payload)
+            exited = getattr(payload, "tray_actor_exited", None)
+            if exited is not None:  # exit_actor(): no restart, and the other calls fail naming it
+                self._actor_died(q, ActorDiedError(exited))
+                return
         if q.doomed:
             self._reap(q)
 

@@ -103,11 +103,11 @@ class ObjectTable:
             return self.store.decode(blob)
         return loads(blob)
 
-    def encode_collecting(self, value: Any, key: str) -> tuple[Blob, list[ObjectRef]]:
+    def encode_collecting(self, value: Any, key: str, owner: str | None = None) -> tuple[Blob, list[ObjectRef]]:
         """Encode ``value`` and say which ObjectRefs it contains (they must be pinned)."""
         _collecting.refs = found = []
         try:
-            return self.encode(value, key), found
+            return self.encode(value, key, owner), found
         finally:
             _collecting.refs = None
 

@@ -29,7 +29,7 @@ from outcome import Error, Value, capture
 
 from .. import _config
 from ..actors import Actor, ActorRef
-from ..exceptions import RayTaskError
+from ..exceptions import ActorDiedError, RayTaskError, WorkerCrashedError
 from ..actors._crossing import Signal, wake, wake_asyncio
 from . import _process, _tasklog
 from ._objects import ObjectRef, describe, loads
@@ -114,11 +114,30 @@ def _results(result: Any, num_returns: int, what: str, keys: list[str], owner: s
                             f"{type(result).__name__}") from None
         if len(values) != num_returns:
             raise ValueError(f"{what} has num_returns={num_returns} but returned {len(values)} values")
-    table = _process.current().table  # type: ignore[union-attr]
+    rt = _process.current()
+    table = rt.table  # type: ignore[union-attr]
+    blobs = []
     try:
-        return [table.encode(v, key, owner) for v, key in zip(values, keys)]
+        for v, key in zip(values, keys):
+            blob, refs = table.encode_collecting(v, key, owner)
+            if refs:
+                _lend(rt, refs, owner)
+            blobs.append(blob)
     except TypeError as exc:
         raise TypeError(f"{what}: its return value {exc}") from None
+    return blobs
+
+
+def _lend(rt: Any, refs: list[ObjectRef], caller: str) -> None:
+    """Refs in a return value outlive the task (Ray's borrowing): their owners count the
+    caller as a borrower now, before our own refs go, until the caller says it let go
+    (the caller's ``unborrow``, as for any ref it holds)."""
+    for ref in refs:
+        owner = ref._owner
+        if owner is None:  # ours
+            rt.table.add_borrower(ref._id, caller)
+        elif owner.actor_id.partition(":")[0] != caller:  # a third process's: told before our unborrow
+            rt.soon(owner.borrow.try_tell, [ref._id], caller)
 
 
 def _stream(gen: Any, owner: ActorRef, uid: str, task_id: str, rt: Any, what: str) -> tuple[int, BaseException | None]:
@@ -241,6 +260,8 @@ class Worker:
         except Exception as exc:
             _post_mortem(exc)
             return "error", RayTaskError.from_exception(exc, where)
+        except BaseException as exc:  # SystemExit (sys.exit()) and the like: Ray's worker crash, not retried
+            return "error", WorkerCrashedError(f"{where} ended its worker: {_exit_words(exc)}")
         finally:
             self.main.current = None
             if rt is not None:
@@ -274,6 +295,10 @@ class Worker:
                     self.actor = cls(*args, **kwargs)
             except Exception as exc:
                 raise RayTaskError.from_exception(exc, f"{name} ({self.at})") from None
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # exit_actor() or sys.exit() in __init__: the actor never runs
+                raise ActorDiedError(f"{name} ({self.at}) exited: {_exit_words(exc)}") from None
             span.status = "ok"
 
     def _start_asyncio(self, slots: int) -> None:
@@ -345,6 +370,10 @@ class Worker:
                     out = "ok", _results(result, num_returns, where, keys, owner)
                 except Exception as exc:
                     return "error", RayTaskError.from_exception(exc, where)
+                except BaseException as exc:
+                    if _ends_actor(exc):  # as an Exception: a SystemExit would stop the asyncio loop
+                        raise _ActorEnds(exc) from None
+                    raise
                 span.status = "ok"
                 return out
 
@@ -484,6 +513,8 @@ class Executor(Actor):
         assert rt is not None
 
         def done(result: Any) -> None:  # the thread that ran the call: it sends the reply itself if it can
+            if isinstance(result, Error) and _ends_actor(result.error):
+                _end_actor(rt, self.w, owner, me, call_id, wire[0], result.error)  # never returns
             kind, payload = result.unwrap() if isinstance(result, Value) else ("error", _error(result))
             if kind == "ok" and rt.quiet() and owner.call_done.tell_from_thread(me, call_id, kind, payload):
                 return
@@ -547,6 +578,62 @@ def _post_mortem(exc: BaseException) -> None:
 def _error(result: Error) -> BaseException:
     exc = result.error
     return exc if isinstance(exc, RayTaskError) else RayTaskError.from_exception(exc, "worker")
+
+
+def _exit_words(exc: BaseException) -> str:
+    """How a BaseException that ends a worker or actor is named in errors."""
+    if getattr(exc, "tray_exit_actor", False):
+        return "tray.actor.exit_actor() was called"
+    if isinstance(exc, SystemExit):
+        return f"sys.exit({exc.code!r}) was called" if exc.code is not None else "sys.exit() was called"
+    return f"it raised {type(exc).__name__}: {exc}"
+
+
+class _ActorEnds(Exception):
+    """An async actor's method ended the actor (``cause``): carried out of asyncio as an Exception."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(cause)
+        self.cause = cause
+
+
+def _ends_actor(exc: BaseException) -> bool:
+    """Whether an actor method's exception ends the actor (Ray: exit_actor(), sys.exit(), any
+    BaseException that is not an Exception), rather than failing the one call."""
+    if isinstance(exc, _ActorEnds):
+        return True
+    if isinstance(exc, (Exception, KeyboardInterrupt, trio.Cancelled)):
+        return False
+    asyncio = sys.modules.get("asyncio")
+    return asyncio is None or not isinstance(exc, asyncio.CancelledError)
+
+
+def _end_actor(rt: Any, w: Worker, owner: ActorRef, me: str, call_id: int, method: str,
+               exc: BaseException) -> None:
+    """The actor ends on purpose, from the thread that ran the call (no further call runs
+    there): the call's caller hears why, the control store marks the actor dead (it is not
+    restarted, lookups fail), the reason goes to stderr (the node's death report carries it
+    to every caller), and the process exits."""
+    if isinstance(exc, _ActorEnds):
+        exc = exc.cause
+    why = f"actor {w.actor_name} ({rt.current_actor_id}) exited: {_exit_words(exc)}"
+    print(f"tray: {why}", file=sys.__stderr__, flush=True)
+
+    async def go() -> None:
+        ended = ActorDiedError(f"{why}; call {method} ended it")
+        ended.tray_actor_exited = why  # type: ignore[attr-defined]  # the caller ends the actor's other calls too
+        _send_done(owner, me, call_id, "error", ended)
+        with trio.move_on_after(5):
+            try:
+                await rt.control.actor_failed.ask(rt.current_actor_id, why)
+            except Exception:  # noqa: BLE001 - the head is gone: the process exit says it all
+                pass
+        os._exit(0)
+
+    try:
+        rt.call(go)
+    finally:
+        os._exit(0)
 
 
 def _exit_if_orphaned() -> None:

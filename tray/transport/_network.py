@@ -62,6 +62,7 @@ class Network:
         self.peers: set[Peer] = set()
         self.links: dict[bytes, Peer] = {}  # control connections awaiting/holding a data connection
         self.nursery: trio.Nursery = None  # type: ignore[assignment]
+        self._token: trio.lowlevel.TrioToken | None = None  # the loop's, for refs unpickled in other threads
         self._resolvers: dict[Peer, Callable[..., ActorRef]] = {}
 
     def transport_for(self, address: str) -> Transport:
@@ -71,6 +72,7 @@ class Network:
         return t
 
     async def start(self, nursery: trio.Nursery, address: str | None) -> None:
+        self._token = trio.lowlevel.current_trio_token()
         self.nursery = await nursery.start(self._run)
         if address is not None:
             self.listener = await self.transport_for(address).listen(address, self._accept, self.nursery)
@@ -108,6 +110,9 @@ class Network:
         peer = self.peers_by_addr.get(address)
         if peer is not None and peer.reason is None:
             return peer
+        if self._token is not None and not trio.lowlevel.in_trio_run():
+            # a ref unpickled in a user's thread (a task's arguments): peers are made in the loop
+            return trio.from_thread.run_sync(self.peer_for, address, trio_token=self._token)
         peer = Peer(self, address)
         self.peers_by_addr[address] = peer
         self.peers.add(peer)
