@@ -65,14 +65,15 @@ class ActorRecipe:
     """How the creator (re)starts an actor: Ray's max_restarts re-runs ``__init__``."""
 
     __slots__ = ("class_name", "cls_blob", "args", "shape", "max_concurrency", "max_restarts", "strategy",
-                 "detached")
+                 "detached", "groups")
 
     def __init__(self, class_name: str, cls_blob: bytes, args: Args, shape: dict[str, int],
                  max_concurrency: int | None, max_restarts: int, strategy: tuple | None = None,
-                 detached: bool = False) -> None:
+                 detached: bool = False, groups: dict[str, int] | None = None) -> None:
         self.class_name, self.cls_blob, self.args, self.shape = class_name, cls_blob, args, shape
         self.max_concurrency, self.max_restarts = max_concurrency, max_restarts
         self.strategy, self.detached = strategy, detached
+        self.groups = groups  # Ray's concurrency_groups: name -> how many of its calls run at once
 
 
 class ActorCalls:
@@ -139,7 +140,8 @@ class ActorCalls:
                 raise q.dead
             q.creating = lease
             await lease.executor.create_actor.ask(q.actor_id, recipe.cls_blob, recipe.args.blob,
-                                                  recipe.args.inline(self.table), recipe.max_concurrency)
+                                                  recipe.args.inline(self.table), recipe.max_concurrency,
+                                                  recipe.groups)
         except Exception as exc:
             q.creating = None
             err = ActorDiedError(f"actor {recipe.class_name} ({q.actor_id}) could not be created: {exc}")

@@ -72,7 +72,8 @@ ACTOR_OPTIONS: dict[str, tuple[Any, Check, str]] = {
     "max_task_retries": (0, _int_at_least(-1), "an int >= -1 (-1: retry forever)"),
     "max_concurrency": (None, _optional(_int_at_least(1)), "an int >= 1"),
     "max_pending_calls": (-1, _int_at_least(-1), "an int >= -1"),
-    "concurrency_groups": (None, _optional(lambda v: isinstance(v, dict)), "a dict"),
+    "concurrency_groups": (None, _optional(lambda v: isinstance(v, dict) and all(
+        isinstance(k, str) and type(n) is int and n >= 1 for k, n in v.items())), "a dict of group name -> int >= 1"),
 }
 
 METHOD_OPTIONS: dict[str, tuple[Any, Check, str]] = {

@@ -176,7 +176,7 @@ class ActorClass:
             rt.soon(rt.control.register_actor.try_tell, *register)
         packed = Args(rt.table, args, kwargs, f"{cls_name}.remote()")
         recipe = ActorRecipe(cls_name, self._blob, packed, shape, opts.get("max_concurrency"),
-                             opts.get("max_restarts", 0), strategy, detached)
+                             opts.get("max_restarts", 0), strategy, detached, opts.get("concurrency_groups"))
         rt.soon(rt.owner.calls.create_actor, actor_id, recipe)
         return handle
 
@@ -269,7 +269,8 @@ class ActorMethod:
         packed = Args(rt.table, args, kwargs, f"{h._class_name}.{self._name}.remote()")
         ids, refs = _new_refs(rt, num_returns)
         retries = self._options.get("max_task_retries", h._max_task_retries)
-        call = ActorCall(h._actor_id, self._name, packed, ids, num_returns, rt.table, retries)
+        call = ActorCall(h._actor_id, self._name, packed, ids, num_returns, rt.table, retries,
+                         self._options.get("concurrency_group"))
         if not rt.owner.calls.send_call_now(call):
             rt.soon(rt.owner.calls.submit_call, call)
         return _result(refs, num_returns)

@@ -118,13 +118,15 @@ class TaskSpec(_Submission):
 class ActorCall(_Submission):
     """A method call on its way to an actor."""
 
-    __slots__ = ("actor_id", "method", "args", "return_ids", "num_returns", "table", "retries_left")
+    __slots__ = ("actor_id", "method", "args", "return_ids", "num_returns", "table", "retries_left", "group")
 
     def __init__(self, actor_id: str, method: str, args: Args, return_ids: list[str], num_returns: int,
-                 table: ObjectTable, retries: int) -> None:
+                 table: ObjectTable, retries: int, group: str | None = None) -> None:
         self.actor_id, self.method, self.args = actor_id, method, args
         self.return_ids, self.num_returns, self.table = return_ids, num_returns, table
         self.retries_left = retries  # re-sends if the actor dies while handling it (-1: always)
+        self.group = group  # its concurrency group (None: the default group)
 
     def wire(self) -> tuple:
-        return (self.method, self.args.blob, self.args.inline(self.table), self.num_returns, self.return_ids)
+        wire = (self.method, self.args.blob, self.args.inline(self.table), self.num_returns, self.return_ids)
+        return wire if self.group is None else (*wire, self.group)

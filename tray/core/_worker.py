@@ -21,6 +21,7 @@ import queue
 import signal
 import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -218,6 +219,10 @@ class Worker:
         self.calls_running: set[asyncio.Task] = set()
         self.label = "IDLE"  # what runs now: the task's name or the actor's class
         self.trio_guest: _TrioGuest | None = None
+        # a threaded actor (Ray's sync actor with max_concurrency > 1, or concurrency groups):
+        # each group's calls run in a pool of its own size; "" is the default group (None: the main thread)
+        self.pools: dict[str, ThreadPoolExecutor | None] = {}
+        self.group_slots: dict[str, asyncio.Semaphore] = {}  # an async actor's groups
 
     def redirect_output(self) -> None:
         sys.stdout = _Prefixed(sys.stdout, lambda: self.label)
@@ -273,7 +278,7 @@ class Worker:
     # ----------------------------------------------------------------- actors
 
     def create_actor(self, actor_id: str, cls_blob: bytes, args_blob: bytes, inline: dict,
-                     max_concurrency: int | None) -> None:
+                     max_concurrency: int | None, groups: dict[str, int] | None = None) -> None:
         rt = _process.current()
         if rt is not None:
             rt.current_actor_id = actor_id
@@ -285,7 +290,9 @@ class Worker:
             args, kwargs = _resolve_args(args_blob, inline)
             if any(inspect.iscoroutinefunction(m) or inspect.isasyncgenfunction(m)
                    for _, m in inspect.getmembers(cls)):
-                self._start_asyncio(max_concurrency or 1000)
+                self._start_asyncio(max_concurrency or 1000, groups or {})
+            else:
+                self._start_pools(max_concurrency or 1, groups or {})
             try:
                 if self.loop is not None:
                     import asyncio
@@ -301,7 +308,14 @@ class Worker:
                 raise ActorDiedError(f"{name} ({self.at}) exited: {_exit_words(exc)}") from None
             span.status = "ok"
 
-    def _start_asyncio(self, slots: int) -> None:
+    def _start_pools(self, max_concurrency: int, groups: dict[str, int]) -> None:
+        """A sync actor's calls run one at a time on the main thread (cancellable there), unless
+        it is threaded: then each group's in a thread pool of the group's size (Ray's)."""
+        self.pools[""] = None if max_concurrency == 1 else ThreadPoolExecutor(max_concurrency, "tray-actor")
+        for group, size in groups.items():
+            self.pools[group] = ThreadPoolExecutor(size, f"tray-{group}")
+
+    def _start_asyncio(self, slots: int, groups: dict[str, int]) -> None:
         """Async actors (Ray's) run their methods on an asyncio loop, in a thread of its own."""
         import asyncio  # only async actors pay for importing it
 
@@ -311,17 +325,18 @@ class Worker:
             self.loop = asyncio.new_event_loop()
             asyncio.set_event_loop(self.loop)
             self.async_slots = asyncio.Semaphore(slots)
+            self.group_slots = {group: asyncio.Semaphore(size) for group, size in groups.items()}
             ready.set()
             self.loop.run_forever()
 
         threading.Thread(target=run, name="tray-asyncio", daemon=True).start()
         ready.wait()
 
-    def call_sync(self, wire: tuple, owner: str) -> tuple[str, Any]:
-        """Main thread: one call of a sync actor, in order."""
-        method, args_blob, inline, num_returns, keys = wire
+    def call_sync(self, wire: tuple, owner: str, span_key: int = _MAIN) -> tuple[str, Any]:
+        """Main thread: one call of a sync actor, in order (or a pool's thread: a threaded actor's)."""
+        method, args_blob, inline, num_returns, keys = wire[:5]
         name = f"{self.actor_name}.{method}"
-        with self.span(_MAIN, "actor_call", name, keys[0] if keys else "") as span:
+        with self.span(span_key, "actor_call", name, keys[0] if keys else "") as span:
             try:
                 args, kwargs = _resolve_args(args_blob, inline)
                 result = "ok", _results(getattr(self.actor, method)(*args, **kwargs), num_returns,
@@ -351,10 +366,11 @@ class Worker:
 
     async def call_async(self, wire: tuple, owner: str) -> tuple[str, Any]:
         """asyncio loop: one call of an async actor (up to max_concurrency at once)."""
-        method, args_blob, inline, num_returns, keys = wire
+        method, args_blob, inline, num_returns, keys = wire[:5]
         name = f"{self.actor_name}.{method}"
         where = f"{name} ({self.at})"
-        async with self.async_slots:  # type: ignore[union-attr]
+        slots = self.group_slots[wire[5]] if len(wire) > 5 else self.async_slots
+        async with slots:  # type: ignore[union-attr]
             with self.span(next(self._span_keys), "actor_call", name, keys[0] if keys else "") as span:
                 try:
                     args, kwargs = _resolve_args(args_blob, inline)  # dependencies are ready: no long wait
@@ -500,10 +516,10 @@ class Executor(Actor):
         return result
 
     async def create_actor(self, actor_id: str, cls_blob: bytes, args_blob: bytes, inline: dict,
-                           max_concurrency: int | None) -> None:
+                           max_concurrency: int | None, groups: dict[str, int] | None = None) -> None:
         if not self.assigned.is_set():
             await self.assigned.wait()
-        await self.w.main.call(self.w.create_actor, actor_id, cls_blob, args_blob, inline, max_concurrency)
+        await self.w.main.call(self.w.create_actor, actor_id, cls_blob, args_blob, inline, max_concurrency, groups)
 
     def call(self, call_id: int, wire: tuple, owner_key: str) -> None:
         """An actor call; the result goes back to its owner as ``call_done`` (calls pipeline)."""
@@ -521,8 +537,15 @@ class Executor(Actor):
             rt.soon_unless_closed(_send_done, owner, me, call_id, kind, payload)
 
         w = self.w
-        if w.loop is not None:
+        group = wire[5] if len(wire) > 5 else ""
+        if group and group not in (w.group_slots if w.loop is not None else w.pools):
+            err = ValueError(f"{w.actor_name}.{wire[0]}: no concurrency group {group!r} (the actor's groups: "
+                             f"{sorted(w.group_slots if w.loop is not None else w.pools)})")
+            done(Value(("error", RayTaskError.from_exception(err, f"{w.actor_name}.{wire[0]} ({w.at})"))))
+        elif w.loop is not None:
             wake_asyncio(w.loop, w.start_call, wire, owner_key, done)
+        elif (pool := w.pools.get(group)) is not None:
+            pool.submit(_call_in_pool, w, wire, owner_key, done)
         else:
             w.main.post(w.call_sync, (wire, owner_key), done)
 
@@ -578,6 +601,11 @@ def _post_mortem(exc: BaseException) -> None:
 def _error(result: Error) -> BaseException:
     exc = result.error
     return exc if isinstance(exc, RayTaskError) else RayTaskError.from_exception(exc, "worker")
+
+
+def _call_in_pool(w: Worker, wire: tuple, owner_key: str, done: Callable[[Any], None]) -> None:
+    """A threaded actor's call, in one of its pool's threads."""
+    done(capture(w.call_sync, wire, owner_key, next(w._span_keys)))
 
 
 def _exit_words(exc: BaseException) -> str:
