@@ -11,7 +11,6 @@ from tray.actors._mailbox import ACCEPTED, DROPPED, EVICTED, FULL, Mailbox
 from tray.exceptions import ActorDiedError
 
 
-
 def run_deterministic(afn):
     return trio.run(afn, clock=trio.testing.MockClock(autojump_threshold=0))
 

@@ -8,8 +8,8 @@ import cloudpickle
 import numpy as np
 import pytest
 import trio
-from worker_procs import TOKEN, Workers
 from remote_actors import Counter, Watcher
+from worker_procs import TOKEN, Workers
 
 import tray
 from tray.exceptions import ActorDiedError

@@ -23,7 +23,14 @@ from ._mailbox import ACCEPTED, DROPPED, EVICTED, Mailbox, MailboxSpec
 from ._ref import ActorRef
 
 if TYPE_CHECKING:
+    from typing import Protocol
+
     from ._system import ActorSystem
+
+    class Watcher(Protocol):
+        """Told of an actor's death: a local Cell, or a peer that watches it from another process."""
+
+        def post_system(self, msg: tuple) -> None: ...
 
 log = logging.getLogger("tray.actors")
 
@@ -87,7 +94,7 @@ class Cell:
         self.task: trio.lowlevel.Task | None = None
         self.parked = False
         self.space = ParkingLot()  # senders waiting for room in a full "block" mailbox
-        self.watchers: set[Cell] = set()
+        self.watchers: set[Watcher] = set()
         self.links: set[Cell] = set()
         self.parent: Cell | None = recipe.link._cell if recipe.link is not None else None
         self.current: _Reply | None = None
@@ -131,7 +138,7 @@ class Cell:
             user.append(msg)
             if self.parked:
                 self.parked = False
-                reschedule(self.task)
+                reschedule(self.task)  # type: ignore[arg-type]  # parked: the loop's task is set
             return True
         return False
 
@@ -148,7 +155,7 @@ class Cell:
         self.current = reply
         try:
             result = getattr(self.instance, method)(*args, **kwargs)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - user code may raise anything; _failed sorts it out
             self.current = None
             crash = self._failed(exc, reply, method)
             if crash is not None:
@@ -202,7 +209,7 @@ class Cell:
     def wake(self) -> None:
         if self.parked:
             self.parked = False
-            reschedule(self.task)
+            reschedule(self.task)  # type: ignore[arg-type]  # parked: the loop's task is set
 
     def post_system(self, msg: tuple) -> None:
         """Queue a system message (stop, down, exit) ahead of every user message."""
@@ -270,7 +277,7 @@ class Cell:
         try:
             inst = cls.__new__(cls)
             inst._tray_cell = self
-            inst.__init__(*self.recipe.args, **self.recipe.kwargs)
+            inst.__init__(*self.recipe.args, **self.recipe.kwargs)  # type: ignore[misc]  # __new__ then __init__, as type.__call__ does
             self.instance = inst
             if self.restart_reason is not None:
                 r = inst.on_restart(self.restart_reason)
@@ -278,7 +285,7 @@ class Cell:
                 r = inst.on_start()
             if inspect.isawaitable(r):
                 await r
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - user code may raise anything; the spawner gets it
             self.start_error = exc
             return False  # the spawner hears of it once the cell is dead (run's finally)
         self.started.set()
@@ -290,7 +297,7 @@ class Cell:
             r = getattr(self.instance, name)(*args)
             if inspect.isawaitable(r):
                 await r
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - user code may raise anything; _failed sorts it out
             return self._failed(exc, None, name)
         return None
 
@@ -317,14 +324,16 @@ class Cell:
                     space.unpark()
                 if self.concurrent and proto[method]:
                     await self.limiter.acquire()
-                    self.nursery.start_soon(self._handle_concurrent, method, args, kwargs, reply)
+                    self.nursery.start_soon(  # type: ignore[union-attr]  # a concurrent actor's loop runs in its nursery
+                        self._handle_concurrent, method, args, kwargs, reply
+                    )
                     continue
                 self.current = reply
                 try:
                     result = getattr(inst, method)(*args, **kwargs)
                     if proto[method]:
                         result = await result
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - user code may raise anything; _failed sorts it out
                     self.current = None
                     crash = self._failed(exc, reply, method)
                     if crash is not None:
@@ -345,7 +354,7 @@ class Cell:
             self.inflight.add(reply)
         try:
             result = await getattr(self.instance, method)(*args, **kwargs)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - user code may raise anything; _failed sorts it out
             crash = self._failed(exc, reply, method)
             if crash is not None:
                 self.post_system(("stop", crash))
@@ -354,7 +363,7 @@ class Cell:
                 reply.send(Value(result))
         finally:
             self.limiter.release()
-        self.inflight.discard(reply)  # type: ignore[arg-type]  # (if cancelled, _die fails it)
+        self.inflight.discard(reply)  # (if cancelled, _die fails it)
 
     def start_soon(self, afn: Any, *args: Any) -> None:
         """Run ``afn(*args)`` beside the message loop until the actor stops; if it raises, the actor crashes."""
@@ -365,7 +374,7 @@ class Cell:
     async def _background(self, afn: Any, args: tuple) -> None:
         try:
             await afn(*args)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - user code may raise anything; it crashes the actor
             self.post_system(("stop", exc))
 
     def _failed(self, exc: Exception, reply: _Reply | None, method: str) -> Any:

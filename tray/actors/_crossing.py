@@ -16,7 +16,8 @@ thread, a worker's, an async actor's asyncio loop). Every crossing goes through 
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 import trio
 

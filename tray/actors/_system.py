@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import itertools
 import logging
-from contextvars import ContextVar
 import secrets
 import weakref
 from collections import deque
-from typing import Any, Callable
+from collections.abc import Callable
+from contextvars import ContextVar
+from typing import Any, Literal
 
 import attrs
 import trio
@@ -100,7 +101,7 @@ class ActorSystem:
                 raise
         return self
 
-    async def __aexit__(self, *exc_info: Any) -> bool:
+    async def __aexit__(self, *exc_info: Any) -> Literal[False]:  # never swallows an exception
         with trio.CancelScope(shield=True):
             await self.shutdown()
             if self._net is not None:
@@ -141,7 +142,13 @@ class ActorSystem:
         peer's address) spawns it in that system instead and returns a ref to it there.
         """
         if at is not None and at != self.address:
-            opts = {"name": name, "mailbox": mailbox, "max_concurrency": max_concurrency, "link": link, "decider": decider}
+            opts = {
+                "name": name,
+                "mailbox": mailbox,
+                "max_concurrency": max_concurrency,
+                "link": link,
+                "decider": decider,
+            }
             net = await self._network()
             return await net.spawn_remote(at, cls, args, kwargs, opts)
         if not (isinstance(cls, type) and issubclass(cls, Actor)):

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections import deque
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from outcome import Error, Value
 from trio.lowlevel import Abort, current_task, reschedule, wait_task_rescheduled

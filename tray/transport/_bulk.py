@@ -116,7 +116,7 @@ class BulkChannel:
     def _wake(self) -> None:
         if self._parked:
             self._parked = False
-            reschedule(self._writer)
+            reschedule(self._writer)  # type: ignore[arg-type]  # parked: the writer task is set
 
     async def run(self) -> None:
         with self.scope:
@@ -181,7 +181,7 @@ class BulkChannel:
                     continue
                 try:
                     h = msgpack.unpackb(f, raw=False)
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - msgpack raises many kinds on hostile bytes
                     raise ProtocolError(f"undecodable bulk header: {exc}") from None
                 if type(h) is not list or not h or type(h[0]) is not int:
                     raise ProtocolError("bad bulk header")

@@ -88,7 +88,7 @@ def _wrap(obj: Any, depth: int) -> Any:
     if depth:
         if t is tuple or t is list:
             new = [_wrap(x, depth - 1) for x in obj]
-            if any(a is not b for a, b in zip(new, obj)):
+            if any(a is not b for a, b in zip(new, obj, strict=True)):
                 return tuple(new) if t is tuple else new
         elif t is dict:
             new_d = {k: _wrap(v, depth - 1) for k, v in obj.items()}
@@ -186,14 +186,14 @@ def encode(
     return out
 
 
-Envelope = tuple  # (kind, corr, dst, head, payload, sizes)
+Envelope = list  # [kind, corr, dst, head, payload, sizes], as msgpack decodes it
 
 
-def decode_envelope(frame: bytes | bytearray, max_message: int) -> Envelope:
+def decode_envelope(frame: bytes | bytearray | memoryview, max_message: int) -> Envelope:
     """Parse and validate an envelope frame; raise :class:`ProtocolError` if it is not one."""
     try:
         env = msgpack.unpackb(frame, raw=False, use_list=True, strict_map_key=True)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - msgpack raises many kinds on hostile bytes
         raise ProtocolError(f"undecodable envelope: {type(exc).__name__}: {exc}") from None
     if type(env) is not list or len(env) != 6:
         raise ProtocolError("envelope is not a 6-element array")

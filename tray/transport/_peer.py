@@ -33,9 +33,9 @@ from ..actors._crossing import wake
 from ..actors._system import remote_resolver
 from ..exceptions import ActorDiedError, MailboxFull, RayError, RayTaskError, TrayInternalError
 from ._base import Stream
+from ._bulk import BulkChannel
 from ._codec import Kind, ProtocolError, alloc, decode_envelope, dumps, encode, loads, packb
 from ._frames import FrameDecoder, FrameError, frame_header
-from ._bulk import BulkChannel
 from ._remote import PeerWatcher, RemoteCell, RemoteReply, _Waiter
 
 if TYPE_CHECKING:
@@ -54,6 +54,7 @@ class NoConnection(str):
     equal to that string, and saying, when printed, why the connection ended."""
 
     __slots__ = ("why",)
+    why: str
 
     def __new__(cls, why: str = "") -> NoConnection:
         self = super().__new__(cls, "noconnection")
@@ -86,7 +87,7 @@ def _safe_dumps(obj: Any) -> tuple[bytes, list[memoryview]]:
     """Pickle an exit reason or exception, degrading to its description if it will not pickle."""
     try:
         return dumps(obj)
-    except Exception:
+    except Exception:  # noqa: BLE001 - user objects fail to pickle in any way; degrade to a description
         if isinstance(obj, BaseException):
             return dumps(RayError(f"{type(obj).__name__}: {obj} (the original could not be pickled)"))
         return dumps(repr(obj))
@@ -123,7 +124,7 @@ class Peer:
         self._try_send: Any = None
         self._drained = ParkingLot()
         self._dec = FrameDecoder(HANDSHAKE_MAX_FRAME)
-        self._frames: deque[bytes | bytearray] = deque()
+        self._frames: deque[bytes | bytearray | memoryview] = deque()
         self._scratch_view = memoryview(bytearray(READ_SIZE))
         self._env: list | None = None
         self._bufs: list[Any] = []
@@ -241,7 +242,7 @@ class Peer:
         """The connection is over: fail what waits on it; report its actors down."""
         self._set_reason(why)
         self.ready.set()
-        why = self.reason
+        why = self.reason  # type: ignore[assignment]  # _set_reason just set it
         self.network.peer_gone(self)
         self.network.links.pop(self.link, None)
         if self.bulk is not None:
@@ -347,7 +348,7 @@ class Peer:
 
     # ------------------------------------------------------------ handshake
 
-    async def _next_frame(self) -> bytes | bytearray:
+    async def _next_frame(self) -> bytes | bytearray | memoryview:
         while not self._frames:
             await self._fill()
         return self._frames.popleft()
@@ -410,7 +411,14 @@ class Peer:
         self.uid, self.address = uid, address
         self.link = secrets.token_bytes(16)
         await self._send_raw(
-            [MAGIC, "welcome", _mac(network.key, b"s", nonce_c, nonce_s), network.system.uid, network.address, self.link]
+            [
+                MAGIC,
+                "welcome",
+                _mac(network.key, b"s", nonce_c, nonce_s),
+                network.system.uid,
+                network.address,
+                self.link,
+            ]
         )
         return owner
 
@@ -459,7 +467,7 @@ class Peer:
             self.out_bytes += nbytes
             if self._writer_parked:
                 self._writer_parked = self._writer_asleep = False
-                reschedule(self._writer)
+                reschedule(self._writer)  # type: ignore[arg-type]  # parked: the writer task is set
 
     def send_from_thread(self, data: bytes) -> bool:
         """From a thread other than the loop's: write one small message's frame now, if
@@ -497,7 +505,7 @@ class Peer:
         with self._send_lock:
             if self._writer_asleep:
                 self._writer_asleep = False
-                reschedule(self._writer)
+                reschedule(self._writer)  # type: ignore[arg-type]  # parked: the writer task is set
 
     def post_message(self, kind: int, corr: int, dst: str | None, head: Any, payload: bytes | None, bufs: list) -> None:
         if bufs and self.bulk is not None and self.reason is None:
@@ -528,7 +536,7 @@ class Peer:
         if type(result) is Value:
             try:
                 payload, bufs = dumps(result.value)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - any pickling failure becomes the caller's error
                 err = RayTaskError.from_exception(exc, "pickling the reply")
                 payload, bufs = _safe_dumps(err)
                 self.post_message(Kind.REPLY_ERR, corr, None, None, payload, bufs)
@@ -609,7 +617,7 @@ class Peer:
         self._sizes = list(reversed(env[5]))
         self._cur = None
 
-    def _add_buffer_frame(self, f: bytes | bytearray) -> None:
+    def _add_buffer_frame(self, f: bytes | bytearray | memoryview) -> None:
         n = len(f)
         if self._cur is None:
             size = self._sizes.pop()
@@ -620,7 +628,7 @@ class Peer:
                 raise ProtocolError("buffer frame longer than announced")
             self._cur, self._cur_pos = alloc(size), 0
         cur, pos = self._cur, self._cur_pos
-        if pos + n > len(cur):  # type: ignore[arg-type]
+        if pos + n > len(cur):
             raise ProtocolError("buffer chunk overruns its buffer")
         cur[pos : pos + n] = f
         self._cur_pos = pos + n
@@ -641,10 +649,10 @@ class Peer:
         kind, corr, dst, head, payload, _ = env
         system = self.network.system
         if kind == Kind.TELL:
-            cell = system.cell(dst)  # type: ignore[arg-type]
+            cell = system.cell(dst)
             try:
                 args, kwargs = self._loads(payload, bufs)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - a bad payload is logged and dropped, never kills the link
                 log.warning("from %r: a tell %s to %s failed to unpickle: %r", self, head, dst, exc)
                 return
             if cell is None:
@@ -653,7 +661,7 @@ class Peer:
             if head not in cell.proto:
                 log.warning("from %r: %s has no method %r; tell dropped", self, cell.ref, head)
                 return
-            msg = (head, args, kwargs, None)
+            msg: tuple[Any, Any, Any, RemoteReply | None] = (head, args, kwargs, None)
             if not cell.deliver(msg):
                 try:
                     self.busy = True
@@ -664,13 +672,13 @@ class Peer:
                     self.busy = False
         elif kind == Kind.ASK:
             reply = RemoteReply(self, corr)
-            cell = system.cell(dst)  # type: ignore[arg-type]
+            cell = system.cell(dst)
             if cell is None:
                 reply.send(Error(ActorDiedError(f"actor {dst} is dead (or never was); {head} not handled")))
                 return
             try:
                 args, kwargs = self._loads(payload, bufs)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - a bad payload fails only its own call
                 log.warning("from %r: an ask %s to %r failed to unpickle: %r", self, head, cell.ref, exc)
                 reply.send(Error(RayTaskError.from_exception(exc, f"unpickling the arguments of {cell.ref!r}.{head}")))
                 return
@@ -692,7 +700,7 @@ class Peer:
                 return  # its asker gave up (timeout, cancel)
             try:
                 value = self._loads(payload, bufs)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - a bad payload fails only its own call
                 log.warning("from %r: a reply failed to unpickle: %r", self, exc)
                 waiter.resolve(Error(RayTaskError.from_exception(exc, "unpickling the reply")))
                 return
@@ -705,26 +713,26 @@ class Peer:
         elif kind == Kind.HEARTBEAT:
             pass
         elif kind == Kind.WATCH:
-            cell = system.cell(dst)  # type: ignore[arg-type]
+            cell = system.cell(dst)
             if cell is None:
-                self.send_died(dst, "noproc")  # type: ignore[arg-type]
+                self.send_died(dst, "noproc")
             else:
                 cell.watchers.add(self.watcher)
         elif kind == Kind.DIED:
-            rc = self.cells.get(dst)  # type: ignore[arg-type]
+            rc = self.cells.get(dst)
             if rc is not None:
                 try:
                     reason = self._loads(payload, bufs)
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - the reason is informational; describe it instead
                     reason = f"died (reason could not be unpickled: {exc!r})"
                 rc.died(reason)
         elif kind == Kind.SYSTEM:
-            cell = system.cell(dst)  # type: ignore[arg-type]
+            cell = system.cell(dst)
             if cell is None:
                 return
             try:
                 msg = self._loads(payload, bufs)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - a bad payload is logged and dropped, never kills the link
                 log.warning("from %r: a system message to %r failed to unpickle: %r", self, cell.ref, exc)
                 return
             if type(msg) is not tuple or not msg or msg[0] not in ("stop", "exit", "down", "kill"):
@@ -754,7 +762,7 @@ class Peer:
                 return
             cls, args, kwargs, opts = self._loads(payload, bufs)
             ref = await system.spawn(cls, *args, **opts, **kwargs)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any spawn failure is the asker's error
             if not isinstance(exc, RayError):
                 exc = RayTaskError.from_exception(exc, "remote spawn")
             reply.send(Error(exc))
