@@ -15,6 +15,7 @@ from .core import (
     cluster_resources,
     get,
     get_actor,
+    get_gpu_ids,
     get_runtime_context,
     init,
     is_initialized,
@@ -27,6 +28,7 @@ from .core import (
     wait,
 )
 from .core._api import timeline
+from .core._ids import ActorID, JobID, NodeID, TaskID, WorkerID
 from .supervisors import Backoff, ChildSpec, Supervisor, SupervisorSpec
 
 __version__ = "0.1.0"
@@ -52,22 +54,28 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "Actor",
+    "ActorID",
     "ActorRef",
     "ActorSystem",
     "Backoff",
     "ChildSpec",
     "DeadLetter",
+    "JobID",
     "MailboxSpec",
+    "NodeID",
     "ObjectRef",
     "ObjectRefGenerator",
     "Supervisor",
     "SupervisorSpec",
+    "TaskID",
+    "WorkerID",
     "available_resources",
     "cancel",
     "cluster_resources",
     "exceptions",
     "get",
     "get_actor",
+    "get_gpu_ids",
     "get_runtime_context",
     "init",
     "is_initialized",

@@ -88,7 +88,7 @@ def test_refs_are_awaitable_from_trio_and_asyncio():
             return await double.remote(4)
 
         async def with_asyncio():
-            return await double.remote(5), await double.remote(6).future()
+            return await double.remote(5), await double.remote(6).as_future()
 
         assert trio.run(with_trio) == 8
         assert asyncio.run(with_asyncio()) == (10, 12)

@@ -141,7 +141,7 @@ class ActorCalls:
             q.creating = lease
             await lease.executor.create_actor.ask(q.actor_id, recipe.cls_blob, recipe.args.blob,
                                                   recipe.args.inline(self.table), recipe.max_concurrency,
-                                                  recipe.groups)
+                                                  recipe.groups, recipe.shape)
         except Exception as exc:
             q.creating = None
             err = ActorDiedError(f"actor {recipe.class_name} ({q.actor_id}) could not be created: {exc}")

@@ -7,9 +7,12 @@ start (``_process``), values in and out (``_values``).
 
 from __future__ import annotations
 
+import math
+import os
 from typing import Any
 
-from . import _process
+from . import _context, _process
+from ._ids import ActorID, JobID, NodeID, TaskID, WorkerID
 from ._process import init, is_initialized, shutdown
 from ._objects import ObjectRef
 from ._remote import ActorHandle
@@ -23,6 +26,7 @@ __all__ = [
     "cluster_resources",
     "get",
     "get_actor",
+    "get_gpu_ids",
     "get_runtime_context",
     "init",
     "is_initialized",
@@ -135,10 +139,20 @@ def timeline(filename: str | None = None) -> list[dict[str, Any]]:
 
 
 class RuntimeContext:
-    """What this process is in tray's terms (``tray.get_runtime_context()``)."""
+    """What this process is in tray's terms (``tray.get_runtime_context()``): Ray's getters
+    return hex strings, its properties ID objects (``.hex()``, ``.binary()``)."""
 
     def __init__(self, rt: Runtime) -> None:
         self._rt = rt
+
+    def get(self) -> dict[str, Any]:
+        """Ray's summary: job, node, namespace, and the task or actor id where there is one."""
+        out: dict[str, Any] = {"job_id": self.job_id, "node_id": self.node_id, "namespace": self.namespace}
+        if self._rt.worker_id is not None:
+            out["task_id"] = self.task_id
+        if self._rt.current_actor_id is not None:
+            out["actor_id"] = self.actor_id
+        return out
 
     def get_job_id(self) -> str:
         return self._rt.job_id
@@ -150,22 +164,101 @@ class RuntimeContext:
         return self._rt.worker_id or self._rt.system.uid
 
     def get_task_id(self) -> str | None:
-        return self._rt.current_task_id
+        running = _context.current.get()
+        return running.task_id if running is not None else self._rt.current_task_id
 
     def get_actor_id(self) -> str | None:
         return self._rt.current_actor_id
+
+    def get_task_name(self) -> str | None:
+        """The running task's name (``Class.method`` in an actor call); None in a driver."""
+        running = _context.current.get()
+        return running.name if running is not None else None
+
+    def get_task_function_name(self) -> str | None:
+        """``module.qualname`` of the running task's function or method; None in a driver."""
+        running = _context.current.get()
+        return running.function_name if running is not None else None
+
+    def get_actor_name(self) -> str | None:
+        """The name the current actor was given (``name=``); None if it has none or in a task."""
+        actor_id = self._rt.current_actor_id
+        if actor_id is None:
+            return None
+        rows = [r for r in _process.ask_control("list_actors") if r.get("actor_id") == actor_id]
+        return (rows[0].get("name") or None) if rows else None
+
+    def get_placement_group_id(self) -> str | None:
+        return getattr(self._rt, "current_placement_group_id", None)
+
+    def get_assigned_resources(self) -> dict[str, float]:
+        """The resources the current task or actor holds (Ray's names: a placement group's
+        bundle resources as their base ones); {} in a driver."""
+        if self._rt.worker_id is None:
+            return {}
+        assigned = getattr(self._rt, "assigned_resources", None)
+        return {"CPU": 1.0} if assigned is None else dict(assigned)
+
+    def get_accelerator_ids(self) -> dict[str, list[str]]:
+        """The accelerators visible to this worker: ``{"GPU": [...]}`` (see ``get_gpu_ids``)."""
+        return {"GPU": [str(i) for i in get_gpu_ids()]}
+
+    @property
+    def current_actor(self) -> Any:
+        """A handle to the actor this runs in; raises RuntimeError outside an actor (as Ray)."""
+        actor_id = self._rt.current_actor_id
+        if actor_id is None:
+            raise RuntimeError("current_actor is only available inside an actor")
+        class_name, methods = getattr(self._rt, "current_actor_class", ("", {}))
+        return ActorHandle(actor_id, class_name, methods, self._rt.job_id)
+
+    @property
+    def was_current_actor_reconstructed(self) -> bool:
+        """Whether this actor's process is a restart (``max_restarts``) rather than its first."""
+        actor_id = self._rt.current_actor_id
+        if actor_id is None:
+            return False
+        rows = [r for r in _process.ask_control("list_actors") if r.get("actor_id") == actor_id]
+        return bool(rows) and int(rows[0].get("num_restarts", 0) or 0) > 0
 
     @property
     def namespace(self) -> str:
         return self._rt.namespace
 
     @property
-    def job_id(self) -> str:
-        return self._rt.job_id
+    def job_id(self) -> JobID:
+        return JobID(self._rt.job_id)
 
     @property
-    def node_id(self) -> str:
-        return self._rt.node_id
+    def node_id(self) -> NodeID:
+        return NodeID(self._rt.node_id)
+
+    @property
+    def task_id(self) -> TaskID | None:
+        task_id = self.get_task_id()
+        return TaskID(task_id) if task_id is not None else None
+
+    @property
+    def actor_id(self) -> ActorID | None:
+        actor_id = self._rt.current_actor_id
+        return ActorID(actor_id) if actor_id is not None else None
+
+    @property
+    def worker_id(self) -> WorkerID:
+        return WorkerID(self.get_worker_id())
+
+
+def get_gpu_ids() -> list[int | str]:
+    """The GPUs this task or actor may use (Ray's ``get_gpu_ids``): as many as it was given
+    (``num_gpus``), taken from ``CUDA_VISIBLE_DEVICES`` when set; [] in a driver or without GPUs."""
+    rt = _process.runtime_for_call()
+    if rt.worker_id is None:
+        return []
+    count = int(math.ceil((getattr(rt, "assigned_resources", None) or {}).get("GPU", 0)))
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    ids: list[int | str] = ([int(v) if v.isdigit() else v for v in visible.split(",") if v]
+                            if visible else list(range(count)))
+    return ids[:count]
 
 
 def get_runtime_context() -> RuntimeContext:

@@ -340,7 +340,13 @@ class ObjectRef:
         return await_ref(self).__await__()
 
     def future(self) -> Any:
-        """An ``asyncio`` future of the value (Ray's ``ref.future()``)."""
+        """A ``concurrent.futures.Future`` of the value (Ray's ``ref.future()``), usable from any thread."""
+        from ._values import concurrent_future
+
+        return concurrent_future(self)
+
+    def as_future(self) -> Any:
+        """An ``asyncio`` future of the value, on the running loop (Ray's ``ref.as_future()``)."""
         from ._values import asyncio_future
 
         return asyncio_future(self)

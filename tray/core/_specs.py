@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 from ..store import Stored
 from ._objects import READY, ObjectRef
 
+_ONE_CPU = {"CPU": 10_000}  # the default shape (cluster._resources.UNIT units): left off the wire
+
 if TYPE_CHECKING:
     from ..actors import ActorRef
     from ._generators import Stream
@@ -102,8 +104,9 @@ class TaskSpec(_Submission):
     def wire(self, owner: ActorRef | None) -> tuple:
         """What the worker gets; ``owner`` is where a streaming task sends its items, and
         who owns the large results the worker stores."""
-        return (self.task_id, self.name, self.fn_id, self.fn_blob, self.args.blob, self.args.inline(self.table),
+        wire = (self.task_id, self.name, self.fn_id, self.fn_blob, self.args.blob, self.args.inline(self.table),
                 self.num_returns, owner if self.stream is not None else None, self.return_ids, self.table.uid)
+        return wire if self.shape == _ONE_CPU else (*wire, self.shape)  # the worker's assigned resources
 
     def should_retry(self, exc: BaseException) -> bool:
         """Whether an application error is retried (``retry_exceptions``, Ray's rule)."""

@@ -17,6 +17,7 @@ from ._objects import PENDING, READY, ObjectRef
 
 if TYPE_CHECKING:
     import asyncio
+    import concurrent.futures
 
     from ._runtime import Runtime
 
@@ -162,6 +163,8 @@ def wait(
     if not isinstance(object_refs, (list, tuple)):
         raise TypeError(f"tray.wait() expects a list of ObjectRefs, got {type(object_refs).__name__}")
     refs = list(object_refs)
+    if not refs:  # Ray's: nothing to wait for, whatever num_returns says
+        return [], []
     if not isinstance(num_returns, int) or not 0 <= num_returns <= len(refs):
         raise ValueError(f"num_returns must be an int between 0 and {len(refs)}, got {num_returns!r}")
     deadline = _deadline(timeout)
@@ -234,6 +237,33 @@ async def await_ref(ref: ObjectRef) -> Any:
             finally:  # cancelled: stop waiting for the value
                 rt.table.forget_waiter(ref._id, ready)
     return value_of(rt, entry, ref._id)
+
+
+_settler: Any = None  # a thread that reads values for concurrent futures (made on first use)
+
+
+def concurrent_future(ref: ObjectRef) -> concurrent.futures.Future:
+    """``ref.future()``: settled, once the value is ready, by a thread of our own (reading a
+    value may need the loop, so never in the loop's thread)."""
+    global _settler
+    import concurrent.futures
+
+    fut: concurrent.futures.Future = concurrent.futures.Future()
+    rt, entry = _entry(ref, blocking=False)
+
+    def settle() -> None:
+        if not fut.set_running_or_notify_cancel():
+            return
+        try:
+            fut.set_result(value_of(rt, entry, ref._id))
+        except BaseException as exc:  # noqa: BLE001 - handed to whoever waits on the future
+            fut.set_exception(exc)
+
+    if _settler is None:
+        _settler = concurrent.futures.ThreadPoolExecutor(1, "tray-futures")
+    if not rt.table.when_done(ref._id, lambda: _settler.submit(settle)):
+        _settler.submit(settle)
+    return fut
 
 
 def asyncio_future(ref: ObjectRef) -> asyncio.Future:

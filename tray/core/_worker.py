@@ -32,7 +32,7 @@ from .. import _config
 from ..actors import Actor, ActorRef
 from ..exceptions import ActorDiedError, RayTaskError, WorkerCrashedError
 from ..actors._crossing import Signal, wake, wake_asyncio
-from . import _process, _tasklog
+from . import _context, _process, _tasklog
 from ._objects import ObjectRef, describe, loads
 from ._timeline import Recorder
 
@@ -214,6 +214,7 @@ class Worker:
         self.functions: dict[str, Callable[..., Any]] = {}
         self.actor: Any = None
         self.actor_name = ""
+        self.actor_module = ""
         self.loop: asyncio.AbstractEventLoop | None = None
         self.async_slots: asyncio.Semaphore | None = None
         self.calls_running: set[asyncio.Task] = set()
@@ -243,16 +244,18 @@ class Worker:
         return result
 
     def _run_task(self, wire: tuple) -> tuple[str, Any]:
-        task_id, name, fn_id, fn_blob, args_blob, inline, num_returns, stream_to, keys, owner = wire
+        task_id, name, fn_id, fn_blob, args_blob, inline, num_returns, stream_to, keys, owner = wire[:10]
         fn = self.functions.get(fn_id)
         if fn is None:
             fn = self.functions[fn_id] = loads(fn_blob)
+        running = _context.current.set(_context.Running(task_id, name, _function_name(fn)))
         setproctitle(f"tray::{name}")
         self.label = name
         self.main.current = task_id
         rt = _process.current()
         if rt is not None:
             rt.current_task_id = task_id
+            _assign(rt, wire[10] if len(wire) > 10 else None)
         where = f"task {name} ({self.at})"
         try:
             args, kwargs = _resolve_args(args_blob, inline)
@@ -268,6 +271,7 @@ class Worker:
         except BaseException as exc:  # SystemExit (sys.exit()) and the like: Ray's worker crash, not retried
             return "error", WorkerCrashedError(f"{where} ended its worker: {_exit_words(exc)}")
         finally:
+            _context.current.reset(running)
             self.main.current = None
             if rt is not None:
                 rt.current_task_id = None
@@ -278,12 +282,19 @@ class Worker:
     # ----------------------------------------------------------------- actors
 
     def create_actor(self, actor_id: str, cls_blob: bytes, args_blob: bytes, inline: dict,
-                     max_concurrency: int | None, groups: dict[str, int] | None = None) -> None:
+                     max_concurrency: int | None, groups: dict[str, int] | None = None,
+                     shape: dict[str, int] | None = None) -> None:
         rt = _process.current()
         if rt is not None:
             rt.current_actor_id = actor_id
+            _assign(rt, shape)
         cls = loads(cls_blob)
         self.actor_name = self.label = cls.__name__
+        self.actor_module = getattr(cls, "__module__", "")
+        if rt is not None:
+            from ._remote import _method_table
+
+            rt.current_actor_class = (cls.__name__, _method_table(cls))  # for current_actor
         setproctitle(f"tray::{cls.__name__}")
         name = f"{cls.__name__}.__init__"
         with self.span(_MAIN, "actor_creation", name, actor_id) as span:
@@ -336,6 +347,7 @@ class Worker:
         """Main thread: one call of a sync actor, in order (or a pool's thread: a threaded actor's)."""
         method, args_blob, inline, num_returns, keys = wire[:5]
         name = f"{self.actor_name}.{method}"
+        _context.current.set(_context.Running(keys[0] if keys else "", name, f"{self.actor_module}.{name}"))
         with self.span(span_key, "actor_call", name, keys[0] if keys else "") as span:
             try:
                 args, kwargs = _resolve_args(args_blob, inline)
@@ -370,6 +382,7 @@ class Worker:
         name = f"{self.actor_name}.{method}"
         where = f"{name} ({self.at})"
         slots = self.group_slots[wire[5]] if len(wire) > 5 else self.async_slots
+        _context.current.set(_context.Running(keys[0] if keys else "", name, f"{self.actor_module}.{name}"))
         async with slots:  # type: ignore[union-attr]
             with self.span(next(self._span_keys), "actor_call", name, keys[0] if keys else "") as span:
                 try:
@@ -516,10 +529,12 @@ class Executor(Actor):
         return result
 
     async def create_actor(self, actor_id: str, cls_blob: bytes, args_blob: bytes, inline: dict,
-                           max_concurrency: int | None, groups: dict[str, int] | None = None) -> None:
+                           max_concurrency: int | None, groups: dict[str, int] | None = None,
+                           shape: dict[str, int] | None = None) -> None:
         if not self.assigned.is_set():
             await self.assigned.wait()
-        await self.w.main.call(self.w.create_actor, actor_id, cls_blob, args_blob, inline, max_concurrency, groups)
+        await self.w.main.call(self.w.create_actor, actor_id, cls_blob, args_blob, inline, max_concurrency, groups,
+                               shape)
 
     def call(self, call_id: int, wire: tuple, owner_key: str) -> None:
         """An actor call; the result goes back to its owner as ``call_done`` (calls pipeline)."""
@@ -601,6 +616,25 @@ def _post_mortem(exc: BaseException) -> None:
 def _error(result: Error) -> BaseException:
     exc = result.error
     return exc if isinstance(exc, RayTaskError) else RayTaskError.from_exception(exc, "worker")
+
+
+def _function_name(fn: Any) -> str:
+    """Ray's task function name: ``module.qualname``."""
+    return f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', getattr(fn, '__name__', ''))}"
+
+
+_ONE_CPU = {"CPU": 1.0}
+
+
+def _assign(rt: Any, shape: dict[str, int] | None) -> None:
+    """What the lease of the task or actor running here holds (``get_assigned_resources``),
+    and its placement group (``get_current_placement_group``)."""
+    if shape is None:
+        rt.assigned_resources, rt.current_placement_group_id = _ONE_CPU, None
+        return
+    from ..cluster._resources import from_units
+
+    rt.assigned_resources, rt.current_placement_group_id = _context.split_shape(from_units(shape))
 
 
 def _call_in_pool(w: Worker, wire: tuple, owner_key: str, done: Callable[[Any], None]) -> None:
