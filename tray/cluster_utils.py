@@ -109,6 +109,8 @@ class Cluster:
         if head:
             node_args.setdefault("port", 0)  # any free port: clusters of parallel test runs must not clash
         for key, value in node_args.items():
+            if key == "object_store_memory" and isinstance(value, float):  # Ray takes 1e8: bytes, whole
+                value = int(value)
             if value is not None:
                 argv += [f"--{key.replace('_', '-')}", str(value)]
         if resources:

@@ -44,3 +44,53 @@ def test_as_future_in_asyncio(ray):
         return await asyncio.wait_for(fut, 60)
 
     assert asyncio.run(main()) == 16
+
+
+@tray.remote
+def two(a, b=1, *, c=2):
+    return a + b + c
+
+
+@tray.remote
+class Pair:
+    def __init__(self, x, y=0):
+        self.x = x
+
+    def get(self):
+        return self.x
+
+
+def test_remote_binds_arguments_at_the_call_site(ray):
+    with pytest.raises(TypeError, match="two.remote"):
+        two.remote()
+    with pytest.raises(TypeError):
+        two.remote(1, 2, 3)
+    with pytest.raises(TypeError):
+        two.remote(1, d=4)
+    assert tray.get(two.remote(1, c=5), timeout=60) == 7
+    with pytest.raises(TypeError, match="Pair.remote"):
+        Pair.remote()
+    assert tray.get(Pair.remote(3, y=1).get.remote(), timeout=60) == 3
+
+
+def test_async_def_task_is_rejected():
+    async def coro():
+        return 1
+
+    with pytest.raises(ValueError, match="async def"):
+        tray.remote(coro)
+
+
+@tray.remote(num_cpus=2)
+def omp_threads():
+    import os
+
+    return os.environ.get("OMP_NUM_THREADS")
+
+
+def test_omp_num_threads_follows_num_cpus(ray):
+    if "OMP_NUM_THREADS" in __import__("os").environ:
+        pytest.skip("the driver sets OMP_NUM_THREADS: workers keep it, as in Ray")
+    assert tray.get(omp_threads.remote(), timeout=60) == "2"
+    assert tray.get(omp_threads.options(num_cpus=1).remote(), timeout=60) == "1"
+

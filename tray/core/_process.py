@@ -99,7 +99,9 @@ def init(
         ignore_reinit_error: return the running session's description instead of raising
             when tray is already initialized.
         log_to_driver: print what workers print here, prefixed with their origin.
-        **kwargs: ``object_spilling_directory``; ``_system_config`` with
+        **kwargs: ``object_spilling_directory``; ``job_config`` (``tray.job_config.JobConfig``:
+            its ``ray_namespace``; settings tray cannot honour raise NotImplementedError);
+            ``_system_config`` with
             ``max_direct_call_object_size`` (100 KiB: larger values go to the store),
             ``memory_usage_threshold`` (0.95) and ``memory_monitor_refresh_ms`` (250; 0: off)
             for the memory monitor that kills a worker when memory runs low,
@@ -135,6 +137,13 @@ def init(
             raise RuntimeError("tray.init() was already called; call tray.shutdown() first, "
                                "or pass ignore_reinit_error=True")
         settings = _config.resolve(kwargs.get("_system_config"))  # checked before anything starts
+        job_config = kwargs.get("job_config")
+        if job_config is not None:  # Ray's JobConfig: its namespace; what tray cannot honour is refused by name
+            refused = job_config.unsupported()
+            if refused:
+                raise NotImplementedError(f"tray.init(job_config=...): {', '.join(refused)} not supported by tray")
+            if namespace is None:
+                namespace = job_config.ray_namespace
         _watch.use(settings)
         address = address or settings.address
         ns = namespace if namespace is not None else uuid.uuid4().hex[:8]

@@ -75,6 +75,23 @@ def placement(opts: dict[str, Any], default_cpus: float) -> tuple[dict[str, int]
                      f"of tray.util.scheduling_strategies")
 
 
+def _signature(fn: Any) -> inspect.Signature | None:
+    """What ``.remote()`` binds its arguments to (None: a callable with no signature to read)."""
+    try:
+        return inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None
+
+
+def _bind(sig: inspect.Signature | None, args: tuple, kwargs: dict[str, Any], what: str) -> None:
+    """Arguments that do not fit the signature fail at the call site, as in Ray."""
+    if sig is not None:
+        try:
+            sig.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(f"{what}: {exc}") from None
+
+
 def _with_options(obj: Any, table: dict, options: dict[str, Any], what: str) -> Any:
     """A copy of ``obj`` (a remote function or actor class) with ``options`` laid over its own."""
     validate(table, options, what)
@@ -88,8 +105,12 @@ class RemoteFunction:
     """A function run as a task: ``f.remote(*args)`` returns an ObjectRef of its result."""
 
     def __init__(self, fn: Callable[..., Any], options: dict[str, Any]) -> None:
+        if inspect.iscoroutinefunction(fn):  # Ray's rule: tasks are sync; async code belongs in actors
+            raise ValueError(f"'async def' should not be used for remote tasks ({fn.__name__!r}). You can wrap "
+                             f"the async function with `asyncio.run(f())`, or make it a method of an async actor.")
         self._fn = fn
         self._options = validate(FUNCTION_OPTIONS, options, f"remote function {fn.__name__!r}")
+        self._sig = _signature(fn)
         self._fn_id = uuid.uuid4().hex
         self._blob: bytes | None = None
         functools.update_wrapper(self, fn)
@@ -105,6 +126,7 @@ class RemoteFunction:
         return _with_options(self, FUNCTION_OPTIONS, options, f"remote function {self._fn.__name__!r}")
 
     def remote(self, *args: Any, **kwargs: Any) -> Any:
+        _bind(self._sig, args, kwargs, f"{self._fn.__name__}.remote()")
         rt = runtime_for_call()
         opts = self._options
         name = opts.get("name") or self._fn.__name__
@@ -140,6 +162,7 @@ class ActorClass:
         self._options = validate(ACTOR_OPTIONS, options, f"actor class {cls.__name__!r}")
         self._blob: bytes | None = None
         self._methods = _method_table(cls)
+        self._sig = _signature(cls)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         name = self._cls.__name__
@@ -150,6 +173,7 @@ class ActorClass:
         return _with_options(self, ACTOR_OPTIONS, options, f"actor class {self._cls.__name__!r}")
 
     def remote(self, *args: Any, **kwargs: Any) -> ActorHandle:
+        _bind(self._sig, args, kwargs, f"{self._cls.__name__}.remote()")
         rt = runtime_for_call()
         opts = self._options
         cls_name = self._cls.__name__

@@ -631,10 +631,17 @@ def _assign(rt: Any, shape: dict[str, int] | None) -> None:
     and its placement group (``get_current_placement_group``)."""
     if shape is None:
         rt.assigned_resources, rt.current_placement_group_id = _ONE_CPU, None
-        return
-    from ..cluster._resources import from_units
+    else:
+        from ..cluster._resources import from_units
 
-    rt.assigned_resources, rt.current_placement_group_id = _context.split_shape(from_units(shape))
+        rt.assigned_resources, rt.current_placement_group_id = _context.split_shape(from_units(shape))
+    if _USER_OMP is None:  # Ray's: OpenMP's threads follow the CPUs given, unless the user set them
+        threads = str(max(1, int(rt.assigned_resources.get("CPU", 1))))
+        if os.environ.get("OMP_NUM_THREADS") != threads:
+            os.environ["OMP_NUM_THREADS"] = threads
+
+
+_USER_OMP = os.environ.get("OMP_NUM_THREADS")  # as the worker started: the driver's setting, if any
 
 
 def _call_in_pool(w: Worker, wire: tuple, owner_key: str, done: Callable[[Any], None]) -> None:
