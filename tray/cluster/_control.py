@@ -31,8 +31,8 @@ from ._resources import from_units, to_units
 log = logging.getLogger("tray.cluster")
 
 CONTROL_NAME = "tray.control"
-VIEW_DELAY_S = 0.02
-MAX_DEAD_ACTORS = 10_000  # dead actors kept for tray.util.state (Ray keeps its own number of them)  # resource reports are pushed to the schedulers at most this often
+VIEW_DELAY_S = 0.02  # resource reports are pushed to the schedulers at most this often
+MAX_DEAD_ACTORS = 10_000  # dead actors kept for tray.util.state (Ray keeps its own number of them)
 ALIVE, DEAD = "ALIVE", "DEAD"
 
 
@@ -167,7 +167,8 @@ class ControlStore(Actor):
             rec = pickle.loads(blob)
             actor = _Actor(rec["actor_id"], rec["name"], rec["namespace"], rec["class_name"], rec["methods"],
                            rec["detached"], rec["owner"], rec["job_id"])
-            actor.node_id, actor.pid, actor.restarts, actor.created = rec["node_id"], rec["pid"], rec["restarts"], rec["created"]
+            actor.node_id, actor.pid = rec["node_id"], rec["pid"]
+            actor.restarts, actor.created = rec["restarts"], rec["created"]
             actor.state = "RESTARTING" if rec["state"] != "DEAD" else "DEAD"
             self.actors[actor_id] = actor
             if actor.name is not None and actor.state != "DEAD":

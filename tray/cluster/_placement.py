@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable, Mapping, Sequence
 from numbers import Real
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from ._resources import UNIT, from_units, to_units
 
@@ -86,9 +87,9 @@ def check_bundles(bundles: Any) -> list[dict[str, float]]:
                 raise ValueError(f"Bundle {i} has resource name {name!r}: names must be non-empty strings.")
             if not isinstance(amount, Real) or isinstance(amount, bool):
                 raise ValueError(f"Bundle {i} asks for {amount!r} of {name!r}: amounts must be numbers.")
-            if not (math.isfinite(amount) and amount >= 0):
+            if not (math.isfinite(amount) and amount >= 0):  # type: ignore[operator]  # mypy does not model numbers.Real (python/mypy#3186)
                 raise ValueError(f"Bundle {i} asks for {amount!r} of {name!r}: amounts must be finite and >= 0.")
-            if amount and not round(amount * UNIT):
+            if amount and not round(amount * UNIT):  # type: ignore[call-overload]  # a Real: see above
                 raise ValueError(f"Bundle {i} asks for {amount!r} of {name!r}: the smallest amount is {1 / UNIT}.")
         if not to_units(bundle):
             raise ValueError(f"Bundle {i} {dict(bundle)} has only 0 values; bundles cannot be empty. "
@@ -165,12 +166,12 @@ class _Problem:
         self.need = [[b.get(r, 0) for r in self.names] for b in self.bundles]
 
     def fits(self, i: int, avail: list[int]) -> bool:
-        return all(a >= n for a, n in zip(avail, self.need[i]))
+        return all(a >= n for a, n in zip(avail, self.need[i], strict=True))
 
     def strict_pack(self) -> list[str] | None:
-        total = [sum(col) for col in zip(*self.need)] if self.need else []
+        total = [sum(col) for col in zip(*self.need, strict=True)] if self.need else []
         for n in self.nodes:
-            if all(a >= t for a, t in zip(self.free[n], total)):
+            if all(a >= t for a, t in zip(self.free[n], total, strict=True)):
                 return [n] * len(self.bundles)
         return None
 
@@ -253,7 +254,7 @@ class _Problem:
             n = next((n for n in sorted(self.nodes, key=lambda n: prefer(n, load)) if self.fits(i, free[n])), None)
             if n is None:
                 return None
-            free[n] = [a - x for a, x in zip(free[n], self.need[i])]
+            free[n] = [a - x for a, x in zip(free[n], self.need[i], strict=True)]
             load[n] = load.get(n, 0) + 1
             chosen[i] = n
         return chosen
@@ -261,8 +262,8 @@ class _Problem:
     def pack(self, budget: list[int]) -> dict[int, str] | None:
         """Nodes already used first; then the node that holds the largest share of the group
         (not the least loaded one): fewer, fuller nodes."""
-        whole = [sum(col) for col in zip(*self.need)]
-        share = {n: sum(a / w for a, w in zip(self.free[n], whole) if w) for n in self.nodes}
+        whole = [sum(col) for col in zip(*self.need, strict=True)]
+        share = {n: sum(a / w for a, w in zip(self.free[n], whole, strict=True) if w) for n in self.nodes}
         return self.search(self.order, self.free, lambda n, load: (not load.get(n), -share[n], n), budget)
 
     def spread(self, budget: list[int]) -> dict[int, str] | None:
@@ -272,7 +273,7 @@ class _Problem:
         rest = [i for i in self.order if i not in matched]
         free = {n: list(v) for n, v in self.free.items()}
         for i, n in matched.items():
-            free[n] = [a - x for a, x in zip(free[n], self.need[i])]
+            free[n] = [a - x for a, x in zip(free[n], self.need[i], strict=True)]
         placed = self.search(rest, free, least_loaded, budget)
         if placed is not None:
             return {**matched, **placed}
@@ -308,7 +309,7 @@ def place(bundles: Sequence[Units], strategy: str, free: Mapping[str, Units],
         return None
     if result is not None:
         used: dict[str, list[Units]] = {}
-        for shape, node in zip(bundles, result):
+        for shape, node in zip(bundles, result, strict=True):
             used.setdefault(node, []).append(shape)
         for node, shapes in used.items():
             assert _fits(_sum(shapes), free[node]), f"placement over-commits node {node}"

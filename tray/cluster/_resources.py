@@ -7,7 +7,7 @@ requests (``num_cpus=0.5``) add and subtract exactly.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 UNIT = 10_000
 

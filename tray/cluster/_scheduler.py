@@ -199,7 +199,9 @@ class NodeScheduler(Actor):
                 nodes = sorted(nodes + [self.node_id])
             now = [n for n in nodes if (n == self.node_id and self.ledger.fits(shape)) or
                    (n != self.node_id and _fits(others[n][2], shape))]
-            pick = (now or nodes or [None])[next(self._spread) % max(1, len(now or nodes))]
+            pool = now or nodes
+            turn = next(self._spread) % max(1, len(pool))
+            pick = pool[turn] if pool else None
             if pick is None:
                 raise TaskUnschedulableError(self._unschedulable(shape))
             return None if pick == self.node_id else self._spill_to(pick, shape)
