@@ -42,10 +42,11 @@ async def serve(spec: SupervisorSpec, *, signals: tuple[int, ...] = (signal.SIGI
         with trio.open_signal_receiver(*signals) as received:
             try:
                 root = await system.spawn(Supervisor, spec, name=spec.name, path=spec.name or "root")
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - any failure to start is reported as exit status 1
                 log.error("the supervision tree failed to start: %s", exc)
                 return 1
-            gone, outcome = trio.Event(), {}
+            gone = trio.Event()
+            outcome: dict[str, Any] = {}
             await system.spawn(_RootWatcher, root, gone, outcome)
             log.info("up: %d child(ren) started; SIGINT or SIGTERM stops", len(spec.children))
             async with trio.open_nursery() as nursery:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import builtins
 import importlib
 import inspect
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeGuard
 
 import attrs
 
@@ -38,8 +39,13 @@ def import_object(path: str) -> Any:
     return obj
 
 
-def _number(value: Any) -> bool:
+def _number(value: Any) -> TypeGuard[float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _as_tuple(items: Iterable[Any]) -> tuple[Any, ...]:
+    """``tuple``, typed for attrs' converter (the bare builtin leaves mypy an unsolved type variable)."""
+    return tuple(items)
 
 
 def _default_type(self: ChildSpec) -> str:
@@ -69,7 +75,7 @@ class ChildSpec:
 
     id: str = attrs.field(kw_only=False)
     start: Any = attrs.field(kw_only=False)  # type[Actor] | str | SupervisorSpec
-    args: tuple[Any, ...] = attrs.field(default=(), converter=tuple)
+    args: tuple[Any, ...] = attrs.field(default=(), converter=_as_tuple)
     kwargs: Mapping[str, Any] = attrs.field(factory=dict)
     restart: str = "permanent"
     type: str = attrs.field(default=attrs.Factory(_default_type, takes_self=True))
@@ -151,7 +157,7 @@ class ChildSpec:
         if not isinstance(self.max_concurrency, int) or self.max_concurrency < 1:
             raise ConfigError("max_concurrency", f"must be an int >= 1, got {self.max_concurrency!r}")
 
-    def actor_class(self) -> type[Actor]:
+    def actor_class(self) -> builtins.type[Actor]:  # builtins: the field `type` shadows it here
         """The class to spawn (importing a ``"package.module:Class"`` string)."""
         start = self.start
         if isinstance(start, SupervisorSpec):
@@ -189,7 +195,7 @@ class SupervisorSpec:
     strategy: str = attrs.field(kw_only=False)
     intensity: int = 1
     period: float = 5.0
-    children: tuple[ChildSpec, ...] = attrs.field(default=(), converter=tuple)
+    children: tuple[ChildSpec, ...] = attrs.field(default=(), converter=_as_tuple)
     auto_shutdown: str = "never"
     name: str | None = None
 
@@ -216,7 +222,9 @@ class SupervisorSpec:
                 )
         if self.strategy == "simple_one_for_one":
             if len(self.children) != 1:
-                raise ConfigError("children", f"simple_one_for_one needs exactly one child spec, got {len(self.children)}")
+                raise ConfigError(
+                    "children", f"simple_one_for_one needs exactly one child spec, got {len(self.children)}"
+                )
             if self.children[0].name is not None:
                 raise ConfigError("name", "the template of simple_one_for_one children cannot have a name",
                                   child=self.children[0].id)
