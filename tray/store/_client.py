@@ -12,7 +12,8 @@ concerns another node's objects (free, pin, unpin) is forwarded by it.
 from __future__ import annotations
 
 import pickle
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import cloudpickle
 

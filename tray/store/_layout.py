@@ -48,7 +48,7 @@ class Packed:
             self.offsets.append(pos)
             pos += buf.nbytes
         self.size = pos
-        spans = b"".join(_SPAN.pack(o, b.nbytes) for o, b in zip(self.offsets, buffers))
+        spans = b"".join(_SPAN.pack(o, b.nbytes) for o, b in zip(self.offsets, buffers, strict=True))
         self.header = _HEAD.pack(MAGIC, len(buffers), len(pickled)) + spans
 
     @property
@@ -60,7 +60,7 @@ class Packed:
         """The layout as a list of pieces (padding included) that concatenate to ``size`` bytes."""
         out: list[memoryview | bytes] = [self.header, self.pickled]
         pos = len(self.header) + len(self.pickled)
-        for off, buf in zip(self.offsets, self.buffers):
+        for off, buf in zip(self.offsets, self.buffers, strict=True):
             if off > pos:
                 out.append(bytes(off - pos))
             out.append(buf)
@@ -72,7 +72,8 @@ class Packed:
         pieces = [p for p in self.pieces() if len(p)]
         pos = offset
         while pieces:
-            batch, total = [], 0
+            batch: list[memoryview | bytes] = []
+            total = 0
             while pieces and len(batch) < _IOV_MAX and total < _MAX_WRITE:
                 p = pieces[0]
                 room = _MAX_WRITE - total

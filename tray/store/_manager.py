@@ -351,7 +351,7 @@ class ObjectStore(Actor):
         self.used += obj.size
         try:
             await trio.to_thread.run_sync(restore, self._spill_path(key), self.segments.path(key))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any restore failure is the reader's error
             self._changed_now()
             if self.objects.get(key) is not obj:
                 raise ObjectLostError(f"object {key} was freed while it was being restored") from None

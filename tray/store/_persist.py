@@ -38,7 +38,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import SplitResult, parse_qs, urlencode, urlsplit
 
 import trio
@@ -144,7 +144,7 @@ class Storage:
                 self._attempts += 1
                 try:
                     await self._call(self._apply, batch)
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - any failure is kept and retried; flush() reports it
                     batch.update(self._pending)  # later writes win
                     self._pending = batch
                     self._error, self._error_tb, self._error_attempt = exc, exc.__traceback__, self._attempts
@@ -287,8 +287,9 @@ class RedisStorage(Storage):
         tables: Tables = {}
         skip = len(self._prefix) + 1
         for name in self._client.scan_iter(match=f"{self._prefix}:*", count=1000, _type="HASH"):
-            rows = self._client.hgetall(name)
-            tables[name.decode()[skip:]] = {key.decode(): value for key, value in rows.items()}
+            # the client is made without decode_responses: names, keys and values are bytes
+            rows = cast("dict[bytes, bytes]", self._client.hgetall(name))
+            tables[cast(bytes, name).decode()[skip:]] = {key.decode(): value for key, value in rows.items()}
         return tables
 
     def _apply(self, batch: Batch) -> None:

@@ -15,7 +15,8 @@ from __future__ import annotations
 import logging
 import os
 from collections import deque
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -63,7 +64,7 @@ async def pull(read: Callable[[int, int], Awaitable[Any]], fd: int, total: int,
                     raise ValueError(f"asked for {length:,} bytes at {offset:,}, got {data.nbytes:,}")
                 await trio.to_thread.run_sync(_write_all, fd, data, offset)
                 del data, got  # the received buffer goes now, not after the next chunk arrives
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the first failure of any kind is re-raised after the others stop
             if not failure:
                 failure.append(exc)
             scope.cancel()
@@ -107,7 +108,7 @@ class Remotes:
         if ref is None:
             try:
                 ref = await self.actor.system.lookup_remote(node, self.name)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - any failure to reach it means the object is lost
                 raise ObjectLostError(f"nothing answers there ({exc})") from None
             if ref is None:
                 raise ObjectLostError("no object store runs there")
@@ -144,7 +145,7 @@ class Remotes:
                 try:
                     ref = to if isinstance(to, ActorRef) else await self.at(to)
                     await getattr(ref, method).tell(keys)
-                except Exception as exc:  # its node is gone, and its objects with it
+                except Exception as exc:  # noqa: BLE001 - its node is gone, and its objects with it
                     log.info("%s of %d object(s) not sent to %s: %s", method, len(keys), to, exc)
                 queue.popleft()
         finally:

@@ -13,7 +13,8 @@ from __future__ import annotations
 import math
 import queue
 import threading
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import trio
 import trio.testing
@@ -48,7 +49,7 @@ class SimRunner:
         _seed_scheduler(self._seed)
         try:
             trio.run(self._main, clock=self.clock)
-        except BaseException as exc:  # reported by call()/close()
+        except BaseException as exc:  # noqa: BLE001 - reported by call()/close()
             self._error = exc
             self._ready.put(exc)
 

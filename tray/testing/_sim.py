@@ -10,8 +10,9 @@ from __future__ import annotations
 import functools
 import random
 import sys
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Any, TypeVar
 
 import trio
 import trio.testing
