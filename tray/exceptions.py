@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import os
 import traceback
-from typing import Any
+from typing import Any, cast
 
 __all__ = [
     "ActorDiedError",
@@ -141,7 +141,8 @@ _duals: dict[type, type] = {}
 
 def _dual_class(base: type[BaseException]) -> type[RayTaskError]:
     if issubclass(base, RayTaskError):  # already wrapped: wrap the user's class again, not ours
-        base = next(b for b in base.__bases__ if not issubclass(b, RayTaskError))
+        # a dual's other base is the user's exception class
+        base = cast("type[BaseException]", next(b for b in base.__bases__ if not issubclass(b, RayTaskError)))
     dual = _duals.get(base)
     if dual is None:
         name = f"RayTaskError({base.__name__})"

@@ -14,12 +14,12 @@ marked *async* are awaited inside that loop (from code given to :func:`run_in_lo
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import attrs
 
-from .cluster._placement import check_bundles, check_strategy
 from ._meta import fixup_module_metadata
+from .cluster._placement import check_bundles, check_strategy
 from .core import _gather, _process
 from .core._objects import ObjectRef, dumps, loads
 from .core._remote import _new_refs
@@ -91,8 +91,10 @@ def require(module: str, extra: str) -> Any:
 def runtime_info() -> RuntimeInfo:
     """Sync: the current process's runtime, started with ``tray.init()`` defaults if none runs (as Ray)."""
     rt = _process.runtime_for_call()
+    # a running runtime's actor system listens, so its address is set
+    address = cast(str, rt.node_address or rt.system.address)
     return RuntimeInfo(job_id=rt.job_id, namespace=rt.namespace, node_id=rt.node_id, worker_id=rt.worker_id,
-                       address=rt.node_address or rt.system.address, token=rt.token, session_dir=rt.session_dir)
+                       address=address, token=rt.token, session_dir=rt.session_dir)
 
 
 def run_in_loop(afn: Callable[..., Awaitable[Any]], *args: Any) -> Any:

@@ -64,7 +64,8 @@ def table(header: Sequence[str], rows: Sequence[Sequence[Any]], max_cell: int | 
     """
     cells = [[str(h) for h in header]] + [[_cell(v, max_cell) for v in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells)
+    # strict=False: a row's cells past the header's are not shown
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)).rstrip() for row in cells)
 
 
 def _cell(value: Any, max_cell: int | None) -> str:

@@ -126,8 +126,8 @@ def start(args: argparse.Namespace) -> int:
                  if record.get("dashboard_url") else "")
               + (f"  metrics:       {record['metrics_url']}/metrics   (Prometheus, with the token)\n"
                  if record.get("metrics_url") else "") +
-              f"  status:        tray status\n"
-              f"  stop:          tray stop")
+              "  status:        tray status\n"
+              "  stop:          tray stop")
     else:
         print(f"tray: started a node at {address} (node {record['node_id']}, pid {record['pid']}), "
               f"joined the head at {record['head_address'].partition('://')[2]}")
@@ -148,7 +148,8 @@ def stop(args: argparse.Namespace) -> int:
     nodes.sort(key=lambda s: s["kind"] == "head")  # worker nodes first, the head last
     stop_nodes(nodes, args.force, args.grace)
     for s in nodes:
-        print(f"tray: stopped the {'head ' if s['kind'] == 'head' else ''}node {s.get('node_id', '?')} (pid {s['pid']})")
+        kind = "head " if s["kind"] == "head" else ""
+        print(f"tray: stopped the {kind}node {s.get('node_id', '?')} (pid {s['pid']})")
     swept = sweep_dead_sessions()
     if swept:
         print(f"tray: removed {swept} leftover session(s) of processes that are gone")

@@ -168,7 +168,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     which.add_argument("--node", help="a node id (or its start): all its workers' files")
     which.add_argument("--worker", type=int, metavar="PID", help="a worker process id: its files")
     p.add_argument("--follow", "-f", action="store_true", help="keep printing what the files get, until Ctrl-C")
-    p.add_argument("--tail", type=int, default=1000, metavar="N", help="the last N lines of each file (default 1000; -1: all of its last MiB)")
+    p.add_argument(
+        "--tail", type=int, default=1000, metavar="N",
+        help="the last N lines of each file (default 1000; -1: all of its last MiB)",
+    )
     p.add_argument("--address", help="the head's HOST:PORT (default: the newest cluster of this user on this machine)")
 
 

@@ -202,7 +202,7 @@ def ray_lines(ray: ModuleType, b: Bench) -> None:
     try:
         import numpy as np
     except ImportError:
-        np = None
+        np = None  # type: ignore[assignment]  # numpy is optional
     gb = ("single client put gigabytes", "multi client put gigabytes")
     if np is None:
         for name in gb:
@@ -270,7 +270,7 @@ def ray_lines(ray: ModuleType, b: Bench) -> None:
 
     if w("multi client tasks async"):
         n = 10000 // k
-        actors = [Actor.remote() for _ in range(m)]
+        actors = [Actor.remote() for _ in range(m)]  # type: ignore[attr-defined]  # @ray.remote made it an actor class (mypy ignores class decorators)
 
         def multi_task():
             submitted = [a.small_value_batch.remote(n) for a in actors]
@@ -290,7 +290,7 @@ def ray_lines(ray: ModuleType, b: Bench) -> None:
     ):
         if not w(name):
             continue
-        a = cls.options(**opts).remote() if opts else cls.remote()
+        a = cls.options(**opts).remote() if opts else cls.remote()  # type: ignore[union-attr]  # @ray.remote made it an actor class (mypy ignores class decorators)
         if name.endswith("sync") and not name.endswith("async"):
 
             def call(a=a):
@@ -314,8 +314,8 @@ def ray_lines(ray: ModuleType, b: Bench) -> None:
     n = 5000 // k
     for name, cls in (("1:n actor calls async", Actor), ("1:n async-actor calls async", AsyncActor)):
         if w(name):
-            actors = [cls.remote() for _ in range(n_cpu)]
-            client = Client.remote(actors)
+            actors = [cls.remote() for _ in range(n_cpu)]  # type: ignore[union-attr]  # @ray.remote made it an actor class (mypy ignores class decorators)
+            client = Client.remote(actors)  # type: ignore[attr-defined]  # @ray.remote made it an actor class (mypy ignores class decorators)
 
             def actor_async_direct(client=client):
                 ray.get(client.small_value_batch.remote(n))
@@ -325,7 +325,7 @@ def ray_lines(ray: ModuleType, b: Bench) -> None:
 
     for name, cls in (("n:n actor calls async", Actor), ("n:n async-actor calls async", AsyncActor)):
         if w(name):
-            a = [cls.remote() for _ in range(n_cpu)]
+            a = [cls.remote() for _ in range(n_cpu)]  # type: ignore[union-attr]  # @ray.remote made it an actor class (mypy ignores class decorators)
 
             @ray.remote
             def work(actors):
@@ -339,8 +339,8 @@ def ray_lines(ray: ModuleType, b: Bench) -> None:
 
     if w("n:n actor calls with arg async"):
         n = 1000 // k
-        actors = [Actor.remote() for _ in range(n_cpu)]
-        clients = [Client.remote(a) for a in actors]
+        actors = [Actor.remote() for _ in range(n_cpu)]  # type: ignore[attr-defined]  # @ray.remote made it an actor class (mypy ignores class decorators)
+        clients = [Client.remote(a) for a in actors]  # type: ignore[attr-defined]  # @ray.remote made it an actor class (mypy ignores class decorators)
 
         def actor_multi2_direct_arg():
             ray.get([c.small_value_batch_arg.remote(n) for c in clients])
@@ -406,7 +406,8 @@ def cold_start_line(backend: str, b: Bench) -> None:
         line = [ln for ln in proc.stdout.splitlines() if ln.startswith("COLD ")]
         if proc.returncode != 0 or not line:
             raise RuntimeError(f"cold start run failed (rc={proc.returncode}):\n{proc.stderr[-2000:]}")
-        runs.append(dict(zip(("import", "init", "first_task", "shutdown", "total"), map(float, line[0].split()[1:]))))
+        phase_s = map(float, line[0].split()[1:])
+        runs.append(dict(zip(("import", "init", "first_task", "shutdown", "total"), phase_s, strict=True)))
         if backend == "ray":
             time.sleep(1.0)  # let the session's daemons exit before the next one starts
     phases = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
@@ -436,7 +437,7 @@ def idle_node_lines(ray: ModuleType, b: Bench) -> None:
         def pid(self):
             return os.getpid()
 
-    actors = [Idle.remote() for _ in range(IDLE_ACTORS)]
+    actors = [Idle.remote() for _ in range(IDLE_ACTORS)]  # type: ignore[attr-defined]  # @ray.remote made it an actor class (mypy ignores class decorators)
     try:
         pids = ray.get([a.pid.remote() for a in actors])
         time.sleep(0.2 if b.quick else 2.0)  # let start-up work (prestarted workers, imports) finish

@@ -107,10 +107,11 @@ def _summary_text(resource: str, s: dict[str, Any]) -> str:
         head = (f"Total: {c['total_tasks']} task(s), {c['total_actor_tasks']} actor call(s), "
                 f"{c['total_actor_scheduled']} actor creation(s)\n")
         body = table(["FUNC_OR_CLASS_NAME", "TYPE", "STATE_COUNTS"],
-                     [[e["func_or_class_name"], e["type"], n] for e, n in zip(entries, counts)])
+                     [[e["func_or_class_name"], e["type"], n] for e, n in zip(entries, counts, strict=True)])
     else:
         head = f"Total: {c['total_actors']} actor(s)\n"
-        body = table(["CLASS_NAME", "STATE_COUNTS"], [[e["class_name"], n] for e, n in zip(entries, counts)])
+        rows = [[e["class_name"], n] for e, n in zip(entries, counts, strict=True)]
+        body = table(["CLASS_NAME", "STATE_COUNTS"], rows)
     return head + "\n" + body if entries else head
 
 

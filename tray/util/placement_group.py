@@ -173,7 +173,7 @@ def _check_options(bundles: Any, strategy: Any, name: Any, lifetime: Any, max_cp
         raise ValueError(f"Placement group `lifetime` argument must be either `None` or 'detached'. Got {lifetime!r}.")
     if max_cpu_fraction is not None:
         if not isinstance(max_cpu_fraction, Real) or isinstance(max_cpu_fraction, bool) \
-                or not 0 < max_cpu_fraction <= 1:
+                or not 0 < max_cpu_fraction <= 1:  # type: ignore[operator]  # mypy does not model numbers.Real (python/mypy#3186)
             raise ValueError(f"Invalid argument `_max_cpu_fraction_per_node`: {max_cpu_fraction!r}. "
                              "_max_cpu_fraction_per_node must be a float between 0 and 1.")
         if max_cpu_fraction < 1:

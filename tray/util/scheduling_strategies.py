@@ -123,7 +123,7 @@ class _Operator:
     values: list[str]
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and other.values == self.values  # type: ignore[attr-defined]
+        return type(other) is type(self) and other.values == self.values
 
     def __hash__(self) -> int:
         return hash((type(self).__name__, tuple(self.values)))

@@ -190,7 +190,7 @@ def summarize_objects(address: str | None = None, **_ignored: Any) -> dict[str, 
     (budget, bytes in memory and spilled); ``store``: that of this driver's node (outside a
     driver: the head's)."""
     rows, stores, home = lowlevel.memory_state(address)
-    return {**summarize(rows, stores.get(home, {})), "stores": stores}
+    return {**summarize(rows, stores.get(home, {}) if home is not None else {}), "stores": stores}
 
 
 def summarize(rows: list[dict[str, Any]], stats: dict[str, Any]) -> dict[str, Any]:
@@ -216,7 +216,7 @@ def memory_summary(rows: list[dict[str, Any]] | None = None, stats: dict[str, An
     driver, without arguments: the objects of the whole cluster, the store of its node)."""
     if rows is None or stats is None:
         rows, stores, home = lowlevel.memory_state(None)
-        stats = stores[home]
+        stats = stores[home]  # type: ignore[index]  # home is None only when no head answers
     budget, used = stats["budget"], stats["used"]
     lines = ["--- Object store ---",
              f"Shared memory: {_size(used)} used of {_size(budget)} ({100 * used / budget:.1f}%), "
