@@ -12,7 +12,9 @@ COMPARE = Path(__file__).parent.parent / "benchmarks" / "compare_ray.py"
 
 @pytest.mark.parametrize("script", BENCHMARKS, ids=[p.name for p in BENCHMARKS])
 def test_benchmark_runs(script):
-    proc = subprocess.run([sys.executable, str(script), "--quick"], check=False, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, str(script), "--quick"], check=False, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     assert "tray" in proc.stdout
 
@@ -20,7 +22,8 @@ def test_benchmark_runs(script):
 def test_compare_ray_without_ray(tmp_path):
     """compare_ray.py runs tray alone when told to, and writes its table and each run's JSON."""
     out = tmp_path / "table.md"
-    cmd = [sys.executable, str(COMPARE), "--no-ray", "--quick", "--runs", "1", "--filter", "get calls", "--out", str(out)]
+    cmd = [sys.executable, str(COMPARE), "--no-ray", "--quick", "--runs", "1", "--filter", "get calls"]
+    cmd += ["--out", str(out)]
     proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     table = out.read_text()

@@ -120,11 +120,11 @@ def test_bad_input(run):
         async with tray.ActorSystem() as system:
             c = await system.spawn(Counter, name="c")
             with pytest.raises(AttributeError, match="'Counter' has no public method 'nope'"):
-                c.nope
+                _ = c.nope
             with pytest.raises(AttributeError, match="Counter"):
-                c._private
+                _ = c._private
             with pytest.raises(AttributeError, match="Counter"):
-                c.on_start  # lifecycle hooks are not messages
+                _ = c.on_start  # lifecycle hooks are not messages
             with pytest.raises(TypeError, match="subclass of tray.Actor"):
                 await system.spawn(dict)
             with pytest.raises(TypeError, match="subclass of tray.Actor"):

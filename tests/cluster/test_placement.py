@@ -55,7 +55,7 @@ def _valid(bundles: list[Units], strategy: str, free: dict[str, Units], nodes: t
         return False
     for node in set(nodes):
         used: Units = {}
-        for shape, where in zip(bundles, nodes):
+        for shape, where in zip(bundles, nodes, strict=True):
             if where == node:
                 for k, v in shape.items():
                     used[k] = used.get(k, 0) + v
@@ -214,7 +214,7 @@ def test_a_task_in_a_bundle_fits_in_exactly_that_bundle(shapes, data) -> None:
     # every bundle's own task at once: each takes exactly its bundle
     assert all(node.acquire(pg_shape(s, pg, j)) for j, s in enumerate(shapes))
     for j, s in enumerate(shapes):
-        for k, v in s.items():
+        for k in s:
             assert node.free[f"{k}_group_{j}_{pg}"] == 0
     # any-bundle tasks draw on the group's total on the node
     whole: dict[str, int] = {}

@@ -7,7 +7,13 @@ import psutil
 import pytest
 
 import tray
-from tray.exceptions import GetTimeoutError, RayTaskError, TaskCancelledError, TaskUnschedulableError, WorkerCrashedError
+from tray.exceptions import (
+    GetTimeoutError,
+    RayTaskError,
+    TaskCancelledError,
+    TaskUnschedulableError,
+    WorkerCrashedError,
+)
 from tray.testing import signal_actor
 
 

@@ -56,7 +56,7 @@ def assert_same(got, want):
             assert_same(got[k], want[k])
     elif isinstance(want, list | tuple):
         assert len(got) == len(want)
-        for g, w in zip(got, want):
+        for g, w in zip(got, want, strict=True):
             assert_same(g, w)
     else:
         assert got == want
@@ -90,7 +90,7 @@ def test_buffers_are_aligned_and_within_the_layout(value):
     packed = pack(value)
     assert len(packed.buffers) == len(out_of_band_arrays(value))
     end = len(packed.header) + len(packed.pickled)
-    for off, buf in zip(packed.offsets, packed.buffers):
+    for off, buf in zip(packed.offsets, packed.buffers, strict=True):
         assert off % ALIGN == 0 and off >= end and off - end < ALIGN
         end = off + buf.nbytes
     assert packed.size == end

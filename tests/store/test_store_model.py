@@ -122,8 +122,12 @@ class StoreMachine(RuleBasedStateMachine):
         for i, n in enumerate(sizes):
             self.put(n, seed + i, OWNERS[i % 2], False)
 
-    @rule(n=st.integers(2000, 5000) | st.integers(0, 5000) | st.sampled_from([0, 1, BUDGET - 200, BUDGET]), seed=st.integers(0, 2**32 - 1), owner=st.sampled_from(OWNERS),
-          free_first=st.booleans())
+    @rule(
+        n=st.integers(2000, 5000) | st.integers(0, 5000) | st.sampled_from([0, 1, BUDGET - 200, BUDGET]),
+        seed=st.integers(0, 2**32 - 1),
+        owner=st.sampled_from(OWNERS),
+        free_first=st.booleans(),
+    )
     def put(self, n, seed, owner, free_first):
         """Store a value; with ``free_first`` its owner frees it before the writer's seal arrives."""
         key, packed = self.new_key(), pack(array(seed, n))

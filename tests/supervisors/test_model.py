@@ -140,7 +140,7 @@ class TrioThread:
     def _run(self) -> None:
         try:
             trio.run(self._main, clock=self.clock)
-        except BaseException as e:  # surfaced by close()
+        except BaseException as e:  # noqa: BLE001 - surfaced by close()
             self.error = e
         finally:
             self._ready.set()

@@ -74,7 +74,7 @@ def worker(tag: str, log: list, **kw: Any) -> ChildSpec:
 
 
 async def crash(ref: tray.ActorRef, exc: BaseException | None = None) -> None:
-    with pytest.raises(Exception):
+    with pytest.raises(Exception):  # noqa: B017 - the actor fails with whatever it is handed
         await ref.fail.ask(exc)
     await trio.testing.wait_all_tasks_blocked()
 

@@ -47,11 +47,15 @@ def _decode_all(dec: FrameDecoder, chunks: list[bytes], via_view: bool) -> list[
 
 @settings(max_examples=200, deadline=None)
 @given(
-    frames=st.lists(st.one_of(st.binary(max_size=300), st.integers(65_536, 70_000).map(lambda n: b"\x07" * n)), max_size=8),
+    frames=st.lists(
+        st.one_of(st.binary(max_size=300), st.integers(65_536, 70_000).map(lambda n: b"\x07" * n)), max_size=8
+    ),
     cuts=st.lists(st.integers(0, 10**6), max_size=20),
     via_view=st.booleans(),
 )
-def test_valid_streams_split_anywhere_decode_to_the_same_frames(frames: list[bytes], cuts: list[int], via_view: bool) -> None:
+def test_valid_streams_split_anywhere_decode_to_the_same_frames(
+    frames: list[bytes], cuts: list[int], via_view: bool
+) -> None:
     data = _stream(frames)
     dec = FrameDecoder(max_frame=1 << 20)
     assert _decode_all(dec, _split(data, cuts), via_view) == frames

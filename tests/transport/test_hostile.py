@@ -114,7 +114,10 @@ def _ask(dst: str, method: str, payload: bytes, corr: int = 1) -> bytes:
         (lambda dst: _frame(msgpack.packb({"kind": 1})), "6-element"),
         (lambda dst: struct.pack(">I", 2**31 - 1), "exceeds the maximum"),
         (lambda dst: _frame(msgpack.packb([Kind.TELL, 0, dst, "incr", b"", [2**40]])), "exceeds the maximum"),
-        (lambda dst: _frame(msgpack.packb([Kind.SYSTEM, 0, dst, None, dumps(("reboot",))[0], []])), "bad system message"),
+        (
+            lambda dst: _frame(msgpack.packb([Kind.SYSTEM, 0, dst, None, dumps(("reboot",))[0], []])),
+            "bad system message",
+        ),
     ],
 )
 def test_malformed_messages_close_only_that_connection(attack: Any, why: str, caplog: pytest.LogCaptureFixture) -> None:

@@ -221,7 +221,10 @@ def test_a_partial_write_from_a_thread_is_finished_by_the_writer(address: str) -
 
 def test_monitors_links_stop_and_kill_across_systems(sockdir: Path) -> None:
     async def main() -> None:
-        async with tray.ActorSystem(token=TOKEN) as a, tray.ActorSystem(address=f"unix://{sockdir}/b.sock", token=TOKEN) as b:
+        async with (
+            tray.ActorSystem(token=TOKEN) as a,
+            tray.ActorSystem(address=f"unix://{sockdir}/b.sock", token=TOKEN) as b,
+        ):
             w = await a.spawn(Watcher)
             r1 = await a.spawn(Counter, at=b.address)
             r2 = await a.spawn(Counter, at=b.address)
@@ -308,7 +311,10 @@ def test_ask_timeout_and_unpicklable_replies_leave_the_connection_working() -> N
 
 def test_wrong_token_is_refused_with_a_clear_log_line(caplog: pytest.LogCaptureFixture) -> None:
     async def main() -> None:
-        async with tray.ActorSystem(token="right") as a, tray.ActorSystem(address="tcp://127.0.0.1:0", token="wrong") as b:
+        async with (
+            tray.ActorSystem(token="right") as a,
+            tray.ActorSystem(address="tcp://127.0.0.1:0", token="wrong") as b,
+        ):
             with pytest.raises(ActorDiedError, match="refused"):
                 await a.spawn(Counter, at=b.address)
             assert b.actors() == []

@@ -25,7 +25,10 @@ class Workers:
         address = address or f"unix://{self.dir}/w{len(self.procs)}.sock"
         env = dict(os.environ, TRAY_CLUSTER_TOKEN=TOKEN, PYTHONPATH=os.pathsep.join([str(HERE), *sys.path]))
         p = subprocess.Popen(
-            [sys.executable, "-m", "tray.transport._worker", address, "--import", "remote_actors", "--heartbeat", str(heartbeat)],
+            [
+                sys.executable, "-m", "tray.transport._worker", address,
+                "--import", "remote_actors", "--heartbeat", str(heartbeat),
+            ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,

@@ -19,9 +19,9 @@ import pytest
 
 import tray
 from tray.cluster_utils import Cluster
+from tray.core import _gather
 from tray.core._tasklog import NORMAL_TASK, TaskLog, record
 from tray.exceptions import ActorDiedError, RayTaskError
-from tray.core import _gather
 from tray.testing import wait_for_condition
 from tray.util import state
 from tray.util.placement_group import placement_group, remove_placement_group
@@ -161,7 +161,7 @@ class TestLocal:
             tray.get(boom.remote())
         go = tmp_path / "go"
         b1 = block.remote(str(tmp_path / "s1"), str(go))
-        b2 = block.remote(str(tmp_path / "s2"), str(go))
+        _b2 = block.remote(str(tmp_path / "s2"), str(go))  # held: its task must run beside b1's
         pids = {int(wait_for(tmp_path / "s1")), int(wait_for(tmp_path / "s2"))}
         wide = add.options(num_cpus=2).remote(1)  # no room while both run: waits for a lease
         dep = add.remote(b1, 1)  # waits for b1's result
