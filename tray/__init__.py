@@ -90,7 +90,7 @@ __all__ = [
     "wait",
 ]
 
-from ._meta import fixup_module_metadata as _fixup
+from ._meta import fixup_module_metadata as _fixup  # noqa: E402 - it fixes the names bound above
 
 _fixup(__name__, globals())
 del _fixup

@@ -8,7 +8,8 @@ import pytest
 
 
 def run_script(code, timeout=60):
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=timeout)
+    cmd = [sys.executable, "-c", textwrap.dedent(code)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout
 
@@ -154,7 +155,8 @@ def test_no_worker_outlives_a_driver_killed_hard():
         alive = pids
         while alive and time.monotonic() < deadline:
             time.sleep(0.1)
-            alive = [p for p in pids if os.path.exists(f"/proc/{p}") and "Z" not in open(f"/proc/{p}/stat").read().split()[2]]
+            alive = [p for p in pids
+                     if os.path.exists(f"/proc/{p}") and "Z" not in open(f"/proc/{p}/stat").read().split()[2]]
         print("alive", alive)
         # a driver killed with SIGKILL cannot remove its session folder: that is `tray stop`'s job
         import shutil
@@ -163,7 +165,9 @@ def test_no_worker_outlives_a_driver_killed_hard():
     assert out.strip() == "alive []"
 
 
-@pytest.mark.parametrize("bad", ["tray.init(resources={'CPU': 4})", "tray.get([1])", "tray.wait([tray.put(1)], num_returns=2)"])
+@pytest.mark.parametrize(
+    "bad", ["tray.init(resources={'CPU': 4})", "tray.get([1])", "tray.wait([tray.put(1)], num_returns=2)"]
+)
 def test_bad_input_is_a_clear_error(bad):
     run_script(f"""
         import tray

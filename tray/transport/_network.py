@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 import secrets
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -164,14 +165,14 @@ class Network:
                 peer = self.peer_for(address)
             else:
                 return unreachable(uid, cls_name, name, proto)
-        cell = peer.cells.get(uid)
-        if cell is None:
-            cell = peer.cells[uid] = RemoteCell(peer, uid, cls_name, name, proto, address or peer.address)
+        rc = peer.cells.get(uid)
+        if rc is None:
+            rc = peer.cells[uid] = RemoteCell(peer, uid, cls_name, name, proto, address or peer.address)
             if peer.reason is not None:
-                cell.died("noconnection")
+                rc.died("noconnection")
             elif peer.uid is not None and peer.uid != sys_uid:
-                cell.died("noproc")
-        return cell.ref
+                rc.died("noproc")
+        return rc.ref
 
     # ------------------------------------------------------------ requests
 
