@@ -94,3 +94,27 @@ def test_omp_num_threads_follows_num_cpus(ray):
     assert tray.get(omp_threads.remote(), timeout=60) == "2"
     assert tray.get(omp_threads.options(num_cpus=1).remote(), timeout=60) == "1"
 
+
+
+class _Plain:
+    LIMIT = 3
+
+    @classmethod
+    def make_default(cls):
+        return cls.LIMIT * 2
+
+    @staticmethod
+    def helper(x):
+        return x + 1
+
+
+def test_actor_class_shows_the_class_attributes():
+    A = tray.remote(_Plain)
+    assert A.LIMIT == 3 and A.make_default() == 6 and A.helper(1) == 2
+    with pytest.raises(AttributeError, match="no attribute 'missing'"):
+        A.missing  # noqa: B018
+
+
+def test_remote_with_empty_parentheses_is_rejected():
+    with pytest.raises(TypeError, match="no arguments and no parentheses"):
+        tray.remote()(_Plain)

@@ -164,6 +164,16 @@ class ActorClass:
         self._methods = _method_table(cls)
         self._sig = _signature(cls)
 
+    def __getattr__(self, name: str) -> Any:
+        """The user class's attributes, classmethods and staticmethods (as Ray's actor class shows them)."""
+        cls = self.__dict__.get("_cls")
+        if cls is None or name.startswith("__"):
+            raise AttributeError(name)
+        try:
+            return getattr(cls, name)
+        except AttributeError:
+            raise AttributeError(f"actor class {cls.__name__!r} has no attribute {name!r}") from None
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         name = self._cls.__name__
         raise TypeError(f"Actors cannot be instantiated directly. Instead of '{name}()', use '{name}.remote()'.")
@@ -328,6 +338,9 @@ def remote(*args: Any, **options: Any) -> Any:
     """
     if len(args) == 1 and not options and (inspect.isfunction(args[0]) or inspect.isclass(args[0])):
         return _make(args[0], {})
+    if not args and not options:  # Ray's rule: bare, or with options
+        raise TypeError("The @tray.remote decorator must be applied either with no arguments and no parentheses, "
+                        "for example '@tray.remote', or with some of its options: '@tray.remote(num_cpus=1)'")
     if args:
         raise TypeError("@tray.remote takes a function or class, or only keyword options: @tray.remote(num_cpus=1)")
 
