@@ -88,7 +88,7 @@ def _wrap(obj: Any, depth: int) -> Any:
     if depth:
         if t is tuple or t is list:
             new = [_wrap(x, depth - 1) for x in obj]
-            if any(a is not b for a, b in zip(new, obj, strict=True)):
+            if any(a is not b for a, b in zip(new, obj)):  # noqa: B905 - per-message path; new is built from obj
                 return tuple(new) if t is tuple else new
         elif t is dict:
             new_d = {k: _wrap(v, depth - 1) for k, v in obj.items()}
