@@ -86,7 +86,7 @@ headers = {headers}
 def noop():
     return None
 
-rt.get([noop.remote() for _ in range(10_000)])
+rt.get([noop.remote() for _ in range({n})])
 
 def get(path, **params):
     req = urllib.request.Request(url + path + ("?" + urllib.parse.urlencode(params) if params else ""),
@@ -102,15 +102,15 @@ def dashboard_memory():
 idle = dashboard_memory()
 deadline = time.monotonic() + 120
 while True:  # Ray reports task events to its GCS in the background
-    body = get("/api/v0/tasks", limit=10_000, filter_keys="state", filter_predicates="=", filter_values="FINISHED")
+    body = get("/api/v0/tasks", limit={n}, filter_keys="state", filter_predicates="=", filter_values="FINISHED")
     total = json.loads(body)["data"]["result"]["total"]
-    if total >= 10_000 or time.monotonic() > deadline:
+    if total >= {n} or time.monotonic() > deadline:
         break
     time.sleep(1)
 times = []
 for _ in range(6):
     t = time.perf_counter()
-    body = get("/api/v0/tasks", limit=10_000)
+    body = get("/api/v0/tasks", limit={n})
     times.append(time.perf_counter() - t)
 rows = len(json.loads(body)["data"]["result"]["result"])
 busy = dashboard_memory()
@@ -140,14 +140,18 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--ray-python", default=None, help="an interpreter with Ray installed: its side runs there")
+    p.add_argument("--quick", action="store_true", help="one run over 500 tasks: checks that everything runs")
     args = p.parse_args()
+    n = 500 if args.quick else 10_000
+    if args.quick:
+        args.runs = 1
     sides = [("tray", sys.executable, TRAY)] + ([("Ray", args.ray_python, RAY)] if args.ray_python else [])
     starts: dict[tuple[str, bool], list[dict]] = {(name, d): [] for name, _, _ in sides for d in (True, False)}
     for _ in range(args.runs):
         for name, python, side in sides:
             for dash in (True, False):
                 starts[(name, dash)].append(child(python, STARTUP.format(mod=side["mod"], dash=dash)))
-    api = {name: child(python, API.format(**side)) for name, python, side in sides}
+    api = {name: child(python, API.format(n=n, **side)) for name, python, side in sides}
     med = lambda rows, k: statistics.median(r[k] for r in rows)  # noqa: E731
     mib = 2**20
     print(f"load average before the API runs: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; {args.runs} runs")
@@ -163,7 +167,7 @@ def main() -> None:
         print(f"{name}: dashboard processes once serving: RSS {a['idle_rss'] / mib:.1f} MiB, "
               f"USS {a['idle_uss'] / mib:.1f} MiB; after the listing: RSS {a['busy_rss'] / mib:.1f} MiB, "
               f"USS {a['busy_uss'] / mib:.1f} MiB")
-        print(f"{name}: /api/v0/tasks?limit=10000 ({a['rows']} rows, {a['finished']} finished): "
+        print(f"{name}: /api/v0/tasks?limit={n} ({a['rows']} rows, {a['finished']} finished): "
               f"{a['api_s'] * 1000:.0f} ms (median of 5)")
 
 
