@@ -79,6 +79,9 @@ class Runtime:
         self.node_id = ""
         self.current_task_id: str | None = None  # in a worker: the task its main thread runs
         self.current_actor_id: str | None = None  # in a worker: the actor it hosts
+        self.current_actor_class: tuple[str, dict[str, Any]] = ("", {})  # its class name and method table
+        self.assigned_resources: dict[str, float] | None = None  # in a worker: its lease's, in Ray's names
+        self.current_placement_group_id: str | None = None  # in a worker: the group its lease is in
 
     # ------------------------------------------------------------------ start
 
