@@ -28,8 +28,8 @@ from ._tasklog import ACTOR_CREATION_TASK, PENDING_ARGS_AVAIL, PENDING_NODE_ASSI
 if TYPE_CHECKING:
     from ._leases import Lease, Leases
     from ._notes import Notes
-    from ._runtime import Runtime
     from ._objects import ObjectTable
+    from ._runtime import Runtime
     from ._specs import ActorCall, Args
     from ._tasklog import TaskLog
     from ._waits import ObjectWaits
@@ -142,7 +142,7 @@ class ActorCalls:
             await lease.executor.create_actor.ask(q.actor_id, recipe.cls_blob, recipe.args.blob,
                                                   recipe.args.inline(self.table), recipe.max_concurrency,
                                                   recipe.groups, recipe.shape)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure to create it is the actor's death, with its cause
             q.creating = None
             err = ActorDiedError(f"actor {recipe.class_name} ({q.actor_id}) could not be created: {exc}")
             err.__cause__ = exc
@@ -299,7 +299,7 @@ class ActorCalls:
             return
         self.table.pin(call.pinned, -1)
         if kind == "ok":
-            for oid, blob in zip(call.return_ids, payload):
+            for oid, blob in zip(call.return_ids, payload):  # noqa: B905 - hot path: one blob per return id
                 self.table.resolve(oid, blob)
             self.tasks.call_ended(call)
         else:

@@ -13,8 +13,8 @@ from typing import Any
 
 from . import _context, _process
 from ._ids import ActorID, JobID, NodeID, TaskID, WorkerID
-from ._process import init, is_initialized, shutdown
 from ._objects import ObjectRef
+from ._process import init, is_initialized, shutdown
 from ._remote import ActorHandle
 from ._runtime import Runtime
 from ._values import get, put, wait

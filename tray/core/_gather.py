@@ -171,7 +171,7 @@ async def objects(system: ActorSystem, control: ActorRef) -> tuple[list[dict[str
 
     rows: list[dict[str, Any]] = []
     stores: dict[str, dict[str, Any]] = {}
-    for (node_id, _entry), found in zip(items, await each(one, items)):
+    for (node_id, _entry), found in zip(items, await each(one, items), strict=True):
         if found is None:
             continue
         for row in found[0]:

@@ -53,7 +53,7 @@ class BaseID:
     def __eq__(self, other: object) -> bool:
         if isinstance(other, str):
             return other == self._hex
-        return type(other) is type(self) and other._hex == self._hex  # type: ignore[attr-defined]
+        return type(other) is type(self) and other._hex == self._hex
 
     def __hash__(self) -> int:
         return hash(self._hex)

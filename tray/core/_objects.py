@@ -14,13 +14,14 @@ the garbage collector) but queues the release for the next table operation.
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import threading
 from collections import deque
-from typing import TYPE_CHECKING, Any, Callable, Generator
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING, Any
 
 import cloudpickle
-import logging
 
 from ..store import Stored
 from . import _process
@@ -60,7 +61,7 @@ class Entry:
         self.state = PENDING
         self.blob: Blob | None = None  # inline bytes, or where the node's store holds it
         self.error: BaseException | None = None
-        self.waiters: list[Callable[[], None]] = []
+        self.waiters: list[Callable[[], object]] = []
         self.refs = 0  # live ObjectRef instances in this process
         self.borrowers: set[str] = set()  # processes (system uids) holding refs we own
         self.pins = 0  # in-flight tasks that carry this ref
@@ -101,10 +102,11 @@ class ObjectTable:
         if type(blob) is Stored:
             assert self.store is not None
             return self.store.decode(blob)
-        return loads(blob)
+        return loads(blob)  # type: ignore[arg-type]  # not Stored: bytes
 
     def encode_collecting(self, value: Any, key: str, owner: str | None = None) -> tuple[Blob, list[ObjectRef]]:
         """Encode ``value`` and say which ObjectRefs it contains (they must be pinned)."""
+        found: list[ObjectRef]
         _collecting.refs = found = []
         try:
             return self.encode(value, key, owner), found
@@ -156,6 +158,8 @@ class ObjectTable:
         released = self._released
         if not released:
             return
+        unborrow: list[tuple[str, ActorRef]]
+        freed: list[Stored]
         unborrow, freed = [], []
         with self.lock:
             while released:
@@ -165,7 +169,7 @@ class ObjectTable:
                     continue
                 entry.refs -= 1
                 if self._forget_if_unused(oid, entry, freed) and entry.borrowed:
-                    unborrow.append((oid, entry.owner))
+                    unborrow.append((oid, entry.owner))  # type: ignore[arg-type]  # a borrowed entry has its owner
         for oid, owner in unborrow:
             self.on_unborrow(oid, owner)
         if freed:
@@ -247,7 +251,7 @@ class ObjectTable:
             except Exception:  # one broken waiter must not stop the others, nor the loop
                 log.exception("a waiter of object %s failed", oid)
 
-    def when_done(self, oid: str, wake: Callable[[], None]) -> bool:
+    def when_done(self, oid: str, wake: Callable[[], object]) -> bool:
         """Call ``wake`` once ``oid`` is ready or failed; False if it already is (no call)."""
         with self.lock:
             entry = self.entries.get(oid)
@@ -256,7 +260,7 @@ class ObjectTable:
             entry.waiters.append(wake)
             return True
 
-    def forget_waiter(self, oid: str, wake: Callable[[], None]) -> None:
+    def forget_waiter(self, oid: str, wake: Callable[[], object]) -> None:
         with self.lock:
             entry = self.entries.get(oid)
             if entry is not None and wake in entry.waiters:
@@ -279,7 +283,7 @@ def describe(table: ObjectTable, kind: str) -> list[dict[str, Any]]:
             kinds.append("BORROWED_BY_OTHERS")
         blob = e.blob
         stored = type(blob) is Stored
-        size = blob.size if stored else (len(blob) if blob is not None else None)  # type: ignore[union-attr]
+        size = blob.size if stored else (len(blob) if blob is not None else None)  # type: ignore[union-attr, arg-type]  # type() is not narrowing
         rows.append({
             "object_id": oid, "pid": pid, "type": kind, "owner": table.uid if e.owner is None else
             e.owner.actor_id.partition(":")[0], "owned": e.owner is None,

@@ -6,7 +6,8 @@ typo or a wrong type fails at the call site with the option's name, not in a wor
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 Check = Callable[[Any], bool]
 

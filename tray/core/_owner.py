@@ -32,7 +32,6 @@ from ..store import Stored
 from ._actor_calls import ActorCalls
 from ._leases import Leases
 from ._notes import Notes
-from ._waits import ObjectWaits
 from ._objects import FAILED, READY, describe
 from ._tasklog import (
     NORMAL_TASK,
@@ -45,11 +44,12 @@ from ._tasklog import (
     pack,
     record,
 )
+from ._waits import ObjectWaits
 
 if TYPE_CHECKING:
-    from ._runtime import Runtime
     from ._generators import Stream
     from ._leases import Lease
+    from ._runtime import Runtime
     from ._specs import Args, TaskSpec
 
 log = logging.getLogger("tray.core")
@@ -138,13 +138,14 @@ class Owner:
                     attempts += 1
                     if spec.max_retries != -1 and attempts > spec.max_retries:
                         self._task_failed(spec, WorkerCrashedError(
-                            f"the worker running task {spec.name} died; retried {attempts - 1} time(s) (max_retries={spec.max_retries}): {payload}"))
+                            f"the worker running task {spec.name} died; retried {attempts - 1} time(s) "
+                            f"(max_retries={spec.max_retries}): {payload}"))
                         return
                     log.info("worker of task %s died; retrying (%d)", spec.name, attempts)
                     continue
                 self.leases.give_back(spec.shape, spec.strategy, lease)
                 if kind == "ok":
-                    for oid, blob in zip(spec.return_ids, payload):
+                    for oid, blob in zip(spec.return_ids, payload):  # noqa: B905 - hot path: one blob per return id
                         self.table.resolve(oid, blob)
                     return
                 if kind == "streamed":  # its items travel apart from this reply: count them in

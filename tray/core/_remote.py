@@ -6,7 +6,8 @@ import functools
 import inspect
 import uuid
 import weakref
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..cluster._resources import task_shape, to_units
 from ._actor_calls import ActorRecipe
@@ -15,7 +16,6 @@ from ._objects import ObjectRef, dumps
 from ._options import ACTOR_OPTIONS, FUNCTION_OPTIONS, METHOD_OPTIONS, validate
 from ._process import current, runtime_for_call
 from ._specs import ActorCall, Args, TaskSpec
-
 
 follow_next: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = []
 """The debugger's ``remote`` command (``tray.lowlevel.follow_next_task``): the next task

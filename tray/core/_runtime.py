@@ -14,7 +14,8 @@ import shutil
 import sys
 import threading
 from collections import deque
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import trio
 
@@ -129,7 +130,8 @@ class Runtime:
                     info = await self._join_node(system)
                 self.node_id = info["node_id"]
                 self.control = info["control"]
-                self._attach_table(StoreClient(system.lookup(STORE_NAME) if self.node is not None else info["store"],
+                # a hosted node's store is registered in this system; a joined node's comes in info
+                self._attach_table(StoreClient(system.lookup(STORE_NAME) if self.node is not None else info["store"],  # type: ignore[arg-type]
                                                info["store_prefix"], info["inline_limit"], system.uid, self.call,
                                                self.soon_unless_closed, info["address"]))
                 if self.worker_id is None:

@@ -18,6 +18,7 @@ _ONE_CPU = {"CPU": 10_000}  # the default shape (cluster._resources.UNIT units):
 
 if TYPE_CHECKING:
     from ..actors import ActorRef
+    from ..store import Blob
     from ._generators import Stream
     from ._objects import ObjectTable
 
@@ -58,14 +59,14 @@ class Args:
                 found.append(entry.blob)
         return found
 
-    def inline(self, table: ObjectTable) -> dict[str, bytes]:
+    def inline(self, table: ObjectTable) -> dict[str, Blob]:
         """Values of ready top-level refs this process holds, sent along to save the worker a fetch."""
-        out = {}
+        out: dict[str, Blob] = {}
         entries = table.entries
         for oid, _owner in self.deps:
             entry = entries.get(oid)
             if entry is not None and entry.state == READY:
-                out[oid] = entry.blob
+                out[oid] = entry.blob  # type: ignore[assignment]  # READY: its blob is set
         return out
 
 

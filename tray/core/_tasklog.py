@@ -139,7 +139,7 @@ class TaskLog:
         created = self.calls.pop(call, None)
         if created is None:
             return
-        started = self.sent.pop(call, created)  # one sent at once was sent when submitted
+        started: int | None = self.sent.pop(call, created)  # one sent at once was sent when submitted
         if not sent:
             started = None
         attempt = self.retries.pop(call, 0)
@@ -158,7 +158,7 @@ class TaskLog:
 
     def call_row(self, call: Any, state: str) -> dict[str, Any]:
         """:meth:`call_values` as a row."""
-        return dict(zip(ROW_KEYS, self.call_values(call, state)))
+        return dict(zip(ROW_KEYS, self.call_values(call, state), strict=True))
 
     def values(self) -> list[tuple]:
         """The finished rows' values, oldest first, then the live tasks' and actor creations'
@@ -167,7 +167,7 @@ class TaskLog:
 
     def rows(self) -> list[dict[str, Any]]:
         """:meth:`values` as rows."""
-        return [dict(zip(ROW_KEYS, v)) for v in self.values()]
+        return [dict(zip(ROW_KEYS, v, strict=True)) for v in self.values()]
 
 
 def pack(values: list[tuple]) -> bytes:
@@ -178,7 +178,7 @@ def pack(values: list[tuple]) -> bytes:
 
 def unpack(packed: bytes) -> list[dict[str, Any]]:
     """The rows :func:`pack` packed."""
-    return [dict(zip(ROW_KEYS, v)) for v in pickle.loads(packed)]
+    return [dict(zip(ROW_KEYS, v, strict=True)) for v in pickle.loads(packed)]
 
 
 def call_task_id(call: Any) -> str:

@@ -8,7 +8,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import time
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 from ..actors._crossing import Signal, wake, wake_asyncio
 from ..exceptions import GetTimeoutError, ObjectLostError

@@ -26,8 +26,8 @@ from ._objects import PENDING
 from ._tasklog import RUNNING, SUBMITTED_TO_WORKER, call_task_id
 
 if TYPE_CHECKING:
-    from ._objects import ObjectRef
     from ..actors._crossing import Signal
+    from ._objects import ObjectRef
     from ._runtime import Runtime
 
 log = logging.getLogger("tray")

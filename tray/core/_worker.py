@@ -21,17 +21,18 @@ import queue
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from time import perf_counter_ns
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import trio
 from outcome import Error, Value, capture
 
 from .. import _config
 from ..actors import Actor, ActorRef
-from ..exceptions import ActorDiedError, RayTaskError, WorkerCrashedError
 from ..actors._crossing import Signal, wake, wake_asyncio
+from ..exceptions import ActorDiedError, RayTaskError, WorkerCrashedError
 from . import _context, _process, _tasklog
 from ._objects import ObjectRef, describe, loads
 from ._timeline import Recorder
@@ -95,7 +96,7 @@ def _resolve_args(blob: Blob, inline: dict[str, Blob]) -> tuple[tuple, dict]:
     def value(a: Any) -> Any:
         if type(a) is ObjectRef:
             held = inline.get(a._id)
-            return decode(rt, a._id, a._owner, held) if held is not None else get(a)
+            return decode(rt, a._id, a._owner, held) if held is not None else get(a)  # type: ignore[arg-type]  # a worker's runtime is set
         return a
 
     return tuple(value(a) for a in args), {k: value(v) for k, v in kwargs.items()}
@@ -119,7 +120,7 @@ def _results(result: Any, num_returns: int, what: str, keys: list[str], owner: s
     table = rt.table  # type: ignore[union-attr]
     blobs = []
     try:
-        for v, key in zip(values, keys):
+        for v, key in zip(values, keys):  # noqa: B905 - hot path: one key per value by construction
             blob, refs = table.encode_collecting(v, key, owner)
             if refs:
                 _lend(rt, refs, owner)
@@ -156,7 +157,7 @@ def _stream(gen: Any, owner: ActorRef, uid: str, task_id: str, rt: Any, what: st
             blob = rt.table.encode(item, f"{task_id}~{index}", uid)
             rt.soon(owner.stream_item.try_tell, task_id, index, blob)
             count = index + 1
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - user code may raise anything: it becomes the caller's error
         return count, RayTaskError.from_exception(exc, what)
     return count, None
 
@@ -265,10 +266,10 @@ class Worker:
             return "ok", _results(result, num_returns, where, keys, owner)
         except KeyboardInterrupt:
             return "cancelled", None
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - user code may raise anything: it becomes the caller's error
             _post_mortem(exc)
             return "error", RayTaskError.from_exception(exc, where)
-        except BaseException as exc:  # SystemExit (sys.exit()) and the like: Ray's worker crash, not retried
+        except BaseException as exc:  # noqa: BLE001 - SystemExit (sys.exit()) and the like: Ray's worker crash, not retried
             return "error", WorkerCrashedError(f"{where} ended its worker: {_exit_words(exc)}")
         finally:
             _context.current.reset(running)
@@ -311,11 +312,11 @@ class Worker:
                     self.actor = asyncio.run_coroutine_threadsafe(_construct(cls, args, kwargs), self.loop).result()
                 else:
                     self.actor = cls(*args, **kwargs)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - user code may raise anything: it becomes the caller's error
                 raise RayTaskError.from_exception(exc, f"{name} ({self.at})") from None
             except KeyboardInterrupt:
                 raise
-            except BaseException as exc:  # exit_actor() or sys.exit() in __init__: the actor never runs
+            except BaseException as exc:  # noqa: BLE001 - exit_actor() or sys.exit() in __init__: the actor never runs
                 raise ActorDiedError(f"{name} ({self.at}) exited: {_exit_words(exc)}") from None
             span.status = "ok"
 
@@ -348,12 +349,13 @@ class Worker:
         method, args_blob, inline, num_returns, keys = wire[:5]
         name = f"{self.actor_name}.{method}"
         _context.current.set(_context.Running(keys[0] if keys else "", name, f"{self.actor_module}.{name}"))
+        result: tuple[str, Any]
         with self.span(span_key, "actor_call", name, keys[0] if keys else "") as span:
             try:
                 args, kwargs = _resolve_args(args_blob, inline)
                 result = "ok", _results(getattr(self.actor, method)(*args, **kwargs), num_returns,
                                         f"{name} ({self.at})", keys, owner)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - user code may raise anything: it becomes the caller's error
                 _post_mortem(exc)
                 result = "error", RayTaskError.from_exception(exc, f"{name} ({self.at})")
             span.status = result[0]
@@ -368,7 +370,7 @@ class Worker:
     async def _call_then(self, wire: tuple, owner: str, done: Callable[[Any], None]) -> None:
         try:
             result = await self.call_async(wire, owner)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure is handed to done, which reports it
             done(Error(exc))
         except BaseException as exc:  # cancelled with its loop: the owner hears why
             done(Error(exc))
@@ -397,7 +399,7 @@ class Worker:
                         if inspect.isawaitable(result):
                             result = await result
                     out = "ok", _results(result, num_returns, where, keys, owner)
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - user code may raise anything: it becomes the caller's error
                     return "error", RayTaskError.from_exception(exc, where)
                 except BaseException as exc:
                     if _ends_actor(exc):  # as an Exception: a SystemExit would stop the asyncio loop
@@ -477,7 +479,7 @@ class _TrioGuest:
         async def runner() -> None:
             try:
                 value = await fn(*args, **kwargs)
-            except BaseException as exc:  # handed back to the asyncio side, re-raised there
+            except BaseException as exc:  # noqa: BLE001 - handed back to the asyncio side, re-raised there
                 if not fut.done():
                     fut.set_exception(exc)
             else:
@@ -525,7 +527,7 @@ class Executor(Actor):
         result = await self.w.main.call(self.w.run_task, wire)
         if result[0] == "error":
             _exit_if_orphaned()
-        _process.current().owner.leases.release_idle()  # the task's children are done: so are their workers
+        _process.current().owner.leases.release_idle()  # type: ignore[union-attr]  # the task's children are done: so are their workers
         return result
 
     async def create_actor(self, actor_id: str, cls_blob: bytes, args_blob: bytes, inline: dict,
@@ -719,7 +721,7 @@ def _send_done(owner: ActorRef, me: str, call_id: int, kind: str, payload: Any) 
         _exit_if_orphaned()
     try:
         owner.call_done.tell_nowait(me, call_id, kind, payload)
-    except Exception:  # the owner is gone: nobody waits for this result
+    except Exception:  # noqa: BLE001 - the owner is gone: nobody waits for this result
         pass
 
 
@@ -749,7 +751,7 @@ def main(argv: list[str] | None = None) -> None:
     _process.install(rt)
     try:
         rt.start(setup)
-    except Exception:  # the node went away while we started (it is shutting down): just go
+    except Exception:  # noqa: BLE001 - the node went away while we started (it is shutting down): just go
         os._exit(1)
     try:
         main_thread.run_forever()
