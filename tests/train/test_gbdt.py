@@ -9,6 +9,8 @@ import pytest
 import tray
 from tray.train import Checkpoint, RunConfig, ScalingConfig
 
+HALF_CPU = {"CPU": 0.5}  # a dataset's split tasks need CPUs the workers leave free
+
 
 @pytest.fixture(scope="module")
 def cluster():
@@ -68,3 +70,109 @@ def test_xgboost_two_workers_train_one_model(cluster, tmp_path) -> None:
     accuracy = float(((booster.predict(xgboost.DMatrix(x)) > 0.5) == y).mean())
     assert accuracy > 0.85
     assert XGBoostTrainer.get_model(Checkpoint.from_directory(result.checkpoint.path)).num_boosted_rounds() == 12
+
+
+def test_xgboost_legacy_form_with_datasets(cluster, tmp_path) -> None:
+    pytest.importorskip("xgboost")
+    pd = pytest.importorskip("pandas")
+    from tray import data
+    from tray.train.xgboost import XGBoostTrainer
+
+    def frame(seed: int) -> object:
+        x, y = _data(seed)
+        df = pd.DataFrame(x, columns=[f"f{i}" for i in range(x.shape[1])])
+        df["label"] = y
+        return df
+
+    trainer = XGBoostTrainer(params={"objective": "binary:logistic", "eval_metric": "error", "nthread": 1},
+                             label_column="label", num_boost_round=8,
+                             datasets={"train": data.from_pandas(frame(1)), "valid": data.from_pandas(frame(2))},
+                             scaling_config=ScalingConfig(num_workers=2, resources_per_worker=HALF_CPU),
+                             run_config=RunConfig(name="xgb-legacy", storage_path=str(tmp_path)))
+    result = trainer.fit()
+    assert result.metrics["valid-error"] < 0.15
+    assert XGBoostTrainer.get_model(result.checkpoint).num_boosted_rounds() == 8
+
+
+def test_xgboost_without_workers_runs_in_process(tmp_path) -> None:
+    xgboost = pytest.importorskip("xgboost")
+    from tray.train.xgboost import XGBoostTrainer
+
+    trainer = XGBoostTrainer(xgb_loop, train_loop_config={"rounds": 3}, scaling_config=ScalingConfig(num_workers=0),
+                             run_config=RunConfig(name="xgb-local", storage_path=str(tmp_path)))
+    result = trainer.fit()
+    assert result.metrics == {"world": 1, "rank": 0}
+    assert isinstance(XGBoostTrainer.get_model(result.checkpoint), xgboost.Booster)
+
+
+def test_gbdt_trainers_refuse_mixed_or_missing_forms() -> None:
+    pytest.importorskip("xgboost")
+    from tray.train.xgboost import RayTrainReportCallback, XGBoostTrainer
+
+    with pytest.raises(ValueError, match="not both"):
+        XGBoostTrainer(xgb_loop, params={}, label_column="y", datasets={"train": []})
+    with pytest.raises(ValueError, match="needs train_loop_per_worker"):
+        XGBoostTrainer()
+    with pytest.raises(ValueError, match="datasets="):
+        XGBoostTrainer(params={}, label_column="y")
+    with pytest.raises(TypeError, match="label_column"):
+        XGBoostTrainer(params={}, label_column=3, datasets={"train": []})
+    with pytest.raises(ValueError, match="frequency"):
+        RayTrainReportCallback(frequency=-1)
+
+
+# ---------------------------------------------------------------- LightGBM
+
+
+def lgb_loop(config: dict) -> None:
+    import lightgbm
+
+    from tray import train
+    from tray.train.lightgbm import RayTrainReportCallback, get_network_params
+
+    rank = train.get_context().get_world_rank()
+    x, y = _data(seed=rank)
+    params = {"objective": "binary", "metric": ["binary_logloss", "binary_error"], "num_leaves": 15,
+              "tree_learner": "data_parallel", "pre_partition": True, "num_threads": 1, "verbose": -1,
+              **get_network_params()}
+    assert params["num_machines"] == 2
+    dtrain = lightgbm.Dataset(x, label=y)
+    lightgbm.train(params, dtrain, num_boost_round=config["rounds"], valid_sets=[dtrain], valid_names=["train"],
+                   callbacks=[RayTrainReportCallback(metrics={"error": "train-binary_error"})])
+
+
+def test_lightgbm_two_workers_train_one_model(cluster, tmp_path) -> None:
+    lightgbm = pytest.importorskip("lightgbm")
+    from tray.train.lightgbm import LightGBMTrainer, RayTrainReportCallback
+
+    trainer = LightGBMTrainer(lgb_loop, train_loop_config={"rounds": 20},
+                              scaling_config=ScalingConfig(num_workers=2),
+                              run_config=RunConfig(name="lgb", storage_path=str(tmp_path)))
+    result = trainer.fit()
+    assert set(result.metrics) == {"error"} and result.metrics["error"] < 0.1
+    assert len(result.metrics_dataframe) == 20
+    booster = RayTrainReportCallback.get_model(result.checkpoint)
+    assert isinstance(booster, lightgbm.Booster) and booster.current_iteration() == 20
+    x, y = _data(seed=7)
+    accuracy = float(((booster.predict(x) > 0.5) == y).mean())
+    assert accuracy > 0.85
+    assert tray.lowlevel.kv_keys("", namespace="_tray_train_lightgbm") == []  # the addresses are cleared
+
+
+def test_lightgbm_legacy_form(cluster, tmp_path) -> None:
+    pytest.importorskip("lightgbm")
+    pd = pytest.importorskip("pandas")
+    from tray import data
+    from tray.train.lightgbm import LightGBMTrainer
+
+    x, y = _data(3)
+    df = pd.DataFrame(x, columns=[f"f{i}" for i in range(x.shape[1])])
+    df["label"] = y
+    trainer = LightGBMTrainer(params={"objective": "binary", "metric": "binary_error", "verbose": -1,
+                                      "num_threads": 1},
+                              label_column="label", num_boost_round=10, datasets={"train": data.from_pandas(df)},
+                              scaling_config=ScalingConfig(num_workers=2, resources_per_worker=HALF_CPU),
+                              run_config=RunConfig(name="lgb-legacy", storage_path=str(tmp_path)))
+    result = trainer.fit()
+    assert result.metrics["train-binary_error"] < 0.15
+    assert LightGBMTrainer.get_model(result.checkpoint).current_iteration() == 10
