@@ -176,3 +176,50 @@ def test_lightgbm_legacy_form(cluster, tmp_path) -> None:
     result = trainer.fit()
     assert result.metrics["train-binary_error"] < 0.15
     assert LightGBMTrainer.get_model(result.checkpoint).current_iteration() == 10
+
+
+def resuming_xgb_loop(config: dict) -> None:
+    """Resumes from train.get_checkpoint(); rank 1 dies once, right after round 5 is checkpointed."""
+    import os
+
+    import xgboost
+    from xgboost.callback import TrainingCallback
+
+    from tray import train
+    from tray.train.xgboost import RayTrainReportCallback
+
+    class DieOnce(TrainingCallback):
+        def after_iteration(self, model, epoch, evals_log) -> bool:
+            if epoch == 5 and rank == 1 and not os.path.exists(config["marker"]):
+                open(config["marker"], "w").close()
+                os._exit(1)
+            return False
+
+    rank = train.get_context().get_world_rank()
+    x, y = _data(seed=rank)
+    dtrain = xgboost.DMatrix(x, label=y)
+    checkpoint = train.get_checkpoint()
+    start = RayTrainReportCallback.get_model(checkpoint) if checkpoint else None
+    done = start.num_boosted_rounds() if start is not None else 0
+    xgboost.train({"objective": "binary:logistic", "eval_metric": "error", "nthread": 1}, dtrain,
+                  num_boost_round=10 - done, evals=[(dtrain, "train")], xgb_model=start,
+                  callbacks=[RayTrainReportCallback(frequency=2), DieOnce()])
+
+
+def test_xgboost_worker_death_restarts_the_group_from_the_checkpoint(cluster, tmp_path) -> None:
+    pytest.importorskip("xgboost")
+    from tray.train import FailureConfig, TrainingFailedError
+    from tray.train.xgboost import XGBoostTrainer
+
+    def trainer(name: str, max_failures: int) -> XGBoostTrainer:
+        return XGBoostTrainer(resuming_xgb_loop, train_loop_config={"marker": str(tmp_path / f"{name}.died")},
+                              scaling_config=ScalingConfig(num_workers=2),
+                              run_config=RunConfig(name=name, storage_path=str(tmp_path),
+                                                   failure_config=FailureConfig(max_failures=max_failures)))
+
+    result = trainer("restarted", 1).fit()
+    assert XGBoostTrainer.get_model(result.checkpoint).num_boosted_rounds() == 10
+    rounds = result.metrics_dataframe["train-error"]
+    assert len(rounds) == 6 + 4  # rounds 1-6 (checkpoint at 6), then 7-10 after the restart
+    with pytest.raises(TrainingFailedError):
+        trainer("failed", 0).fit()

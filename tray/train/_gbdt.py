@@ -15,7 +15,7 @@ from typing import Any
 
 from .._air.checkpoint import Checkpoint
 
-__all__ = ["ReportPolicy", "check_legacy_args", "shard_frame", "split_label"]
+__all__ = ["ReportPolicy", "cadence", "check_legacy_args", "shard_frame", "split_label"]
 
 
 class ReportPolicy:
@@ -107,6 +107,15 @@ def check_legacy_args(trainer: str, loop: Any, params: Any, label_column: Any, n
     if not datasets or "train" not in datasets:
         raise ValueError(f"{trainer} in the legacy form needs datasets={{'train': ds, ...}}")
     return True
+
+
+def cadence(run_config: Any) -> tuple[int, bool]:
+    """The legacy loop's checkpoint cadence from ``RunConfig(checkpoint_config=...)``, as Ray reads it:
+    every ``checkpoint_frequency`` rounds, and at the end unless ``checkpoint_at_end=False``."""
+    cc = getattr(run_config, "checkpoint_config", None)
+    if cc is None:
+        return 0, True
+    return cc.checkpoint_frequency, cc.checkpoint_at_end is not False
 
 
 def shard_frame(name: str) -> Any:

@@ -17,7 +17,7 @@ from lightgbm import Booster
 from ..._air.checkpoint import Checkpoint
 from ..._air.config import RunConfig, ScalingConfig
 from .._controller import RunSpec
-from .._gbdt import check_legacy_args, shard_frame, split_label
+from .._gbdt import cadence, check_legacy_args, shard_frame, split_label
 from .._storage import StorageContext
 from ..data_parallel_trainer import DataParallelTrainer
 from .config import LightGBMConfig, NetworkLoop, get_network_params
@@ -34,6 +34,8 @@ class _LegacyLoop:
     label_column: str
     num_boost_round: int
     eval_names: tuple[str, ...]
+    frequency: int
+    checkpoint_at_end: bool
     dataset_params: dict[str, dict[str, Any]]
 
     def __call__(self) -> None:
@@ -63,7 +65,8 @@ class _LegacyLoop:
             return
         lightgbm.train(params, dtrain, num_boost_round=rounds, valid_sets=valid,
                        valid_names=["train", *self.eval_names], init_model=start,
-                       callbacks=[RayTrainReportCallback()])
+                       callbacks=[RayTrainReportCallback(frequency=self.frequency,
+                                                checkpoint_at_end=self.checkpoint_at_end)])
 
 
 class LightGBMTrainer(DataParallelTrainer):
@@ -83,7 +86,8 @@ class LightGBMTrainer(DataParallelTrainer):
                              datasets):
             assert datasets is not None and params is not None and label_column is not None
             train_loop_per_worker = _LegacyLoop(dict(params), label_column, num_boost_round or 10,
-                                                tuple(n for n in datasets if n != "train"), dict(dataset_params or {}))
+                                                tuple(n for n in datasets if n != "train"), *cadence(run_config),
+                                                dict(dataset_params or {}))
         elif dataset_params is not None:
             raise ValueError("LightGBMTrainer(dataset_params=...) belongs to the legacy form (params=, label_column=): "
                              "build the lightgbm.Dataset in train_loop_per_worker instead")

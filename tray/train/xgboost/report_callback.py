@@ -41,6 +41,7 @@ class RayTrainReportCallback(TrainingCallback):
                  results_postprocessing_fn: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> None:
         self._policy = ReportPolicy(metrics, filename, frequency, checkpoint_at_end, results_postprocessing_fn)
         self._evals_log: dict[str, Any] = {}
+        self._last_epoch: int | None = None  # xgboost counts epochs from 0 again when training continues a model
 
     @classmethod
     def get_model(cls, checkpoint: Checkpoint, filename: str = CHECKPOINT_NAME) -> Booster:
@@ -54,7 +55,7 @@ class RayTrainReportCallback(TrainingCallback):
             return booster
 
     def after_iteration(self, model: Any, epoch: int, evals_log: dict[str, Any]) -> bool:
-        self._evals_log = evals_log
+        self._evals_log, self._last_epoch = evals_log, epoch
         save = None
         if self._policy.checkpoint_now(epoch):
             self._policy.last_checkpoint_iteration = epoch
@@ -65,7 +66,7 @@ class RayTrainReportCallback(TrainingCallback):
     def after_training(self, model: Any) -> Any:
         if not self._policy.checkpoint_at_end:
             return model
-        if self._policy.last_checkpoint_iteration == model.num_boosted_rounds() - 1:
+        if self._last_epoch is not None and self._policy.last_checkpoint_iteration == self._last_epoch:
             return model  # the last round was just checkpointed
         self._policy.report(self._policy.select(_flatten(self._evals_log)), model.save_model)
         return model

@@ -17,7 +17,7 @@ from xgboost import Booster
 from ..._air.checkpoint import Checkpoint
 from ..._air.config import RunConfig, ScalingConfig
 from .._controller import RunSpec
-from .._gbdt import check_legacy_args, shard_frame, split_label
+from .._gbdt import cadence, check_legacy_args, shard_frame, split_label
 from .._storage import StorageContext
 from ..data_parallel_trainer import DataParallelTrainer
 from .config import CollectiveLoop, XGBoostConfig
@@ -34,6 +34,8 @@ class _LegacyLoop:
     label_column: str
     num_boost_round: int
     eval_names: tuple[str, ...]
+    frequency: int
+    checkpoint_at_end: bool
     dmatrix_params: dict[str, dict[str, Any]]
 
     def __call__(self) -> None:
@@ -54,7 +56,8 @@ class _LegacyLoop:
             start = RayTrainReportCallback.get_model(checkpoint)
             rounds -= start.num_boosted_rounds()
         xgboost.train(self.params, dtrain, num_boost_round=max(rounds, 0), evals=evals, xgb_model=start,
-                      callbacks=[RayTrainReportCallback()])
+                      callbacks=[RayTrainReportCallback(frequency=self.frequency,
+                                                checkpoint_at_end=self.checkpoint_at_end)])
 
 
 class XGBoostTrainer(DataParallelTrainer):
@@ -74,7 +77,8 @@ class XGBoostTrainer(DataParallelTrainer):
                              datasets):
             assert datasets is not None and params is not None and label_column is not None
             train_loop_per_worker = _LegacyLoop(dict(params), label_column, num_boost_round or 10,
-                                                tuple(n for n in datasets if n != "train"), dict(dmatrix_params or {}))
+                                                tuple(n for n in datasets if n != "train"), *cadence(run_config),
+                                                dict(dmatrix_params or {}))
         elif dmatrix_params is not None:
             raise ValueError("XGBoostTrainer(dmatrix_params=...) belongs to the legacy form (params=, label_column=): "
                              "build the DMatrix in train_loop_per_worker instead")
