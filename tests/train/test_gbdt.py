@@ -223,3 +223,23 @@ def test_xgboost_worker_death_restarts_the_group_from_the_checkpoint(cluster, tm
     assert len(rounds) == 6 + 4  # rounds 1-6 (checkpoint at 6), then 7-10 after the restart
     with pytest.raises(TrainingFailedError):
         trainer("failed", 0).fit()
+
+
+def test_xgboost_legacy_params_tuned_by_tune(cluster, tmp_path) -> None:
+    pytest.importorskip("xgboost")
+    pd = pytest.importorskip("pandas")
+    from tray import data, tune
+    from tray.train.xgboost import XGBoostTrainer
+
+    x, y = _data(4)
+    df = pd.DataFrame(x, columns=[f"f{i}" for i in range(x.shape[1])])
+    df["label"] = y
+    trainer = XGBoostTrainer(params={"objective": "binary:logistic", "eval_metric": "error", "nthread": 1},
+                             label_column="label", num_boost_round=4, datasets={"train": data.from_pandas(df)},
+                             scaling_config=ScalingConfig(num_workers=2, resources_per_worker={"CPU": 0.25},
+                                                          trainer_resources={"CPU": 0.5}))
+    grid = tune.Tuner(trainer, param_space={"params": {"max_depth": tune.grid_search([1, 4])}},
+                      tune_config=tune.TuneConfig(metric="train-error", mode="min", max_concurrent_trials=1),
+                      run_config=RunConfig(name="xgb-tune", storage_path=str(tmp_path))).fit()
+    errors = {r.config["params"]["max_depth"]: r.metrics["train-error"] for r in grid}
+    assert errors[4] < errors[1]  # depth 1 cannot learn an interaction: the tuned params reached the workers

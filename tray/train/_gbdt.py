@@ -15,7 +15,7 @@ from typing import Any
 
 from .._air.checkpoint import Checkpoint
 
-__all__ = ["ReportPolicy", "cadence", "check_legacy_args", "shard_frame", "split_label"]
+__all__ = ["ReportPolicy", "cadence", "check_legacy_args", "trial_with_params", "shard_frame", "split_label"]
 
 
 class ReportPolicy:
@@ -107,6 +107,28 @@ def check_legacy_args(trainer: str, loop: Any, params: Any, label_column: Any, n
     if not datasets or "train" not in datasets:
         raise ValueError(f"{trainer} in the legacy form needs datasets={{'train': ds, ...}}")
     return True
+
+
+def trial_with_params(trainer: Any, legacy_loop: type, config: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """A Tune trial's trainer and the rest of its config: as Ray does for the legacy form,
+    ``param_space={"params": {...}}`` is merged into the trainer's ``params``."""
+    import copy
+
+    import attrs
+
+    config = dict(config or {})
+    if "params" not in config:
+        return trainer, config
+    params = config.pop("params")
+    loop: Any = trainer._train_loop_per_worker
+    if not isinstance(loop, legacy_loop):
+        raise ValueError(f"param_space key 'params' is for a {type(trainer).__name__} made with params= and "
+                         "label_column= (the legacy form); with train_loop_per_worker use 'train_loop_config'")
+    if not isinstance(params, dict):
+        raise TypeError(f"param_space 'params' must be a dict of training parameters, got {type(params).__name__}")
+    out = copy.copy(trainer)
+    out._train_loop_per_worker = attrs.evolve(loop, params={**loop.params, **params})
+    return out, config
 
 
 def cadence(run_config: Any) -> tuple[int, bool]:

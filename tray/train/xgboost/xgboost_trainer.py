@@ -17,7 +17,7 @@ from xgboost import Booster
 from ..._air.checkpoint import Checkpoint
 from ..._air.config import RunConfig, ScalingConfig
 from .._controller import RunSpec
-from .._gbdt import cadence, check_legacy_args, shard_frame, split_label
+from .._gbdt import cadence, check_legacy_args, shard_frame, split_label, trial_with_params
 from .._storage import StorageContext
 from ..data_parallel_trainer import DataParallelTrainer
 from .config import CollectiveLoop, XGBoostConfig
@@ -91,6 +91,11 @@ class XGBoostTrainer(DataParallelTrainer):
     def get_model(cls, checkpoint: Checkpoint) -> Booster:
         """The booster a run of this trainer saved in ``checkpoint``."""
         return RayTrainReportCallback.get_model(checkpoint)
+
+    def __call__(self, config: dict[str, Any]) -> None:
+        """As a Tune trial; in the legacy form ``param_space={"params": {...}}`` tunes ``params``."""
+        trainer, rest = trial_with_params(self, _LegacyLoop, config)
+        DataParallelTrainer.__call__(trainer, rest)
 
     def _spec(self, storage: StorageContext) -> RunSpec:
         spec = super()._spec(storage)
