@@ -109,7 +109,7 @@ def check_legacy_args(trainer: str, loop: Any, params: Any, label_column: Any, n
     return True
 
 
-def trial_with_params(trainer: Any, legacy_loop: type, config: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+def trial_with_params(trainer: Any, legacy_loop: type[Any], config: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     """A Tune trial's trainer and the rest of its config: as Ray does for the legacy form,
     ``param_space={"params": {...}}`` is merged into the trainer's ``params``."""
     import copy
