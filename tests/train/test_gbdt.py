@@ -243,3 +243,35 @@ def test_xgboost_legacy_params_tuned_by_tune(cluster, tmp_path) -> None:
                       run_config=RunConfig(name="xgb-tune", storage_path=str(tmp_path))).fit()
     errors = {r.config["params"]["max_depth"]: r.metrics["train-error"] for r in grid}
     assert errors[4] < errors[1]  # depth 1 cannot learn an interaction: the tuned params reached the workers
+
+
+def dying_lgb_loop() -> None:
+    import os
+
+    import lightgbm
+
+    from tray import train
+    from tray.train.lightgbm import get_network_params
+
+    rank = train.get_context().get_world_rank()
+
+    def die(env) -> None:
+        if env.iteration == 3 and rank == 1:
+            os._exit(1)
+
+    x, y = _data(seed=rank)
+    params = {"objective": "binary", "tree_learner": "data_parallel", "num_threads": 1, "verbose": -1,
+              **get_network_params()}
+    lightgbm.train(params, lightgbm.Dataset(x, label=y), num_boost_round=10, callbacks=[die])
+
+
+def test_lightgbm_dead_peer_fails_the_run(cluster, tmp_path) -> None:
+    pytest.importorskip("lightgbm")
+    from tray.train import FailureConfig, TrainingFailedError
+    from tray.train.lightgbm import LightGBMTrainer
+
+    trainer = LightGBMTrainer(dying_lgb_loop, scaling_config=ScalingConfig(num_workers=2),
+                              run_config=RunConfig(name="lgb-dies", storage_path=str(tmp_path),
+                                                   failure_config=FailureConfig(max_failures=0)))
+    with pytest.raises(TrainingFailedError, match="rank 1"):
+        trainer.fit()  # the surviving rank, blocked on its socket, is stopped with the group: no hang
