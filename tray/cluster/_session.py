@@ -89,27 +89,37 @@ def normalize(address: str) -> str:
 def resolve(address: str) -> tuple[str, str]:
     """The cluster address and token for ``tray.init(address=...)`` / ``tray start --address``.
 
-    ``"auto"`` is the newest head started on this machine by this user (or ``TRAY_ADDRESS``).
-    The token comes from ``TRAY_CLUSTER_TOKEN``, else from a local head's session file.
+    ``"auto"`` is the newest head started on this machine by this user (``tray start --head``),
+    else the newest node a driver hosts (a ``tray.init()`` running in another process), as
+    Ray's ``address="auto"`` finds a local ``ray.init()`` instance; ``TRAY_ADDRESS`` overrides.
+    The token comes from ``TRAY_CLUSTER_TOKEN``, else from the local session file of the node
+    at that address.
     """
     if address == "auto":
         env = _config.get("address")
         if env and env != "auto":
             return resolve(env)
-        heads = find_sessions("head")
-        if not heads:
+        found = joinable()
+        if not found:
             raise ConnectionError("tray.init(address='auto'): no running tray cluster was found on this machine; "
-                                  "start one with `tray start --head`, or pass its address (HOST:PORT)")
-        return heads[0]["address"], _config.get("cluster_token") or heads[0]["token"]
+                                  "start one with `tray start --head` (or `tray.init()` in another program), "
+                                  "or pass its address (HOST:PORT)")
+        return found[0]["address"], _config.get("cluster_token") or found[0]["token"]
     address = normalize(address)
     token = _config.get("cluster_token")
     if token is None:
-        match = next((s for s in find_sessions("head") if s["address"] == address), None)
+        match = next((s for s in joinable() if s["address"] == address), None)
         if match is None:
             raise ConnectionError(f"no token for the tray cluster at {address}: set {_config.env_name('cluster_token')}"
                                   f" to the token `tray start --head` printed")
         token = match["token"]
     return address, token
+
+
+def joinable() -> list[dict[str, Any]]:
+    """The live sessions a driver may join, in the order ``"auto"`` prefers them: heads
+    (newest first), then nodes hosted by drivers (newest first)."""
+    return find_sessions("head") + find_sessions("driver")
 
 
 def local_ip_toward(address: str) -> str:
