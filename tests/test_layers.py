@@ -32,6 +32,7 @@ RANK: dict[str, float] = {
     "": 3.5,  # the tray package itself: the public face the floors above import
     "actor": 3.5,  # Ray's ray.actor names, a face like tray's own
     "job_config": 3.5,
+    "runtime_env": 3.5,  # Ray's ray.runtime_env: RuntimeEnv, RuntimeEnvConfig
     "core": 4,
     "cluster": 5,
     "store": 6,
@@ -44,7 +45,7 @@ RANK: dict[str, float] = {
 }
 # What the libraries (and util, experimental, _air) may import: the public faces, lowlevel,
 # and the shared library layers; never a private module of the kernel or supervisors.
-PUBLIC = ("", "lowlevel", "exceptions", "actor", "job_config", "actors", "supervisors", "util", "experimental",
+PUBLIC = ("", "lowlevel", "exceptions", "actor", "job_config", "runtime_env", "actors", "supervisors", "util", "experimental",
           "_air", *LIBRARIES)
 RESTRICTED = (*LIBRARIES, "util", "experimental", "_air")
 

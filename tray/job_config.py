@@ -1,8 +1,8 @@
 """Ray's ``ray.job_config.JobConfig``: settings of the job a driver starts, passed as
 ``tray.init(job_config=JobConfig(...))``.
 
-tray honours ``ray_namespace`` (the job's namespace, as ``init(namespace=...)``); the
-JVM's settings, a job-wide ``runtime_env``, ``metadata`` and a detached
+tray honours ``ray_namespace`` (the job's namespace, as ``init(namespace=...)``) and
+``runtime_env`` (the job's, as ``init(runtime_env=...)``); the JVM's settings, ``metadata`` and a detached
 ``default_actor_lifetime`` are refused by ``init`` with an error naming them, rather than
 accepted and ignored.
 """
@@ -67,7 +67,7 @@ class JobConfig:
     def unsupported(self) -> list[str]:
         """The settings given that tray cannot honour (``init`` refuses them by name)."""
         out = [name for name, value in (("jvm_options", self.jvm_options), ("code_search_path", self.code_search_path),
-                                        ("runtime_env", self.runtime_env), ("metadata", self.metadata)) if value]
+                                        ("metadata", self.metadata)) if value]
         if self.default_actor_lifetime != "non_detached":
             out.append("default_actor_lifetime='detached'")
         return out

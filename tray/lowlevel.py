@@ -19,6 +19,11 @@ from typing import Any, cast
 import attrs
 
 from ._meta import fixup_module_metadata
+
+# runtime_envs: the runtime_env machinery, for libraries that start processes in one themselves
+# (the job supervisor): validate, merge, pack, package_uri, upload, prepare -> Prepared, apply_env;
+# packages live in the KV namespace PKG_NAMESPACE, at most MAX_PACKAGE_BYTES each.
+from .cluster import _runtime_env as runtime_envs
 from .cluster._placement import check_bundles, check_strategy
 from .core import _gather, _process
 from .core._objects import ObjectRef, dumps, loads
@@ -54,6 +59,7 @@ __all__ = [
     "ref_of",
     "require",
     "run_in_loop",
+    "runtime_envs",
     "runtime_info",
     "setting",
 ]

@@ -1,5 +1,5 @@
-"""``tray.job_config.JobConfig`` given to ``tray.init``: its namespace is honoured, what tray
-cannot honour is refused by name."""
+"""``tray.job_config.JobConfig`` given to ``tray.init``: its namespace and runtime_env are
+honoured, what tray cannot honour is refused by name."""
 
 import pytest
 
@@ -14,8 +14,11 @@ def test_job_config():
         assert tray.get_runtime_context().namespace == "jc-ns"
     finally:
         tray.shutdown()
-    with pytest.raises(NotImplementedError, match="runtime_env"):
-        tray.init(num_cpus=1, job_config=JobConfig(runtime_env={"pip": ["x"]}))
+    with pytest.raises(NotImplementedError, match="metadata"):
+        tray.init(num_cpus=1, job_config=JobConfig(metadata={"team": "x"}))
+    assert not tray.is_initialized()
+    with pytest.raises(ValueError, match="env_vars"):  # its runtime_env is honoured, so checked first
+        tray.init(num_cpus=1, job_config=JobConfig(runtime_env={"env_vars": {"A": 1}}))
     assert not tray.is_initialized()
     with pytest.raises(ValueError, match="default_actor_lifetime"):
         JobConfig(default_actor_lifetime="forever")

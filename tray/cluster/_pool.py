@@ -7,11 +7,16 @@ so the scheduler, which monitors it, learns of a worker's death from the kernel'
 ordinary ``on_down``: the reason says how it ended (exit code or signal) and carries the
 last lines of its stderr. Stopping the actor stops the process: its
 stdin closes (the worker exits on that), then SIGTERM, then SIGKILL.
+
+A worker of a runtime_env starts in it: the env's interpreter (a virtualenv's), working
+directory, import path and variables, with the env itself in ``TRAY_RUNTIME_ENV`` (its
+nested tasks inherit it).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -25,6 +30,7 @@ import trio
 from ..actors import Actor
 from ..exceptions import MailboxFull, RayError, WorkerCrashedError
 from ._logs import log_dir_of, log_name
+from ._runtime_env import WORKER_ENV_VAR, Prepared, apply_env
 
 log = logging.getLogger("tray.cluster")
 
@@ -49,10 +55,11 @@ class WorkerProcess(Actor):
     """One worker process of the node."""
 
     def __init__(self, node_address: str, env: dict[str, str], echo: bool, log_dir: str | None,
-                 worker_id: str) -> None:
+                 worker_id: str, setup: tuple[Prepared, dict[str, Any]] | None = None) -> None:
         self.worker_id = worker_id
         self.node_address = node_address
         self.env = env
+        self.setup = setup  # (the prepared runtime_env, the runtime_env) it runs in; None: the default
         self.echo = echo  # copy the output to this process's stdout/stderr
         self.log_dir = log_dir or log_dir_of({"address": node_address})  # and to files there
         self.sink: Any = None  # the owner actor of the driver of the job this worker runs
@@ -61,12 +68,22 @@ class WorkerProcess(Actor):
         self.err_done = trio.Event()  # its stderr reached its end
 
     async def on_start(self) -> None:
+        env = {"PYTHONBREAKPOINT": BREAKPOINT_HOOK, **self.env}  # breakpoint() in a task: tray's debugger
+        python, cwd = sys.executable, None
+        if self.setup is None:
+            env.pop(WORKER_ENV_VAR, None)  # a node started inside an env worker: its workers are default ones
+        else:
+            prepared, runtime_env = self.setup
+            env = apply_env(env, prepared)
+            env[WORKER_ENV_VAR] = json.dumps(runtime_env)
+            python, cwd = prepared.python or python, prepared.cwd
         self.proc = await trio.lowlevel.open_process(
-            [sys.executable, "-m", "tray.core._worker", self.node_address, self.worker_id],
+            [python, "-m", "tray.core._worker", self.node_address, self.worker_id],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env={"PYTHONBREAKPOINT": BREAKPOINT_HOOK, **self.env},  # breakpoint() in a task: tray's debugger
+            env=env,
+            cwd=cwd,
         )
         if self.log_dir is not None:
             os.makedirs(self.log_dir, exist_ok=True)

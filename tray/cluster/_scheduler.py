@@ -10,21 +10,30 @@ one that no node in the cluster could ever run fails at once with
 
 Workers belong to one job at a time (the first lease of a fresh worker assigns it its
 job's namespace, import path and log sink), as Ray's do, so two drivers' code never
-mixes in one process.
+mixes in one process. They are pooled per runtime environment too: a request that carries
+a runtime_env (``(key, env)``) gets only a worker started in it; one is started for it
+after the env is prepared on this node (off the loop, once per env, within its setup
+timeout). A setup that fails fails the requests waiting for it with
+``RuntimeEnvSetupError`` (and new ones for a while), instead of being retried per task.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
+import math
+import os
+import tempfile
 from collections import deque
 from typing import Any
 
 import trio
 
 from ..actors import Actor, ActorRef, Waiter
-from ..exceptions import RayError, TaskUnschedulableError
+from ..exceptions import RayError, RuntimeEnvSetupError, TaskUnschedulableError
 from ..store import STORE_NAME
+from . import _runtime_env as renvs
 from ._grants import Granted, Spill
 from ._logs import MAX_READ, death_text, list_logs, log_dir_of, read_log
 from ._resources import Ledger, from_units
@@ -35,14 +44,16 @@ POOL_NAME = "tray.worker_pool"
 SCHEDULER_NAME = "tray.scheduler"
 REPORT_DELAY_S = 0.01  # resource changes are reported to the control store at most this often
 MAX_HOPS = 3  # a request spilled this many times waits where it is (or fails if it can never run there)
+ENV_RETRY_AFTER_S = 30.0  # a runtime_env whose setup failed fails new requests at once for this long
 
 
 class _Worker:
-    __slots__ = ("worker_id", "proc", "executor", "pid", "lease", "dedicated", "lent", "job", "retire")
+    __slots__ = ("worker_id", "proc", "executor", "pid", "lease", "dedicated", "lent", "job", "retire", "env")
 
-    def __init__(self, worker_id: str, proc: ActorRef) -> None:
+    def __init__(self, worker_id: str, proc: ActorRef, env: str | None = None) -> None:
         self.worker_id = worker_id
         self.proc = proc
+        self.env = env  # the key of the runtime_env it was started in (None: the default)
         self.executor: ActorRef | None = None  # set when the process registers
         self.pid = 0
         self.lease: int | None = None
@@ -53,10 +64,16 @@ class _Worker:
 
 
 class _Request:
-    __slots__ = ("shape", "owner", "job", "actor_id", "detached")
+    __slots__ = ("shape", "owner", "job", "actor_id", "detached", "renv")
 
-    def __init__(self, shape: dict[str, int], owner: str, job: str, actor_id: str | None, detached: bool) -> None:
+    def __init__(self, shape: dict[str, int], owner: str, job: str, actor_id: str | None, detached: bool,
+                 renv: tuple[str, dict[str, Any]] | None = None) -> None:
         self.shape, self.owner, self.job, self.actor_id, self.detached = shape, owner, job, actor_id, detached
+        self.renv = renv  # (key, runtime_env), or None for the default environment
+
+    @property
+    def env(self) -> str | None:
+        return self.renv[0] if self.renv is not None else None
 
 
 class _Lease:
@@ -85,6 +102,11 @@ class NodeScheduler(Actor):
         self.by_proc: dict[ActorRef, _Worker] = {}
         self.idle: list[_Worker] = []
         self.starting = 0
+        self.starting_in: dict[str | None, int] = {}  # of those, by runtime_env key
+        self.envs: dict[str, dict[str, Any]] = {}  # runtime_envs asked for here, by key
+        self.prepared: dict[str, renvs.Prepared] = {}  # those ready on this node
+        self.env_locks: dict[str, trio.Lock] = {}  # one setup per env at a time
+        self.env_failed: dict[str, tuple[str, float]] = {}  # failed setups: (error, when)
         self.queue: deque[Waiter] = deque()  # lease requests waiting here: data is a _Request
         self.leases: dict[int, _Lease] = {}
         self.owners: dict[ActorRef, str] = {}  # processes holding or asking for leases, watched
@@ -154,21 +176,25 @@ class NodeScheduler(Actor):
     # ------------------------------------------------------------------ leases
 
     async def lease(self, shape: dict[str, int], owner: ActorRef, job: str, actor_id: str | None = None,
-                    detached: bool = False, strategy: tuple | None = None, hops: int = 0) -> Granted | Spill:
-        """A worker for ``shape`` once one is free here (:class:`Granted`), or the node to ask
-        instead (:class:`Spill`)."""
+                    detached: bool = False, strategy: tuple | None = None, hops: int = 0,
+                    renv: tuple[str, dict[str, Any]] | None = None) -> Granted | Spill:
+        """A worker for ``shape`` (started in runtime_env ``renv``, ``(key, env)``; None: the
+        default) once one is free here (:class:`Granted`), or the node to ask instead
+        (:class:`Spill`)."""
         uid = owner.actor_id.partition(":")[0]
         if uid in self.dead_owners:  # a request that was on its way when its process died
             raise RayError(f"the process {uid} that asked for this lease died")
+        if renv is not None:
+            self._check_env(renv)
         elsewhere = self._choose(shape, strategy, hops)
         if elsewhere is not None:
             return Spill(*elsewhere)
         self._watch_owner(owner, uid)
         if job not in self.jobs:
             await self._fetch_job(job)
-        req = _Request(shape, uid, job, actor_id, detached)
+        req = _Request(shape, uid, job, actor_id, detached, renv)
         if not self.queue and self.ledger.fits(shape):
-            worker = self._take_idle(job)
+            worker = self._take_idle(job, req.env)
             if worker is not None:
                 self.ledger.acquire(shape)
                 self._report_soon()
@@ -296,11 +322,14 @@ class NodeScheduler(Actor):
         self.leases[lease_id] = _Lease(worker, req)
         return Granted(lease_id, worker.worker_id, worker.executor, worker.pid, self.node_id)
 
-    def _take_idle(self, job: str) -> _Worker | None:
-        """An idle worker for ``job``: one that ran its code before, else a fresh one."""
+    def _take_idle(self, job: str, env: str | None) -> _Worker | None:
+        """An idle worker for ``job`` in runtime_env ``env``: one that ran its code before,
+        else a fresh one."""
         fresh = None
         for i in range(len(self.idle) - 1, -1, -1):
             w = self.idle[i]
+            if w.env != env:
+                continue
             if w.job == job:
                 return self.idle.pop(i)
             if w.job is None and fresh is None:
@@ -314,6 +343,12 @@ class NodeScheduler(Actor):
         config = self.jobs.get(job, {})
         worker.job = job
         public = {k: v for k, v in config.items() if k in ("namespace", "sys_path", "cwd")}
+        env = self.envs.get(worker.env) if worker.env is not None else None
+        if env is not None:  # its runtime_env says where it runs and what it imports first
+            if env.get("working_dir"):
+                public.pop("cwd", None)
+            if env.get("pip") or env.get("uv"):  # its virtualenv's packages before the driver's
+                public["sys_path"] = renvs.without_parent_site(public.get("sys_path", []))
         worker.executor.assign_job.try_tell(job, public)  # type: ignore[union-attr]
         sink = None if self.echo_output or not config.get("log_to_driver", True) else config.get("driver")
         worker.proc.set_job.try_tell(job, sink)
@@ -340,7 +375,7 @@ class NodeScheduler(Actor):
             req = waiter.data
             if not self.ledger.fits(req.shape):
                 continue
-            worker = self._take_idle(req.job)
+            worker = self._take_idle(req.job, req.env)
             if worker is None:
                 continue
             self.ledger.acquire(req.shape)
@@ -351,16 +386,21 @@ class NodeScheduler(Actor):
                 self.release(worker.lease)  # type: ignore[arg-type]
         if granted:
             self._report_soon()
-        wanting, spare = 0, dict(self.ledger.free)
+        wanting: dict[str | None, int] = {}  # by runtime_env
+        spare = dict(self.ledger.free)
+        renv_of: dict[str | None, Any] = {}
         for waiter in self.queue:
-            shape = waiter.data.shape
-            if _fits(spare, shape):
-                for k, v in shape.items():
+            req = waiter.data
+            if _fits(spare, req.shape):
+                for k, v in req.shape.items():
                     spare[k] -= v
-                wanting += 1
-        for _ in range(wanting - self.starting):
-            self.start_soon(self._start_worker)
-        self._trim_idle(wanting)
+                env = req.env
+                wanting[env] = wanting.get(env, 0) + 1
+                renv_of[env] = req.renv
+        for env, n in wanting.items():
+            for _ in range(n - self.starting_in.get(env, 0)):
+                self.start_soon(self._start_worker, renv_of[env])
+        self._trim_idle(sum(wanting.values()))
 
     def _trim_idle(self, wanting: int) -> None:
         """Idle workers of other jobs give way once the pool holds more processes than the
@@ -368,7 +408,7 @@ class NodeScheduler(Actor):
         limit = max(int(self.ledger.total.get("CPU", 0) // 10_000), 1)
         excess = len(self.idle) + self.starting - limit
         if wanting and excess > 0:
-            for w in [w for w in self.idle if w.job is not None][:excess]:
+            for w in [w for w in self.idle if w.job is not None or w.env is not None][:excess]:
                 self.idle.remove(w)
                 self.start_soon(self._retire, w)
 
@@ -422,26 +462,111 @@ class NodeScheduler(Actor):
 
     # ----------------------------------------------------------------- workers
 
-    async def _start_worker(self) -> None:
+    async def _start_worker(self, renv: tuple[str, dict[str, Any]] | None = None) -> None:
+        """Start a worker process, in runtime_env ``renv`` (prepared first) if given."""
         worker_id = f"w{next(self._worker_ids)}"
+        env = renv[0] if renv is not None else None
         self.starting += 1
+        self.starting_in[env] = self.starting_in.get(env, 0) + 1
         try:
-            proc = await self.pool.start_child.ask(worker_id)
+            setup = None if renv is None else (await self._prepare(renv), renv[1])
+            proc = await self.pool.start_child.ask(worker_id, setup)
+        except RuntimeEnvSetupError as exc:
+            self._not_starting(env)
+            self._env_setup_failed(env, str(exc))  # type: ignore[arg-type]
+            return
         except Exception:
-            self.starting -= 1
+            self._not_starting(env)
             log.exception("could not start a worker process")
             return
-        worker = _Worker(worker_id, proc)
+        worker = _Worker(worker_id, proc, env)
         self.workers[worker_id] = worker
         self.by_proc[proc] = worker
         self.monitor(proc)
+
+    def _not_starting(self, env: str | None) -> None:
+        self.starting -= 1
+        self.starting_in[env] -= 1
+        if not self.starting_in[env] and env is not None:
+            del self.starting_in[env]
+
+    # ---------------------------------------------------------- runtime envs
+
+    def _check_env(self, renv: tuple[str, dict[str, Any]]) -> None:
+        """Remember the env a request carries; raise at once if its setup failed lately."""
+        key, env = renv
+        self.envs.setdefault(key, env)
+        failed = self.env_failed.get(key)
+        if failed is not None:
+            if trio.current_time() - failed[1] < ENV_RETRY_AFTER_S:
+                raise RuntimeEnvSetupError(failed[0])
+            del self.env_failed[key]  # time to try again (a package index may be back)
+
+    async def prepare_env(self, renv: tuple[str, dict[str, Any]]) -> None:
+        """Prepare a job's runtime_env ahead of its tasks (Ray's ``eager_install``); a failure
+        is kept for the requests that come for it."""
+        try:
+            self._check_env(renv)
+            await self._prepare(renv)
+        except RuntimeEnvSetupError as exc:
+            self._env_setup_failed(renv[0], str(exc))
+
+    @property
+    def resources_dir(self) -> str:
+        """Where this node keeps prepared runtime envs: its session directory's
+        ``runtime_resources`` (shared with the jobs the head runs)."""
+        if self.log_dir is not None:
+            return os.path.join(os.path.dirname(self.log_dir), "runtime_resources")
+        return os.path.join(tempfile.gettempdir(), f"tray-runtime-resources-{os.getuid()}")
+
+    async def _prepare(self, renv: tuple[str, dict[str, Any]]) -> renvs.Prepared:
+        """``renv`` ready on this node: packages fetched and unpacked, its virtualenv built,
+        once (the setup runs in a thread: pip may take minutes), within its setup timeout."""
+        key, env = renv
+        done = self.prepared.get(key)
+        if done is not None:
+            return done
+        async with self.env_locks.setdefault(key, trio.Lock()):
+            if key in self.prepared:
+                return self.prepared[key]
+            self._check_env(renv)  # it failed while this one waited
+            token = trio.lowlevel.current_trio_token()
+
+            def fetch(name: str) -> bytes | None:
+                return trio.from_thread.run(self._fetch_package, name, trio_token=token)
+
+            timeout = renvs.setup_timeout(env)
+            try:
+                with trio.fail_after(math.inf if timeout is None else timeout):
+                    prepared = await trio.to_thread.run_sync(
+                        functools.partial(renvs.prepare, env, self.resources_dir, fetch), abandon_on_cancel=True)
+            except trio.TooSlowError:
+                raise RuntimeEnvSetupError(f"runtime_env setup took over {timeout} s "
+                                           f"(config.setup_timeout_seconds)") from None
+            except RuntimeEnvSetupError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - any failure to set it up is the env's error, said
+                raise RuntimeEnvSetupError(f"runtime_env setup failed: {type(exc).__name__}: {exc}") from None
+            self.prepared[key] = prepared
+            return prepared
+
+    async def _fetch_package(self, name: str) -> bytes | None:
+        await self._joined.wait()
+        return await self.control.kv_get.ask(renvs.PKG_NAMESPACE, name)  # type: ignore[union-attr]
+
+    def _env_setup_failed(self, key: str, error: str) -> None:
+        """The requests waiting for ``key`` fail with the setup's error; so do new ones, a while."""
+        self.env_failed[key] = (error, trio.current_time())
+        for waiter in [w for w in self.queue if w.data.env == key]:
+            self.queue.remove(waiter)
+            waiter.fail(RuntimeEnvSetupError(error))
 
     async def register_worker(self, worker_id: str, executor: ActorRef, pid: int) -> None:
         """A started worker process is ready to run tasks."""
         worker = self.workers.get(worker_id)
         if worker is None:
             raise KeyError(f"unknown worker {worker_id}")
-        self.starting -= 1
+        self._not_starting(worker.env)
         worker.executor, worker.pid = executor, pid
         self.idle.append(worker)
         self._dispatch()
@@ -481,7 +606,7 @@ class NodeScheduler(Actor):
         if seen is not None:
             seen.set()
         if worker.executor is None:
-            self.starting -= 1
+            self._not_starting(worker.env)
         else:
             self._owner_died(worker.executor.actor_id.partition(":")[0])
         if worker in self.idle:

@@ -21,7 +21,7 @@ import trio
 
 from ..actors import ActorRef
 from ..cluster._memory import is_memory_kill
-from ..exceptions import ActorDiedError, MailboxFull, OutOfMemoryError, RayError
+from ..exceptions import ActorDiedError, MailboxFull, OutOfMemoryError, RayError, RuntimeEnvSetupError
 from ._deaths import death_of_executor
 from ._tasklog import ACTOR_CREATION_TASK, PENDING_ARGS_AVAIL, PENDING_NODE_ASSIGNMENT, dispatched, record
 
@@ -61,19 +61,25 @@ class _ActorQueue:
         self.creating: Lease | None = None  # the lease its __init__ runs under, until it returns
 
 
+class ActorRuntimeEnvError(ActorDiedError, RuntimeEnvSetupError):
+    """An actor that never started because its runtime_env could not be set up: its calls
+    raise this, which is both (code may catch either, as Ray's users do)."""
+
+
 class ActorRecipe:
     """How the creator (re)starts an actor: Ray's max_restarts re-runs ``__init__``."""
 
     __slots__ = ("class_name", "cls_blob", "args", "shape", "max_concurrency", "max_restarts", "strategy",
-                 "detached", "groups")
+                 "detached", "groups", "renv")
 
     def __init__(self, class_name: str, cls_blob: bytes, args: Args, shape: dict[str, int],
                  max_concurrency: int | None, max_restarts: int, strategy: tuple | None = None,
-                 detached: bool = False, groups: dict[str, int] | None = None) -> None:
+                 detached: bool = False, groups: dict[str, int] | None = None, renv: tuple | None = None) -> None:
         self.class_name, self.cls_blob, self.args, self.shape = class_name, cls_blob, args, shape
         self.max_concurrency, self.max_restarts = max_concurrency, max_restarts
         self.strategy, self.detached = strategy, detached
         self.groups = groups  # Ray's concurrency_groups: name -> how many of its calls run at once
+        self.renv = renv  # its runtime_env (key, env) for its lease; None: the default one
 
 
 class ActorCalls:
@@ -134,7 +140,8 @@ class ActorCalls:
             if err is not None:
                 raise err
             rec["state"] = PENDING_NODE_ASSIGNMENT
-            lease = await self.leases.request(recipe.shape, recipe.strategy, q.actor_id, recipe.detached)
+            lease = await self.leases.request(recipe.shape, recipe.strategy, q.actor_id, recipe.detached,
+                                             recipe.renv)
             dispatched(rec, lease.node_id, lease.worker_id, lease.pid)
             if q.dead is not None:  # killed while it waited for a worker
                 raise q.dead
@@ -144,7 +151,8 @@ class ActorCalls:
                                                   recipe.groups, recipe.shape)
         except Exception as exc:  # noqa: BLE001 - any failure to create it is the actor's death, with its cause
             q.creating = None
-            err = ActorDiedError(f"actor {recipe.class_name} ({q.actor_id}) could not be created: {exc}")
+            died = ActorRuntimeEnvError if isinstance(exc, RuntimeEnvSetupError) else ActorDiedError
+            err = died(f"actor {recipe.class_name} ({q.actor_id}) could not be created: {exc}")
             err.__cause__ = exc
             if lease is not None:
                 self.note(lease.scheduler.release, lease.lease_id)

@@ -226,6 +226,18 @@ class RuntimeContext:
         return self._rt.namespace
 
     @property
+    def runtime_env(self) -> Any:
+        """This process's runtime_env (a ``tray.runtime_env.RuntimeEnv``): the job's in a
+        driver, the one the worker runs in (its packages as ``kv://`` URIs) in a task or actor."""
+        from ._runtime_envs import current
+
+        return current(self._rt)
+
+    def get_runtime_env_string(self) -> str:
+        """:attr:`runtime_env` as JSON (Ray's form)."""
+        return self.runtime_env.serialize()
+
+    @property
     def job_id(self) -> JobID:
         return JobID(self._rt.job_id)
 

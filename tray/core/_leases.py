@@ -1,4 +1,5 @@
-"""An owner's leases: workers granted by the nodes for tasks (and actors) of one shape.
+"""An owner's leases: workers granted by the nodes for tasks (and actors) of one shape
+(and runtime_env: a worker started in one serves only tasks of the same).
 
 A few lease requests per shape are in flight at the scheduler, following its spillbacks
 to other nodes; a lease that comes back is handed straight to the next queued task of the
@@ -41,12 +42,13 @@ class Lease:
 
 
 class _ShapePool:
-    """Tasks of one shape (and scheduling strategy) waiting for a lease, and the requests out for them."""
+    """Tasks of one shape (scheduling strategy and runtime_env) waiting for a lease, and the
+    requests out for them."""
 
-    __slots__ = ("shape", "strategy", "waiters", "requests", "idle", "lingering")
+    __slots__ = ("shape", "strategy", "renv", "waiters", "requests", "idle", "lingering")
 
-    def __init__(self, shape: dict[str, int], strategy: tuple | None) -> None:
-        self.shape, self.strategy = shape, strategy
+    def __init__(self, shape: dict[str, int], strategy: tuple | None, renv: tuple | None) -> None:
+        self.shape, self.strategy, self.renv = shape, strategy, renv
         self.waiters: deque[Waiter] = deque()  # tasks waiting for a lease
         self.requests = 0
         # Leases with nothing to run, kept LINGER_S for the next task (a loop of tasks each
@@ -63,11 +65,11 @@ class Leases:
         self.rt, self.nursery, self.note = rt, nursery, note
         self.pools: dict[tuple, _ShapePool] = {}
 
-    async def lease(self, shape: dict[str, int], strategy: tuple | None) -> Lease:
-        key = (frozenset(shape.items()), strategy)
+    async def lease(self, shape: dict[str, int], strategy: tuple | None, renv: tuple | None = None) -> Lease:
+        key = (frozenset(shape.items()), strategy, renv[0] if renv is not None else None)
         pool = self.pools.get(key)
         if pool is None:
-            pool = self.pools[key] = _ShapePool(shape, strategy)
+            pool = self.pools[key] = _ShapePool(shape, strategy, renv)
         while pool.idle:
             lease = pool.idle.pop()
             if lease.executor.alive:
@@ -82,15 +84,16 @@ class Leases:
             self.nursery.start_soon(self._request_one, pool)
 
     async def request(self, shape: dict[str, int], strategy: tuple | None, actor_id: str | None = None,
-                            detached: bool = False) -> Lease:
-        """Ask our node for a worker; follow its spillbacks to the node that has room. A node
-        we were sent to that died meanwhile sends us back to ours (its view catches up)."""
+                      detached: bool = False, renv: tuple | None = None) -> Lease:
+        """Ask our node for a worker (in runtime_env ``renv``: ``(key, env)``, None for the
+        default); follow its spillbacks to the node that has room. A node we were sent to
+        that died meanwhile sends us back to ours (its view catches up)."""
         local = scheduler = self.rt.scheduler
         hops = lost = 0
         while True:
             try:
                 reply = await scheduler.lease.ask(shape, self.rt.owner_ref, self.rt.job_id, actor_id, detached,
-                                                  strategy, hops)
+                                                  strategy, hops, renv)
             except ActorDiedError as exc:
                 if scheduler == local:
                     raise NodeDiedError(f"this process's node ({self.rt.node_address or 'local'}) is gone: {exc}; "
@@ -107,7 +110,7 @@ class Leases:
 
     async def _request_one(self, pool: _ShapePool) -> None:
         try:
-            lease = await self.request(pool.shape, pool.strategy)
+            lease = await self.request(pool.shape, pool.strategy, renv=pool.renv)
         except RayError as exc:  # unschedulable, or the node is gone: every waiter fails
             pool.requests -= 1
             while pool.waiters:
@@ -127,12 +130,12 @@ class Leases:
             if waiters.popleft().hand(lease):
                 lease.inflight += 1
 
-    def give_back(self, shape: dict[str, int], strategy: tuple | None, lease: Lease) -> None:
+    def give_back(self, shape: dict[str, int], strategy: tuple | None, lease: Lease, renv: tuple | None = None) -> None:
         """A task is done with ``lease``: pass it on to a waiting task, or return it when idle."""
         lease.inflight -= 1
         if lease.dead:
             return
-        pool = self.pools.get((frozenset(shape.items()), strategy))
+        pool = self.pools.get((frozenset(shape.items()), strategy, renv[0] if renv is not None else None))
         if pool is not None:
             self.hand_out(pool, lease)
             if lease.inflight == 0 and strategy != ("spread",):  # SPREAD asks the node each time

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ._runtime_envs import check as _runtime_env
+
 Check = Callable[[Any], bool]
 
 
@@ -50,7 +52,7 @@ _COMMON: dict[str, tuple[Any, Check, str]] = {
     "memory": (None, _optional(_number), "a number of bytes >= 0"),
     "scheduling_strategy": (None, lambda v: v in (None, "DEFAULT", "SPREAD") or not isinstance(v, str),
                             "None, 'DEFAULT', 'SPREAD' or a scheduling strategy object"),
-    "runtime_env": (None, _optional(lambda v: isinstance(v, dict)), "a dict"),
+    "runtime_env": (None, _optional(_runtime_env), "a dict of Ray's runtime_env fields"),  # raises naming the field
     "name": (None, _optional(lambda v: isinstance(v, str) and v != ""), "a non-empty str"),
     "accelerator_type": (None, _optional(lambda v: isinstance(v, str)), "a str"),
     "label_selector": (None, _optional(lambda v: isinstance(v, dict)), "a dict"),

@@ -104,7 +104,7 @@ class Owner:
                     return
                 rec["state"], rec["attempt_number"] = PENDING_NODE_ASSIGNMENT, attempts
                 try:
-                    lease = await self.leases.lease(spec.shape, spec.strategy)
+                    lease = await self.leases.lease(spec.shape, spec.strategy, spec.renv)
                 except RayError as exc:
                     self._task_failed(spec, exc)
                     return
@@ -143,7 +143,7 @@ class Owner:
                         return
                     log.info("worker of task %s died; retrying (%d)", spec.name, attempts)
                     continue
-                self.leases.give_back(spec.shape, spec.strategy, lease)
+                self.leases.give_back(spec.shape, spec.strategy, lease, spec.renv)
                 if kind == "ok":
                     for oid, blob in zip(spec.return_ids, payload):  # noqa: B905 - hot path: one blob per return id
                         self.table.resolve(oid, blob)

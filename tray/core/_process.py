@@ -99,8 +99,11 @@ def init(
         ignore_reinit_error: return the running session's description instead of raising
             when tray is already initialized.
         log_to_driver: print what workers print here, prefixed with their origin.
-        **kwargs: ``object_spilling_directory``; ``job_config`` (``tray.job_config.JobConfig``:
-            its ``ray_namespace``; settings tray cannot honour raise NotImplementedError);
+        **kwargs: ``object_spilling_directory``; ``runtime_env``: the job's runtime
+            environment (Ray's fields; its tasks and actors run in it, their own
+            ``runtime_env`` merged over it); ``job_config`` (``tray.job_config.JobConfig``:
+            its ``ray_namespace`` and ``runtime_env``; settings tray cannot honour raise
+            NotImplementedError);
             ``_system_config`` with
             ``max_direct_call_object_size`` (100 KiB: larger values go to the store),
             ``memory_usage_threshold`` (0.95) and ``memory_monitor_refresh_ms`` (250; 0: off)
@@ -126,7 +129,7 @@ def init(
     from .. import _config
     from ..cluster import node_resources
     from ..cluster._memory import MemoryConfig
-    from . import _watch
+    from . import _runtime_envs, _watch
     from ._runtime import Runtime
 
     with _init_lock:
@@ -145,6 +148,10 @@ def init(
             if namespace is None:
                 namespace = job_config.ray_namespace
         _watch.use(settings)
+        job_env = kwargs.get("runtime_env")  # Ray's rule: init's runtime_env wins over the JobConfig's
+        if job_env is None and job_config is not None:
+            job_env = job_config.runtime_env or None
+        _runtime_envs.check(job_env)  # a bad field fails before anything starts
         address = address or settings.address
         ns = namespace if namespace is not None else uuid.uuid4().hex[:8]
         if address is not None and address != "local":
@@ -169,6 +176,12 @@ def init(
             rt.start()
         except BaseException:
             install(None)
+            raise
+        try:
+            _runtime_envs.set_job_env(rt, job_env)  # its local directories uploaded, once
+        except BaseException:
+            install(None)
+            rt.stop()
             raise
         return _context(rt)
 
@@ -262,6 +275,9 @@ def shutdown() -> None:
             return
         install(None)
         rt.stop()
+        from . import _runtime_envs
+
+        _runtime_envs.forget_job(rt.job_id)
 
 
 atexit.register(shutdown)

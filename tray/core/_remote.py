@@ -15,6 +15,7 @@ from ._generators import STREAMING, ObjectRefGenerator, Stream
 from ._objects import ObjectRef, dumps
 from ._options import ACTOR_OPTIONS, FUNCTION_OPTIONS, METHOD_OPTIONS, validate
 from ._process import current, runtime_for_call
+from ._runtime_envs import for_call as _lease_env
 from ._specs import ActorCall, Args, TaskSpec
 
 follow_next: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = []
@@ -145,7 +146,8 @@ class RemoteFunction:
         if follow_next:  # followed into its worker by the debugger: a function of its own, this once
             fn_id, blob = uuid.uuid4().hex, dumps(follow_next.pop()(self._fn))
         spec = TaskSpec(task_id, name, fn_id, blob, packed, ids, num_returns,
-                        opts.get("max_retries", 3), opts.get("retry_exceptions", False), shape, strategy, rt.table)
+                        opts.get("max_retries", 3), opts.get("retry_exceptions", False), shape, strategy, rt.table,
+                        _lease_env(rt, opts.get("runtime_env")))
         if num_returns == STREAMING:
             stream = spec.stream = rt.owner.streams[task_id] = Stream(rt.table, task_id)
             rt.soon(rt.owner.submit_task, spec, rt.current_task_id)
@@ -198,6 +200,7 @@ class ActorClass:
         retries = opts.get("max_task_retries", 0)
         detached = opts.get("lifetime") == "detached"
         shape, strategy = placement(opts, 0)
+        renv = _lease_env(rt, opts.get("runtime_env"))  # before anything is registered: an upload may fail
         if name is None and not detached:
             rt.owner.calls.collectable.add(actor_id)  # ended once its last handle is gone, as in Ray
         handle = ActorHandle(actor_id, cls_name, self._methods, rt.job_id, retries)
@@ -210,7 +213,7 @@ class ActorClass:
             rt.soon(rt.control.register_actor.try_tell, *register)
         packed = Args(rt.table, args, kwargs, f"{cls_name}.remote()")
         recipe = ActorRecipe(cls_name, self._blob, packed, shape, opts.get("max_concurrency"),
-                             opts.get("max_restarts", 0), strategy, detached, opts.get("concurrency_groups"))
+                             opts.get("max_restarts", 0), strategy, detached, opts.get("concurrency_groups"), renv)
         rt.soon(rt.owner.calls.create_actor, actor_id, recipe)
         return handle
 

@@ -89,11 +89,11 @@ class TaskSpec(_Submission):
     """A task on its way to a worker."""
 
     __slots__ = ("task_id", "name", "fn_id", "fn_blob", "args", "return_ids", "num_returns", "max_retries",
-                 "retry_exceptions", "shape", "strategy", "table", "stream", "remade")
+                 "retry_exceptions", "shape", "strategy", "table", "stream", "remade", "renv")
 
     def __init__(self, task_id: str, name: str, fn_id: str, fn_blob: bytes, args: Args, return_ids: list[str],
                  num_returns: int, max_retries: int, retry_exceptions: Any, shape: dict[str, int],
-                 strategy: tuple | None, table: ObjectTable) -> None:
+                 strategy: tuple | None, table: ObjectTable, renv: tuple | None = None) -> None:
         self.task_id, self.name, self.fn_id, self.fn_blob = task_id, name, fn_id, fn_blob
         self.args, self.return_ids, self.num_returns = args, return_ids, num_returns
         self.max_retries, self.retry_exceptions, self.shape = max_retries, retry_exceptions, shape
@@ -101,6 +101,7 @@ class TaskSpec(_Submission):
         self.table = table
         self.stream: Stream | None = None  # a streaming task's items, as they come
         self.remade = 0  # times it ran again to re-make its lost results (within max_retries)
+        self.renv = renv  # its runtime_env (key, env) for its lease; None: the default one
 
     def wire(self, owner: ActorRef | None) -> tuple:
         """What the worker gets; ``owner`` is where a streaming task sends its items, and
