@@ -1,0 +1,31 @@
+"""runtime_env on a multi-node cluster: a node other than the driver's fetches the
+working_dir package from the head's KV, unpacks it, and runs the task in it."""
+
+from __future__ import annotations
+
+import os
+
+import tray
+from tray.cluster_utils import Cluster
+
+
+def test_a_far_node_runs_a_task_in_an_uploaded_working_dir(tmp_path):
+    (tmp_path / "rt_far_module.py").write_text("WHERE = 'far working_dir'\n")
+    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    try:
+        far = c.add_node(num_cpus=1, resources={"far": 1})
+        tray.init(address=c.address)
+
+        @tray.remote(resources={"far": 1}, runtime_env={"working_dir": str(tmp_path),
+                                                        "env_vars": {"RT_FAR": "yes"}})
+        def there():
+            import rt_far_module
+
+            return rt_far_module.WHERE, os.environ["RT_FAR"], tray.get_runtime_context().get_node_id()
+
+        where, flag, node = tray.get(there.remote(), timeout=120)
+        assert (where, flag) == ("far working_dir", "yes")
+        assert node == far.node_id
+    finally:
+        tray.shutdown()
+        c.shutdown()
