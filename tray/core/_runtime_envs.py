@@ -111,7 +111,7 @@ class RuntimeEnvConfig(dict):
     """How a runtime_env is set up: ``setup_timeout_seconds`` (600; -1: no limit) and
     ``eager_install`` (True: a job's env is prepared when the job starts, not at its first task)."""
 
-    def __init__(self, setup_timeout_seconds: int = renv.DEFAULT_SETUP_TIMEOUT_S, eager_install: bool = True,
+    def __init__(self, setup_timeout_seconds: float = renv.DEFAULT_SETUP_TIMEOUT_S, eager_install: bool = True,
                  log_files: list[str] | None = None) -> None:
         super().__init__(setup_timeout_seconds=setup_timeout_seconds, eager_install=eager_install,
                          log_files=list(log_files or []))
