@@ -1,9 +1,13 @@
 """runtime_env on a multi-node cluster: a node other than the driver's fetches the
-working_dir package from the head's KV, unpacks it, and runs the task in it."""
+working_dir package from the head's KV, unpacks it, and runs the task in it; the job's end
+retires the env's worker."""
 
 from __future__ import annotations
 
 import os
+import time
+
+import psutil
 
 import tray
 from tray.cluster_utils import Cluster
@@ -26,6 +30,25 @@ def test_a_far_node_runs_a_task_in_an_uploaded_working_dir(tmp_path):
         where, flag, node = tray.get(there.remote(), timeout=120)
         assert (where, flag) == ("far working_dir", "yes")
         assert node == far.node_id
+        assert _env_workers("RT_FAR")  # its worker, started in the env, idles on the far node
+        tray.shutdown()  # the job ends: its env worker on the far node goes
+        deadline = time.monotonic() + 60
+        while _env_workers("RT_FAR"):
+            assert time.monotonic() < deadline, "the job's env worker outlived its job"
+            time.sleep(0.2)
     finally:
         tray.shutdown()
         c.shutdown()
+
+
+def _env_workers(marker: str) -> list[int]:
+    """Pids of this user's processes started in a runtime_env that sets ``marker``."""
+    found = []
+    for p in psutil.process_iter(["pid"]):
+        try:
+            env = p.environ()
+        except (psutil.Error, OSError):
+            continue
+        if marker in env.get("TRAY_RUNTIME_ENV", ""):
+            found.append(p.pid)
+    return found
