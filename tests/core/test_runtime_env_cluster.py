@@ -25,15 +25,16 @@ def test_a_far_node_runs_a_task_in_an_uploaded_working_dir(tmp_path):
         def there():
             import rt_far_module
 
-            return rt_far_module.WHERE, os.environ["RT_FAR"], tray.get_runtime_context().get_node_id()
+            return (rt_far_module.WHERE, os.environ["RT_FAR"], tray.get_runtime_context().get_node_id(),
+                    os.getpid())
 
-        where, flag, node = tray.get(there.remote(), timeout=120)
+        where, flag, node, pid = tray.get(there.remote(), timeout=120)
         assert (where, flag) == ("far working_dir", "yes")
         assert node == far.node_id
-        assert _env_workers("RT_FAR")  # its worker, started in the env, idles on the far node
+        assert _alive(pid)  # its worker, started in the env, idles on the far node
         tray.shutdown()  # the job ends: its env worker on the far node goes
         deadline = time.monotonic() + 60
-        while _env_workers("RT_FAR"):
+        while _alive(pid):
             assert time.monotonic() < deadline, "the job's env worker outlived its job"
             time.sleep(0.2)
     finally:
@@ -41,14 +42,8 @@ def test_a_far_node_runs_a_task_in_an_uploaded_working_dir(tmp_path):
         c.shutdown()
 
 
-def _env_workers(marker: str) -> list[int]:
-    """Pids of this user's processes started in a runtime_env that sets ``marker``."""
-    found = []
-    for p in psutil.process_iter(["pid"]):
-        try:
-            env = p.environ()
-        except (psutil.Error, OSError):
-            continue
-        if marker in env.get("TRAY_RUNTIME_ENV", ""):
-            found.append(p.pid)
-    return found
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
