@@ -75,3 +75,68 @@ def test_owner_died_is_owner_died_error(ray):
     time.sleep(1)
     # a task given the ref learns it the same way (not a transport error)
     assert isinstance(tray.get(read_first.remote(refs), timeout=60), OwnerDiedError)
+
+
+@tray.remote
+class ChildMaker:
+    def make_list(self):
+        ref = inner.remote(5)
+        out = [ref]
+        del ref  # the method's own copy goes; the list's copy travels to the caller
+        return out
+
+    def make_dict_of_put(self):
+        return {"a": [tray.put("v")]}
+
+
+@tray.remote
+def returns_nested(x):
+    return {"refs": [inner.remote(x)], "tag": "n"}
+
+
+@tray.remote
+def two_hops(x):
+    """Gets a structure holding a ref made by another task, and returns it on (task -> task -> driver)."""
+    out = tray.get(returns_nested.remote(x), timeout=60)
+    return [out["refs"][0]]
+
+
+def test_actor_method_returns_a_list_with_its_childs_ref(ray):
+    m = ChildMaker.remote()
+    out = tray.get(m.make_list.remote(), timeout=60)
+    gc.collect()
+    time.sleep(0.5)  # the method's frame and its refs are long gone
+    assert tray.get(out[0], timeout=60) == 10
+    nested = tray.get(m.make_dict_of_put.remote(), timeout=60)
+    time.sleep(0.3)
+    assert tray.get(nested["a"][0], timeout=60) == "v"
+
+
+def test_task_returns_a_ref_nested_in_a_dict(ray):
+    out = tray.get(returns_nested.remote(7), timeout=60)
+    gc.collect()
+    time.sleep(0.5)
+    assert out["tag"] == "n"
+    assert tray.get(out["refs"][0], timeout=60) == 14
+
+
+def test_a_ref_returned_through_two_hops(ray):
+    out = tray.get(two_hops.remote(8), timeout=60)
+    gc.collect()
+    time.sleep(0.5)
+    assert tray.get(out[0], timeout=60) == 16
+    del out
+    out = tray.get([two_hops.remote(i) for i in range(4)], timeout=60)
+    time.sleep(0.3)
+    assert tray.get([o[0] for o in out], timeout=60) == [0, 2, 4, 6]
+
+
+def test_a_killed_actor_owner_is_owner_died_error(ray):
+    m = ChildMaker.remote()
+    nested = tray.get(m.make_dict_of_put.remote(), timeout=60)
+    tray.kill(m)
+    time.sleep(1)
+    with pytest.raises(OwnerDiedError):
+        tray.get(nested["a"][0], timeout=60)
+    with pytest.raises(OwnerDiedError):  # the same again: the error is kept, not a transport error
+        tray.get(nested["a"], timeout=60)

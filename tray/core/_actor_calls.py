@@ -4,8 +4,8 @@ calls to an actor in order.
 A part of :class:`~tray.core._owner.Owner`, apart because actors are their own protocol:
 calls go out as tells in submission order per handle and come back as ``call_done``
 tells, so they pipeline; the creator restarts its actor after a crash (``max_restarts``
-re-runs ``__init__``) and re-sends the calls in flight (``max_task_retries``); an
-unnamed, non-detached actor ends when its creator's last handle is gone (Ray's rules).
+re-runs ``__init__``) and re-sends the calls in flight (``max_task_retries``); a
+non-detached actor ends when its last handle anywhere is gone (Ray's rules).
 """
 
 from __future__ import annotations
@@ -92,8 +92,6 @@ class ActorCalls:
         self.actors: dict[str, _ActorQueue] = {}  # by actor id
         self.by_executor: dict[str, _ActorQueue] = {}  # by the executor's actor id
         self.collectable: set[str] = set()  # actors we created that end with their last handle
-        self.handle_counts: dict[str, int] = {}
-        self._counts_lock = threading.Lock()
         self._calls_lock = threading.Lock()
         self._call_ids = itertools.count(1)
 
@@ -267,18 +265,9 @@ class ActorCalls:
             q.pumping = False
             self._direct(q, True)
 
-    def handle_born(self, actor_id: str) -> None:
-        with self._counts_lock:
-            self.handle_counts[actor_id] = self.handle_counts.get(actor_id, 0) + 1
-
     def handle_dropped(self, actor_id: str) -> None:
-        """A handle of an actor we created was collected; the last one ends the actor once
-        the calls already made are done (Ray's rule; named, detached or shared actors stay)."""
-        with self._counts_lock:
-            left = self.handle_counts[actor_id] = self.handle_counts.get(actor_id, 1) - 1
-            if left > 0:
-                return
-            del self.handle_counts[actor_id]
+        """No handle of an actor we created is left anywhere (``Owner``'s handle counting):
+        it ends once the calls already made are done (Ray's rule; detached actors stay)."""
         if actor_id in self.collectable:
             q = self._queue(actor_id, resolve=False)
             q.doomed = True

@@ -9,6 +9,12 @@ freed when none remains anywhere. Other processes reach the owner through its
 The table is shared by the user's threads and the runtime's trio thread, so it is
 guarded by one lock; ``ObjectRef.__del__`` never takes it (it may run inside it, from
 the garbage collector) but queues the release for the next table operation.
+
+An actor handle's lifetime rides on the same counting: each counted handle holds a
+*token*, an ObjectRef with no value whose id is ``HANDLE`` + the actor's id, owned by
+the actor's creator. Tokens travel, pin and are borrowed as any ref; when the creator's
+token is unused anywhere (after a short grace, for borrow notes still on their way) the
+actor ends (Ray's distributed actor-handle counting).
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("tray.core")
 
 PENDING, READY, FAILED = 0, 1, 2
+HANDLE = "@"  # the ids of actor-handle tokens start with it (never an object's: those start with hex)
 
 
 def dumps(value: Any) -> bytes:
@@ -55,7 +62,8 @@ def _short(value: Any) -> str:
 class Entry:
     """One object as this process knows it."""
 
-    __slots__ = ("state", "blob", "error", "waiters", "refs", "borrowers", "pins", "owner", "borrowed")
+    __slots__ = ("state", "blob", "error", "waiters", "refs", "borrowers", "pins", "owner", "borrowed", "contains",
+                 "ending")
 
     def __init__(self, owner: ActorRef | None) -> None:
         self.state = PENDING
@@ -67,6 +75,8 @@ class Entry:
         self.pins = 0  # in-flight tasks that carry this ref
         self.owner = owner  # None: we own it
         self.borrowed = False  # we told the owner we hold refs to it
+        self.contains: list[str] | None = None  # refs inside its value (a put's), pinned while it lives
+        self.ending = False  # an actor-handle token of ours, unused: its actor ends after a grace
 
 
 class ObjectTable:
@@ -88,6 +98,11 @@ class ObjectTable:
         self.on_free: Callable[[list[Stored]], None] = lambda blobs: None
         self.watchers: list[Callable[[], None]] = []  # called when any object resolves (tray.wait)
         self.on_release: Callable[[], None] = lambda: None  # a release was queued: collect soon
+        # set by the owner: tokens of ours (actor handles) no process uses now; it calls
+        # ``end_unused_handle`` for each after a grace
+        self.on_handles_unused: Callable[[list[str]], None] = lambda oids: None
+        self._unborrow: list[tuple[str, ActorRef]] = []  # filled under the lock, sent after it
+        self._unused_handles: list[str] = []
 
     # ----------------------------------------------------------------- values
 
@@ -115,13 +130,80 @@ class ObjectTable:
 
     def _forget_if_unused(self, oid: str, entry: Entry, freed: list[Stored]) -> bool:
         """Under the lock: forget ``oid`` if no ref, pin or borrower keeps it; a stored value
-        we own goes on ``freed`` (the caller frees it after the lock). Whether it was forgotten."""
+        we own goes on ``freed`` (the caller frees it after the lock, with ``_settle``), a
+        borrowed one is given back to its owner, the refs inside its value are unpinned,
+        and an actor-handle token of ours is kept for its grace. Whether it was forgotten."""
         if entry.refs > 0 or entry.pins > 0 or entry.borrowers:
             return False
+        if entry.owner is None and oid[0] == HANDLE:
+            if not entry.ending:
+                entry.ending = True
+                self._unused_handles.append(oid)
+            return False
         del self.entries[oid]
-        if entry.owner is None and type(entry.blob) is Stored:
-            freed.append(entry.blob)
+        if entry.owner is None:
+            if type(entry.blob) is Stored:
+                freed.append(entry.blob)
+        elif entry.borrowed:
+            self._unborrow.append((oid, entry.owner))
+        if entry.contains:
+            for inner in entry.contains:
+                held = self.entries.get(inner)
+                if held is not None:
+                    held.pins -= 1
+                    self._forget_if_unused(inner, held, freed)
         return True
+
+    def _settle(self, freed: list[Stored]) -> None:
+        """After the lock: tell what forgetting decided (frees, unborrows, unused handles)."""
+        unborrow: list[tuple[str, ActorRef]] = []
+        unused: list[str] = []
+        if self._unborrow or self._unused_handles:
+            with self.lock:
+                unborrow, self._unborrow = self._unborrow, []
+                unused, self._unused_handles = self._unused_handles, []
+        for oid, owner in unborrow:
+            self.on_unborrow(oid, owner)
+        if unused:
+            self.on_handles_unused(unused)
+        if freed:
+            self.on_free(freed)
+
+    def end_unused_handle(self, oid: str) -> bool:
+        """An actor-handle token of ours, unused when its grace began: forget it if it still
+        is (the actor then ends); False if a handle came back meanwhile."""
+        with self.lock:
+            entry = self.entries.get(oid)
+            if entry is None or not entry.ending:
+                return False
+            entry.ending = False
+            if entry.refs > 0 or entry.pins > 0 or entry.borrowers:
+                return False
+            del self.entries[oid]
+            return True
+
+    def add_handle(self, actor_id: str) -> str:
+        """The token of an actor we create (see the module docstring): its id."""
+        oid = HANDLE + actor_id
+        with self.lock:
+            entry = self.entries[oid] = Entry(None)
+            entry.state = READY
+        return oid
+
+    def hold_inside(self, oid: str, refs: list[ObjectRef]) -> None:
+        """The value of our object ``oid`` contains ``refs``: they live while it does."""
+        if not refs:
+            return
+        inner = [r._id for r in refs]
+        with self.lock:
+            entry = self.entries.get(oid)
+            if entry is None:
+                return
+            entry.contains = inner
+            for i in inner:
+                held = self.entries.get(i)
+                if held is not None:
+                    held.pins += 1
 
     def new_id(self) -> str:
         return f"{self.prefix}{next(self._seq):x}"
@@ -158,9 +240,7 @@ class ObjectTable:
         released = self._released
         if not released:
             return
-        unborrow: list[tuple[str, ActorRef]]
-        freed: list[Stored]
-        unborrow, freed = [], []
+        freed: list[Stored] = []
         with self.lock:
             while released:
                 oid = released.popleft()
@@ -168,12 +248,8 @@ class ObjectTable:
                 if entry is None:
                     continue
                 entry.refs -= 1
-                if self._forget_if_unused(oid, entry, freed) and entry.borrowed:
-                    unborrow.append((oid, entry.owner))  # type: ignore[arg-type]  # a borrowed entry has its owner
-        for oid, owner in unborrow:
-            self.on_unborrow(oid, owner)
-        if freed:
-            self.on_free(freed)
+                self._forget_if_unused(oid, entry, freed)
+        self._settle(freed)
 
     def add_borrower(self, oid: str, who: str) -> None:
         with self.lock:
@@ -188,8 +264,7 @@ class ObjectTable:
             if entry is not None:
                 entry.borrowers.discard(who)
                 self._forget_if_unused(oid, entry, freed)
-        if freed:
-            self.on_free(freed)
+        self._settle(freed)
 
     def pin(self, oids: list[str], delta: int) -> None:
         freed: list[Stored] = []
@@ -199,8 +274,7 @@ class ObjectTable:
                 if entry is not None:
                     entry.pins += delta
                     self._forget_if_unused(oid, entry, freed)
-        if freed:
-            self.on_free(freed)
+        self._settle(freed)
 
     def add_stored(self, oid: str, blob: Stored) -> None:
         """A value we stored that no ObjectRef names (a task's large arguments): pin it to keep it."""
@@ -274,6 +348,8 @@ def describe(table: ObjectTable, kind: str) -> list[dict[str, Any]]:
     with table.lock:
         items = list(table.entries.items())
     for oid, e in items:
+        if oid[0] == HANDLE:  # an actor handle's token, not an object
+            continue
         kinds = []
         if e.refs > 0:
             kinds.append("LOCAL_REFERENCE")
@@ -361,6 +437,11 @@ class _Collecting(threading.local):
 
 
 _collecting = _Collecting()
+
+
+def collecting() -> bool:
+    """Whether this thread serializes for tray now (its refs are pinned, lent or held)."""
+    return _collecting.refs is not None
 
 
 def _rebuild(oid: str, owner: ActorRef | None) -> ObjectRef:

@@ -32,7 +32,7 @@ from ..store import Stored
 from ._actor_calls import ActorCalls
 from ._leases import Leases
 from ._notes import Notes
-from ._objects import FAILED, READY, describe
+from ._objects import FAILED, HANDLE, READY, describe
 from ._tasklog import (
     NORMAL_TASK,
     PENDING_ACTOR,
@@ -53,6 +53,8 @@ if TYPE_CHECKING:
     from ._specs import Args, TaskSpec
 
 log = logging.getLogger("tray.core")
+
+HANDLE_GRACE_S = 0.3  # how long an actor whose last handle went waits for a borrow note on its way
 
 class Owner:
     """Tasks and lineage of this process, composed with its other parts: ``leases``,
@@ -75,6 +77,28 @@ class Owner:
         self._kept: dict[str, int] = {}  # a task kept for its results -> how many of them are still held
         self._remaking: dict[str, trio.Event] = {}  # tasks running again to re-make lost results
         self.calls = ActorCalls(rt, rt.table, nursery, self.note, self.tasks, self.waits, self.leases)
+        rt.table.on_handles_unused = self._handles_unused
+
+    # ---------------------------------------------------------- actor handles
+
+    def _handles_unused(self, oids: list[str]) -> None:
+        """Any thread: no process uses these actor-handle tokens of ours now (``_objects``)."""
+        self.rt.soon_unless_closed(self._start_grace, oids)
+
+    def _start_grace(self, oids: list[str]) -> None:
+        try:
+            self.nursery.start_soon(self._end_actors_unused, oids)
+        except RuntimeError:  # the loop is closing: the actors go with it
+            pass
+
+    async def _end_actors_unused(self, oids: list[str]) -> None:
+        """After a grace (a process that was just handed a copy may not have said so yet,
+        its note racing the reply of the call that carried it), end each actor no handle
+        of which came back: once its calls already made are done (Ray's rule)."""
+        await trio.sleep(HANDLE_GRACE_S)
+        for oid in oids:
+            if self.table.end_unused_handle(oid):
+                self.calls.handle_dropped(oid[len(HANDLE):])
 
     async def close(self) -> None:
         self.nursery.cancel_scope.cancel()

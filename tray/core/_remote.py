@@ -5,14 +5,13 @@ from __future__ import annotations
 import functools
 import inspect
 import uuid
-import weakref
 from collections.abc import Callable
 from typing import Any
 
 from ..cluster._resources import task_shape, to_units
 from ._actor_calls import ActorRecipe
 from ._generators import STREAMING, ObjectRefGenerator, Stream
-from ._objects import ObjectRef, dumps
+from ._objects import ObjectRef, collecting, dumps
 from ._options import ACTOR_OPTIONS, FUNCTION_OPTIONS, METHOD_OPTIONS, validate
 from ._process import current, runtime_for_call
 from ._runtime_envs import for_call as _lease_env
@@ -201,9 +200,6 @@ class ActorClass:
         detached = opts.get("lifetime") == "detached"
         shape, strategy = placement(opts, 0)
         renv = _lease_env(rt, opts.get("runtime_env"))  # before anything is registered: an upload may fail
-        if name is None and not detached:
-            rt.owner.calls.collectable.add(actor_id)  # ended once its last handle is gone, as in Ray
-        handle = ActorHandle(actor_id, cls_name, self._methods, rt.job_id, retries)
         register = (actor_id, name, namespace, cls_name, self._methods, rt.owner_ref, rt.job_id, detached)
         if name is not None or detached:  # names are checked now, as Ray does: a taken one raises here
             held = rt.call(_register, rt, *register, opts.get("get_if_exists", False))
@@ -214,6 +210,11 @@ class ActorClass:
         packed = Args(rt.table, args, kwargs, f"{cls_name}.remote()")
         recipe = ActorRecipe(cls_name, self._blob, packed, shape, opts.get("max_concurrency"),
                              opts.get("max_restarts", 0), strategy, detached, opts.get("concurrency_groups"), renv)
+        token = None
+        if not detached:  # ended once its last handle anywhere is gone, named or not (Ray's rule)
+            rt.owner.calls.collectable.add(actor_id)
+            token = ObjectRef(rt.table.add_handle(actor_id), None, rt.table)
+        handle = ActorHandle(actor_id, cls_name, self._methods, rt.job_id, retries, token)
         rt.soon(rt.owner.calls.create_actor, actor_id, recipe)
         return handle
 
@@ -238,20 +239,21 @@ def _method_table(cls: type) -> dict[str, dict[str, Any]]:
 class ActorHandle:
     """A handle on a remote actor: ``handle.method.remote(*args)`` returns an ObjectRef.
 
-    Picklable: pass it to tasks and other actors, which then call the same actor.
+    Picklable: pass it to tasks and other actors, which then call the same actor. A
+    handle made by ``.remote()`` (and its copies, wherever they travel) keeps its actor
+    alive: the actor ends when the last one anywhere is gone, as in Ray. Handles from
+    ``get_actor`` and ``current_actor`` do not count (Ray's weak handles), nor do a
+    detached actor's.
     """
 
     def __init__(self, actor_id: str, class_name: str, methods: dict[str, dict[str, Any]], job_id: str,
-                 max_task_retries: int = 0) -> None:
+                 max_task_retries: int = 0, token: ObjectRef | None = None) -> None:
         self._actor_id = actor_id
         self._class_name = class_name
         self._methods = methods
         self._job_id = job_id  # actors die with their session: a handle is good for its job only
         self._max_task_retries = max_task_retries
-        rt = current()
-        if rt is not None and actor_id in rt.owner.calls.collectable:  # count the creator's handles
-            rt.owner.calls.handle_born(actor_id)
-            weakref.finalize(self, _handle_gone, rt, actor_id)
+        self._token = token  # counts this handle where the actor's creator counts them; None: weak
 
     def __getattr__(self, name: str) -> ActorMethod:
         methods = self.__dict__.get("_methods")
@@ -269,18 +271,13 @@ class ActorHandle:
         return hash(self._actor_id)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        rt = current()
-        if rt is not None:  # it may now be held elsewhere: its creator stops counting handles
-            rt.owner.calls.collectable.discard(self._actor_id)
-        return (ActorHandle, (self._actor_id, self._class_name, self._methods, self._job_id, self._max_task_retries))
-
-
-def _handle_gone(rt: Any, actor_id: str) -> None:
-    if not rt.closed:
-        try:
-            rt.soon(rt.owner.calls.handle_dropped, actor_id)
-        except RuntimeError:  # the runtime is shutting down: the actor goes with it
-            pass
+        token = self._token
+        if token is not None and token._table is not None and not collecting():
+            # pickled outside tray's serializers (cloudpickle by hand, deepcopy, a library's
+            # own messages): nobody can count the copy, so this process keeps the actor for good
+            token._table.pin([token._id], +1)
+        return (ActorHandle, (self._actor_id, self._class_name, self._methods, self._job_id, self._max_task_retries,
+                              token))
 
 
 class ActorMethod:

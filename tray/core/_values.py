@@ -35,8 +35,9 @@ def put(value: Any) -> ObjectRef:
     table = rt.table
     table.collect()
     oid = table.new_id()
-    blob = table.encode(value, oid)
+    blob, inside = table.encode_collecting(value, oid)
     table.add_owned(oid)
+    table.hold_inside(oid, inside)  # refs and actor handles in the value live while it does (Ray's rule)
     ref = ObjectRef(oid, None, table)
     table.resolve(oid, blob)
     return ref
