@@ -98,9 +98,10 @@ class Cluster:
 
         return tray.init(address=self.address, namespace=namespace)
 
-    def add_node(self, wait: bool = True, resources: dict[str, float] | None = None, **node_args: Any) -> ClusterNode:
+    def add_node(self, wait: bool = True, resources: dict[str, float] | None = None,
+                 labels: dict[str, str] | None = None, **node_args: Any) -> ClusterNode:
         """Start a node (the first one is the head) with ``num_cpus``, ``num_gpus``,
-        ``resources``, ``object_store_memory``, ``storage`` (head), ``node_timeout``, ``port``."""
+        ``resources``, ``labels``, ``object_store_memory``, ``storage`` (head), ``node_timeout``, ``port``."""
         unknown = set(node_args) - set(_ARGS)
         if unknown:
             raise ValueError(f"unknown node arguments {sorted(unknown)}; known: {sorted(_ARGS + ('resources',))}")
@@ -113,12 +114,16 @@ class Cluster:
                 value = int(value)
             if value is not None:
                 argv += [f"--{key.replace('_', '-')}", str(value)]
-        if resources:
-            import json
+        import json
 
+        if resources:
             argv += ["--resources", json.dumps(resources)]
+        if labels:
+            from .cluster._labels import check_node_labels
+
+            argv += ["--labels", json.dumps(check_node_labels(labels))]
         record, proc = launch(argv, {**os.environ, **_config.to_env(cluster_token=self.token)})
-        node = ClusterNode(record, proc, head, {**node_args, "resources": resources})
+        node = ClusterNode(record, proc, head, {**node_args, "resources": resources, "labels": labels})
         if head:
             self.head_node = node
         else:
@@ -148,14 +153,14 @@ class Cluster:
         old.kill() if kill else old.stop()
         self._dead.append(old)
         port = int(old.address.rpartition(":")[2])
-        args = {k: v for k, v in old.args.items() if k != "resources"}
+        args = {k: v for k, v in old.args.items() if k not in ("resources", "labels")}
         args["port"] = port
         args.setdefault("storage", old.record.get("storage"))
         self.head_node = None
         deadline = time.monotonic() + 10
         while True:
             try:
-                return self.add_node(resources=old.args.get("resources"), **args)
+                return self.add_node(resources=old.args.get("resources"), labels=old.args.get("labels"), **args)
             except RuntimeError:  # the port may take a moment to be free again
                 if time.monotonic() > deadline:
                     raise

@@ -48,6 +48,7 @@ def add_start_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--num-cpus", type=float, help="CPUs this node offers (default: all of the machine's)")
     p.add_argument("--num-gpus", type=float, help="GPUs this node offers (default 0)")
     p.add_argument("--resources", help='custom resources as JSON, e.g. \'{"gpu_box": 1}\'')
+    p.add_argument("--labels", help='this node\'s labels as JSON, e.g. \'{"zone": "us-1"}\' (for label_selector)')
     p.add_argument("--object-store-memory", type=int, help="the object store's budget in bytes")
     p.add_argument("--storage", help="where the head persists the control store: sqlite:///PATH (default: a "
                    "file in its session directory) or redis://HOST:PORT")
@@ -88,6 +89,13 @@ def start(args: argparse.Namespace) -> int:
             _check_resources(args.resources)
         except ValueError as exc:
             return failed("start", f"--resources must be a JSON object of names to amounts: {exc}", 2)
+    if args.labels is not None:
+        from ..cluster._labels import check_node_labels
+
+        try:
+            check_node_labels(json.loads(args.labels), "--labels")
+        except (ValueError, TypeError) as exc:
+            return failed("start", f"--labels must be a JSON object of label keys to str values: {exc}", 2)
     env = dict(os.environ)
     argv = ["--node-ip-address", args.node_ip_address]
     token = None
@@ -100,7 +108,7 @@ def start(args: argparse.Namespace) -> int:
             return failed("start", exc)
         env.update(_config.to_env(cluster_token=token))
         argv += ["--address", head]
-    for flag in ("port", "num_cpus", "num_gpus", "resources", "object_store_memory", "storage", "node_timeout",
+    for flag in ("port", "num_cpus", "num_gpus", "resources", "labels", "object_store_memory", "storage", "node_timeout",
                  "include_dashboard", "dashboard_host", "dashboard_port", "metrics_export_port"):
         value = getattr(args, flag)
         if value is not None:

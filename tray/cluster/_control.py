@@ -270,9 +270,10 @@ class ControlStore(Actor):
 
     def _send_view(self) -> None:
         view = self.view()
+        labels = {node_id: self.nodes[node_id].info.get("labels", {}) for node_id in view}
         for node in self.nodes.values():
             if node.state == ALIVE and node.scheduler is not None:
-                node.scheduler.cluster_view.try_tell(view)
+                node.scheduler.cluster_view.try_tell(view, labels)
 
     def nodes_table(self) -> list[dict[str, Any]]:
         """Every node this cluster has known, alive or dead (``tray.nodes()``)."""
@@ -517,8 +518,9 @@ class ControlStore(Actor):
         self._place_soon()
         await self.flush()
 
-    async def wait_placement_group(self, pg_id: str) -> None:
-        """Return once the group is placed; raise if it is (or gets) removed."""
+    async def wait_placement_group(self, pg_id: str) -> list[str]:
+        """Once the group is placed, the node of each of its bundles; raise if it is (or gets)
+        removed."""
         pg = self.pgs.get(pg_id)
         if pg is None:
             raise ValueError(f"no placement group {pg_id}")
@@ -526,6 +528,7 @@ class ControlStore(Actor):
             if pg.state == "REMOVED":
                 raise RayError(f"placement group {pg_id} was removed")
             await pg.ready.wait()
+        return list(pg.nodes or ())
 
     def remove_placement_group(self, pg_id: str) -> None:
         pg = self.pgs.get(pg_id)

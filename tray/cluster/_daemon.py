@@ -37,6 +37,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--num-cpus", type=float, default=None)
     p.add_argument("--num-gpus", type=float, default=None)
     p.add_argument("--resources", type=json.loads, default=None)
+    p.add_argument("--labels", type=json.loads, default=None)
     p.add_argument("--object-store-memory", type=int, default=None)
     p.add_argument("--storage", default=None)
     p.add_argument("--node-timeout", type=float, default=None)
@@ -84,7 +85,7 @@ async def serve(args: argparse.Namespace, ready: Any) -> None:
             env = dict(os.environ)
             env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
             node = LocalNode(system, resources, env, store, head=args.head, head_address=args.address,
-                             dashboard=_dashboard(args), metrics=_metrics(args),
+                             dashboard=_dashboard(args), metrics=_metrics(args), labels=args.labels,
                              storage=storage if args.head else None, echo_output=False, log_dir=logs,
                              info={"ip": ip, "port": int(system.address.rpartition(":")[2]),  # type: ignore[union-attr]
                                    "session_dir": session_dir})

@@ -28,6 +28,7 @@ from ..exceptions import NodeDeclaredDead, RayError
 from ..store import DEFAULT_INLINE_LIMIT, STORE_NAME, ObjectStore
 from ..supervisors import Backoff, ChildSpec, Supervisor, SupervisorSpec
 from ._control import CONTROL_NAME, ControlStore
+from ._labels import NODE_ID_LABEL, check_node_labels
 from ._logs import log_dir_of
 from ._memory import MEMORY_MONITOR_NAME, MemoryConfig, MemoryMonitor
 from ._pool import GRACE_S, WorkerProcess
@@ -147,7 +148,7 @@ class LocalNode:
                  head_address: str | None = None, storage: Any = None, info: dict[str, Any] | None = None,
                  echo_output: bool = True, log_dir: str | None = None, node_grace_s: float = 30.0,
                  memory: MemoryConfig | None = None, dashboard: dict[str, Any] | None = None,
-                 metrics: dict[str, Any] | None = None) -> None:
+                 metrics: dict[str, Any] | None = None, labels: dict[str, str] | None = None) -> None:
         self.system = system
         self.resources = resources
         self.node_id = system.uid
@@ -159,7 +160,9 @@ class LocalNode:
         self.memory = memory if memory is not None else MemoryConfig.resolve()
         self.info = {"node_id": self.node_id, "address": system.address, "resources": resources, "head": head,
                      "pid": os.getpid(), "hostname": os.uname().nodename, "store_prefix": store.prefix,
-                     "inline_limit": store.inline_limit, **(info or {})}
+                     "inline_limit": store.inline_limit, **(info or {}),
+                     # Ray's default label first; custom ones are checked (no ray.io/ keys)
+                     "labels": {NODE_ID_LABEL: self.node_id, **check_node_labels(labels)}}
         self.supervisor: ActorRef | None = None
         self.dashboard = dashboard if head else None  # {"host", "port"}: the head serves the dashboard
         self.dashboard_url: str | None = None

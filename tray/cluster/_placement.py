@@ -40,6 +40,7 @@ __all__ = [
     "check_bundles",
     "check_strategy",
     "feasible_ever",
+    "group_of",
     "pg_shape",
     "place",
 ]
@@ -124,6 +125,19 @@ def pg_shape(shape: Units, pg_id: str, index: int) -> dict[str, int]:
     out = {f"{name}_group_{suffix}": amount for name, amount in shape.items() if amount}
     out[f"bundle_group_{suffix}"] = TASK_MARKER_UNITS
     return out
+
+
+def group_of(shape: Units) -> tuple[str, int] | None:
+    """The placement group and bundle index (-1: any) a ``pg_shape`` asks for; None for a
+    shape outside any group."""
+    for name in shape:
+        if name.startswith("bundle_group_"):
+            rest = name[len("bundle_group_"):]
+            index, sep, pg_id = rest.partition("_")
+            if sep and index.isdigit():
+                return pg_id, int(index)
+            return rest, -1
+    return None
 
 
 # -------------------------------------------------------------------- placement

@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import itertools
 import logging
+import random
 import math
 import os
 import tempfile
@@ -35,7 +36,10 @@ from ..exceptions import RayError, RuntimeEnvSetupError, TaskUnschedulableError
 from ..store import STORE_NAME
 from . import _runtime_env as renvs
 from ._grants import Granted, Spill
+from ._labels import NODE_ID_LABEL, describe, matches
 from ._logs import MAX_READ, death_text, list_logs, log_dir_of, read_log
+from ._placement import group_of
+from ._policy import choose_labelled, hybrid
 from ._resources import Ledger, from_units
 
 log = logging.getLogger("tray.cluster")
@@ -124,6 +128,8 @@ class NodeScheduler(Actor):
         self._reporting = False
         self._totals_changed = False
         self._spread = itertools.count()
+        self._random = random.Random()
+        self.labels: dict[str, dict[str, str]] = {}  # node id -> its labels (from the control store)
         self._lease_ids = itertools.count(1)
         self._worker_ids = itertools.count(1)
 
@@ -154,9 +160,12 @@ class NodeScheduler(Actor):
         await self._joined.wait()
         return {**self.info, "control": self.control}
 
-    def cluster_view(self, view: dict[str, Any]) -> None:
-        """The control store's latest picture of the alive nodes and their free resources."""
+    def cluster_view(self, view: dict[str, Any], labels: dict[str, dict[str, str]] | None = None) -> None:
+        """The control store's latest picture of the alive nodes, their free resources and
+        their labels."""
         self.view = view
+        if labels is not None:
+            self.labels = labels
         self._spill_queued()
 
     def _report_soon(self, totals: bool = False) -> None:
@@ -186,7 +195,15 @@ class NodeScheduler(Actor):
             raise RayError(f"the process {uid} that asked for this lease died")
         if renv is not None:
             self._check_env(renv)
-        elsewhere = self._choose(shape, strategy, hops)
+        try:
+            elsewhere = self._choose(shape, strategy, hops, actor_id is not None)
+        except TaskUnschedulableError:
+            group = group_of(shape)
+            if group is None:
+                raise
+            elsewhere = await self._group_node(shape, *group, hops)  # not placed yet: wait for it
+            if uid in self.dead_owners:
+                raise RayError(f"the process {uid} that asked for this lease died") from None
         if elsewhere is not None:
             return Spill(*elsewhere)
         self._watch_owner(owner, uid)
@@ -203,9 +220,40 @@ class NodeScheduler(Actor):
         self.start_soon(self._dispatch_soon)  # the waiter is queued by the time it runs
         return await waiter.wait(self.queue)
 
-    def _choose(self, shape: dict[str, int], strategy: tuple | None, hops: int) -> tuple[ActorRef, str] | None:
+    async def _group_node(self, shape: dict[str, int], pg_id: str, index: int,
+                          hops: int) -> tuple[ActorRef, str] | None:
+        """Where a request into placement group ``pg_id`` (bundle ``index``, -1: any) goes once
+        the group is placed: it waits here while the group is pending (resources busy, or
+        nodes yet to join); a group removed first fails it."""
+        if self.control is None:
+            await self._joined.wait()
+        try:
+            nodes = await self.control.wait_placement_group.ask(pg_id)  # type: ignore[union-attr]
+        except ValueError:
+            raise TaskUnschedulableError(f"placement group {pg_id} is unknown to the cluster") from None
+        except RayError as exc:
+            removed = "was removed" in str(exc)
+            raise TaskUnschedulableError(f"placement group {pg_id} was removed before this task or actor could run "
+                                         f"in it" if removed else f"placement group {pg_id}: {exc}") from None
+        where = [nodes[index]] if 0 <= index < len(nodes or ()) else list(dict.fromkeys(nodes or ()))
+        if self.node_id in where and self.ledger.feasible(shape):
+            return None
+        others = [n for n in where if n != self.node_id and n in self.view]
+        if others and hops < MAX_HOPS:
+            fits_now = [n for n in others if _fits(self.view[n][2], shape)]
+            return self._spill_to((fits_now or others)[0], shape)
+        raise TaskUnschedulableError(
+            f"a task or actor asks for {from_units(shape)} of placement group {pg_id}, which its "
+            f"{'bundle ' + str(index) if index >= 0 else 'bundles'} cannot hold")
+
+    def _choose(self, shape: dict[str, int], strategy: tuple | None, hops: int,
+                actor: bool = False) -> tuple[ActorRef, str] | None:
         """Where a request should be served: None for here, or ``(scheduler, node_id)``."""
         here = self.ledger.feasible(shape)
+        if strategy is not None and strategy[0] == "labels":
+            return self._choose_labelled(shape, strategy, hops)
+        if strategy is None and actor and hops == 0 and group_of(shape) is None:
+            return self._place_actor(shape)
         if strategy is not None and strategy[0] == "node":
             _, node_id, soft = strategy
             if node_id == self.node_id and here:
@@ -243,6 +291,52 @@ class NodeScheduler(Actor):
         if able and hops < MAX_HOPS:
             return self._spill_to(able[0], shape)
         raise TaskUnschedulableError(self._unschedulable(shape))
+
+    def _nodes(self) -> dict[str, tuple[dict[str, int], dict[str, int], dict[str, str]]]:
+        """Every alive node as ``(total, free, labels)``, this one by its own books."""
+        nodes = {n: (e[1], e[2], self.labels.get(n, {})) for n, e in self.view.items() if n != self.node_id}
+        nodes[self.node_id] = (self.ledger.total, self.ledger.free, self.info.get("labels", {}))
+        return nodes
+
+    def _place_actor(self, shape: dict[str, int]) -> tuple[ActorRef, str] | None:
+        """Ray's default for an actor (``_policy``): one asking for nothing goes to a random
+        alive node; one asking for resources by the hybrid policy, from here."""
+        nodes = self._nodes()
+        if not shape:
+            pick = self._random.choice(sorted(nodes))
+            return None if pick == self.node_id else self._spill_to(pick, shape)
+        pick = hybrid(shape, self.node_id, {n: (t, f) for n, (t, f, _labels) in nodes.items()})
+        if pick is None:  # no room anywhere now: wait where the default path waits
+            return self._choose(shape, None, 0)
+        return None if pick == self.node_id else self._spill_to(pick, shape)
+
+    def _choose_labelled(self, shape: dict[str, int], strategy: tuple, hops: int) -> tuple[ActorRef, str] | None:
+        """A request with label selectors (``label_selector`` and its ``fallback_strategy``,
+        or ``NodeLabelSchedulingStrategy``): only nodes whose labels match, the selectors tried
+        in order; none matching anywhere fails it at once, naming the selectors."""
+        _, selectors, prefer, spread = strategy
+        nodes = self._nodes()
+        if hops > 0 and self.ledger.feasible(shape) and any(matches(nodes[self.node_id][2], sel)
+                                                             for sel in selectors):
+            return None  # sent here as a matching node: wait here
+        if spread:
+            able = sorted(n for n, (total, _free, labels) in nodes.items()
+                          if _fits(total, shape) and any(matches(labels, sel) for sel in selectors))
+            pool = [n for n in able if _fits(nodes[n][1], shape)] or able
+            if pool:
+                pick = pool[next(self._spread) % len(pool)]
+                return None if pick == self.node_id else self._spill_to(pick, shape)
+        chosen = choose_labelled(shape, selectors, self.node_id, nodes, prefer)
+        if chosen is None:
+            seen = sorted({f"{k}={v}" for _t, _f, labels in nodes.values() for k, v in labels.items()
+                           if k != NODE_ID_LABEL})
+            wanted = " or ".join(describe(sel) for sel in selectors)
+            raise TaskUnschedulableError(
+                f"a task or actor needs {from_units(shape)} on a node whose labels match {wanted}, and none of the "
+                f"{len(nodes)} alive node(s) that could hold it does (their labels: {seen or 'only ray.io/node-id'})."
+                f" Start a node with matching labels (tray start --labels '{{...}}'), or change the selector.")
+        pick = chosen[0]
+        return None if pick == self.node_id else self._spill_to(pick, shape)
 
     def _spill_to(self, node_id: str, shape: dict[str, int]) -> tuple[ActorRef, str]:
         """Count what we send there against its free resources until its next report, so a
@@ -664,14 +758,17 @@ class NodeScheduler(Actor):
         held = self.bundles.pop(pg_id, None)
         if held is None:
             return
-        marker = f"_group_{pg_id}"
-        for lease_id in [lid for lid, lease in self.leases.items() if any(marker in k for k in lease.shape)]:
+        def in_group(shape: dict[str, int]) -> bool:  # any of its bundles, or a given one
+            return (group_of(shape) or ("",))[0] == pg_id
+
+        for lease_id in [lid for lid, lease in self.leases.items() if in_group(lease.shape)]:
             worker = self.leases[lease_id].worker
             self.release(lease_id)
             worker.proc.kill_process.try_tell()
-        for waiter in [w for w in self.queue if any(marker in k for k in w.data.shape)]:
+        for waiter in [w for w in self.queue if in_group(w.data.shape)]:
             self.queue.remove(waiter)
-            waiter.fail(TaskUnschedulableError(f"placement group {pg_id} was removed"))
+            waiter.fail(TaskUnschedulableError(f"placement group {pg_id} was removed before this task or actor "
+                                               f"could run in it"))
         for _index, shape, gained in held:
             self.ledger.remove(gained)
             self.ledger.release(shape)

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ..cluster._labels import check_fallback_strategy, check_label_selector
+
 from ._runtime_envs import check as _runtime_env
 
 Check = Callable[[Any], bool]
@@ -44,6 +46,27 @@ def _retry_exceptions(v: Any) -> bool:
     )
 
 
+def _typed(name: str, *types: type | None) -> Check:
+    """A check that raises Ray's TypeError for a value of another type (bools are not ints)."""
+    allowed = tuple(type(None) if t is None else t for t in types)
+
+    def check(v: Any) -> bool:
+        if not isinstance(v, allowed) or (isinstance(v, bool) and bool not in allowed):
+            raise TypeError(f"The type of keyword '{name}' must be {allowed}, but received type {type(v)}")
+        return True
+
+    return check
+
+
+def _placement_group(v: Any) -> bool:
+    """The legacy ``placement_group=`` option: None, "default" or a group (duck-typed: core
+    cannot import tray.util)."""
+    if v is None or isinstance(v, str) or (hasattr(v, "bundle_cache") and hasattr(v, "id")):
+        return True
+    raise TypeError(f"The type of keyword 'placement_group' must be (None, str, PlacementGroup), "
+                    f"but received type {type(v)}")
+
+
 _COMMON: dict[str, tuple[Any, Check, str]] = {
     # name: (default, check, what a valid value is)
     "num_cpus": (None, _optional(_number), "a number >= 0"),
@@ -55,7 +78,15 @@ _COMMON: dict[str, tuple[Any, Check, str]] = {
     "runtime_env": (None, _optional(_runtime_env), "a dict of Ray's runtime_env fields"),  # raises naming the field
     "name": (None, _optional(lambda v: isinstance(v, str) and v != ""), "a non-empty str"),
     "accelerator_type": (None, _optional(lambda v: isinstance(v, str)), "a str"),
-    "label_selector": (None, _optional(lambda v: isinstance(v, dict)), "a dict"),
+    "label_selector": (None, _optional(lambda v: bool(check_label_selector(v)) or True),
+                       "a dict of label keys to conditions ('v', '!v', 'in(a,b)', '!in(a,b)')"),
+    "fallback_strategy": (None, _optional(lambda v: bool(check_fallback_strategy(v)) or True),
+                          "a list of {'label_selector': {...}} dicts"),
+    # Ray's deprecated forms of PlacementGroupSchedulingStrategy (still accepted by Ray)
+    "placement_group": ("default", _placement_group, "None, 'default' or a PlacementGroup"),
+    "placement_group_bundle_index": (-1, _typed("placement_group_bundle_index", int), "an int >= -1"),
+    "placement_group_capture_child_tasks": (None, _typed("placement_group_capture_child_tasks", bool, None),
+                                            "a bool or None"),
 }
 
 FUNCTION_OPTIONS: dict[str, tuple[Any, Check, str]] = {
@@ -96,5 +127,8 @@ def validate(table: dict[str, tuple[Any, Check, str]], options: dict[str, Any], 
             raise ValueError(f"Invalid option keyword {key!r} for {what}. Valid ones are {sorted(table)}.")
         if not spec[1](value):
             raise ValueError(f"Invalid value {value!r} for option {key!r} of {what}: expected {spec[2]}.")
+    if options.get("placement_group") not in (None, "default") and options.get("scheduling_strategy") is not None:
+        raise ValueError("Placement groups should be specified via the scheduling_strategy option. "
+                         "The placement_group option is deprecated.")
     return options
 

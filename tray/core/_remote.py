@@ -8,7 +8,6 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from ..cluster._resources import task_shape, to_units
 from ._actor_calls import ActorRecipe
 from ._generators import STREAMING, ObjectRefGenerator, Stream
 from ._objects import ObjectRef, collecting, dumps
@@ -16,6 +15,7 @@ from ._options import ACTOR_OPTIONS, FUNCTION_OPTIONS, METHOD_OPTIONS, validate
 from ._process import current, runtime_for_call
 from ._runtime_envs import for_call as _lease_env
 from ._specs import ActorCall, Args, TaskSpec
+from ._strategy import placement
 
 follow_next: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = []
 """The debugger's ``remote`` command (``tray.lowlevel.follow_next_task``): the next task
@@ -46,33 +46,6 @@ def _result(refs: list[ObjectRef], num_returns: int) -> Any:
     if num_returns == 1:
         return refs[0]
     return refs if num_returns else None
-
-
-def placement(opts: dict[str, Any], default_cpus: float) -> tuple[dict[str, int], tuple | None]:
-    """The resource shape a task or actor asks for, and how to choose its node: None (the
-    default: local first, then wherever there is room), ``("spread",)``, or
-    ``("node", node_id, soft)``. A placement group's strategy becomes a shape of the
-    group's own resources (Ray's bundle resources), which only its nodes have."""
-    shape = to_units(task_shape(opts.get("num_cpus"), opts.get("num_gpus"), opts.get("memory"),
-                                opts.get("resources"), default_cpus))
-    strategy = opts.get("scheduling_strategy")
-    if strategy is None or strategy == "DEFAULT":
-        return shape, None
-    if strategy == "SPREAD":
-        return shape, ("spread",)
-    if hasattr(strategy, "placement_group"):
-        group = strategy.placement_group
-        if group is None or getattr(group, "is_empty", False):  # Ray's PlacementGroup.empty(): no group
-            return shape, None
-        from ..cluster._placement import pg_shape
-
-        return pg_shape(shape, group.id.hex(), strategy.placement_group_bundle_index), None
-    if hasattr(strategy, "node_id") and hasattr(strategy, "soft"):
-        return shape, ("node", strategy.node_id, bool(strategy.soft))
-    if hasattr(strategy, "hard"):  # NodeLabelSchedulingStrategy: labels do not route yet
-        return shape, None
-    raise ValueError(f"unknown scheduling_strategy {strategy!r}: use None, 'DEFAULT', 'SPREAD' or an object "
-                     f"of tray.util.scheduling_strategies")
 
 
 def _signature(fn: Any) -> inspect.Signature | None:
@@ -137,7 +110,7 @@ class RemoteFunction:
                 raise TypeError(f"remote function {name!r} {exc}") from None
         default = "streaming" if inspect.isgeneratorfunction(self._fn) else 1  # Ray's generators stream
         num_returns = _num_returns(opts.get("num_returns", default), streams=True)
-        shape, strategy = placement(opts, 1)
+        shape, strategy = placement(opts, 1, name)
         packed = Args(rt.table, args, kwargs, f"{name}.remote()")
         ids, refs = _new_refs(rt, max(num_returns, 0))
         task_id = ids[0] if ids else rt.table.new_id()
@@ -198,7 +171,7 @@ class ActorClass:
         namespace = opts.get("namespace") or rt.namespace
         retries = opts.get("max_task_retries", 0)
         detached = opts.get("lifetime") == "detached"
-        shape, strategy = placement(opts, 0)
+        shape, strategy = placement(opts, 0, cls_name)
         renv = _lease_env(rt, opts.get("runtime_env"))  # before anything is registered: an upload may fail
         register = (actor_id, name, namespace, cls_name, self._methods, rt.owner_ref, rt.job_id, detached)
         if name is not None or detached:  # names are checked now, as Ray does: a taken one raises here

@@ -162,7 +162,8 @@ class Runtime:
                             cfg.get("object_store_memory"), own_spill_dir=spill_dir is None,
                             inline_limit=cfg.get("inline_limit", DEFAULT_INLINE_LIMIT))
         self.node = LocalNode(system, cfg["resources"], self._worker_env(), store, cfg.get("log_to_driver", True),
-                              memory=cfg.get("memory"), dashboard=cfg.get("dashboard"), metrics=cfg.get("metrics"))
+                              memory=cfg.get("memory"), dashboard=cfg.get("dashboard"), metrics=cfg.get("metrics"),
+                              labels=cfg.get("labels"))
         self.scheduler = await self.node.start()
         return await self.scheduler.node_info.ask()
 
