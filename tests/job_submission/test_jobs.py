@@ -44,13 +44,17 @@ def test_a_job_with_working_dir_and_env_vars_succeeds_and_logs_its_output(client
         "tray.init()\n"
         "@tray.remote\n"
         "def sq(x):\n    return x * x\n"
-        "print('squares', tray.get([sq.remote(i) for i in range(4)]))\n")
+        "print('squares', tray.get([sq.remote(i) for i in range(4)]))\n"
+        "@tray.remote\n"
+        "def look():\n    import helper\n    return os.environ['GREETING'], helper.ANSWER\n"
+        "print('task sees', *tray.get(look.remote()))\n")  # the job's runtime_env is its tasks' too
     sid = client.submit_job(entrypoint="python script.py", metadata={"owner": "test"},
                             runtime_env={"working_dir": str(tmp_path), "env_vars": {"GREETING": "hello"},
                                          "excludes": ["*.bin"]})
     assert wait_done(client, sid) == JobStatus.SUCCEEDED, client.get_job_logs(sid)
     logs = client.get_job_logs(sid)
     assert "var hello answer 42 big False" in logs and "squares [0, 1, 4, 9]" in logs
+    assert "task sees hello 42" in logs
     info = client.get_job_info(sid)
     assert info.metadata == {"owner": "test"} and info.driver_exit_code == 0 and info.end_time >= info.start_time
     assert sid in [j.submission_id for j in client.list_jobs()]

@@ -34,6 +34,7 @@ PKG_SCHEME = "kv://"
 MAX_PACKAGE_BYTES = 100 * 2**20  # Ray's limit for an uploaded working_dir
 DEFAULT_SETUP_TIMEOUT_S = 600.0
 WORKER_ENV_VAR = "TRAY_RUNTIME_ENV"  # a worker's runtime_env as JSON, set by the node that starts it
+JOB_ENV_VAR = "TRAY_JOB_RUNTIME_ENV"  # a submitted job's runtime_env as JSON: its driver's tasks run in it
 KNOWN_KEYS = ("env_vars", "working_dir", "py_modules", "pip", "uv", "excludes", "config")
 
 

@@ -99,8 +99,7 @@ def init(
         ignore_reinit_error: return the running session's description instead of raising
             when tray is already initialized.
         log_to_driver: print what workers print here, prefixed with their origin.
-        **kwargs: ``labels``: the new node's labels, ``{key: value}`` (for ``label_selector``;
-            it has Ray's ``ray.io/node-id`` too); ``object_spilling_directory``; ``runtime_env``: the job's runtime
+        **kwargs: ``object_spilling_directory``; ``runtime_env``: the job's runtime
             environment (Ray's fields; its tasks and actors run in it, their own
             ``runtime_env`` merged over it); ``job_config`` (``tray.job_config.JobConfig``:
             its ``ray_namespace`` and ``runtime_env``; settings tray cannot honour raise
@@ -152,21 +151,19 @@ def init(
         job_env = kwargs.get("runtime_env")  # Ray's rule: init's runtime_env wins over the JobConfig's
         if job_env is None and job_config is not None:
             job_env = job_config.runtime_env or None
+        if job_env is None:  # the entrypoint of a submitted job: the job's
+            job_env = _runtime_envs.job_default()
         _runtime_envs.check(job_env)  # a bad field fails before anything starts
         address = address or settings.address
         ns = namespace if namespace is not None else uuid.uuid4().hex[:8]
         if address is not None and address != "local":
             given = [k for k, v in (("num_cpus", num_cpus), ("num_gpus", num_gpus), ("resources", resources),
-                                    ("object_store_memory", object_store_memory), ("labels", kwargs.get("labels")))
-                     if v is not None]
+                                    ("object_store_memory", object_store_memory)) if v is not None]
             if given:
                 raise ValueError(f"tray.init(address={address!r}): {', '.join(given)} describe a new node and cannot "
                                  f"be given when connecting to a running cluster; pass them to `tray start` instead")
             rt = _connect(address, ns, log_to_driver)
         else:
-            from ..cluster._labels import check_node_labels
-
-            labels = check_node_labels(kwargs.get("labels"), "tray.init(labels=...)")  # Ray's labels of the node
             store = _store_options(object_store_memory, kwargs.get("object_spilling_directory"), settings)
             total = node_resources(num_cpus, num_gpus, resources, object_store_memory=store.get("object_store_memory"))
             memory = MemoryConfig.of(settings)
@@ -174,7 +171,6 @@ def init(
             store["metrics"] = _metrics_options(kwargs, store["dashboard"] is not None)
             rt = Runtime(node_address=None, token=secrets.token_hex(16),
                          node_config={"resources": total, "log_to_driver": log_to_driver, "memory": memory, **store,
-                                      "labels": labels,
                                       "worker_env": _config.to_env(post_mortem=settings.post_mortem)},
                          namespace=ns, job_id=uuid.uuid4().hex[:8], log_to_driver=log_to_driver)
         install(rt)

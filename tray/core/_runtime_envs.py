@@ -66,6 +66,13 @@ def upload(rt: Runtime, env: dict[str, Any] | None) -> dict[str, Any]:
     return renv.upload(env, lambda name: rt.call(exists, name), lambda name, data: rt.call(put, name, data))
 
 
+def job_default() -> dict[str, Any] | None:
+    """The runtime_env a driver's job has when ``tray.init`` names none: that of the submitted
+    job (``JobSubmissionClient.submit_job(runtime_env=...)``) whose entrypoint it is, as in Ray."""
+    text = os.environ.get(renv.JOB_ENV_VAR)
+    return json.loads(text) if text else None
+
+
 def set_job_env(rt: Runtime, env: dict[str, Any] | None) -> None:
     """A driver's job-wide runtime_env (``tray.init(runtime_env=...)``), uploaded now, and
     (``config.eager_install``, the default) prepared on this node before its first task."""

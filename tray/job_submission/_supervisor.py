@@ -13,6 +13,7 @@ threads so the actor's loop stays free).
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -28,7 +29,7 @@ from ._models import INFO_PREFIX, KV_NAMESPACE, JobInfo, JobStatus
 STOP_GRACE_S = 3.0  # Ray's RAY_JOB_STOP_WAIT_TIME_S default
 LEADER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_leader.py")  # run by path: no tray import
 # Variables of the worker hosting this actor that must not leak into the job's driver.
-WORKER_ONLY = ("TRAY_NAMESPACE", "TRAY_JOB_ID", "TRAY_WORKER_ID")
+WORKER_ONLY = ("TRAY_NAMESPACE", "TRAY_JOB_ID", "TRAY_WORKER_ID", _runtime_env.WORKER_ENV_VAR)
 
 
 def now_ms() -> int:
@@ -95,6 +96,8 @@ class JobSupervisor:
         env["TRAY_CLUSTER_TOKEN"] = self.token
         env["TRAY_JOB_SUBMISSION_ID"] = self.submission_id
         env["PYTHONUNBUFFERED"] = "1"
+        if info.runtime_env:  # the driver's tasks and actors run in the job's env too (Ray's rule)
+            env[_runtime_env.JOB_ENV_VAR] = json.dumps(info.runtime_env)
         assert info.log_path is not None
         os.makedirs(os.path.dirname(info.log_path), exist_ok=True)
         with open(info.log_path, "ab") as log:

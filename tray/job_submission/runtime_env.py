@@ -9,6 +9,8 @@ from ..lowlevel import runtime_envs as _impl
 PKG_NAMESPACE = _impl.PKG_NAMESPACE
 PKG_SCHEME = _impl.PKG_SCHEME
 MAX_PACKAGE_BYTES = _impl.MAX_PACKAGE_BYTES
+WORKER_ENV_VAR = _impl.WORKER_ENV_VAR
+JOB_ENV_VAR = _impl.JOB_ENV_VAR
 Prepared = _impl.Prepared
 validate = _impl.validate
 merge = _impl.merge
@@ -19,5 +21,5 @@ upload = _impl.upload
 prepare = _impl.prepare
 apply_env = _impl.apply_env
 
-__all__ = ["MAX_PACKAGE_BYTES", "PKG_NAMESPACE", "PKG_SCHEME", "Prepared", "apply_env", "merge", "pack",
-           "package_uri", "prepare", "requirements", "upload", "validate"]
+__all__ = ["JOB_ENV_VAR", "MAX_PACKAGE_BYTES", "PKG_NAMESPACE", "PKG_SCHEME", "WORKER_ENV_VAR", "Prepared",
+           "apply_env", "merge", "pack", "package_uri", "prepare", "requirements", "upload", "validate"]
