@@ -7,8 +7,9 @@ head node as a supervised job, watch it, read its logs, stop it.
 
 Needs ``pip install "tray[default]"`` (the dashboard serves the API). ``manager`` (what the
 dashboard's job endpoints run) and ``runtime_env`` (checking, packing and preparing runtime
-environments) are the modules the dashboard uses; ``local_dashboards()`` finds this
-machine's clusters' dashboards.
+environments: ``tray.lowlevel.runtime_envs``, which tasks and actors use too) are the modules
+the dashboard uses; ``local_dashboards()`` finds this machine's clusters' dashboards. A job's
+runtime_env is its driver's too: the tasks and actors the entrypoint submits run in it.
 """
 
 from __future__ import annotations
