@@ -108,8 +108,8 @@ def start(args: argparse.Namespace) -> int:
             return failed("start", exc)
         env.update(_config.to_env(cluster_token=token))
         argv += ["--address", head]
-    for flag in ("port", "num_cpus", "num_gpus", "resources", "labels", "object_store_memory", "storage", "node_timeout",
-                 "include_dashboard", "dashboard_host", "dashboard_port", "metrics_export_port"):
+    for flag in ("port", "num_cpus", "num_gpus", "resources", "labels", "object_store_memory", "storage",
+                 "node_timeout", "include_dashboard", "dashboard_host", "dashboard_port", "metrics_export_port"):
         value = getattr(args, flag)
         if value is not None:
             argv += [f"--{flag.replace('_', '-')}", str(value)]

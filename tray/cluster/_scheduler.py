@@ -22,9 +22,9 @@ from __future__ import annotations
 import functools
 import itertools
 import logging
-import random
 import math
 import os
+import random
 import tempfile
 from collections import deque
 from typing import Any
@@ -305,10 +305,10 @@ class NodeScheduler(Actor):
         if not shape:
             pick = self._random.choice(sorted(nodes))
             return None if pick == self.node_id else self._spill_to(pick, shape)
-        pick = hybrid(shape, self.node_id, {n: (t, f) for n, (t, f, _labels) in nodes.items()})
-        if pick is None:  # no room anywhere now: wait where the default path waits
+        best = hybrid(shape, self.node_id, {n: (t, f) for n, (t, f, _labels) in nodes.items()})
+        if best is None:  # no room anywhere now: wait where the default path waits
             return self._choose(shape, None, 0)
-        return None if pick == self.node_id else self._spill_to(pick, shape)
+        return None if best == self.node_id else self._spill_to(best, shape)
 
     def _choose_labelled(self, shape: dict[str, int], strategy: tuple, hops: int) -> tuple[ActorRef, str] | None:
         """A request with label selectors (``label_selector`` and its ``fallback_strategy``,

@@ -32,7 +32,7 @@ def placement(opts: dict[str, Any], default_cpus: float, what: str = "task") -> 
     floats = task_shape(opts.get("num_cpus"), opts.get("num_gpus"), opts.get("memory"), opts.get("resources"),
                         default_cpus)
     shape = to_units(floats)
-    strategy = opts.get("scheduling_strategy")
+    strategy: Any = opts.get("scheduling_strategy")
     group, index = _legacy_group(opts, strategy)
     if group is not None:
         return _in_group(shape, floats, group, index, opts, default_cpus, what), None
