@@ -10,7 +10,6 @@ from collections.abc import Callable
 from typing import Any
 
 from ..cluster._labels import check_fallback_strategy, check_label_selector
-
 from ._runtime_envs import check as _runtime_env
 
 Check = Callable[[Any], bool]
@@ -91,6 +90,7 @@ _COMMON: dict[str, tuple[Any, Check, str]] = {
 
 FUNCTION_OPTIONS: dict[str, tuple[Any, Check, str]] = {
     **_COMMON,
+    "name": (None, _optional(lambda v: isinstance(v, str)), "a str ('': the function's name)"),  # Ray takes ''
     "num_returns": (1, _num_returns, "an int >= 0, 'streaming' or 'dynamic'"),
     "max_retries": (3, _int_at_least(-1), "an int >= -1 (-1: retry forever)"),
     "retry_exceptions": (False, _retry_exceptions, "a bool or a list of exception classes"),
@@ -99,12 +99,12 @@ FUNCTION_OPTIONS: dict[str, tuple[Any, Check, str]] = {
 
 ACTOR_OPTIONS: dict[str, tuple[Any, Check, str]] = {
     **_COMMON,
-    "namespace": (None, _optional(lambda v: isinstance(v, str)), "a str"),
+    "namespace": (None, _optional(lambda v: isinstance(v, str) and v != ""), "a non-empty str (None: the job's)"),
     "lifetime": (None, lambda v: v in (None, "detached", "non_detached"), "None, 'detached' or 'non_detached'"),
     "get_if_exists": (False, lambda v: isinstance(v, bool), "a bool"),
     "max_restarts": (0, _int_at_least(-1), "an int >= -1 (-1: restart forever)"),
     "max_task_retries": (0, _int_at_least(-1), "an int >= -1 (-1: retry forever)"),
-    "max_concurrency": (None, _optional(_int_at_least(1)), "an int >= 1"),
+    "max_concurrency": (None, _optional(_int_at_least(0)), "an int >= 0 (0: the default)"),
     "max_pending_calls": (-1, _int_at_least(-1), "an int >= -1"),
     "concurrency_groups": (None, _optional(lambda v: isinstance(v, dict) and all(
         isinstance(k, str) and type(n) is int and n >= 1 for k, n in v.items())), "a dict of group name -> int >= 1"),
@@ -119,12 +119,43 @@ METHOD_OPTIONS: dict[str, tuple[Any, Check, str]] = {
 }
 
 
+_NUMBER = (int, float, type(None))
+_COUNT = (int, type(None))
+_STR = (str, type(None))
+RAY_TYPES: dict[str, tuple[type, ...]] = {
+    # the types Ray accepts for an option: a value of another type is a TypeError, as in Ray
+    "num_cpus": _NUMBER, "num_gpus": _NUMBER, "memory": _NUMBER, "resources": (dict, type(None)),
+    "num_returns": (int, str, type(None)), "max_retries": _COUNT, "max_calls": _COUNT, "max_restarts": _COUNT,
+    "max_task_retries": _COUNT, "max_concurrency": _COUNT, "max_pending_calls": _COUNT,
+    "retry_exceptions": (bool, list, tuple), "runtime_env": (dict, type(None)), "name": _STR, "namespace": _STR,
+    "lifetime": _STR, "accelerator_type": _STR, "get_if_exists": (bool,), "concurrency_groups": (dict, type(None)),
+}
+NONE_IS_DEFAULT = frozenset({"num_returns", "max_retries", "max_calls", "max_restarts", "max_task_retries",
+                             "max_concurrency", "max_pending_calls"})
+"""Options whose None means "the default", as in Ray (they are dropped, so the default applies)."""
+
+
+def without_defaults(options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` less those set to None where None means the default."""
+    if not any(options[k] is None for k in NONE_IS_DEFAULT.intersection(options)):
+        return options
+    return {k: v for k, v in options.items() if v is not None or k not in NONE_IS_DEFAULT}
+
+
 def validate(table: dict[str, tuple[Any, Check, str]], options: dict[str, Any], what: str) -> dict[str, Any]:
-    """Check ``options`` against ``table``; return them unchanged, or raise naming the culprit."""
+    """Check ``options`` against ``table``; return them unchanged, or raise naming the culprit:
+    an unknown option or a bad value is a ValueError, a value of a type Ray does not take
+    for that option a TypeError (as in Ray)."""
     for key, value in options.items():
         spec = table.get(key)
         if spec is None:
             raise ValueError(f"Invalid option keyword {key!r} for {what}. Valid ones are {sorted(table)}.")
+        types = RAY_TYPES.get(key)
+        if types is not None and not isinstance(value, types):
+            raise TypeError(f"The type of keyword {key!r} of {what} must be "
+                            f"({', '.join(t.__name__ for t in types)}), but received type {type(value).__name__}")
+        if value is None and key in NONE_IS_DEFAULT:
+            continue
         if not spec[1](value):
             raise ValueError(f"Invalid value {value!r} for option {key!r} of {what}: expected {spec[2]}.")
     if options.get("placement_group") not in (None, "default") and options.get("scheduling_strategy") is not None:

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 import uuid
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 from ._actor_calls import ActorRecipe
 from ._generators import STREAMING, ObjectRefGenerator, Stream
 from ._objects import ObjectRef, collecting, dumps
-from ._options import ACTOR_OPTIONS, FUNCTION_OPTIONS, METHOD_OPTIONS, validate
+from ._options import ACTOR_OPTIONS, FUNCTION_OPTIONS, METHOD_OPTIONS, validate, without_defaults
 from ._process import current, runtime_for_call
 from ._runtime_envs import for_call as _lease_env
+from ._signatures import check_call, method_params, params_of
 from ._specs import ActorCall, Args, TaskSpec
 from ._strategy import placement
 
@@ -48,21 +51,24 @@ def _result(refs: list[ObjectRef], num_returns: int) -> Any:
     return refs if num_returns else None
 
 
-def _signature(fn: Any) -> inspect.Signature | None:
-    """What ``.remote()`` binds its arguments to (None: a callable with no signature to read)."""
-    try:
-        return inspect.signature(fn)
-    except (TypeError, ValueError):
-        return None
+FUNCTION_SIZE_WARN_THRESHOLD = 10**7
+"""A pickled function or actor class bigger than this (bytes) is warned about, as in Ray."""
+FUNCTION_SIZE_ERROR_THRESHOLD = int(os.environ.get("FUNCTION_SIZE_ERROR_THRESHOLD", 10**8))
+"""...and refused from this size on (Ray's limit, and Ray's variable to raise it)."""
 
 
-def _bind(sig: inspect.Signature | None, args: tuple, kwargs: dict[str, Any], what: str) -> None:
-    """Arguments that do not fit the signature fail at the call site, as in Ray."""
-    if sig is not None:
-        try:
-            sig.bind(*args, **kwargs)
-        except TypeError as exc:
-            raise TypeError(f"{what}: {exc}") from None
+def _check_size(blob: bytes, what: str) -> None:
+    """A function or class that captured a big object by accident: warned, or refused, as Ray does."""
+    size = len(blob)
+    if size <= FUNCTION_SIZE_WARN_THRESHOLD:
+        return
+    tip = ("Check that its definition is not implicitly capturing a large array or other object in scope. "
+           "Tip: use tray.put() to put large objects in the object store.")
+    if size < FUNCTION_SIZE_ERROR_THRESHOLD:
+        warnings.warn(f"The {what} is very large ({size // 2**20} MiB). {tip}", UserWarning, stacklevel=3)
+        return
+    raise ValueError(f"The {what} is too large ({size // 2**20} MiB > FUNCTION_SIZE_ERROR_THRESHOLD="
+                     f"{FUNCTION_SIZE_ERROR_THRESHOLD // 2**20} MiB). {tip}")
 
 
 def _with_options(obj: Any, table: dict, options: dict[str, Any], what: str) -> Any:
@@ -70,7 +76,7 @@ def _with_options(obj: Any, table: dict, options: dict[str, Any], what: str) -> 
     validate(table, options, what)
     clone = object.__new__(type(obj))
     clone.__dict__.update(obj.__dict__)
-    clone._options = {**obj._options, **options}
+    clone._options = without_defaults({**obj._options, **options})
     return clone
 
 
@@ -82,8 +88,8 @@ class RemoteFunction:
             raise ValueError(f"'async def' should not be used for remote tasks ({fn.__name__!r}). You can wrap "
                              f"the async function with `asyncio.run(f())`, or make it a method of an async actor.")
         self._fn = fn
-        self._options = validate(FUNCTION_OPTIONS, options, f"remote function {fn.__name__!r}")
-        self._sig = _signature(fn)
+        self._options = without_defaults(validate(FUNCTION_OPTIONS, options, f"remote function {fn.__name__!r}"))
+        self._params = params_of(fn)
         self._fn_id = uuid.uuid4().hex
         self._blob: bytes | None = None
         functools.update_wrapper(self, fn)
@@ -99,15 +105,17 @@ class RemoteFunction:
         return _with_options(self, FUNCTION_OPTIONS, options, f"remote function {self._fn.__name__!r}")
 
     def remote(self, *args: Any, **kwargs: Any) -> Any:
-        _bind(self._sig, args, kwargs, f"{self._fn.__name__}.remote()")
+        check_call(self._params, args, kwargs, f"{self._fn.__name__}.remote()")
         rt = runtime_for_call()
         opts = self._options
         name = opts.get("name") or self._fn.__name__
         if self._blob is None:
             try:
-                self._blob = dumps(self._fn)
+                blob = dumps(self._fn)
             except TypeError as exc:
                 raise TypeError(f"remote function {name!r} {exc}") from None
+            _check_size(blob, f"remote function {self._fn.__qualname__!r}")
+            self._blob = blob
         default = "streaming" if inspect.isgeneratorfunction(self._fn) else 1  # Ray's generators stream
         num_returns = _num_returns(opts.get("num_returns", default), streams=True)
         shape, strategy = placement(opts, 1, name)
@@ -133,10 +141,12 @@ class ActorClass:
 
     def __init__(self, cls: type, options: dict[str, Any]) -> None:
         self._cls = cls
-        self._options = validate(ACTOR_OPTIONS, options, f"actor class {cls.__name__!r}")
+        self._options = without_defaults(validate(ACTOR_OPTIONS, options, f"actor class {cls.__name__!r}"))
         self._blob: bytes | None = None
         self._methods = _method_table(cls)
-        self._sig = _signature(cls)
+        self._params = params_of(cls)
+        self.__module__ = cls.__module__  # as Ray's actor class shows them (``__name__`` is the user class's too)
+        self.__doc__ = cls.__doc__
 
     def __getattr__(self, name: str) -> Any:
         """The user class's attributes, classmethods and staticmethods (as Ray's actor class shows them)."""
@@ -157,15 +167,17 @@ class ActorClass:
         return _with_options(self, ACTOR_OPTIONS, options, f"actor class {self._cls.__name__!r}")
 
     def remote(self, *args: Any, **kwargs: Any) -> ActorHandle:
-        _bind(self._sig, args, kwargs, f"{self._cls.__name__}.remote()")
+        check_call(self._params, args, kwargs, f"{self._cls.__name__}.remote()")
         rt = runtime_for_call()
         opts = self._options
         cls_name = self._cls.__name__
         if self._blob is None:
             try:
-                self._blob = dumps(self._cls)
+                blob = dumps(self._cls)
             except TypeError as exc:
                 raise TypeError(f"actor class {cls_name!r} {exc}") from None
+            _check_size(blob, f"actor class {cls_name!r}")
+            self._blob = blob
         actor_id = uuid.uuid4().hex[:16]
         name = opts.get("name")
         namespace = opts.get("namespace") or rt.namespace
@@ -200,12 +212,13 @@ async def _register(rt: Any, *args: Any) -> Any:
 
 
 def _method_table(cls: type) -> dict[str, dict[str, Any]]:
-    """Each callable method's options (``@tray.method``), by name; dunders excluded."""
+    """Each callable method's options (``@tray.method``), by name, with its parameters under
+    ``"signature"`` (calls are checked against them where they are made); dunders excluded."""
     table = {}
     for name, member in inspect.getmembers(cls):
         if name.startswith("__") or not callable(member):
             continue
-        table[name] = dict(getattr(member, "__tray_method_options__", {}))
+        table[name] = {**getattr(member, "__tray_method_options__", {}), "signature": method_params(cls, name)}
     return table
 
 
@@ -265,13 +278,14 @@ class ActorMethod:
 
     def options(self, **options: Any) -> ActorMethod:
         validate(METHOD_OPTIONS, options, f"actor method {self._name!r}")
-        return ActorMethod(self._handle, self._name, {**self._options, **options})
+        return ActorMethod(self._handle, self._name, without_defaults({**self._options, **options}))
 
     def remote(self, *args: Any, **kwargs: Any) -> Any:
         h = self._handle
         rt = current()
         if rt is None or h._job_id != rt.job_id:
             raise RuntimeError(f"{h!r} belongs to a tray session that was shut down; its actor is gone")
+        check_call(self._options.get("signature"), args, kwargs, f"{h._class_name}.{self._name}.remote()")
         num_returns = _num_returns(self._options.get("num_returns", 1), streams=False)
         packed = Args(rt.table, args, kwargs, f"{h._class_name}.{self._name}.remote()")
         ids, refs = _new_refs(rt, num_returns)
@@ -294,6 +308,11 @@ def method(**options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]
     return mark
 
 
+class RemoteMisuse(TypeError, AssertionError):
+    """``@remote()`` with empty parentheses, or with positional arguments: a TypeError, and
+    the AssertionError Ray raises for it (code written for Ray may catch that)."""
+
+
 def remote(*args: Any, **options: Any) -> Any:
     """``@tray.remote`` or ``@tray.remote(num_cpus=2, ...)`` on a function or a class.
 
@@ -312,10 +331,10 @@ def remote(*args: Any, **options: Any) -> Any:
     if len(args) == 1 and not options and (inspect.isfunction(args[0]) or inspect.isclass(args[0])):
         return _make(args[0], {})
     if not args and not options:  # Ray's rule: bare, or with options
-        raise TypeError("The @tray.remote decorator must be applied either with no arguments and no parentheses, "
-                        "for example '@tray.remote', or with some of its options: '@tray.remote(num_cpus=1)'")
+        raise RemoteMisuse("The @tray.remote decorator must be applied either with no arguments and no parentheses, "
+                           "for example '@tray.remote', or with some of its options: '@tray.remote(num_cpus=1)'")
     if args:
-        raise TypeError("@tray.remote takes a function or class, or only keyword options: @tray.remote(num_cpus=1)")
+        raise RemoteMisuse("@tray.remote takes a function or class, or only keyword options: @tray.remote(num_cpus=1)")
 
     def wrap(target: Any) -> Any:
         return _make(target, options)
