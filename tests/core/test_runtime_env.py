@@ -7,6 +7,7 @@ their parent's env, bad runtime_envs refused at options time."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -161,3 +162,13 @@ def test_a_failing_pip_setup_raises_runtime_env_setup_error_for_a_task_and_an_ac
         ray.get(actor.getenv.remote("X"), timeout=TIMEOUT)
     assert isinstance(info.value, ActorDiedError)
     assert ray.get(getenv.remote("JOB_LEVEL"), timeout=TIMEOUT) == ["job"]  # the node is fine
+
+
+def test_a_setup_over_its_timeout_fails_instead_of_hanging(ray):
+    with socket.socket() as silent:  # a package index that never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        index = f"http://127.0.0.1:{silent.getsockname()[1]}/simple"
+        env = {"pip": [f"--index-url={index}", "rt-never-there"], "config": {"setup_timeout_seconds": 3}}
+        with pytest.raises(RuntimeEnvSetupError, match="took over its config.setup_timeout_seconds"):
+            ray.get(getenv.options(runtime_env=env).remote("X"), timeout=TIMEOUT)

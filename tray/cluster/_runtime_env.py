@@ -19,9 +19,12 @@ import io
 import json
 import os
 import shutil
+import signal
 import site
 import subprocess
 import sys
+import threading
+import time
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -255,7 +258,36 @@ def env_key(reqs: list[str], tool: str) -> str:
     return hashlib.sha256(json.dumps([tool, reqs, sys.version]).encode()).hexdigest()[:24]
 
 
-def _venv(reqs: list[str], tool: str, root: str, timeout: float | None) -> str:
+class _Stopped(Exception):
+    """A setup step was ended: over its time (``timed_out``), or its node is stopping."""
+
+    def __init__(self, output: str, timed_out: bool) -> None:
+        super().__init__(output)
+        self.output, self.timed_out = output, timed_out
+
+
+def _run(cmd: list[str], deadline: float | None, stop: threading.Event | None) -> tuple[int, str]:
+    """Run ``cmd`` in a process group of its own (pip starts a child of its own in the target
+    interpreter); past ``deadline`` (time.monotonic) or once ``stop`` is set, the whole group
+    is killed and :class:`_Stopped` raised with the output so far. ``(exit code, output)``."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    while True:
+        try:
+            out, _ = proc.communicate(timeout=0.2)
+            return proc.returncode, out
+        except subprocess.TimeoutExpired:
+            timed_out = deadline is not None and time.monotonic() > deadline
+            if timed_out or (stop is not None and stop.is_set()):
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                out, _ = proc.communicate()
+                raise _Stopped(out or "", timed_out) from None
+
+
+def _venv(reqs: list[str], tool: str, root: str, deadline: float | None, stop: threading.Event | None) -> str:
     """A virtualenv with ``reqs`` installed, built once per node; its directory."""
     venvs = os.path.join(root, "venvs")
     os.makedirs(venvs, exist_ok=True)
@@ -281,16 +313,15 @@ def _venv(reqs: list[str], tool: str, root: str, timeout: float | None) -> str:
                 cmd(target)
                 continue
             try:
-                out = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                     timeout=timeout, check=False)
-            except subprocess.TimeoutExpired as exc:
+                code, output = _run(cmd, deadline, stop)
+            except _Stopped as exc:
                 shutil.rmtree(target, ignore_errors=True)
-                raise RuntimeEnvSetupError(f"runtime_env: {tool} setup took over {timeout} s "
-                                           f"(config.setup_timeout_seconds); output:\n{exc.output or ''}") from None
-            if out.returncode != 0:
+                why = "took over its config.setup_timeout_seconds" if exc.timed_out else "was stopped (its node stops)"
+                raise RuntimeEnvSetupError(f"runtime_env: {tool} setup {why}; output:\n{exc.output}") from None
+            if code != 0:
                 shutil.rmtree(target, ignore_errors=True)
                 raise RuntimeEnvSetupError(f"runtime_env: {tool} install of {reqs} failed "
-                                           f"(exit {out.returncode}); output:\n{out.stdout}")
+                                           f"(exit {code}); output:\n{output}")
         open(os.path.join(target, ".ready"), "w").close()
     return target
 
@@ -322,12 +353,15 @@ def _parent_site_packages(target: str) -> None:
             f.write(lines)
 
 
-def prepare(runtime_env: dict[str, Any] | None, root: str, fetch: Callable[[str], bytes | None]) -> Prepared:
+def prepare(runtime_env: dict[str, Any] | None, root: str, fetch: Callable[[str], bytes | None],
+            stop: threading.Event | None = None) -> Prepared:
     """Make ``runtime_env`` ready on this node under ``root`` (packages fetched with
-    ``fetch(name)``); raises RuntimeEnvSetupError saying what failed."""
+    ``fetch(name)``) within its setup timeout; raises RuntimeEnvSetupError saying what failed.
+    Setting ``stop`` (from another thread) ends a running install at once."""
     env = validate(runtime_env)
     out = Prepared(env=dict(env.get("env_vars") or {}))
     timeout = setup_timeout(env)
+    deadline = None if timeout is None else time.monotonic() + timeout
     if env.get("working_dir"):
         out.cwd = _unpack(env["working_dir"], root, fetch)
         out.python_path.append(out.cwd)
@@ -335,7 +369,7 @@ def prepare(runtime_env: dict[str, Any] | None, root: str, fetch: Callable[[str]
         out.python_path.append(_unpack(uri, root, fetch))
     for tool in ("pip", "uv"):
         if env.get(tool):
-            venv = _venv(env[tool], tool, root, timeout)
+            venv = _venv(env[tool], tool, root, deadline, stop)
             out.python = os.path.join(venv, "bin", "python")
             out.bin_dir = os.path.join(venv, "bin")
             out.env["VIRTUAL_ENV"] = venv

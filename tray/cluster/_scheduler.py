@@ -26,6 +26,7 @@ import math
 import os
 import random
 import tempfile
+import threading
 from collections import deque
 from typing import Any
 
@@ -49,6 +50,7 @@ SCHEDULER_NAME = "tray.scheduler"
 REPORT_DELAY_S = 0.01  # resource changes are reported to the control store at most this often
 MAX_HOPS = 3  # a request spilled this many times waits where it is (or fails if it can never run there)
 ENV_RETRY_AFTER_S = 30.0  # a runtime_env whose setup failed fails new requests at once for this long
+SETUP_GRACE_S = 5.0  # past a setup's own timeout, the node stops waiting for it (a fetch that hangs)
 
 
 class _Worker:
@@ -629,18 +631,22 @@ class NodeScheduler(Actor):
             def fetch(name: str) -> bytes | None:
                 return trio.from_thread.run(self._fetch_package, name, trio_token=token)
 
-            timeout = renvs.setup_timeout(env)
+            timeout = renvs.setup_timeout(env)  # kept by the setup itself; this is a backstop
+            stop = threading.Event()  # ends its install (and the install's processes) if this ends first
             try:
-                with trio.fail_after(math.inf if timeout is None else timeout):
+                with trio.fail_after(math.inf if timeout is None else timeout + SETUP_GRACE_S):
                     prepared = await trio.to_thread.run_sync(
-                        functools.partial(renvs.prepare, env, self.resources_dir, fetch), abandon_on_cancel=True)
+                        functools.partial(renvs.prepare, env, self.resources_dir, fetch, stop),
+                        abandon_on_cancel=True)
             except trio.TooSlowError:
-                raise RuntimeEnvSetupError(f"runtime_env setup took over {timeout} s "
-                                           f"(config.setup_timeout_seconds)") from None
+                raise RuntimeEnvSetupError(f"runtime_env setup took over its config.setup_timeout_seconds "
+                                           f"({timeout} s)") from None
             except RuntimeEnvSetupError:
                 raise
             except Exception as exc:  # noqa: BLE001 - any failure to set it up is the env's error, said
                 raise RuntimeEnvSetupError(f"runtime_env setup failed: {type(exc).__name__}: {exc}") from None
+            finally:
+                stop.set()
             self.prepared[key] = prepared
             return prepared
 
