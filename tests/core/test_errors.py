@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 import tray
-from tray.core import _watch
+from tray._config import Settings, resolve
+from tray.core import _process, _watch
 from tray.exceptions import ActorDiedError, TaskUnschedulableError, WorkerCrashedError
 
 WARN_AFTER_S = 0.3
@@ -221,20 +222,22 @@ def test_a_hung_get_warns_once_what_it_waits_on(node, tmp_path):
     assert f"actor call hold: sent to its actor on node {node} (pid {pid}), queued; it runs Gate.hold (for " in lines[4]
 
 
-def test_the_warning_threshold_comes_from_init_or_the_environment(monkeypatch):
-    assert _watch.warn_after_s() == WARN_AFTER_S  # the module's tray.init set it
+@tray.remote
+def _warn_after_in_worker() -> float:
+    return _process.current().settings.get_warn_after_s
+
+
+def test_the_warning_threshold_is_read_once_into_the_runtime_and_its_workers(node, monkeypatch):
+    assert _process.current().settings.get_warn_after_s == WARN_AFTER_S  # the module's tray.init set it
+    assert tray.get(_warn_after_in_worker.remote()) == WARN_AFTER_S  # passed down to the workers
+    monkeypatch.setenv("TRAY_GET_WARN_AFTER_S", "7.5")  # read once: a later change is not seen
+    assert _process.current().settings.get_warn_after_s == WARN_AFTER_S
     for bad in (0, -1, "3", True):
         with pytest.raises(ValueError, match="get_warn_after_s"):
-            _watch.configure({"get_warn_after_s": bad})
-    try:
-        monkeypatch.setenv("TRAY_GET_WARN_AFTER_S", "7.5")
-        _watch.configure(None)
-        assert _watch.warn_after_s() == 7.5
-        monkeypatch.delenv("TRAY_GET_WARN_AFTER_S")
-        _watch.configure({})
-        assert _watch.warn_after_s() == _watch.DEFAULT_WARN_AFTER_S
-    finally:
-        _watch.configure({"get_warn_after_s": WARN_AFTER_S})
+            resolve({"get_warn_after_s": bad})
+    assert resolve(None).get_warn_after_s == 7.5
+    monkeypatch.delenv("TRAY_GET_WARN_AFTER_S")
+    assert resolve({}).get_warn_after_s == Settings().get_warn_after_s
 
 
 def test_the_progress_bar_is_off_unless_asked_or_on_a_terminal(monkeypatch):

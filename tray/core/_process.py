@@ -99,7 +99,8 @@ def init(
         ignore_reinit_error: return the running session's description instead of raising
             when tray is already initialized.
         log_to_driver: print what workers print here, prefixed with their origin.
-        **kwargs: ``object_spilling_directory``; ``runtime_env``: the job's runtime
+        **kwargs: ``labels``: the new node's labels, ``{key: value}`` (for ``label_selector``;
+            it has Ray's ``ray.io/node-id`` too); ``object_spilling_directory``; ``runtime_env``: the job's runtime
             environment (Ray's fields; its tasks and actors run in it, their own
             ``runtime_env`` merged over it); ``job_config`` (``tray.job_config.JobConfig``:
             its ``ray_namespace`` and ``runtime_env``; settings tray cannot honour raise
@@ -129,7 +130,7 @@ def init(
     from .. import _config
     from ..cluster import node_resources
     from ..cluster._memory import MemoryConfig
-    from . import _runtime_envs, _watch
+    from . import _runtime_envs
     from ._runtime import Runtime
 
     with _init_lock:
@@ -147,7 +148,6 @@ def init(
                 raise NotImplementedError(f"tray.init(job_config=...): {', '.join(refused)} not supported by tray")
             if namespace is None:
                 namespace = job_config.ray_namespace
-        _watch.use(settings)
         job_env = kwargs.get("runtime_env")  # Ray's rule: init's runtime_env wins over the JobConfig's
         if job_env is None and job_config is not None:
             job_env = job_config.runtime_env or None
@@ -158,12 +158,16 @@ def init(
         ns = namespace if namespace is not None else uuid.uuid4().hex[:8]
         if address is not None and address != "local":
             given = [k for k, v in (("num_cpus", num_cpus), ("num_gpus", num_gpus), ("resources", resources),
-                                    ("object_store_memory", object_store_memory)) if v is not None]
+                                    ("object_store_memory", object_store_memory), ("labels", kwargs.get("labels")))
+                     if v is not None]
             if given:
                 raise ValueError(f"tray.init(address={address!r}): {', '.join(given)} describe a new node and cannot "
                                  f"be given when connecting to a running cluster; pass them to `tray start` instead")
-            rt = _connect(address, ns, log_to_driver)
+            rt = _connect(address, ns, log_to_driver, settings)
         else:
+            from ..cluster._labels import check_node_labels
+
+            labels = check_node_labels(kwargs.get("labels"), "tray.init(labels=...)")  # Ray's labels of the node
             store = _store_options(object_store_memory, kwargs.get("object_spilling_directory"), settings)
             total = node_resources(num_cpus, num_gpus, resources, object_store_memory=store.get("object_store_memory"))
             memory = MemoryConfig.of(settings)
@@ -171,8 +175,10 @@ def init(
             store["metrics"] = _metrics_options(kwargs, store["dashboard"] is not None)
             rt = Runtime(node_address=None, token=secrets.token_hex(16),
                          node_config={"resources": total, "log_to_driver": log_to_driver, "memory": memory, **store,
-                                      "worker_env": _config.to_env(post_mortem=settings.post_mortem)},
-                         namespace=ns, job_id=uuid.uuid4().hex[:8], log_to_driver=log_to_driver)
+                                      "labels": labels,
+                                      "worker_env": _config.to_env(post_mortem=settings.post_mortem,
+                                                                  get_warn_after_s=settings.get_warn_after_s)},
+                         namespace=ns, job_id=uuid.uuid4().hex[:8], log_to_driver=log_to_driver, settings=settings)
         install(rt)
         try:
             rt.start()
@@ -188,7 +194,7 @@ def init(
         return _context(rt)
 
 
-def _connect(address: str, namespace: str, log_to_driver: bool) -> Runtime:
+def _connect(address: str, namespace: str, log_to_driver: bool, settings: Settings) -> Runtime:
     """A runtime for a driver of the running cluster at ``address`` ("auto": this machine's)."""
     from ..cluster._session import local_ip_toward, resolve
     from ._runtime import Runtime
@@ -196,7 +202,7 @@ def _connect(address: str, namespace: str, log_to_driver: bool) -> Runtime:
     node_address, token = resolve(address)
     return Runtime(node_address=node_address, token=token, node_config=None, namespace=namespace,
                    job_id=uuid.uuid4().hex[:8], listen=f"tcp://{local_ip_toward(node_address)}:0",
-                   log_to_driver=log_to_driver)
+                   log_to_driver=log_to_driver, settings=settings)
 
 
 def _store_options(object_store_memory: int | None, spill_dir: str | None, settings: Settings) -> dict[str, Any]:

@@ -50,8 +50,10 @@ class Runtime:
         worker_id: str | None = None,
         listen: str | None = None,
         log_to_driver: bool = True,
+        settings: _config.Settings | None = None,
     ) -> None:
         self.node_address = node_address  # None: host the node here
+        self.settings = settings if settings is not None else _config.resolve()  # read once per process
         self.listen = listen  # where others reach this process's actors (a worker's socket)
         self.token = token
         self.node_config = node_config
@@ -326,10 +328,10 @@ class _Batcher:
         while pending:
             oid, owner = pending.popleft()
             by_owner.setdefault(owner, []).append(oid)
-        me = self.rt.system.uid
-        for owner, oids in by_owner.items():
+        me = (self.rt.system.uid, self.rt.owner_ref) if self.method == "borrow" else (self.rt.system.uid,)
+        for owner, oids in by_owner.items():  # a borrow names our owner actor too: the owner watches it
             try:
-                getattr(owner, self.method).tell_nowait(oids, me)
+                getattr(owner, self.method).tell_nowait(oids, *me)
             except RayError:  # the owner is gone: nothing to keep alive there
                 pass
 

@@ -1,8 +1,9 @@
 """What a long ``tray.get`` does while it waits: warn once about what it waits on, and
 show progress over many refs.
 
-A get that waits longer than ``get_warn_after_s`` (default 30 s; ``tray.init(
-_system_config={"get_warn_after_s": ...})`` or ``TRAY_GET_WARN_AFTER_S``) logs one
+A get that waits longer than ``get_warn_after_s`` (a setting of :mod:`tray._config`: default
+30 s; ``tray.init(_system_config={"get_warn_after_s": ...})`` or ``TRAY_GET_WARN_AFTER_S``,
+read once into the runtime's settings and passed down to its workers) logs one
 warning on the ``tray`` logger naming each pending ref's task and where it stands:
 waiting for its arguments, for a worker (with which resources), or running on a node
 (pid, for how long) — the question every silent hang raises. A get over
@@ -38,28 +39,6 @@ PROGRESS_EVERY_S = 0.25
 SHOWN = 10  # pending refs described in the warning
 ASK_TIMEOUT_S = 1.0
 
-DEFAULT_WARN_AFTER_S = _config.Settings().get_warn_after_s
-
-_warn_after_s: float | None = None  # set by tray.init; a worker reads its environment on first use
-
-
-def use(settings: _config.Settings) -> None:
-    """Warn after what ``tray.init`` resolved (``_system_config`` over the environment)."""
-    global _warn_after_s
-    _warn_after_s = settings.get_warn_after_s
-
-
-def configure(system_config: dict[str, Any] | None) -> None:
-    """``_system_config["get_warn_after_s"]``, checked; else the environment's."""
-    use(_config.resolve(system_config))
-
-
-def warn_after_s() -> float:
-    global _warn_after_s
-    if _warn_after_s is None:
-        _warn_after_s = _config.get("get_warn_after_s")
-    return _warn_after_s
-
 
 def _progress_wanted(count: int) -> bool:
     if count < PROGRESS_MIN:
@@ -85,7 +64,7 @@ class Watch:
         """Wait for ``done`` (set when the value is ready) until ``deadline``;
         warn and draw meanwhile."""
         if self.warn_at is None:
-            self.warn_at = self.start + warn_after_s()
+            self.warn_at = self.start + rt.settings.get_warn_after_s  # resolved once, when the runtime was made
             self.progress = rt.worker_id is None and _progress_wanted(len(self.refs))  # a driver's terminal
         end = math.inf if deadline is None else deadline
         while True:

@@ -631,6 +631,9 @@ _ONE_CPU = {"CPU": 1.0}
 def _assign(rt: Any, shape: dict[str, int] | None) -> None:
     """What the lease of the task or actor running here holds (``get_assigned_resources``),
     and its placement group (``get_current_placement_group``)."""
+    from ..cluster._placement import captures
+
+    rt.capture_child_tasks = captures(shape)  # its children go into its group (placement_group_capture_child_tasks)
     if shape is None:
         rt.assigned_resources, rt.current_placement_group_id = _ONE_CPU, None
     else:
@@ -747,7 +750,8 @@ def main(argv: list[str] | None = None) -> None:
     listen = node_address.rpartition("/")[0] + f"/{worker_id}.sock" if node_address.startswith("unix://") \
         else f"tcp://{settings.node_ip or '127.0.0.1'}:0"
     rt = Runtime(node_address=node_address, token=settings.cluster_token or "", node_config=None,
-                 namespace=settings.namespace, job_id=settings.job_id, worker_id=worker_id, listen=listen)
+                 namespace=settings.namespace, job_id=settings.job_id, worker_id=worker_id, listen=listen,
+                 settings=settings)
     _process.install(rt)
     try:
         rt.start(setup)
