@@ -30,7 +30,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from tray._cli.perf import COLD_NAME, LOWER_IS_BETTER  # noqa: E402 - after the path it needs
+from tray._cli.perf import COLD_NAME, FLOOR_NAME, LOWER_IS_BETTER, SYNC_LINES  # noqa: E402 - after the path it needs
 
 
 def run_once(backend: str, python: str, json_path: Path, args: argparse.Namespace) -> dict:
@@ -116,7 +116,9 @@ def table(runs: list[dict], sources: list[str], tray_tree: str = "this tree") ->
         (rs, r, ru), (ts, t, tu) = cell("ray", name), cell("tray", name)
         unit = tu or ru
         ratio = "n/a"
-        if r and t:
+        if name == FLOOR_NAME:
+            ratio = "n/a (the same code: it shows each run's load)"
+        elif r and t:
             ratio = f"{(r / t if unit in LOWER_IS_BETTER else t / r):.2f}x"
         out.append(f"| {name} | {unit} | {rs} | {ts} | {ratio} |")
     phases = []
@@ -127,6 +129,18 @@ def table(runs: list[dict], sources: list[str], tray_tree: str = "this tree") ->
             phases.append(f"{label}: " + ", ".join(f"{k.replace('_', ' ')} {v:.3f}" for k, v in med.items()))
     if phases:
         out += ["", "Cold start phases (s, medians): " + "; ".join(phases) + "."]
+    shares = []
+    for name in SYNC_LINES:
+        cells = []
+        for b, label in (("ray", "Ray"), ("tray", "tray")):
+            found = [ln["floor_share"] for ln in lines_by.get((b, name), []) if "floor_share" in ln]
+            if found:
+                cells.append(f"{label} {100 * statistics.median(found):.1f}%")
+        if cells:
+            shares.append(f"{name}: {', '.join(cells)}")
+    if shares:
+        out += ["", f"Sync lines as a share of the raw floor ({FLOOR_NAME}, measured in the same run; medians): "
+                + "; ".join(shares) + "."]
     return "\n".join(out) + "\n"
 
 

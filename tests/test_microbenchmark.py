@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 
 from tray._cli import main
+from tray._cli.perf import FLOOR_NAME
 
 LINES = {
+    FLOOR_NAME: "per second",
     "single client get calls (Plasma Store)": "per second",
     "single client put calls (Plasma Store)": "per second",
     "idle actor worker RSS": "MiB",
@@ -20,11 +22,12 @@ LINES = {
     "in-process actor ask": "per second",
 }
 PG = "placement group create/removal"
+SYNC = "single client tasks sync"
 
 
 def test_microbenchmark_quick(tmp_path: Path) -> None:
     out = tmp_path / "results.json"
-    pattern = "|".join(re.escape(name) + "$" for name in [*LINES, PG])
+    pattern = "|".join(re.escape(name) + "$" for name in [*LINES, PG, SYNC])
     r = subprocess.run(
         [sys.executable, "-m", "tray", "microbenchmark", "--quick", "--filter", pattern, "--json", str(out)],
         check=False, capture_output=True, text=True, timeout=120,
@@ -34,13 +37,17 @@ def test_microbenchmark_quick(tmp_path: Path) -> None:
     assert printed[0].startswith("backend: tray ")
     for name, unit in LINES.items():
         assert any(re.fullmatch(re.escape(f"{name} {unit} ") + r"[\d.]+ \+- [\d.]+", ln) for ln in printed), name
+    # a sync line says its share of the raw floor, measured in the same run
+    assert any(re.fullmatch(re.escape(f"{SYNC} per second ") + r"[\d.]+ \+- [\d.]+ \([\d.]+% of the floor\)", ln)
+               for ln in printed), printed
     # placement groups are measured once tray has them, and skipped (saying why) until then
     assert any(ln == f"{PG} skipped: needs placement groups" or ln.startswith(f"{PG} per second ") for ln in printed)
 
     data = json.loads(out.read_text())
     assert data["backend"] == "tray" and data["quick"] is True and data["machine"]["nproc"] >= 1
     got = {line["name"]: line for line in data["results"]}
-    assert set(got) == {*LINES, PG}
+    assert set(got) == {*LINES, PG, SYNC}
+    assert got[SYNC]["floor_share"] == pytest.approx(got[SYNC]["mean"] / got[FLOOR_NAME]["mean"])
     for name, unit in LINES.items():
         line = got[name]
         assert line["unit"] == unit and line["values"] and line["mean"] >= 0 and line["sd"] >= 0

@@ -13,6 +13,12 @@ process and of the whole node with 4 idle actors (the driver and all its descend
 processes: for Ray that includes gcs_server, raylet and its agents), the CPU that node
 uses while idle, and the actor kernel's asks and tells in one process and across two.
 
+The raw floor comes first: a blocking ping-pong over a Unix socket pair between this
+process and a bare child (a small request, a small reply, as a sync call sends and gets),
+the most round trips per second two processes can make here; each sync line then says
+which share of it it reaches ("x% of the floor"). Both backends run it, so a comparison
+shows the load each one ran under.
+
 The module takes the backend as an argument (``tray`` or ``ray``) and imports only the
 standard library at load time, so it also runs as a file with a Ray interpreter that
 lacks tray's dependencies: ``python tray/_cli/perf.py --backend ray --json FILE``.
@@ -42,6 +48,9 @@ OWN_TIMING = (0.5, 4, 0.5)  # tray's own rate lines: a few seconds each
 QUICK_TIMING = (0.05, 2, 0.1)
 LOWER_IS_BETTER = frozenset({"s", "MiB", "% of a core"})
 IDLE_ACTORS = 4
+FLOOR_NAME = "raw floor: blocking Unix-socket ping-pong between two processes"
+SYNC_LINES = ("single client tasks sync", "1:1 actor calls sync", "1:1 async-actor calls sync")
+PING, PONG = b"p" * 96, b"r" * 48  # about a sync call's request and reply frames
 
 
 class Bench:
@@ -51,6 +60,7 @@ class Bench:
         self.pattern = pattern
         self.quick = quick
         self.results: list[dict[str, Any]] = []
+        self.floor: float | None = None  # the raw floor's rate, once measured
 
     def wanted(self, *names: str) -> bool:
         return not self.pattern or any(re.search(self.pattern, n) for n in names)
@@ -62,7 +72,11 @@ class Bench:
         if not self.wanted(name):  # measured along with a line that is wanted
             return
         mean, sd = statistics.fmean(values), statistics.pstdev(values)
-        print(name, unit, round(mean, 2), "+-", round(sd, 2), flush=True)
+        share = ""
+        if name in SYNC_LINES and self.floor:
+            extra["floor_share"] = mean / self.floor
+            share = f" ({100 * mean / self.floor:.1f}% of the floor)"
+        print(name, unit, round(mean, 2), "+-", round(sd, 2), flush=True, end=share + "\n")
         self.results.append({"name": name, "unit": unit, "mean": mean, "sd": sd, "values": values, **extra})
 
     def skip(self, name: str, why: str) -> None:
@@ -374,6 +388,54 @@ def placement_group_line(ray: ModuleType, b: Bench, init_kwargs: dict[str, Any])
 
 # ------------------------------------------------------------------ tray's own lines
 
+FLOOR_PEER = """
+import os, socket, sys
+s = socket.socket(fileno=int(sys.argv[1]))
+n = int(sys.argv[2])
+reply = b"r" * int(sys.argv[3])
+while True:
+    got = 0
+    while got < n:
+        chunk = s.recv(65536)
+        if not chunk:
+            sys.exit(0)
+        got += len(chunk)
+    s.sendall(reply)
+"""
+
+
+def floor_line(b: Bench) -> None:
+    """The raw floor (see the module docstring): measured when it or a sync line is wanted,
+    so that the sync lines can say their share of it; printed only when it is wanted."""
+    if not b.wanted(FLOOR_NAME, *SYNC_LINES):
+        return
+    import socket
+
+    mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    peer = subprocess.Popen([sys.executable, "-c", FLOOR_PEER, str(theirs.fileno()), str(len(PING)), str(len(PONG))],
+                            pass_fds=[theirs.fileno()])
+    theirs.close()
+    try:
+
+        def ping_pong() -> None:
+            mine.sendall(PING)
+            got = 0
+            while got < len(PONG):
+                chunk = mine.recv(65536)
+                if not chunk:
+                    raise RuntimeError("the floor's peer process exited")
+                got += len(chunk)
+
+        stats: list[float] = []
+        for calls in _schedule(stats, 1, *b._timing(OWN_TIMING)):
+            for _ in range(calls):
+                ping_pong()
+        b.floor = statistics.fmean(stats)
+        b.record(FLOOR_NAME, "per second", stats)
+    finally:
+        mine.close()  # the peer's cue to exit
+        peer.wait(10)
+
 COLD_START = """
 import time
 t0 = time.perf_counter()
@@ -557,6 +619,7 @@ def run(backend: str = "tray", pattern: str = "", json_path: str | None = None, 
     print(f"backend: {backend} {version} ({ray.__file__})", flush=True)
     b = Bench(pattern, quick)
     init_kwargs = {"include_dashboard": False} if backend == "ray" else {}
+    floor_line(b)
     cold_start_line(backend, b)
     ray.init(**init_kwargs)
     try:
@@ -583,7 +646,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "microbenchmark",
         help=COMMANDS["microbenchmark"].help,
         description="Run the lines of `ray microbenchmark` (same names and method) and tray's own"
-        " (cold start, memory and CPU at rest, actor asks and tells); each prints NAME UNIT MEAN +- STD.",
+        " (the raw floor of a process-to-process round trip, cold start, memory and CPU at rest, actor asks and tells); each prints NAME UNIT MEAN +- STD.",
     )
     add_arguments(p)
     p.set_defaults(func=lambda args: run("tray", args.filter, args.json, args.quick))
