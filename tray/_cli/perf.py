@@ -646,7 +646,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "microbenchmark",
         help=COMMANDS["microbenchmark"].help,
         description="Run the lines of `ray microbenchmark` (same names and method) and tray's own"
-        " (the raw floor of a process-to-process round trip, cold start, memory and CPU at rest, actor asks and tells); each prints NAME UNIT MEAN +- STD.",
+        " (the raw floor of a process-to-process round trip, cold start, memory and CPU at rest, actor asks"
+        " and tells); each prints NAME UNIT MEAN +- STD.",
     )
     add_arguments(p)
     p.set_defaults(func=lambda args: run("tray", args.filter, args.json, args.quick))
