@@ -242,6 +242,22 @@ class TestLocal:
         summary = state.summarize_objects()
         assert summary["total_objects"] >= 1 and summary["store"] == summary["stores"][node]
 
+    def test_memory_summary_without_the_store_of_its_node_says_so(self, monkeypatch: Any) -> None:
+        assert "--- Object store ---" in state.memory_summary()
+        node = tray.get_runtime_context().get_node_id()
+        real = _gather.objects
+
+        async def store_left_out(system: Any, control: Any) -> Any:  # as when the node's store does not answer
+            rows, _stores = await real(system, control)
+            return rows, {}
+
+        monkeypatch.setattr(_gather, "objects", store_left_out)
+        with pytest.raises(ConnectionError, match=f"the object store of node {node} did not answer in time; "
+                                                  "nodes whose stores answered: none"):
+            state.memory_summary()
+        with pytest.raises(ConnectionError, match="no live head node answered"):
+            state.home_store({node: {}}, None)  # outside a driver, a cluster whose node table has no ALIVE head
+
     def test_a_process_that_does_not_answer_costs_a_timeout_not_a_hang(self, monkeypatch: Any) -> None:
         monkeypatch.setattr(_gather, "ASK_TIMEOUT_S", 0.5)
         pid = next(w["pid"] for w in state.list_workers(limit=None) if w["worker_type"] == "WORKER")

@@ -193,6 +193,19 @@ def summarize_objects(address: str | None = None, **_ignored: Any) -> dict[str, 
     return {**summarize(rows, stores.get(home, {}) if home is not None else {}), "stores": stores}
 
 
+def home_store(stores: dict[str, Any], home: str | None) -> dict[str, Any]:
+    """The store usage of ``home`` (from :func:`tray.lowlevel.memory_state`), or a
+    ConnectionError saying why there is none: no live head in the cluster's node table, or
+    that node's store did not answer in time (it is left out of ``stores``)."""
+    if home is None:
+        raise ConnectionError("no live head node answered: the cluster's node table has no ALIVE head, so there "
+                              "is no object store to summarize (is the head running? see `tray status`)")
+    if home not in stores:
+        raise ConnectionError(f"the object store of node {home} did not answer in time; "
+                              f"nodes whose stores answered: {', '.join(stores) or 'none'}")
+    return stores[home]  # type: ignore[no-any-return]
+
+
 def summarize(rows: list[dict[str, Any]], stats: dict[str, Any]) -> dict[str, Any]:
     by_type: dict[str, int] = {}
     for r in rows:
@@ -216,7 +229,7 @@ def memory_summary(rows: list[dict[str, Any]] | None = None, stats: dict[str, An
     driver, without arguments: the objects of the whole cluster, the store of its node)."""
     if rows is None or stats is None:
         rows, stores, home = lowlevel.memory_state(None)
-        stats = stores[home]  # type: ignore[index]  # home is None only when no head answers
+        stats = home_store(stores, home)
     budget, used = stats["budget"], stats["used"]
     lines = ["--- Object store ---",
              f"Shared memory: {_size(used)} used of {_size(budget)} ({100 * used / budget:.1f}%), "
