@@ -172,3 +172,11 @@ def test_a_setup_over_its_timeout_fails_instead_of_hanging(ray):
         env = {"pip": [f"--index-url={index}", "rt-never-there"], "config": {"setup_timeout_seconds": 3}}
         with pytest.raises(RuntimeEnvSetupError, match="took over its config.setup_timeout_seconds"):
             ray.get(getenv.options(runtime_env=env).remote("X"), timeout=TIMEOUT)
+
+
+def test_an_env_whose_workers_cannot_start_fails_instead_of_restarting_them_forever(ray, tmp_path):
+    broken = tmp_path / "trio"  # shadows tray's own dependency in the env's workers
+    broken.mkdir()
+    (broken / "__init__.py").write_text("raise ImportError('this env breaks trio')\n")
+    with pytest.raises(RuntimeEnvSetupError, match="this env breaks trio"):
+        ray.get(getenv.options(runtime_env={"py_modules": [str(broken)]}).remote("X"), timeout=TIMEOUT)

@@ -51,6 +51,7 @@ REPORT_DELAY_S = 0.01  # resource changes are reported to the control store at m
 MAX_HOPS = 3  # a request spilled this many times waits where it is (or fails if it can never run there)
 ENV_RETRY_AFTER_S = 30.0  # a runtime_env whose setup failed fails new requests at once for this long
 SETUP_GRACE_S = 5.0  # past a setup's own timeout, the node stops waiting for it (a fetch that hangs)
+ENV_START_ATTEMPTS = 3  # workers of a runtime_env that die before they register, in a row, fail the env
 
 
 class _Worker:
@@ -113,6 +114,7 @@ class NodeScheduler(Actor):
         self.prepared: dict[str, renvs.Prepared] = {}  # those ready on this node
         self.env_locks: dict[str, trio.Lock] = {}  # one setup per env at a time
         self.env_failed: dict[str, tuple[str, float]] = {}  # failed setups: (error, when)
+        self.env_start_deaths: dict[str, int] = {}  # workers of an env that died starting, in a row
         self.queue: deque[Waiter] = deque()  # lease requests waiting here: data is a _Request
         self.leases: dict[int, _Lease] = {}
         self.owners: dict[ActorRef, str] = {}  # processes holding or asking for leases, watched
@@ -654,6 +656,16 @@ class NodeScheduler(Actor):
         await self._joined.wait()
         return await self.control.kv_get.ask(renvs.PKG_NAMESPACE, name)  # type: ignore[union-attr]
 
+    def _env_worker_died_starting(self, key: str, why: str) -> None:
+        """A worker of env ``key`` died before it could run anything: after a few in a row
+        (its packages break tray's own imports, say) the env fails, rather than the node
+        starting workers for its tasks forever."""
+        deaths = self.env_start_deaths[key] = self.env_start_deaths.get(key, 0) + 1
+        if deaths >= ENV_START_ATTEMPTS:
+            del self.env_start_deaths[key]
+            self._env_setup_failed(key, f"runtime_env: {deaths} workers started in it died before they could "
+                                        f"run a task; the last: {why}")
+
     def _env_setup_failed(self, key: str, error: str) -> None:
         """The requests waiting for ``key`` fail with the setup's error; so do new ones, a while."""
         self.env_failed[key] = (error, trio.current_time())
@@ -667,6 +679,8 @@ class NodeScheduler(Actor):
         if worker is None:
             raise KeyError(f"unknown worker {worker_id}")
         self._not_starting(worker.env)
+        if worker.env is not None:
+            self.env_start_deaths.pop(worker.env, None)
         worker.executor, worker.pid = executor, pid
         self.idle.append(worker)
         self._dispatch()
@@ -707,6 +721,8 @@ class NodeScheduler(Actor):
             seen.set()
         if worker.executor is None:
             self._not_starting(worker.env)
+            if worker.env is not None:
+                self._env_worker_died_starting(worker.env, self.deaths[worker.worker_id])
         else:
             self._owner_died(worker.executor.actor_id.partition(":")[0])
         if worker in self.idle:
