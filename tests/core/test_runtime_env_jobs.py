@@ -1,7 +1,8 @@
 """runtime_env of whole jobs (each test its own session): on a multi-node cluster a node
 other than the driver's fetches the working_dir package from the head's KV, unpacks it and
 runs the task in it, and the job's end retires the env's worker; a job-level pip env is
-built at ``tray.init`` (eager_install), before any task asks for it."""
+built at ``tray.init`` (eager_install), before any task asks for it; a JobConfig's
+working_dir is its tasks' (not its driver's)."""
 
 from __future__ import annotations
 
@@ -79,5 +80,25 @@ def test_a_jobs_pip_env_is_built_at_init_and_its_tasks_run_in_it(tmp_path):
         got, prefix = tray.get(value.remote(), timeout=120)
         assert got == "eager" and Path(prefix).parent == venvs
         assert tray.get_runtime_context().runtime_env["pip"] == [str(wheel)]
+    finally:
+        tray.shutdown()
+
+
+def test_a_job_configs_working_dir_is_where_its_tasks_run(tmp_path):
+    from tray.job_config import JobConfig
+
+    (tmp_path / "rt_job_module.py").write_text("WHERE = 'job working_dir'\n")
+    here = os.getcwd()
+    tray.init(num_cpus=1, job_config=JobConfig(runtime_env={"working_dir": str(tmp_path)}))
+    try:
+        @tray.remote
+        def where():
+            import rt_job_module
+
+            return rt_job_module.WHERE, os.path.exists("rt_job_module.py")
+
+        assert tray.get(where.remote(), timeout=120) == ("job working_dir", True)
+        assert os.getcwd() == here  # the driver stays where it was, as in Ray
+        assert tray.get_runtime_context().runtime_env["working_dir"].startswith("kv://")
     finally:
         tray.shutdown()
