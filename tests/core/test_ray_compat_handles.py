@@ -206,3 +206,13 @@ def test_a_handle_pickled_outside_tray_keeps_its_actor(ray):
     assert tray.get(again.pid.remote(), timeout=60) == pid
     tray.kill(again)
     assert gone_within(pid)
+
+
+def test_a_dead_borrower_holds_nothing(ray):
+    h, pid = new_holder()
+    keeper, _ = new_holder()
+    assert tray.get(keeper.hold.remote(h), timeout=60)
+    del h
+    assert stays(pid)
+    tray.kill(keeper)  # its process dies with its copy: the creator stops counting it (as Ray does)
+    assert gone_within(pid)

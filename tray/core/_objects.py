@@ -266,6 +266,16 @@ class ObjectTable:
                 self._forget_if_unused(oid, entry, freed)
         self._settle(freed)
 
+    def drop_borrower(self, who: str) -> None:
+        """The process ``who`` died: it borrows nothing of ours any more."""
+        freed: list[Stored] = []
+        with self.lock:
+            for oid, entry in list(self.entries.items()):
+                if who in entry.borrowers:
+                    entry.borrowers.discard(who)
+                    self._forget_if_unused(oid, entry, freed)
+        self._settle(freed)
+
     def pin(self, oids: list[str], delta: int) -> None:
         freed: list[Stored] = []
         with self.lock:

@@ -359,6 +359,7 @@ class OwnerActor(Actor):
 
     def __init__(self, owner: Owner) -> None:
         self._owner = owner
+        self._borrowers: dict[ActorRef, str] = {}  # processes that borrowed from us, by their owner actor
 
     async def get_object(self, oid: str) -> tuple[int, Any]:
         """(READY, blob) or (FAILED, error) once known; borrowers call this."""
@@ -373,10 +374,14 @@ class OwnerActor(Actor):
         """A borrower could not read our object ``oid`` from its copy ``lost``: re-make it."""
         return await self._owner.recover(oid, lost)
 
-    def borrow(self, oids: list[str], who: str) -> None:
-        """The process ``who`` holds refs to these objects of ours: keep them for it."""
+    def borrow(self, oids: list[str], who: str, holder: ActorRef | None = None) -> None:
+        """The process ``who`` holds refs to these objects (or actor handles) of ours: keep
+        them for it, until it lets go or dies (``holder``, its own owner actor, is watched)."""
         for oid in oids:
             self._owner.table.add_borrower(oid, who)
+        if holder is not None and holder not in self._borrowers:
+            self._borrowers[holder] = who
+            self.monitor(holder)
 
     def describe_objects(self) -> list[dict[str, Any]]:
         """What this process holds, for ``tray memory`` and ``tray.util.state.list_objects``."""
@@ -408,5 +413,9 @@ class OwnerActor(Actor):
         out.flush()
 
     def on_down(self, ref: ActorRef, reason: Any) -> None:
+        who = self._borrowers.pop(ref, None)
+        if who is not None:  # a borrower died: what it held is not held any more (Ray's rule)
+            self._owner.table.drop_borrower(who)
+            return
         self._owner.calls.actor_down(ref, reason)
 
