@@ -51,11 +51,19 @@ def test_an_envs_key_is_its_content(env):
     ({"config": {"setup_timeout_seconds": 0}}, "setup_timeout_seconds"),
     ({"config": {"log_files": ["a"]}}, "log_files"),
     ({"conda": "env"}, "conda"),
+    ({"pip": {"packages": ["a"], "pip_version": "==22"}}, "pip_version"),
+    ({"pip": {"packages": ["a"], "pip_check": True}}, "pip_check=True"),
+    ({"pip": {"packages": ["a"], "pip_install_options": "--no-deps"}}, "pip_install_options"),
     ([], "must be a dict"),
 ])
 def test_a_bad_runtime_env_names_its_field(bad, field):
     with pytest.raises(ValueError, match=field):
         renv.validate(bad)
+
+
+def test_rays_pip_dict_form_is_its_install_arguments():
+    spec = {"packages": ["a==1", "b"], "pip_install_options": ["--no-deps"], "pip_check": False}
+    assert renv.validate({"pip": spec})["pip"] == ["--no-deps", "a==1", "b"]
 
 
 def test_rays_typed_form_round_trips():

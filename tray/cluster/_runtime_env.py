@@ -110,20 +110,33 @@ def setup_timeout(runtime_env: dict[str, Any]) -> float | None:
 
 
 def requirements(spec: Any, key: str = "pip") -> list[str]:
-    """A pip/uv field as a list of requirement lines: a list, a requirements file, or ``{"packages": [...]}``."""
+    """A pip/uv field as the arguments of its install: a list of requirements, a requirements
+    file, or Ray's dict form ``{"packages": [...], "pip_install_options": [...]}`` (options
+    first); Ray's settings tray does not honour are refused by name."""
+    options: list[str] = []
     if isinstance(spec, dict):
         if "packages" not in spec:
             raise ValueError(f"runtime_env[{key!r}] as a dict needs 'packages'")
+        opts_key = "pip_install_options" if key == "pip" else "uv_pip_install_options"
+        unsupported = sorted(k for k in set(spec) - {"packages", opts_key, f"{key}_check"})
+        if spec.get(f"{key}_check"):
+            unsupported.append(f"{key}_check=True")
+        if unsupported:
+            raise ValueError(f"runtime_env[{key!r}]: {', '.join(unsupported)} not supported by tray "
+                             f"(give 'packages' and '{opts_key}')")
+        options = spec.get(opts_key) or []
+        if not isinstance(options, list) or not all(isinstance(o, str) for o in options):
+            raise ValueError(f"runtime_env[{key!r}][{opts_key!r}] must be a list of str")
         spec = spec["packages"]
     if isinstance(spec, str):
         if not os.path.isfile(spec):
             raise ValueError(f"runtime_env[{key!r}]: no requirements file {spec!r}")
         with open(spec) as f:
-            return [ln.strip() for ln in f if ln.strip() and not ln.lstrip().startswith("#")]
+            return [*options, *(ln.strip() for ln in f if ln.strip() and not ln.lstrip().startswith("#"))]
     if not isinstance(spec, list) or not all(isinstance(r, str) for r in spec):
         raise ValueError(f"runtime_env[{key!r}] must be a list of requirements, a requirements file or "
                          f"{{'packages': [...]}}")
-    return list(spec)
+    return [*options, *spec]
 
 
 # ---------------------------------------------------------------- packing (client side)
