@@ -24,6 +24,7 @@ from ._meta import fixup_module_metadata
 # (the job supervisor): validate, merge, pack, package_uri, upload, prepare -> Prepared, apply_env;
 # packages live in the KV namespace PKG_NAMESPACE, at most MAX_PACKAGE_BYTES each.
 from .cluster import _runtime_env as runtime_envs
+from .cluster._labels import check_label_selector  # Ray's label_selector syntax (placement groups' bundles)
 from .cluster._placement import check_bundles, check_strategy
 from .core import _gather, _process
 from .core._objects import ObjectRef, dumps, loads
@@ -34,6 +35,7 @@ __all__ = [
     "ask_control",
     "call_soon",
     "check_bundles",
+    "check_label_selector",
     "check_strategy",
     "cluster_state",
     "control_call",

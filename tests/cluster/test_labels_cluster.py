@@ -120,3 +120,18 @@ def test_a_placement_group_task_waits_for_the_node_that_can_hold_its_group(clust
     finally:
         remove_placement_group(pg)
         cluster.remove_node(late)
+
+
+def test_bundle_label_selectors_put_each_bundle_on_a_matching_node(cluster):
+    pg = placement_group([{"CPU": 1}, {"CPU": 1}], strategy="SPREAD",
+                         bundle_label_selector=[{"zone": "b"}, {"zone": "!in(a,b)"}])
+    try:
+        assert pg.wait(60)
+        for index, name in ((0, "b"), (1, "c")):
+            strategy = PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=index)
+            assert _where(cluster, scheduling_strategy=strategy) == name
+    finally:
+        remove_placement_group(pg)
+    nowhere = placement_group([{"CPU": 1}], bundle_label_selector=[{"zone": "mars"}])
+    assert not nowhere.wait(1)  # pending, as in Ray, until a node with the label joins
+    remove_placement_group(nowhere)

@@ -18,7 +18,7 @@ from tray.cluster._labels import (
     parse_condition,
     parse_selector,
 )
-from tray.cluster._placement import group_of, pg_shape
+from tray.cluster._placement import feasible_ever, group_of, pg_shape, place
 from tray.cluster._policy import SPREAD_THRESHOLD, choose_labelled, hybrid, utilization
 
 VALUES = ("a", "b", "c")
@@ -180,3 +180,35 @@ def test_hybrid_fills_the_owners_node_to_half_then_spreads():
         total, free = nodes[pick]
         nodes[pick] = (total, {"CPU": free["CPU"] - 10_000})
     assert placed == ["a", "a", "b", "b"]  # Ray: local until 50% used, then the least used
+
+
+# ------------------------------------------------- bundle label selectors
+
+eligibility = st.lists(st.one_of(st.none(), st.sets(st.sampled_from(["n0", "n1", "n2", "n3"]))), min_size=1,
+                       max_size=4)
+
+
+@given(node_states, eligibility, st.sampled_from(["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"]))
+def test_each_bundle_lands_on_a_node_its_selector_allows(nodes, allowed, strategy):
+    free = {n: dict(f) for n, (_t, f, _l) in nodes.items()}
+    total = {n: dict(t) for n, (t, _f, _l) in nodes.items()}
+    bundles = [{"CPU": 1}] * len(allowed)
+    chosen = place(bundles, strategy, free, total, allowed)
+    if chosen is not None:
+        assert all(ok is None or node in ok for node, ok in zip(chosen, allowed, strict=True))
+        for node in set(chosen):  # and never more than the node has
+            assert chosen.count(node) <= free[node]["CPU"]
+        if strategy == "STRICT_SPREAD":
+            assert len(set(chosen)) == len(chosen)
+    unconstrained = place(bundles, strategy, free, total)
+    if all(ok is None for ok in allowed):
+        assert chosen == unconstrained
+
+
+def test_a_bundle_whose_selector_matches_no_node_can_never_be_placed():
+    total = {"n0": {"CPU": 4}, "n1": {"CPU": 4}}
+    assert feasible_ever([{"CPU": 1}, {"CPU": 1}], "PACK", total, [None, set()]) == \
+        "bundle 1's label selector matches no node"
+    assert feasible_ever([{"CPU": 1}, {"CPU": 1}], "STRICT_PACK", total, [{"n0"}, {"n1"}]) is not None
+    assert feasible_ever([{"CPU": 1}, {"CPU": 1}], "STRICT_SPREAD", total, [{"n0"}, {"n1"}]) is None
+    assert place([{"CPU": 1}, {"CPU": 1}], "PACK", total, total, [{"n1"}, None]) == ["n1", "n1"]

@@ -16,6 +16,7 @@ import trio
 
 import tray
 import tray.util
+from tray._config import Settings
 from tray.core import _runtime
 from tray.core._objects import ObjectTable
 from tray.exceptions import GetTimeoutError, RayError
@@ -68,9 +69,10 @@ def _pg(n: int = 2) -> PlacementGroup:
     ({"bundles": [{"CPU": 1}], "_max_cpu_fraction_per_node": 1.5}, ValueError, "between 0 and 1"),
     ({"bundles": [{"CPU": 1}], "_max_cpu_fraction_per_node": 0.5}, NotImplementedError, "_max_cpu_fraction"),
     ({"bundles": [{"CPU": 1}], "_soft_target_node_id": "ab"}, ValueError, "only works with STRICT_PACK"),
-    ({"bundles": [{"CPU": 1}], "bundle_label_selector": [{}, {}]}, ValueError, "one dict per bundle"),
-    ({"bundles": [{"CPU": 1}], "bundle_label_selector": [{"zone": 1}]}, ValueError, r"\[0\] must be a dict of str"),
-    ({"bundles": [{"CPU": 1}], "bundle_label_selector": [{"zone": "a"}]}, NotImplementedError, "label"),
+    ({"bundles": [{"CPU": 1}], "bundle_label_selector": [{}, {}]}, ValueError, "should equal the length of"),
+    ({"bundles": [{"CPU": 1}], "bundle_label_selector": {"zone": "a"}}, ValueError, "must be a list"),
+    ({"bundles": [{"CPU": 1}], "bundle_label_selector": [{"zone": 1}]}, ValueError, r"\[0\]: Bundle label selector"),
+    ({"bundles": [{"CPU": 1}], "bundle_label_selector": [{"zone": "in(a"}]}, ValueError, "Invalid label selector"),
 ])
 def test_placement_group_checks_its_arguments_before_reaching_the_cluster(no_cluster, kwargs, error, match) -> None:
     with pytest.raises(error, match=match):
@@ -185,7 +187,8 @@ class FakeControl:
             setattr(self, name, _Method(getattr(self, "_" + name)))
 
     async def _create_placement_group(self, pg_id: str, bundles: list[dict[str, float]], strategy: str, name: str,
-                                      namespace: str, detached: bool, job_id: str) -> None:
+                                      namespace: str, detached: bool, job_id: str,
+                                      selectors: list[dict[str, str]] | None = None) -> None:
         self.calls.append(("create", pg_id, bundles, strategy, name, namespace, detached, job_id))
         if name and any(r["name"] == name and r["namespace"] == namespace and r["state"] != "REMOVED"
                         for r in self.pgs.values()):
@@ -225,6 +228,7 @@ class FakeRuntime:
         self.current_task_id = self.worker_id = self.session_dir = None
         self.node_id, self.node_address, self.token = "node1", "fake://node1", "cluster-token"
         self.closed = False
+        self.settings = Settings()  # the defaults a runtime resolves (what a waiting tray.get reads)
         started = threading.Event()
 
         async def main() -> None:

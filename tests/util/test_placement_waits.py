@@ -132,3 +132,25 @@ def test_the_legacy_options_are_checked_as_ray_checks_them(ray, fns):
     with pytest.raises(TypeError, match="placement_group"):
         group_of.options(placement_group=3)
     remove_placement_group(pg)
+
+
+def test_a_group_that_captures_child_tasks_runs_them_in_it(ray):
+    @ray.remote(num_cpus=1)
+    def child() -> object:
+        return _hex(ray.get_runtime_context().get_placement_group_id())
+
+    @ray.remote(num_cpus=0)
+    def parent(**options: object) -> object:
+        return ray.get(child.options(**options).remote())
+
+    pg = placement_group([{"CPU": 1}])
+    assert pg.wait(60)
+    capturing = PlacementGroupSchedulingStrategy(pg, placement_group_capture_child_tasks=True)
+    assert ray.get(parent.options(scheduling_strategy=capturing).remote(), timeout=60) == pg.id.hex()
+    # "DEFAULT" opts out of the capture, as in Ray; without capture children run outside
+    assert ray.get(parent.options(scheduling_strategy=capturing).remote(scheduling_strategy="DEFAULT"),
+                   timeout=60) is None
+    assert ray.get(parent.options(scheduling_strategy=_in(pg)).remote(), timeout=60) is None
+    assert ray.get(parent.options(placement_group=pg, placement_group_capture_child_tasks=True).remote(),
+                   timeout=60) == pg.id.hex()
+    remove_placement_group(pg)

@@ -25,6 +25,7 @@ import trio
 
 from ..actors import Actor, ActorRef
 from ..exceptions import NodeDeclaredDead, RayError
+from ._labels import matches, parse_selector
 from ._placement import feasible_ever, place
 from ._resources import from_units, to_units
 
@@ -109,11 +110,12 @@ class _Actor:
 
 class _PG:
     __slots__ = ("pg_id", "bundles", "strategy", "name", "namespace", "detached", "job_id", "state", "nodes",
-                 "ready", "created")
+                 "ready", "created", "selectors")
 
     def __init__(self, pg_id: str, bundles: list[dict[str, float]], strategy: str, name: str, namespace: str,
-                 detached: bool, job_id: str) -> None:
+                 detached: bool, job_id: str, selectors: list[dict[str, str]] | None = None) -> None:
         self.pg_id, self.bundles, self.strategy, self.name = pg_id, bundles, strategy, name
+        self.selectors = selectors  # Ray's bundle_label_selector: one per bundle, or None
         self.namespace, self.detached, self.job_id = namespace, detached, job_id
         self.state = "PENDING"
         self.nodes: list[str] | None = None
@@ -127,7 +129,15 @@ class _PG:
 
     def persisted(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in ("pg_id", "bundles", "strategy", "name", "namespace", "detached",
-                                              "job_id", "state", "nodes", "created")}
+                                              "job_id", "state", "nodes", "created", "selectors")}
+
+    def eligible(self, labels: dict[str, dict[str, str]]) -> list[set[str] | None] | None:
+        """Per bundle, the nodes (of ``labels``: node id -> labels) its label selector
+        allows; None where any node will do."""
+        if not self.selectors:
+            return None
+        wanted = [parse_selector(s) if s else None for s in self.selectors]
+        return [None if sel is None else {n for n, have in labels.items() if matches(have, sel)} for sel in wanted]
 
 
 class ControlStore(Actor):
@@ -178,7 +188,7 @@ class ControlStore(Actor):
         for pg_id, blob in tables.get("pgs", {}).items():
             rec = pickle.loads(blob)
             pg = self.pgs[pg_id] = _PG(rec["pg_id"], rec["bundles"], rec["strategy"], rec["name"], rec["namespace"],
-                                       rec["detached"], rec["job_id"])
+                                       rec["detached"], rec["job_id"], rec.get("selectors"))
             pg.state, pg.nodes, pg.created = rec["state"], rec["nodes"], rec["created"]
             if pg.state == "CREATED":
                 pg.ready.set()
@@ -504,14 +514,17 @@ class ControlStore(Actor):
     # -------------------------------------------------------- placement groups
 
     async def create_placement_group(self, pg_id: str, bundles: list[dict[str, float]], strategy: str, name: str,
-                                     namespace: str, detached: bool, job_id: str) -> None:
+                                     namespace: str, detached: bool, job_id: str,
+                                     bundle_label_selector: list[dict[str, str]] | None = None) -> None:
         if name and any(p.name == name and p.namespace == namespace and p.state != "REMOVED"
                         for p in self.pgs.values()):
             raise ValueError(f"a placement group named {name!r} already exists in namespace {namespace!r}")
-        pg = self.pgs[pg_id] = _PG(pg_id, bundles, strategy, name, namespace, detached, job_id)
+        pg = self.pgs[pg_id] = _PG(pg_id, bundles, strategy, name, namespace, detached, job_id,
+                                   bundle_label_selector or None)
         self._save("pgs", pg_id, pg.persisted())
-        why = feasible_ever([to_units(b) for b in bundles], strategy,
-                            {n.node_id: n.total for n in self.nodes.values() if n.state == ALIVE})
+        alive = {n.node_id: n for n in self.nodes.values() if n.state == ALIVE}
+        why = feasible_ever([to_units(b) for b in bundles], strategy, {k: n.total for k, n in alive.items()},
+                            pg.eligible({k: n.info.get("labels", {}) for k, n in alive.items()}))
         if why is not None:
             log.warning("placement group %s cannot be placed yet: %s (it waits for nodes that can hold it)",
                         pg_id, why)
@@ -581,7 +594,8 @@ class ControlStore(Actor):
                 alive = {n.node_id: n for n in self.nodes.values() if n.state == ALIVE and n.scheduler is not None}
                 units = [to_units(b) for b in pg.bundles]
                 chosen = place(units, pg.strategy, {k: n.available for k, n in alive.items()},
-                               {k: n.total for k, n in alive.items()})
+                               {k: n.total for k, n in alive.items()},
+                               pg.eligible({k: n.info.get("labels", {}) for k, n in alive.items()}))
                 if chosen is None:
                     continue
                 by_node: dict[str, list[tuple[int, dict[str, int]]]] = {}

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from numbers import Real
 from typing import Any
 
@@ -37,12 +37,14 @@ __all__ = [
     "SEARCH_BUDGET",
     "STRATEGIES",
     "bundle_resources",
+    "captures",
     "check_bundles",
     "check_strategy",
     "feasible_ever",
     "group_of",
     "pg_shape",
     "place",
+    "with_eligibility",
 ]
 
 STRATEGIES = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")
@@ -53,6 +55,9 @@ STRATEGIES = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")
 # of them fit in one bundle.
 BUNDLE_MARKER_UNITS = 1000 * UNIT
 TASK_MARKER_UNITS = 1
+# A task or actor that captures its child tasks (``placement_group_capture_child_tasks``)
+# asks for two units instead: the flag reaches its worker with its lease's shape.
+CAPTURE_MARKER_UNITS = 2
 
 SEARCH_BUDGET = 2_000  # backtracking steps before a PACK/SPREAD group is left pending (~0.1 s at 100 nodes)
 MAX_SEARCH_DEPTH = 400  # groups with more bundles get the greedy pass only (no recursion)
@@ -116,15 +121,21 @@ def bundle_resources(pg_id: str, index: int, shape: Units) -> dict[str, int]:
     return out
 
 
-def pg_shape(shape: Units, pg_id: str, index: int) -> dict[str, int]:
+def pg_shape(shape: Units, pg_id: str, index: int, capture: bool = False) -> dict[str, int]:
     """What a task or actor scheduled into the group asks for instead of ``shape``: bundle
-    ``index``'s resources, or (index -1) the group's resources on any one node."""
+    ``index``'s resources, or (index -1) the group's resources on any one node; ``capture``:
+    the tasks and actors it starts go into the group too (``captures``)."""
     if index < -1:
         raise ValueError(f"placement group bundle index must be >= -1, got {index}")
     suffix = pg_id if index == -1 else f"{index}_{pg_id}"
     out = {f"{name}_group_{suffix}": amount for name, amount in shape.items() if amount}
-    out[f"bundle_group_{suffix}"] = TASK_MARKER_UNITS
+    out[f"bundle_group_{suffix}"] = CAPTURE_MARKER_UNITS if capture else TASK_MARKER_UNITS
     return out
+
+
+def captures(shape: Units | None) -> bool:
+    """Whether the task or actor leased with ``shape`` puts its children in its group."""
+    return any(k.startswith("bundle_group_") and v == CAPTURE_MARKER_UNITS for k, v in (shape or {}).items())
 
 
 def group_of(shape: Units) -> tuple[str, int] | None:
@@ -294,11 +305,35 @@ class _Problem:
         return self.search(self.order, self.free, least_loaded, budget)
 
 
+def with_eligibility(bundles: Sequence[Units], free: Mapping[str, Units], total: Mapping[str, Units],
+                     eligible: Sequence[Collection[str] | None] | None) -> tuple[list[Units], dict, dict]:
+    """The problem with bundle ``i`` allowed only on the nodes ``eligible[i]`` (None: any;
+    Ray's ``bundle_label_selector``), as resources: bundle ``i`` asks for one unit of
+    "node labels of bundle i", which only its eligible nodes have (enough for every
+    bundle), so every strategy's search honours it unchanged."""
+    if not eligible or all(e is None for e in eligible):
+        return list(bundles), dict(free), dict(total)
+    bundles = [dict(b) for b in bundles]
+    free = {n: dict(v) for n, v in free.items()}
+    total = {n: dict(v) for n, v in total.items()}
+    for i, nodes in enumerate(eligible):
+        if nodes is None:
+            continue
+        name = f"node labels of bundle {i}"
+        bundles[i][name] = 1
+        for node in nodes:
+            if node in free:
+                free[node][name] = total[node][name] = len(bundles)
+    return bundles, free, total
+
+
 def place(bundles: Sequence[Units], strategy: str, free: Mapping[str, Units],
-          total: Mapping[str, Units]) -> list[str] | None:
+          total: Mapping[str, Units], eligible: Sequence[Collection[str] | None] | None = None) -> list[str] | None:
     """A node id for each bundle (in order), given each alive node's free resources and
-    totals; None if the group cannot be placed now. Never over-commits a node."""
+    totals (and, per bundle, the nodes its label selector allows: ``with_eligibility``);
+    None if the group cannot be placed now. Never over-commits a node."""
     check_strategy(strategy)
+    bundles, free, total = with_eligibility(bundles, free, total, eligible)
     if not bundles:
         return []
     problem = _Problem(bundles, free, total)
@@ -347,10 +382,16 @@ def _missing(need: Units, have: Units, what: str) -> str | None:
     return None
 
 
-def feasible_ever(bundles: Sequence[Units], strategy: str, total: Mapping[str, Units]) -> str | None:
-    """None if the group could be placed on an empty cluster with these node totals, else
-    why not. Errs on the side of None when the search for an assignment runs too long."""
+def feasible_ever(bundles: Sequence[Units], strategy: str, total: Mapping[str, Units],
+                  eligible: Sequence[Collection[str] | None] | None = None) -> str | None:
+    """None if the group could be placed on an empty cluster with these node totals (and
+    bundle label selectors, as ``place``), else why not. Errs on the side of None when the
+    search for an assignment runs too long."""
     check_strategy(strategy)
+    for i, nodes in enumerate(eligible or ()):
+        if nodes is not None and not set(nodes) & set(total):
+            return f"bundle {i}'s label selector matches no node"
+    bundles, total, _ = with_eligibility(bundles, total, total, eligible)
     if not total:
         return "the cluster has no nodes"
     largest: dict[str, int] = {}

@@ -118,7 +118,7 @@ class RemoteFunction:
             self._blob = blob
         default = "streaming" if inspect.isgeneratorfunction(self._fn) else 1  # Ray's generators stream
         num_returns = _num_returns(opts.get("num_returns", default), streams=True)
-        shape, strategy = placement(opts, 1, name)
+        shape, strategy = placement(opts, 1, name, rt)
         packed = Args(rt.table, args, kwargs, f"{name}.remote()")
         ids, refs = _new_refs(rt, max(num_returns, 0))
         task_id = ids[0] if ids else rt.table.new_id()
@@ -183,7 +183,7 @@ class ActorClass:
         namespace = opts.get("namespace") or rt.namespace
         retries = opts.get("max_task_retries", 0)
         detached = opts.get("lifetime") == "detached"
-        shape, strategy = placement(opts, 0, cls_name)
+        shape, strategy = placement(opts, 0, cls_name, rt)
         renv = _lease_env(rt, opts.get("runtime_env"))  # before anything is registered: an upload may fail
         register = (actor_id, name, namespace, cls_name, self._methods, rt.owner_ref, rt.job_id, detached)
         if name is not None or detached:  # names are checked now, as Ray does: a taken one raises here

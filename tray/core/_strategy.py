@@ -26,23 +26,38 @@ __all__ = ["placement"]
 _OPERATORS = {"In": "in", "NotIn": "!in", "Exists": "exists", "DoesNotExist": "!exists"}
 
 
-def placement(opts: dict[str, Any], default_cpus: float, what: str = "task") -> tuple[dict[str, int], tuple | None]:
+def placement(opts: dict[str, Any], default_cpus: float, what: str = "task",
+              rt: Any = None) -> tuple[dict[str, int], tuple | None]:
     """The resource shape a task (``default_cpus=1``) or actor (``0``) named ``what`` asks
-    for, and how to choose its node (see the module's doc)."""
+    for, and how to choose its node (see the module's doc). ``rt``: the caller's runtime;
+    a caller that runs in a group capturing its children puts a child without a strategy
+    in that group too (Ray's ``placement_group_capture_child_tasks``)."""
     floats = task_shape(opts.get("num_cpus"), opts.get("num_gpus"), opts.get("memory"), opts.get("resources"),
                         default_cpus)
     shape = to_units(floats)
     strategy: Any = opts.get("scheduling_strategy")
+    inherited = bool(getattr(rt, "capture_child_tasks", False))
     group, index = _legacy_group(opts, strategy)
     if group is not None:
-        return _in_group(shape, floats, group, index, opts, default_cpus, what), None
+        capture = opts.get("placement_group_capture_child_tasks")
+        capture = inherited if capture is None else capture
+        return _in_group(shape, floats, group, index, opts, default_cpus, what, capture), None
     if hasattr(strategy, "placement_group"):
         group = strategy.placement_group
         if group is None or getattr(group, "is_empty", False):  # Ray's PlacementGroup.empty(): no group
             _no_labels_with(opts, "a PlacementGroupSchedulingStrategy without a group")
             return shape, None
         _no_labels_with(opts, "a PlacementGroupSchedulingStrategy")
-        return _in_group(shape, floats, group, strategy.placement_group_bundle_index, opts, default_cpus, what), None
+        capture = strategy.placement_group_capture_child_tasks
+        capture = inherited if capture is None else capture
+        return _in_group(shape, floats, group, strategy.placement_group_bundle_index, opts, default_cpus, what,
+                         capture), None
+    current = getattr(rt, "current_placement_group_id", None)
+    if strategy is None and inherited and current and opts.get("placement_group", "default") == "default":  # captured
+        _no_labels_with(opts, "a placement group its caller captures it into")
+        from ..cluster._placement import pg_shape
+
+        return pg_shape(shape, current, -1, capture=True), None
     if hasattr(strategy, "node_id") and hasattr(strategy, "soft"):
         _no_labels_with(opts, "a NodeAffinitySchedulingStrategy")
         return shape, ("node", strategy.node_id, bool(strategy.soft))
@@ -74,7 +89,7 @@ def _legacy_group(opts: dict[str, Any], strategy: Any) -> tuple[Any, int]:
 
 
 def _in_group(shape: dict[str, int], floats: dict[str, float], group: Any, index: int, opts: dict[str, Any],
-              default_cpus: float, what: str) -> dict[str, int]:
+              default_cpus: float, what: str, capture: bool) -> dict[str, int]:
     """The group's resources instead of ``shape``, once Ray's checks pass: the bundle index
     is one of the group's, and the request fits that bundle (or, index -1, some bundle)."""
     from ..cluster._placement import pg_shape
@@ -93,7 +108,7 @@ def _in_group(shape: dict[str, int], floats: dict[str, float], group: Any, index
         raise ValueError(f"Cannot schedule {what} with the placement group because the actor requires 1 CPU for "
                          f"creation, but it cannot fit into any bundles for the placement group, {bundles}. "
                          f"Consider creating a placement group with CPU resources.")
-    return pg_shape(shape, group.id.hex(), index)
+    return pg_shape(shape, group.id.hex(), index, capture)
 
 
 def _fits(bundle: dict[str, float], asked: dict[str, float]) -> bool:

@@ -6,9 +6,10 @@ with ``PlacementGroupSchedulingStrategy``. The cluster's control store places th
 and keeps its state; this module is the user's side of it, with Ray's names and
 behaviour, so ``from ray.util.placement_group import ...`` code ports as it is.
 
-Arguments are checked at the call, before anything reaches the cluster. Options that
-constrain placement but cannot be honoured yet (``_max_cpu_fraction_per_node`` below 1,
-non-empty ``bundle_label_selector``) raise NotImplementedError rather than being
+Arguments are checked at the call, before anything reaches the cluster. A
+``bundle_label_selector`` (one Ray label selector per bundle) keeps each bundle on nodes
+whose labels match. An option that constrains placement but cannot be honoured yet
+(``_max_cpu_fraction_per_node`` below 1) raises NotImplementedError rather than being
 silently dropped; ``_soft_target_node_id`` is only a hint and is accepted.
 """
 
@@ -21,7 +22,7 @@ from typing import Any
 import trio
 
 from .. import ObjectRef, lowlevel
-from ..lowlevel import check_bundles, check_strategy
+from ..lowlevel import check_bundles, check_label_selector, check_strategy
 
 __all__ = [
     "PlacementGroup",
@@ -184,15 +185,17 @@ def _check_options(bundles: Any, strategy: Any, name: Any, lifetime: Any, max_cp
         if strategy != "STRICT_PACK":
             raise ValueError(f"_soft_target_node_id currently only works with STRICT_PACK but got {strategy}")
     if bundle_label_selector is not None:
-        if not isinstance(bundle_label_selector, list) or len(bundle_label_selector) != len(specs):
-            raise ValueError("bundle_label_selector must be a list with one dict per bundle"
-                             f" ({len(specs)}), got {bundle_label_selector!r}")
+        if not isinstance(bundle_label_selector, list):
+            raise ValueError(f"Placement group bundle_label_selector must be a list, got {type(bundle_label_selector)}.")
+        if len(bundle_label_selector) != len(specs):
+            raise ValueError(f"Invalid bundle label selector {bundle_label_selector}. The length of "
+                             f"`bundle_label_selector` should equal the length of `bundles`.")
         for i, selector in enumerate(bundle_label_selector):
             if not isinstance(selector, dict) or not all(isinstance(k, str) and isinstance(v, str)
                                                          for k, v in selector.items()):
-                raise ValueError(f"bundle_label_selector[{i}] must be a dict of str to str, got {selector!r}")
-        if any(bundle_label_selector):
-            raise NotImplementedError("bundle_label_selector is not supported yet: nodes have no labels")
+                raise ValueError(f"bundle_label_selector[{i}]: Bundle label selector must be a list of string "
+                                 f"dictionary label selectors, got {selector!r}")
+            check_label_selector(selector, f"bundle_label_selector[{i}]")
     return specs
 
 
@@ -216,7 +219,7 @@ def placement_group(
     me = lowlevel.runtime_info()
     pg_id = PlacementGroupID.from_random()
     lowlevel.control_call("create_placement_group", pg_id.hex(), specs, strategy, name, me.namespace,
-                          lifetime == "detached", me.job_id)
+                          lifetime == "detached", me.job_id, bundle_label_selector or None)
     return PlacementGroup(pg_id, specs)
 
 
