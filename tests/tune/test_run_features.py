@@ -228,3 +228,38 @@ def test_trial_name_creators_and_unsupported_options(ray, storage) -> None:
     with pytest.raises(ValueError, match="chdir_to_trial_dir"):
         tune.Tuner(f, tune_config=tune.TuneConfig(chdir_to_trial_dir=True),
                    run_config=tune.RunConfig(storage_path=storage)).fit()
+
+
+def test_a_trainable_made_by_hand_logs_under_the_results_dir_not_the_temp_dir(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("TRAY_RESULTS_DIR", str(tmp_path / "results"))
+    trainable = Linear({"slope": 1.0})
+    try:
+        assert os.path.dirname(trainable.logdir) == str(tmp_path / "results")
+        assert os.path.basename(trainable.logdir).startswith(f"Linear_{time.strftime('%Y-')}")
+        saved = trainable.save()
+        assert saved.checkpoint.path.startswith(trainable.logdir)
+    finally:
+        trainable.stop()
+
+
+def test_a_logger_creator_gives_the_logdir_gets_each_result_and_is_closed(tmp_path) -> None:
+    class Logger:
+        def __init__(self, config: dict) -> None:
+            self.logdir, self.config, self.results, self.closed = str(tmp_path / "mine"), config, [], False
+
+        def on_result(self, result: dict) -> None:
+            self.results.append(result["training_iteration"])
+
+        def close(self) -> None:
+            self.closed = True
+
+    made: list[Logger] = []
+    trainable = Linear({"slope": 2.0}, logger_creator=lambda config: made.append(Logger(config)) or made[-1])
+    trainable.train()
+    trainable.train()
+    trainable.stop()
+    (logger,) = made
+    assert trainable.logdir == logger.logdir and os.path.isdir(logger.logdir)
+    assert logger.config == {"slope": 2.0} and logger.results == [1, 2] and logger.closed
+    with pytest.raises(TypeError, match="logger_creator must return a logger with a str .logdir"):
+        Linear({}, logger_creator=lambda config: object())

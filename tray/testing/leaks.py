@@ -12,6 +12,11 @@ After each test, an autouse fixture looks for what the test started and left:
   ``tray*`` in the temp dir (or inside a ``tray*`` directory there) that appeared during
   the test.
 
+Results of runs that name no ``storage_path`` (a Tuner's, an Algorithm built by hand) would
+go to ``~/tray_results``: unless ``TRAY_RESULTS_DIR`` is set already, the session points it
+(for every process it starts) at a ``test_results_*`` directory in the temp dir, removed
+when the session ends.
+
 Leaks get a short grace (up to ``GRACE_S``) to go away on their own; what is still there
 is killed or removed, so one leak does not cascade into later tests, and the test fails
 (at teardown) naming what leaked. ``pytest_sessionfinish`` repeats the sweep for the
@@ -25,6 +30,7 @@ leaked) costs a few milliseconds: two passes over ``/proc`` and a few ``listdir`
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import stat
 import sys
@@ -263,6 +269,8 @@ def sweep(before: Snapshot, token: str) -> list[str]:
 
 
 _TOKEN = pytest.StashKey[str]()
+_RESULTS_DIR = pytest.StashKey[str]()
+RESULTS_VAR = "TRAY_RESULTS_DIR"  # tray._air.config's default results dir (not imported: it would import tray)
 _SESSION_BEFORE = pytest.StashKey[Snapshot]()
 _SESSION_LEAKS = pytest.StashKey[list[str]]()
 
@@ -273,6 +281,18 @@ def pytest_configure(config: pytest.Config) -> None:
     token = uuid.uuid4().hex
     os.environ[TOKEN_VAR] = token
     config.stash[_TOKEN] = token
+    if not os.environ.get(RESULTS_VAR):
+        results = tempfile.mkdtemp(prefix="test_results_")
+        os.environ[RESULTS_VAR] = results
+        config.stash[_RESULTS_DIR] = results
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    results = config.stash.get(_RESULTS_DIR, None)
+    if results is not None:
+        shutil.rmtree(results, ignore_errors=True)
+        if os.environ.get(RESULTS_VAR) == results:
+            del os.environ[RESULTS_VAR]
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 import attrs
 
 from .._air import Checkpoint, PlacementGroupFactory, TrainContext
+from .._air.config import default_storage_path
 
 _DICT_CHECKPOINT = "_dict_checkpoint.pkl"
 _TUNE_METADATA = ".tune_metadata"
@@ -80,9 +81,31 @@ class Trainable:
         self._timesteps_since_restore = 0
         self._iterations_since_restore = 0
         self._last_result: dict[str, Any] = {}
-        self._logdir = self._context.trial_dir or tempfile.mkdtemp(prefix=f"{type(self).__name__}_")
+        self._result_logger: Any = None
+        self._logdir = self._make_logdir(logger_creator)
         self._start_time = time.time()
         self.setup(copy.deepcopy(self.config))
+
+    def _make_logdir(self, logger_creator: Any) -> str:
+        """The trial's directory: Tune's trial dir; else the ``logdir`` of the logger that
+        ``logger_creator(config)`` makes (Ray's hook; the logger then gets each result and is
+        closed by ``stop()``); else, for a Trainable made by hand (``PPOConfig().build_algo()``),
+        a fresh ``<Class>_<time>_*`` directory under the results dir (``$TRAY_RESULTS_DIR``, else
+        ``~/tray_results``), where Ray puts it under ``~/ray_results``: never the temp dir."""
+        if self._context.trial_dir:
+            return self._context.trial_dir
+        if logger_creator is not None:
+            self._result_logger = logger_creator(copy.deepcopy(self.config))
+            logdir = getattr(self._result_logger, "logdir", None)
+            if not isinstance(logdir, str):
+                raise TypeError(f"logger_creator must return a logger with a str .logdir (Ray's Logger), "
+                                f"got {type(self._result_logger).__name__}")
+            os.makedirs(logdir, exist_ok=True)
+            return logdir
+        results = default_storage_path()
+        os.makedirs(results, exist_ok=True)
+        stamp = datetime.today().strftime("%Y-%m-%d_%H-%M-%S")
+        return tempfile.mkdtemp(prefix=f"{type(self).__name__}_{stamp}_", dir=results)
 
     # -- to implement ------------------------------------------------------------------
     def setup(self, config: dict[str, Any]) -> None:
@@ -147,6 +170,8 @@ class Trainable:
         result["iterations_since_restore"] = self._iterations_since_restore
         result.setdefault("config", self.config)
         self._last_result = result
+        if self._result_logger is not None and hasattr(self._result_logger, "on_result"):
+            self._result_logger.on_result(result)
         return result
 
     def save(self, checkpoint_dir: str | None = None) -> TrainingResult:
@@ -186,7 +211,7 @@ class Trainable:
             elif checkpoint._local:
                 self.load_checkpoint(path)
             else:  # the temp copy goes when as_directory ends: keep a copy for the trainable
-                keep = tempfile.mkdtemp(prefix="restored_checkpoint_")
+                keep = tempfile.mkdtemp(prefix="restored_checkpoint_", dir=self._logdir)  # goes with the trial
                 shutil.copytree(path, keep, dirs_exist_ok=True)
                 self.load_checkpoint(keep)
         self._restored = True
@@ -195,8 +220,10 @@ class Trainable:
         self._iterations_since_restore = 0
 
     def stop(self) -> None:
-        """End the trial: runs ``cleanup()``."""
+        """End the trial: runs ``cleanup()`` (and closes a ``logger_creator``'s logger)."""
         self.cleanup()
+        if self._result_logger is not None and hasattr(self._result_logger, "close"):
+            self._result_logger.close()
 
     def reset(self, new_config: dict[str, Any], logger_creator: Any = None, storage: Any = None) -> bool:
         """Reset for another trial via ``reset_config``; counters start again when it succeeds."""
