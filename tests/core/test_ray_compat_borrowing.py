@@ -140,3 +140,24 @@ def test_a_killed_actor_owner_is_owner_died_error(ray):
         tray.get(nested["a"][0], timeout=60)
     with pytest.raises(OwnerDiedError):  # the same again: the error is kept, not a transport error
         tray.get(nested["a"], timeout=60)
+
+
+@tray.remote
+class AsyncReader:
+    async def read(self, refs):
+        try:
+            return await refs[0]
+        except OwnerDiedError as exc:
+            return exc
+
+
+def test_owner_died_reaches_every_way_of_waiting(ray):
+    reader = AsyncReader.remote()
+    refs, pid = tray.get(returns_put_refs.remote(), timeout=60)
+    os.kill(pid, signal.SIGKILL)
+    time.sleep(1)
+    assert isinstance(tray.get(reader.read.remote(refs), timeout=60), OwnerDiedError)  # `await ref` in an actor
+    assert tray.wait(refs[:1], timeout=30)[0] == refs[:1]  # a failed ref counts as ready
+    with pytest.raises(OwnerDiedError):
+        refs[0].future().result(timeout=60)
+    tray.kill(reader)
