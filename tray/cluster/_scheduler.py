@@ -6,7 +6,11 @@ job at once (or as soon as one is started). One that does not fit here now goes 
 node that has room by the cluster's latest view (a *spillback*: the caller asks that
 node instead); one that fits nowhere now waits here if this node could ever run it, and
 one that no node in the cluster could ever run fails at once with
-``TaskUnschedulableError`` naming what is missing, instead of waiting forever.
+``TaskUnschedulableError`` naming what is missing, instead of waiting forever. Two
+exceptions, as in Ray: a request into a placement group that is not placed yet waits
+here for the group (and fails if the group is removed first); and where a request goes
+is narrowed first by its label selectors and shaped by Ray's default for actors
+(``_policy``: pure choices, fed this node's view of the cluster).
 
 Workers belong to one job at a time (the first lease of a fresh worker assigns it its
 job's namespace, import path and log sink), as Ray's do, so two drivers' code never
