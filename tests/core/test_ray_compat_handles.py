@@ -216,3 +216,29 @@ def test_a_dead_borrower_holds_nothing(ray):
     assert stays(pid)
     tray.kill(keeper)  # its process dies with its copy: the creator stops counting it (as Ray does)
     assert gone_within(pid)
+
+
+@tray.remote
+class WithCleanup:
+    def __init__(self, path):
+        self.path = path
+
+    def pid(self):
+        return os.getpid()
+
+    def __ray_shutdown__(self):
+        with open(self.path, "w") as f:
+            f.write("cleaned up")
+
+
+def test_an_actor_out_of_scope_runs_its_ray_shutdown_hook_a_killed_one_does_not(ray, tmp_path):
+    a = WithCleanup.remote(str(tmp_path / "scope"))
+    pid = tray.get(a.pid.remote(), timeout=60)
+    del a
+    assert gone_within(pid)
+    assert (tmp_path / "scope").read_text() == "cleaned up"
+    k = WithCleanup.remote(str(tmp_path / "kill"))
+    pid = tray.get(k.pid.remote(), timeout=60)
+    tray.kill(k)
+    assert gone_within(pid)
+    assert not (tmp_path / "kill").exists()

@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tray.core")
 
+SHUTDOWN_HOOK_S = 30.0  # how long an actor's __ray_shutdown__ may run when its last handle is gone
+
 
 class _ActorQueue:
     """One actor's calls from this process, sent in order once the actor runs."""
@@ -92,6 +94,7 @@ class ActorCalls:
         self.actors: dict[str, _ActorQueue] = {}  # by actor id
         self.by_executor: dict[str, _ActorQueue] = {}  # by the executor's actor id
         self.collectable: set[str] = set()  # actors we created that end with their last handle
+        self.shutdown_hooks: set[str] = set()  # of those, the ones whose class has Ray's __ray_shutdown__
         self._calls_lock = threading.Lock()
         self._call_ids = itertools.count(1)
 
@@ -276,7 +279,28 @@ class ActorCalls:
     def _reap(self, q: _ActorQueue) -> None:
         if q.doomed and not q.calls and not q.inflight and q.dead is None and q.actor_id in self.collectable:
             self.collectable.discard(q.actor_id)
+            if q.actor_id in self.shutdown_hooks and q.executor is not None:
+                self.nursery.start_soon(self._shut_down, q)
+                return
             self._actor_died(q, ActorDiedError(f"actor {q.actor_id} ended: no handle to it is left"))
+
+    async def _shut_down(self, q: _ActorQueue) -> None:
+        """An actor whose handles are all gone ends gracefully, as in Ray: its
+        ``__ray_shutdown__`` runs first (what it raises is its own business; one that hangs
+        is cut short), then its process goes. ``tray.kill`` skips it, as Ray's does."""
+        from ._objects import ObjectRef
+        from ._specs import ActorCall, Args
+
+        self.shutdown_hooks.discard(q.actor_id)
+        oid = self.table.new_id()
+        self.table.add_owned(oid)
+        done = ObjectRef(oid, None, self.table)
+        self.submit_call(ActorCall(q.actor_id, "__ray_shutdown__", Args(self.table, (), {}, "__ray_shutdown__"),
+                                   [oid], 1, self.table, 0))
+        with trio.move_on_after(SHUTDOWN_HOOK_S):
+            await self.waits.wait_ready(oid, None)
+        del done
+        self._actor_died(q, ActorDiedError(f"actor {q.actor_id} ended: no handle to it is left"))
 
     def kill_actor(self, actor_id: str, no_restart: bool) -> None:
         q = self._queue(actor_id)

@@ -198,6 +198,8 @@ class ActorClass:
         token = None
         if not detached:  # ended once its last handle anywhere is gone, named or not (Ray's rule)
             rt.owner.calls.collectable.add(actor_id)
+            if callable(getattr(self._cls, "__ray_shutdown__", None)):  # Ray's cleanup hook, run at that end
+                rt.owner.calls.shutdown_hooks.add(actor_id)
             token = ObjectRef(rt.table.add_handle(actor_id), None, rt.table)
         handle = ActorHandle(actor_id, cls_name, self._methods, rt.job_id, retries, token)
         rt.soon(rt.owner.calls.create_actor, actor_id, recipe)
