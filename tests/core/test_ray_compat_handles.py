@@ -242,3 +242,89 @@ def test_an_actor_out_of_scope_runs_its_ray_shutdown_hook_a_killed_one_does_not(
     tray.kill(k)
     assert gone_within(pid)
     assert not (tmp_path / "kill").exists()
+
+
+# ------------------------------------------------------- the counting, as a model
+
+from hypothesis import settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule  # noqa: E402
+
+from tray.core._objects import ObjectRef, ObjectTable  # noqa: E402
+
+
+class HandleCounting(RuleBasedStateMachine):
+    """An owner's table counts one actor's handles: local ones, pins of calls carrying a copy,
+    borrowing processes (which may die). The actor ends only when none is left when its
+    grace is over, and always then."""
+
+    def __init__(self):
+        super().__init__()
+        self.table = ObjectTable("p.", lambda: None)
+        self.unused = []
+        self.table.on_handles_unused = self.unused.extend
+        self.tid = self.table.add_handle("a1")
+        self.refs = [ObjectRef(self.tid, None, self.table)]
+        self.pins = 0
+        self.borrowers = set()
+        self.ended = False
+
+    def in_use(self):
+        return bool(self.refs) or self.pins > 0 or bool(self.borrowers)
+
+    @precondition(lambda self: not self.ended)
+    @rule()
+    def copy_here(self):
+        self.refs.append(ObjectRef(self.tid, None, self.table))
+
+    @precondition(lambda self: not self.ended and self.refs)
+    @rule()
+    def drop_here(self):
+        self.refs.pop()
+        self.table.collect()
+
+    @precondition(lambda self: not self.ended and self.in_use())
+    @rule()
+    def carried_by_a_call(self):
+        self.table.pin([self.tid], +1)
+        self.pins += 1
+
+    @precondition(lambda self: self.pins > 0)
+    @rule()
+    def call_done(self):
+        self.table.pin([self.tid], -1)
+        self.pins -= 1
+
+    @precondition(lambda self: not self.ended)
+    @rule(who=st.sampled_from("xyz"))
+    def borrowed(self, who):
+        self.table.add_borrower(self.tid, who)
+        self.borrowers.add(who)
+
+    @rule(who=st.sampled_from("xyz"))
+    def let_go(self, who):
+        self.table.remove_borrower(self.tid, who)
+        self.borrowers.discard(who)
+
+    @rule(who=st.sampled_from("xyz"))
+    def borrower_died(self, who):
+        self.table.drop_borrower(who)
+        self.borrowers.discard(who)
+
+    @rule()
+    def grace_over(self):
+        unused, self.unused[:] = list(self.unused), []
+        for oid in unused:
+            if self.table.end_unused_handle(oid):
+                assert not self.in_use(), "an actor in use was ended"
+                self.ended = True
+
+    @invariant()
+    def unused_means_ending(self):
+        if not self.ended and not self.in_use():
+            assert self.table.entries[self.tid].ending, "nothing uses it, yet it would never end"
+            assert self.tid in self.unused
+
+
+TestHandleCounting = HandleCounting.TestCase
+TestHandleCounting.settings = settings(max_examples=150, stateful_step_count=30, deadline=None)
