@@ -34,21 +34,8 @@ from .registry import register_env, register_trainable
 from .result_grid import ResultGrid
 from .schedulers import create_scheduler
 from .search import create_searcher
-from .search.sample import (
-    choice,
-    grid_search,
-    lograndint,
-    loguniform,
-    qlograndint,
-    qloguniform,
-    qrandint,
-    qrandn,
-    quniform,
-    randint,
-    randn,
-    sample_from,
-    uniform,
-)
+from .search import sample as _sample
+from .search.sample import *  # noqa: F403 - the search-space functions, listed in sample.__all__
 from .stopper import Stopper
 from .trainable import Trainable
 from .trainable_util import with_parameters, with_resources
@@ -70,8 +57,7 @@ def report(metrics: dict[str, Any] | None = None, *, checkpoint: Checkpoint | No
 __all__ = [
     "CLIReporter", "Callback", "Checkpoint", "CheckpointConfig", "ExperimentAnalysis", "FailureConfig",
     "JupyterNotebookReporter", "PlacementGroupFactory", "ProgressReporter", "Result", "ResultGrid", "RunConfig",
-    "Stopper", "Trainable", "Trial", "TuneConfig", "TuneError", "Tuner", "choice", "create_scheduler",
-    "create_searcher", "get_checkpoint", "get_context", "grid_search", "lograndint", "loguniform", "qlograndint",
-    "qloguniform", "qrandint", "qrandn", "quniform", "randint", "randn", "register_env", "register_trainable",
-    "report", "run", "run_experiments", "sample_from", "track", "uniform", "with_parameters", "with_resources",
+    "Stopper", "Trainable", "Trial", "TuneConfig", "TuneError", "Tuner", "create_scheduler", "create_searcher",
+    "get_checkpoint", "get_context", "register_env", "register_trainable", "report", "run", "run_experiments",
+    "track", "with_parameters", "with_resources", *_sample.__all__,
 ]

@@ -7,28 +7,11 @@ import typing as _typing
 if _typing.TYPE_CHECKING:
     from typing import Any
 
+from . import sample as _sample
 from .basic_variant import BasicVariantGenerator, SearchAlgorithm, SearchGenerator
 from .repeater import Repeater
-from .sample import (
-    Categorical,
-    Domain,
-    Float,
-    Function,
-    Integer,
-    choice,
-    grid_search,
-    lograndint,
-    loguniform,
-    qlograndint,
-    qloguniform,
-    qrandint,
-    qrandn,
-    quniform,
-    randint,
-    randn,
-    sample_from,
-    uniform,
-)
+from .sample import *  # noqa: F403 - the search-space functions, listed in sample.__all__
+from .sample import Categorical, Domain, Float, Function, Integer
 from .searcher import ConcurrencyLimiter, Searcher
 
 
@@ -44,6 +27,4 @@ def create_searcher(search_alg: str, **kwargs: Any) -> Any:
 
 
 __all__ = ["BasicVariantGenerator", "Categorical", "ConcurrencyLimiter", "Domain", "Float", "Function", "Integer",
-           "Repeater", "SearchAlgorithm", "SearchGenerator", "Searcher", "choice", "create_searcher", "grid_search",
-           "lograndint", "loguniform", "qlograndint", "qloguniform", "qrandint", "qrandn", "quniform", "randint",
-           "randn", "sample_from", "uniform"]
+           "Repeater", "SearchAlgorithm", "SearchGenerator", "Searcher", "create_searcher", *_sample.__all__]

@@ -297,3 +297,8 @@ def grid_search(values: Sequence[Any]) -> dict[str, list[Any]]:
     if not values:
         raise ValueError("grid_search needs at least one value")
     return {"grid_search": values}
+
+
+__all__ = ["choice", "grid_search", "lograndint", "loguniform", "qlograndint", "qloguniform", "qrandint", "qrandn",
+           "quniform", "randint", "randn", "sample_from", "uniform"]
+"""The search-space functions: ``tray.tune`` and ``tray.tune.search`` re-export exactly these."""
