@@ -313,18 +313,18 @@ def with_eligibility(bundles: Sequence[Units], free: Mapping[str, Units], total:
     bundle), so every strategy's search honours it unchanged."""
     if not eligible or all(e is None for e in eligible):
         return list(bundles), dict(free), dict(total)
-    bundles = [dict(b) for b in bundles]
-    free = {n: dict(v) for n, v in free.items()}
-    total = {n: dict(v) for n, v in total.items()}
+    wanted: list[dict[str, int]] = [dict(b) for b in bundles]
+    has: dict[str, dict[str, int]] = {n: dict(v) for n, v in free.items()}
+    holds: dict[str, dict[str, int]] = {n: dict(v) for n, v in total.items()}
     for i, nodes in enumerate(eligible):
         if nodes is None:
             continue
         name = f"node labels of bundle {i}"
-        bundles[i][name] = 1
+        wanted[i][name] = 1
         for node in nodes:
-            if node in free:
-                free[node][name] = total[node][name] = len(bundles)
-    return bundles, free, total
+            if node in has:
+                has[node][name] = holds[node][name] = len(wanted)
+    return list(wanted), has, holds
 
 
 def place(bundles: Sequence[Units], strategy: str, free: Mapping[str, Units],

@@ -75,12 +75,13 @@ class _Worker:
 
 
 class _Request:
-    __slots__ = ("shape", "owner", "job", "actor_id", "detached", "renv")
+    __slots__ = ("shape", "owner", "job", "actor_id", "detached", "renv", "pinned")
 
     def __init__(self, shape: dict[str, int], owner: str, job: str, actor_id: str | None, detached: bool,
                  renv: tuple[str, dict[str, Any]] | None = None) -> None:
         self.shape, self.owner, self.job, self.actor_id, self.detached = shape, owner, job, actor_id, detached
         self.renv = renv  # (key, runtime_env), or None for the default environment
+        self.pinned = False  # waits here by its strategy (labels, node affinity): never moved elsewhere
 
     @property
     def env(self) -> str | None:
@@ -218,6 +219,7 @@ class NodeScheduler(Actor):
         if job not in self.jobs:
             await self._fetch_job(job)
         req = _Request(shape, uid, job, actor_id, detached, renv)
+        req.pinned = strategy is not None and strategy[0] in ("labels", "node")
         if not self.queue and self.ledger.fits(shape):
             worker = self._take_idle(job, req.env)
             if worker is not None:
@@ -359,7 +361,7 @@ class NodeScheduler(Actor):
             return
         for waiter in list(self.queue):
             req = waiter.data
-            if self.ledger.fits(req.shape):
+            if req.pinned or self.ledger.fits(req.shape):
                 continue
             room = [n for n, e in self.view.items() if n != self.node_id and _fits(e[2], req.shape)]
             if room:
