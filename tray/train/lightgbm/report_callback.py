@@ -5,14 +5,13 @@ writes the checkpoint, every rank reports."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Any
 
 from lightgbm import Booster
 
 from ..._air.checkpoint import Checkpoint
-from .._gbdt import ReportPolicy
+from .._gbdt import ReportPolicy, load_model
 
 __all__ = ["RayTrainReportCallback"]
 
@@ -41,11 +40,7 @@ class RayTrainReportCallback:
     @classmethod
     def get_model(cls, checkpoint: Checkpoint, filename: str = CHECKPOINT_NAME) -> Booster:
         """The booster saved in ``checkpoint`` (by this callback, or by the legacy trainer)."""
-        with checkpoint.as_directory() as d:
-            path = os.path.join(d, filename)
-            if not os.path.exists(path):
-                raise FileNotFoundError(f"{checkpoint!r} holds no {filename!r}: {sorted(os.listdir(d))}")
-            return Booster(model_file=path)
+        return load_model(checkpoint, filename, lambda path: Booster(model_file=path))
 
     def __call__(self, env: Any) -> None:
         last = env.iteration == env.end_iteration - 1

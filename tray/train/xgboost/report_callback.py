@@ -5,7 +5,6 @@ the end); rank 0 writes the checkpoint, every rank reports."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Any
 
@@ -13,7 +12,7 @@ from xgboost import Booster
 from xgboost.callback import TrainingCallback
 
 from ..._air.checkpoint import Checkpoint
-from .._gbdt import ReportPolicy
+from .._gbdt import ReportPolicy, load_model
 
 __all__ = ["RayTrainReportCallback"]
 
@@ -46,13 +45,12 @@ class RayTrainReportCallback(TrainingCallback):
     @classmethod
     def get_model(cls, checkpoint: Checkpoint, filename: str = CHECKPOINT_NAME) -> Booster:
         """The booster saved in ``checkpoint`` (by this callback, or by the legacy trainer)."""
-        with checkpoint.as_directory() as d:
-            path = os.path.join(d, filename)
-            if not os.path.exists(path):
-                raise FileNotFoundError(f"{checkpoint!r} holds no {filename!r}: {sorted(os.listdir(d))}")
+        def load(path: str) -> Booster:
             booster = Booster()
             booster.load_model(path)
             return booster
+
+        return load_model(checkpoint, filename, load)
 
     def after_iteration(self, model: Any, epoch: int, evals_log: dict[str, Any]) -> bool:
         self._evals_log, self._last_epoch = evals_log, epoch
