@@ -12,6 +12,7 @@ layer (the actor kernel included) can raise these. The hierarchy::
         ├── MailboxFull                   a bounded mailbox refused a message
         ├── AskTimeoutError               (also TimeoutError) an ask got no reply in time
         ├── NameTakenError                (also ValueError) an actor name is in use
+        │   └── ActorAlreadyExistsError   ... by a Ray-style actor in its namespace (Ray's name)
         ├── GetTimeoutError               (also TimeoutError) tray.get waited past its timeout
         ├── TaskCancelledError            tray.cancel stopped the task
         ├── WorkerCrashedError            the task's worker died, retries spent
@@ -39,6 +40,7 @@ import traceback
 from typing import Any, cast
 
 __all__ = [
+    "ActorAlreadyExistsError",
     "ActorDiedError",
     "AskTimeoutError",
     "GetTimeoutError",
@@ -180,6 +182,11 @@ class AskTimeoutError(RayError, TimeoutError):
 
 class NameTakenError(RayError, ValueError):
     """An actor name is already registered in this system."""
+
+
+class ActorAlreadyExistsError(NameTakenError):
+    """``Cls.options(name=...).remote()``: a live actor has that name in that namespace (Ray's
+    class; a ValueError, as in Ray)."""
 
 
 class GetTimeoutError(RayError, TimeoutError):

@@ -51,8 +51,8 @@ def cancel(object_ref: ObjectRef, *, force: bool = False, recursive: bool = True
 
 def kill(actor: ActorHandle, *, no_restart: bool = True) -> None:
     """End ``actor`` at once; its pending and later calls raise ActorDiedError."""
-    if not isinstance(actor, ActorHandle):
-        raise TypeError(f"tray.kill() expects an actor handle, got {type(actor).__name__}")
+    if not isinstance(actor, ActorHandle):  # Ray's ValueError
+        raise ValueError(f"tray.kill() only supports actors (for tasks, use tray.cancel()); got {type(actor).__name__}")
     rt = _process.runtime_for_call()
     rt.soon(rt.owner.calls.kill_actor, actor._actor_id, no_restart)
 
@@ -121,8 +121,9 @@ def available_resources() -> dict[str, float]:
 
 def nodes() -> list[dict[str, Any]]:
     """One dict per node the cluster has known, alive or dead (Ray's keys: NodeID, Alive,
-    NodeManagerAddress, Resources, ...)."""
-    return _process.ask_control("nodes_table")
+    NodeManagerAddress, Resources, ...; also Ray's ``alive`` and ``NodeName`` aliases)."""
+    return [{**row, "alive": row["Alive"], "NodeName": row["NodeManagerAddress"]}
+            for row in _process.ask_control("nodes_table")]
 
 
 def timeline(filename: str | None = None) -> list[dict[str, Any]]:

@@ -10,6 +10,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+from ..exceptions import ActorAlreadyExistsError
 from ._actor_calls import ActorRecipe
 from ._generators import STREAMING, ObjectRefGenerator, Stream
 from ._objects import ObjectRef, collecting, dumps
@@ -208,7 +209,13 @@ class ActorClass:
 
 async def _register(rt: Any, *args: Any) -> Any:
     """Register a named or detached actor, durably (a restarted head must know it)."""
-    held = await rt.control.register_actor.ask(*args)
+    try:
+        held = await rt.control.register_actor.ask(*args)
+    except ValueError:  # the name is taken: Ray's error, raised here rather than the control store's
+        name, namespace = args[1], args[2]
+        raise ActorAlreadyExistsError(
+            f"an actor named {name!r} already exists in namespace {namespace!r}: use another name, or get the "
+            f"existing actor with tray.get_actor({name!r}, namespace={namespace!r})") from None
     await rt.control.flush.ask()
     return held
 

@@ -4,6 +4,7 @@
 # in Ray; it stays out of ``__all__`` so ``from tray.util import *`` cannot shadow the
 # standard library's ``queue``.
 from . import queue  # noqa: F401  (tray.util.queue, as in Ray)
+from ._named import list_named_actors
 from .actor_pool import ActorPool
 from .placement_group import (
     get_current_placement_group,
@@ -19,6 +20,7 @@ __all__ = [
     "ActorPool",
     "get_current_placement_group",
     "get_placement_group",
+    "list_named_actors",
     "placement_group",
     "placement_group_table",
     "remove_placement_group",
