@@ -22,6 +22,7 @@ import attrs
 
 import tray
 from tray import lowlevel
+from tray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from . import _autoscale, _targets
 from ._router import DEAD_ERRORS, ROUTES_KEY, SERVE_NAMESPACE
@@ -196,8 +197,10 @@ class ServeController:
                 return self.proxy_port
             except DEAD_ERRORS:
                 self.proxy = None
-        self.proxy = tray.remote(ServeProxy).options(
+        here = NodeAffinitySchedulingStrategy(tray.get_runtime_context().get_node_id(), soft=True)
+        self.proxy = tray.remote(ServeProxy).options(  # beside the controller, on the head (Ray: a proxy per node)
             name=PROXY_NAME, namespace=SERVE_NAMESPACE, lifetime="detached", num_cpus=0, max_concurrency=1000,
+            scheduling_strategy=here,
         ).remote(attrs.asdict(self.http))
         try:
             self.proxy_port = await self.proxy.ready.remote()

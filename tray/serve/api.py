@@ -22,6 +22,15 @@ def _find_controller() -> Any | None:
         return None
 
 
+def _on_the_head() -> Any:
+    """Where Ray puts Serve's controller: on the head node (a zero-CPU actor would otherwise go
+    to a random node, Ray's default for such actors); soft, should the head be unknown."""
+    from tray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    heads = [n["NodeID"] for n in tray.nodes() if n.get("IsHead") and n.get("Alive")]
+    return NodeAffinitySchedulingStrategy(heads[0], soft=True) if heads else None
+
+
 def _get_or_create_controller(http_options: dict[str, Any] | None = None) -> Any:
     from ._controller import ServeController
 
@@ -30,7 +39,7 @@ def _get_or_create_controller(http_options: dict[str, Any] | None = None) -> Any
         try:
             ctl = tray.remote(ServeController).options(
                 name=CONTROLLER_NAME, namespace=SERVE_NAMESPACE, lifetime="detached", max_restarts=-1,
-                max_concurrency=10_000, num_cpus=0,
+                max_concurrency=10_000, num_cpus=0, scheduling_strategy=_on_the_head(),
             ).remote(http_options)
         except ValueError:  # another driver made it first
             ctl = get_controller()
