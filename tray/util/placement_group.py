@@ -268,7 +268,7 @@ def placement_group_table(placement_group: PlacementGroup | None = None) -> dict
 
 
 def get_current_placement_group() -> PlacementGroup | None:
-    """The group the current task or actor runs in, when it captures child tasks; None in
-    a driver."""
+    """The group the current task or actor runs in (whether or not it captures its child
+    tasks, as in Ray); None outside any group, and in a driver."""
     pg_id = lowlevel.current_placement_group_id()
     return PlacementGroup(PlacementGroupID.from_hex(pg_id)) if pg_id else None
