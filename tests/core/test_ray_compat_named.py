@@ -53,3 +53,10 @@ def test_kill_of_something_else_is_a_value_error(ray):
 def test_nodes_have_rays_aliases(ray):
     (row,) = tray.nodes()
     assert row["alive"] is row["Alive"] is True and row["NodeName"] == row["NodeManagerAddress"]
+
+
+def test_get_actor_checks_the_name(ray):
+    with pytest.raises(TypeError, match="str"):
+        tray.get_actor(1)
+    with pytest.raises(ValueError, match="non-empty"):
+        tray.get_actor("")

@@ -59,6 +59,10 @@ def kill(actor: ActorHandle, *, no_restart: bool = True) -> None:
 
 def get_actor(name: str, namespace: str | None = None) -> ActorHandle:
     """The handle of the live actor named ``name`` (in ``namespace``, default: this job's)."""
+    if not isinstance(name, str):
+        raise TypeError(f"tray.get_actor() takes the actor's name as a str, got {type(name).__name__}")
+    if not name:
+        raise ValueError("Please supply a non-empty value to get_actor")  # Ray's words
     rt = _process.runtime_for_call()
     ns = namespace if namespace is not None else rt.namespace
 
