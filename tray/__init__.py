@@ -5,7 +5,15 @@ written for Ray runs with ``import tray as ray``) and the actor kernel's
 (``tray.Actor``, ``tray.ActorSystem``, supervision trees).
 """
 
-from . import exceptions
+import sys as _sys
+
+if _sys.orig_argv[1:3] == ["-m", "tray.core._worker"]:  # a worker: what an idle one never uses waits for its first use
+    from ._deferred import defer as _defer
+
+    _defer("ssl", "hashlib", "hmac", "secrets", "tomllib", "zipfile", "idna", "json", "tempfile", "shutil", "uuid",
+           "bz2", "lzma")
+
+from . import exceptions  # noqa: E402 - after the worker's deferrals, which must precede trio's imports
 from .actors import Actor, ActorRef, ActorSystem, DeadLetter, MailboxSpec
 from .core import (
     ObjectRef,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-import secrets
+import os
 import weakref
 from collections import deque
 from collections.abc import Callable
@@ -70,7 +70,7 @@ class ActorSystem:
         peers on demand (``spawn(at=...)``, ``lookup_remote``). ``network`` makes the
         network layer, ``factory(system, token, transport, net)`` (see
         :mod:`tray.actors._network`), or names it as ``"module:name"``."""
-        self.uid = secrets.token_hex(4)
+        self.uid = os.urandom(4).hex()  # secrets.token_hex, without importing hmac (OpenSSL)
         self.address: str | None = None
         """Where peers reach this system, once it listens (the bound port filled in)."""
         self._net_args = (address, token, transport, net)

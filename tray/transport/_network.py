@@ -7,7 +7,7 @@ protocol it meets), made by an :class:`~tray.actors.ActorSystem` on first use.
 from __future__ import annotations
 
 import logging
-import secrets
+import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -46,7 +46,7 @@ class Network:
         if token is None:
             token = _config.get("cluster_token")
         if token is None:
-            token = secrets.token_hex(16)
+            token = os.urandom(16).hex()  # secrets' token_hex, without its hmac import
             log.info("no cluster token given (nor %s): generated one; peers must be given system.token", TOKEN_ENV)
         self.token = token if isinstance(token, str) else token.decode()
         self.key = token.encode() if isinstance(token, str) else bytes(token)  # what the handshake MACs with

@@ -13,11 +13,9 @@ send ``Down`` to their monitors; the system goes on serving its other peers.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import itertools
 import logging
-import secrets
+import os
 import threading
 import weakref
 from collections import deque
@@ -36,6 +34,7 @@ from ._base import Stream
 from ._bulk import BulkChannel
 from ._codec import Kind, ProtocolError, alloc, decode_envelope, dumps, encode, loads, packb
 from ._frames import FrameDecoder, FrameError, frame_header
+from ._mac import compare_digest, hmac_sha256
 from ._remote import PeerWatcher, RemoteCell, RemoteReply, _Waiter
 
 if TYPE_CHECKING:
@@ -80,7 +79,7 @@ class PeerLost(TrayInternalError):
 
 
 def _mac(token: bytes, label: bytes, a: bytes, b: bytes) -> bytes:
-    return hmac.new(token, label + a + b, hashlib.sha256).digest()
+    return hmac_sha256(token, label + a + b)
 
 
 def _safe_dumps(obj: Any) -> tuple[bytes, list[memoryview]]:
@@ -391,7 +390,7 @@ class Peer:
     async def _handshake_server(self) -> Peer | None:
         """Authenticate the client; return the peer whose data connection this is, if it is one."""
         network = self.network
-        nonce_s = secrets.token_bytes(16)
+        nonce_s = os.urandom(16)
         await self._send_raw([MAGIC, "challenge", nonce_s])
         hello = await self._recv_raw()
         if len(hello) != 7 or hello[1] != "hello" or not all(isinstance(x, bytes) for x in hello[2:4]):
@@ -399,7 +398,7 @@ class Peer:
         _, _, nonce_c, mac_c, uid, address, link = hello
         if not isinstance(uid, str) or not (address is None or isinstance(address, str)):
             raise HandshakeError("malformed hello")
-        if not hmac.compare_digest(mac_c, _mac(network.key, b"c", nonce_s, nonce_c)):
+        if not compare_digest(mac_c, _mac(network.key, b"c", nonce_s, nonce_c)):
             log.warning("refused a connection from system %s: wrong cluster token", uid)
             await self._send_raw([MAGIC, "refused", "wrong cluster token"])
             raise HandshakeError("wrong cluster token")
@@ -409,7 +408,7 @@ class Peer:
             if owner is None or owner.uid != uid or owner.bulk is not None:
                 raise HandshakeError("data connection for no known control connection")
         self.uid, self.address = uid, address
-        self.link = secrets.token_bytes(16)
+        self.link = os.urandom(16)
         await self._send_raw(
             [
                 MAGIC,
@@ -428,7 +427,7 @@ class Peer:
         if len(ch) != 3 or ch[1] != "challenge" or not isinstance(ch[2], bytes):
             raise HandshakeError("malformed challenge")
         nonce_s = ch[2]
-        nonce_c = secrets.token_bytes(16)
+        nonce_c = os.urandom(16)
         mac_c = _mac(network.key, b"c", nonce_s, nonce_c)
         await self._send_raw([MAGIC, "hello", nonce_c, mac_c, network.system.uid, network.address, link])
         w = await self._recv_raw()
@@ -436,7 +435,7 @@ class Peer:
             raise HandshakeError(f"the peer refused us: {w[2]}")
         if len(w) != 6 or w[1] != "welcome" or not isinstance(w[2], bytes) or not isinstance(w[3], str):
             raise HandshakeError("malformed welcome")
-        if not hmac.compare_digest(w[2], _mac(network.key, b"s", nonce_c, nonce_s)):
+        if not compare_digest(w[2], _mac(network.key, b"s", nonce_c, nonce_s)):
             raise HandshakeError("the peer does not know the cluster token")
         self.uid = w[3]
         self.link = w[5]
