@@ -5,6 +5,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from rllib_helpers import learns
 
 from tray.rllib.algorithms.algorithm import Algorithm
 from tray.rllib.algorithms.appo import APPO, APPOConfig
@@ -57,20 +58,10 @@ def _appo():
             .rl_module(model_config={"fcnet_hiddens": [64, 64]}).debugging(seed=0))
 
 
-def _learn(algo, threshold, max_steps):
-    best, result = 0.0, {}
-    while True:
-        result = algo.train()
-        best = max(best, result["env_runners"]["episode_return_mean"])
-        if best >= threshold or result["num_env_steps_sampled_lifetime"] >= max_steps:
-            return best, result
-
-
 def test_impala_learns_cartpole_a_little_with_runners_sampling_while_it_learns(cluster):
     algo = _impala().build_algo()
     try:
-        best, result = _learn(algo, 50, 200_000)
-        assert best >= 50, f"IMPALA reached only {best} in {result['num_env_steps_sampled_lifetime']} steps"
+        result = learns(algo, 50, 200_000)
         learner = result["learners"]["default_policy"]
         assert {"mean_pi_loss", "mean_vf_loss", "entropy", "pi_loss", "vf_loss"} <= set(learner)
         # runners sample while the learner learns, so some fragments come from weights an update old
@@ -84,8 +75,7 @@ def test_impala_learns_cartpole_a_little_with_runners_sampling_while_it_learns(c
 def test_appo_learns_cartpole_fast(cluster):
     algo = _appo().build_algo()
     try:
-        best, result = _learn(algo, 100, 150_000)
-        assert best >= 100, f"APPO reached only {best} in {result['num_env_steps_sampled_lifetime']} steps"
+        result = learns(algo, 100, 150_000)
         learner = result["learners"]["default_policy"]
         assert {"policy_loss", "vf_loss", "entropy", "mean_IS", "var_IS", "num_target_updates"} <= set(learner)
         assert learner["num_target_updates"] >= 1
@@ -125,8 +115,7 @@ def test_appo_in_process_checkpoint_round_trip(tmp_path):
 def test_impala_and_appo_learn_cartpole(cluster, make):
     algo = make().build_algo()
     try:
-        best, result = _learn(algo, 150, 1_000_000)
-        assert best >= 150, f"reached only {best} in {result['num_env_steps_sampled_lifetime']} steps"
+        learns(algo, 150, 1_000_000)
     finally:
         algo.stop()
 

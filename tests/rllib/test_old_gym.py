@@ -8,28 +8,12 @@ import pytest
 
 gym = pytest.importorskip("gym")
 
+from rllib_helpers import simple_corridor  # noqa: E402
+
 from tray.rllib.env import old_gym  # noqa: E402
 from tray.rllib.env.env_context import EnvContext, EnvCreator  # noqa: E402
 
-
-class SimpleCorridor(gym.Env):
-    def __init__(self, config):
-        self.end_pos = config["corridor_length"]
-        self.cur_pos = 0
-        self.action_space = gym.spaces.Discrete(2)
-        self.observation_space = gym.spaces.Box(0.0, self.end_pos, shape=(1,))
-
-    def reset(self):
-        self.cur_pos = 0
-        return [self.cur_pos]
-
-    def step(self, action):
-        if action == 0 and self.cur_pos > 0:
-            self.cur_pos -= 1
-        elif action == 1:
-            self.cur_pos += 1
-        done = self.cur_pos >= self.end_pos
-        return [self.cur_pos], 1 if done else 0, done, {}
+SimpleCorridor = simple_corridor()
 
 
 class TimeLimited(SimpleCorridor):

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from rllib_helpers import learns
 
 from tray.rllib.algorithms.algorithm import Algorithm
 from tray.rllib.algorithms.ppo import PPO, PPOConfig
@@ -18,20 +19,10 @@ def _config(**training):
             .debugging(seed=0))
 
 
-def _learn(algo, threshold, max_steps):
-    best, result = 0.0, {}
-    while True:
-        result = algo.train()
-        best = max(best, result["env_runners"]["episode_return_mean"])
-        if best >= threshold or result["num_env_steps_sampled_lifetime"] >= max_steps:
-            return best, result
-
-
 def test_ppo_learns_cartpole_within_bounded_steps():
     algo = _config().build_algo()
     try:
-        best, result = _learn(algo, 150, 20_000)
-        assert best >= 150, f"mean return reached only {best} in {result['num_env_steps_sampled_lifetime']} steps"
+        result = learns(algo, 150, 20_000)
         learner = result["learners"]["default_policy"]
         assert {"policy_loss", "vf_loss", "entropy", "mean_kl_loss", "total_loss"} <= set(learner)
         assert result["training_iteration"] >= 1 and result["time_total_s"] > 0
@@ -47,8 +38,7 @@ def test_ppo_reaches_450_in_no_more_env_steps_than_rllib(cluster, seed):
             .training(lr=3e-4, train_batch_size_per_learner=2000, minibatch_size=128, num_epochs=6)
             .debugging(seed=seed).build_algo())
     try:
-        best, result = _learn(algo, 450, 60_000)
-        assert best >= 450, f"mean return reached only {best} in {result['num_env_steps_sampled_lifetime']} steps"
+        learns(algo, 450, 60_000)
     finally:
         algo.stop()
 

@@ -2,7 +2,11 @@
 
 Runners are tray actors created with ``max_restarts``: tray puts each under its supervisor, so
 a runner whose process dies (SIGKILL, OOM) is started again with a fresh ``__init__``. A runner
-whose env raises is killed so that the supervisor replaces it the same way. Either way the
+whose env raises is killed so that the supervisor replaces it the same way; the runner counts
+as back when a ping is answered by a process other than the one whose env raised (the kill
+takes a moment to land, and until then the old process still answers: taking its answer for
+the replacement's would send it the next sample, and count its death as a second failure).
+Either way the
 iteration goes on with the other runners (``restart_failed_env_runners``), and the warning or
 error names the env and the runner. Weights reach runners as one ``tray.put`` per update: every
 sample call carries that ref and its version, and a runner reads the value only when its
@@ -23,7 +27,7 @@ from .single_agent_env_runner import RunnerSpec, SingleAgentEnvRunner
 
 logger = logging.getLogger("tray.rllib")
 
-_MAX_PING_FAILURES = 20
+PING_AGAIN_S = 0.05  # between pings of a runner being replaced
 
 
 class EnvRunnerGroup:
@@ -44,7 +48,7 @@ class EnvRunnerGroup:
         self._weights_ref: Any = None
         self.local: SingleAgentEnvRunner | None = None
         self.runners: dict[int, Any] = {}
-        self._recovering: dict[int, tuple[Any, int]] = {}  # index -> (ping ref, failed pings)
+        self._recovering: dict[int, tuple[Any, float, int | None]] = {}  # index -> (ping, failed at, old pid)
         self._inflight: dict[Any, int] = {}  # async sampling: ref -> runner index
         if num_env_runners == 0:
             self.local = SingleAgentEnvRunner(spec, 0)
@@ -164,30 +168,37 @@ class EnvRunnerGroup:
         logger.warning("%s; its supervisor replaces it and the iteration goes on", what)
         if env_error or isinstance(exc, GetTimeoutError):  # the process lives: replace it
             tray.kill(self.runners[index], no_restart=False)
-        self._recovering[index] = (self.runners[index].ping.remote(), 0)
+        self._recovering[index] = (self.runners[index].ping.remote(), time.monotonic(), getattr(exc, "pid", None))
 
     def _poll_recovering(self, wait: bool) -> None:
         """Runners whose new incarnation answers a ping are healthy again."""
         if not self._recovering:
             return
-        refs = {ref: i for i, (ref, _) in self._recovering.items()}
+        refs = {ref: i for i, (ref, _, _) in self._recovering.items()}
         ready, _ = tray.wait(list(refs), num_returns=1 if wait else len(refs),
                              timeout=self.sample_timeout_s if wait else 0)
         if wait:
             ready, _ = tray.wait(list(refs), num_returns=len(refs), timeout=0)
         for ref in ready:
             i = refs[ref]
+            _, failed_at, old_pid = self._recovering[i]
             try:
-                tray.get(ref)
+                pid = tray.get(ref)
             except RayActorError as exc:  # the old incarnation's death, or the new one is not up yet
-                fails = self._recovering[i][1] + 1
-                if fails > _MAX_PING_FAILURES:
-                    raise RuntimeError(f"{self.what} {i} (env {self.spec.creator.name}) did not come back "
-                                       f"after {fails} tries") from exc
-                time.sleep(0.05)
-                self._recovering[i] = (self.runners[i].ping.remote(), fails)
+                self._ping_again(i, failed_at, old_pid, exc)
             else:
-                del self._recovering[i]
+                if old_pid is not None and pid == old_pid:  # the old process, its kill not landed yet
+                    self._ping_again(i, failed_at, old_pid, None)
+                else:
+                    del self._recovering[i]
+
+    def _ping_again(self, index: int, failed_at: float, old_pid: int | None, exc: BaseException | None) -> None:
+        waited = time.monotonic() - failed_at
+        if waited > self.sample_timeout_s:
+            raise RuntimeError(f"{self.what} {index} (env {self.spec.creator.name}) did not come back within "
+                               f"sample_timeout_s={self.sample_timeout_s} ({waited:.0f} s since it failed)") from exc
+        time.sleep(PING_AGAIN_S)
+        self._recovering[index] = (self.runners[index].ping.remote(), failed_at, old_pid)
 
     # ------------------------------------------------------------------ evaluation
     def sample_episodes(self, num_episodes: int, **kw: Any) -> list[tuple[float, int]]:

@@ -89,7 +89,7 @@ class SingleAgentEnvRunner:
     def _env_error(self, doing: str, exc: BaseException) -> EnvError:
         where = "the main process" if self.worker_index == 0 else f"env runner {self.worker_index}"
         return EnvError(f"env {self.spec.creator.name} raised {type(exc).__name__} while {doing} in {where} "
-                        f"(pid {os.getpid()}): {exc}")
+                        f"(pid {os.getpid()}): {exc}", pid=os.getpid())
 
     def _reset(self, i: int, seed: int | None) -> np.ndarray:
         try:
