@@ -141,8 +141,9 @@ def test_second_driver_joins_a_tray_init_node(session_tmp: dict[str, str], how: 
         first.send()
         assert first.finish() == 0
         second.send()
-        for what in ("actor", "task", "get_actor"):  # each a RayError at once (see SECOND), not a hang
-            assert second.expect("ERROR").split()[0] == what, second.seen
+        errors = [second.expect("ERROR").split() for _ in range(3)]  # each a RayError at once, not a hang
+        assert [e[0] for e in errors] == ["actor", "task", "get_actor"], second.seen
+        assert errors[1][1] == errors[2][1] == "NodeDiedError", second.seen  # the head is gone, and said so
         second.expect("DONE")
         assert second.finish() == 0
     finally:

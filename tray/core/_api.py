@@ -69,7 +69,7 @@ def get_actor(name: str, namespace: str | None = None) -> ActorHandle:
     async def look() -> Any:
         return await rt.control.named_actor.ask(name, ns)
 
-    found = rt.call(look)
+    found = _process.call_control(rt, look)
     if found is None:
         raise ValueError(f"Failed to look up actor with name {name!r} in namespace {ns!r}: no live actor has it")
     actor_id, class_name, methods = found

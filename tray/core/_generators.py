@@ -135,6 +135,11 @@ class ObjectRefGenerator:
             return s.items[self._next - 1]
         raise StopAsyncIteration
 
+    def ready_or_done(self) -> bool:
+        """Would ``next`` return at once: its next item is here, or it has ended (``tray.wait``'s test)."""
+        s = self._stream
+        return len(s.items) > self._next or s.finished
+
     def completed(self) -> bool:
         """Whether the task has finished producing items."""
         return self._stream.finished

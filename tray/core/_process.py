@@ -63,7 +63,24 @@ def ask_control(method: str, *args: Any) -> Any:
     async def ask() -> Any:
         return await getattr(control, method).ask(*args)
 
-    return rt.call(ask)
+    return call_control(rt, ask)
+
+
+def call_control(rt: Runtime, afn: Any) -> Any:
+    """``rt.call(afn)`` for an ask of the control store: when the store itself is gone (the
+    head, or the ``tray.init()`` program whose node this driver joined, has exited), a
+    NodeDiedError that says so instead of the dead actor's error."""
+    from ..exceptions import ActorDiedError, NodeDiedError
+
+    try:
+        return rt.call(afn)
+    except ActorDiedError as exc:
+        control = getattr(rt, "control", None)
+        if control is None or control.alive:
+            raise
+        raise NodeDiedError(f"the cluster's head at {rt.node_address or 'this process'} is gone (its control "
+                            f"store does not answer: {exc}); start tray again (tray.shutdown(), then tray.init(...))"
+                            ) from None
 
 
 def is_initialized() -> bool:

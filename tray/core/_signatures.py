@@ -64,12 +64,21 @@ def _checker(params: Params) -> tuple[int, int, bool, inspect.Signature]:
     return fewest, most, anything, sig
 
 
+_by_id: dict[int, tuple[Params, tuple[int, int, bool, inspect.Signature]]] = {}
+"""The checker of each Params object seen, by identity: a call's check hashes nothing."""
+
+
 def check_call(params: Params | None, args: tuple, kwargs: dict[str, Any], what: str) -> None:
     """Raise ``TypeError`` (naming ``what``, e.g. ``"f.remote()"``) when the arguments do not
     fit ``params``; nothing to check when ``params`` is None."""
     if params is None:
         return
-    fewest, most, anything, sig = _checker(params)
+    known = _by_id.get(id(params))
+    if known is None or known[0] is not params:  # first call with this table entry (or its id was reused)
+        if len(_by_id) >= 4096:  # handles unpickled anew bring new tables: keep this bounded
+            _by_id.clear()
+        known = _by_id[id(params)] = (params, _checker(params))
+    fewest, most, anything, sig = known[1]
     if anything or (not kwargs and fewest <= len(args) <= most):
         return
     try:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from ..actors._crossing import Signal, wake, wake_asyncio
 from ..exceptions import GetTimeoutError, ObjectLostError
 from . import _process, _watch
+from ._generators import ObjectRefGenerator
 from ._objects import PENDING, READY, ObjectRef
 
 if TYPE_CHECKING:
@@ -145,17 +146,24 @@ def decode(rt: Runtime, oid: str, owner: Any, blob: Any) -> Any:
         return rt.table.decode(blob)
 
 
+GENERATOR_POLL_S = 0.05
+"""How often a ``wait`` that includes streaming generators looks at them again (their end
+without a last item resolves no object, so it wakes no one)."""
+
+
 def wait(
-    object_refs: Sequence[ObjectRef],
+    object_refs: Sequence[ObjectRef | ObjectRefGenerator],
     *,
     num_returns: int = 1,
     timeout: float | None = None,
     fetch_local: bool = True,
-) -> tuple[list[ObjectRef], list[ObjectRef]]:
+) -> tuple[list[Any], list[Any]]:
     """Wait until ``num_returns`` of the refs are ready (or ``timeout``): ``(ready, not_ready)``.
 
     Args:
-        object_refs: a list of distinct ObjectRefs.
+        object_refs: a list of distinct ObjectRefs, or streaming generators
+            (``ObjectRefGenerator``): one is ready when its next item is, or when it has
+            ended (``next`` would stop), as in Ray.
         num_returns: how many must be ready (a failed task's ref counts as ready).
         timeout: seconds to wait at most (None: no limit); fewer may be ready then.
         fetch_local: accepted for Ray's signature: a ready value is read where it is.
@@ -175,10 +183,15 @@ def wait(
     rt = _process.current()
     table = rt.table if rt is not None else None
     entries = table.entries if table is not None else {}
-    seen = set()
+    seen: set[Any] = set()
+    generators = False
     for r in refs:  # one pass: check each, and start fetching borrowed values
         if type(r) is not ObjectRef:
-            _check_refs(refs, "tray.wait()")  # raises, naming the culprit
+            if isinstance(r, ObjectRefGenerator):
+                generators = True
+                seen.add(id(r))
+                continue
+            raise TypeError(f"tray.wait() expects ObjectRefs (or streaming generators), got {type(r).__name__}: {r!r}")
         seen.add(r._id)
         entry = entries.get(r._id)
         if entry is None or r._table is not table or (entry.state == PENDING and entry.owner is not None):
@@ -198,6 +211,8 @@ def wait(
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 break
+            if generators:
+                left = GENERATOR_POLL_S if left is None else min(left, GENERATOR_POLL_S)
             with _blocked(rt):
                 resolved.wait(left)
     finally:
@@ -206,12 +221,18 @@ def wait(
     return [refs[i] for i in ready], [r for i, r in enumerate(refs) if i not in chosen]
 
 
-def _ready_indices(refs: list[ObjectRef], entries: dict[str, Any], wanted: int) -> list[int]:
+def _ready_indices(refs: list[Any], entries: dict[str, Any], wanted: int) -> list[int]:
     """Positions of the first ``wanted`` refs that are ready (or failed), in order."""
     ready: list[int] = []
     if wanted == 0:
         return ready
     for i, r in enumerate(refs):
+        if type(r) is not ObjectRef:  # a streaming generator: its next item is here, or it has ended
+            if r.ready_or_done():
+                ready.append(i)
+                if len(ready) == wanted:
+                    break
+            continue
         entry = entries.get(r._id)
         if entry is not None and entry.state != PENDING:
             ready.append(i)
