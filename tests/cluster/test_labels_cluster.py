@@ -135,3 +135,16 @@ def test_bundle_label_selectors_put_each_bundle_on_a_matching_node(cluster):
     nowhere = placement_group([{"CPU": 1}], bundle_label_selector=[{"zone": "mars"}])
     assert not nowhere.wait(1)  # pending, as in Ray, until a node with the label joins
     remove_placement_group(nowhere)
+
+
+def test_actors_that_ask_for_resources_fill_the_owners_node_to_half_then_the_least_used(cluster):
+    actors = []
+    for _ in range(4):  # one at a time: each choice sees the ones before it
+        actor = Where.options(num_cpus=0.5).remote()
+        tray.get(actor.node.remote(), timeout=60)
+        actors.append(actor)
+    nodes = collections.Counter(tray.get([a.node.remote() for a in actors], timeout=60))
+    for a in actors:
+        tray.kill(a)
+    # the driver's node (the head, 1 CPU) takes one: at half use, Ray's hybrid policy moves on
+    assert nodes[cluster.ids["a"]] == 1 and len(nodes) == 3
