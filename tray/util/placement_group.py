@@ -186,7 +186,8 @@ def _check_options(bundles: Any, strategy: Any, name: Any, lifetime: Any, max_cp
             raise ValueError(f"_soft_target_node_id currently only works with STRICT_PACK but got {strategy}")
     if bundle_label_selector is not None:
         if not isinstance(bundle_label_selector, list):
-            raise ValueError(f"Placement group bundle_label_selector must be a list, got {type(bundle_label_selector)}.")
+            raise ValueError("Placement group bundle_label_selector must be a list, "
+                             f"got {type(bundle_label_selector)}.")
         if len(bundle_label_selector) != len(specs):
             raise ValueError(f"Invalid bundle label selector {bundle_label_selector}. The length of "
                              f"`bundle_label_selector` should equal the length of `bundles`.")
