@@ -42,7 +42,7 @@ def test_init_labels_are_the_nodes_and_selectors_match_them():
         tray.shutdown()
 
 
-@pytest.mark.parametrize("labels", ['{"ray.io/zone": "a"}', "not json", '["zone"]'])
+@pytest.mark.parametrize("labels", ['{"ray.io/zone": "a"}', "zone", "ray.io/zone=a", '["zone"]', "a=b=c"])
 def test_tray_start_refuses_bad_labels_without_starting_a_node(labels, tmp_path):
     r = subprocess.run([sys.executable, "-m", "tray", "start", "--head", "--labels", labels],
                        capture_output=True, text=True, timeout=60, env={"TMPDIR": str(tmp_path), "PATH": "/usr/bin"})

@@ -16,6 +16,7 @@ from tray.cluster._labels import (
     describe,
     matches,
     parse_condition,
+    parse_labels_arg,
     parse_selector,
 )
 from tray.cluster._placement import feasible_ever, group_of, pg_shape, place
@@ -85,6 +86,16 @@ def test_node_labels_reject_rays_reserved_prefix_and_non_strings():
         check_node_labels(["zone"])
     with pytest.raises(ValueError, match="Invalid label key value"):
         check_node_labels({"zone": "-x"})
+
+
+def test_tray_start_labels_take_rays_key_value_form_and_json():
+    assert parse_labels_arg("zone=us-1, tier=fast") == {"zone": "us-1", "tier": "fast"}
+    assert parse_labels_arg('{"zone": "us-1"}') == {"zone": "us-1"}
+    assert parse_labels_arg("") == {}
+    with pytest.raises(ValueError, match="not a key=value pair"):
+        parse_labels_arg("zone")
+    with pytest.raises(ValueError, match="reserved"):
+        parse_labels_arg("ray.io/node-id=x")
 
 
 # ---------------------------------------------------------------- matching

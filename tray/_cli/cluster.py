@@ -48,7 +48,8 @@ def add_start_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--num-cpus", type=float, help="CPUs this node offers (default: all of the machine's)")
     p.add_argument("--num-gpus", type=float, help="GPUs this node offers (default 0)")
     p.add_argument("--resources", help='custom resources as JSON, e.g. \'{"gpu_box": 1}\'')
-    p.add_argument("--labels", help='this node\'s labels as JSON, e.g. \'{"zone": "us-1"}\' (for label_selector)')
+    p.add_argument("--labels", help="this node's labels (for label_selector), as Ray takes them: "
+                   "'zone=us-1,tier=fast' (or a JSON object)")
     p.add_argument("--object-store-memory", type=int, help="the object store's budget in bytes")
     p.add_argument("--storage", help="where the head persists the control store: sqlite:///PATH (default: a "
                    "file in its session directory) or redis://HOST:PORT")
@@ -90,12 +91,13 @@ def start(args: argparse.Namespace) -> int:
         except ValueError as exc:
             return failed("start", f"--resources must be a JSON object of names to amounts: {exc}", 2)
     if args.labels is not None:
-        from ..cluster._labels import check_node_labels
+        from ..cluster._labels import parse_labels_arg
 
         try:
-            check_node_labels(json.loads(args.labels), "--labels")
+            args.labels = json.dumps(parse_labels_arg(args.labels))  # the node process takes JSON
         except (ValueError, TypeError) as exc:
-            return failed("start", f"--labels must be a JSON object of label keys to str values: {exc}", 2)
+            return failed("start", f"--labels must be key=value pairs ('zone=us-1,tier=fast') or a JSON object "
+                          f"of label keys to str values: {exc}", 2)
     env = dict(os.environ)
     argv = ["--node-ip-address", args.node_ip_address]
     token = None

@@ -30,6 +30,7 @@ __all__ = [
     "describe",
     "matches",
     "parse_condition",
+    "parse_labels_arg",
     "parse_selector",
 ]
 
@@ -79,6 +80,25 @@ def check_node_labels(labels: Any, where: str = "labels") -> dict[str, str]:
             raise ValueError(f"{where}: Custom label keys `{key}` cannot start with the prefix `{DEFAULT_PREFIX}`. "
                              f"This is reserved for Ray defined labels.")
     return dict(labels)
+
+
+def parse_labels_arg(text: str) -> dict[str, str]:
+    """``tray start --labels``, as ``ray start --labels`` takes it: ``"k1=v1,k2=v2"``, or
+    (Ray's older form) a JSON object; checked as ``check_node_labels``."""
+    import json
+
+    text = text.strip()
+    if len(text) > 1 and text[0] == text[-1] == '"':
+        text = text[1:-1]
+    if text.startswith("{"):
+        return check_node_labels(json.loads(text), "--labels")
+    labels = {}
+    for pair in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, value = pair.partition("=")
+        if not sep or "=" in value:
+            raise ValueError(f"--labels: {pair!r} is not a key=value pair (e.g. --labels 'zone=us-1,tier=fast')")
+        labels[key.strip()] = value.strip()
+    return check_node_labels(labels, "--labels")
 
 
 def parse_condition(key: str, text: str) -> Condition:
