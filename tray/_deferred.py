@@ -16,7 +16,7 @@ import threading
 import types
 from typing import Any
 
-_lock = threading.RLock()  # importing one may touch another: the same thread takes it again
+_lock = threading.Lock()  # guards swapping the stand-in out of sys.modules, never held while importing
 
 
 class _Deferred(types.ModuleType):
@@ -25,17 +25,18 @@ class _Deferred(types.ModuleType):
     def __getattr__(self, attr: str) -> Any:
         name = self.__name__
         with _lock:
-            real = sys.modules.get(name)
-            if real is self or real is None:
+            if sys.modules.get(name) is self:
                 del sys.modules[name]
-                try:
-                    real = importlib.import_module(name)
-                except BaseException:
-                    sys.modules[name] = self
-                    raise
-            # later lookups through importers' references find it here, without this hook
-            self.__dict__.update(real.__dict__)
-            self.__dict__["_tray_real"] = real
+        try:
+            # importlib's own locks make a second thread wait for the first one's import
+            real = importlib.import_module(name)
+        except BaseException:
+            with _lock:
+                sys.modules.setdefault(name, self)  # as it was: the next use tries again
+            raise
+        # later lookups through importers' references find it here, without this hook
+        self.__dict__.update(real.__dict__)
+        self.__dict__["_tray_real"] = real
         return getattr(real, attr)
 
     def __setattr__(self, attr: str, value: Any) -> None:

@@ -49,6 +49,24 @@ def test_deferred_module_imports_on_first_use() -> None:
     assert out == "1 module"
 
 
+def test_deferred_module_used_from_many_threads_at_once() -> None:
+    out = _run("""
+        import sys, threading
+        from tray._deferred import defer
+        defer("csv", "xmlrpc")
+        import csv, xmlrpc
+        go, got = threading.Barrier(8), []
+        def use():
+            go.wait()
+            got.append((csv.QUOTE_ALL, xmlrpc.__path__ is not None))
+        threads = [threading.Thread(target=use) for _ in range(8)]
+        [t.start() for t in threads]
+        [t.join(30) for t in threads]
+        print(got == [(1, True)] * 8, type(sys.modules["csv"]).__name__)
+    """)
+    assert out == "True module"
+
+
 def test_idle_worker_defers_openssl() -> None:
     """An idle actor's worker has not loaded ssl or hashlib (OpenSSL); using them there works."""
 
