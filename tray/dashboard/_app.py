@@ -3,16 +3,18 @@ the timeline, cluster status, the job API, package uploads for runtime_env, and
 ``/metrics``, all behind :class:`~tray.dashboard._auth.TokenAuth`.
 
 Handlers ask the cluster through tray's public API and ``tray.lowlevel``, which wait on
-tray's loop: each runs in a worker thread so the server's own loop never blocks.
+tray's loop: each runs in a worker thread so the server's own loop never blocks. What only
+some requests need (the job manager, runtime_env packages, the state API) is imported on the
+first such request, so the server that a first page view starts stays small.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
 from collections.abc import Callable
-from importlib import resources
 from typing import Any
 
 import anyio
@@ -26,14 +28,11 @@ import tray
 
 from .. import lowlevel
 from ..exceptions import GetTimeoutError, RayActorError
-from ..job_submission import runtime_env as _runtime_env
-from ..job_submission.manager import JobManager
-from ..util import state
 from . import _metrics
 from ._auth import TokenAuth
 
 RESOURCES = ("nodes", "actors", "tasks", "objects", "workers", "jobs", "placement_groups")
-SUMMARIES = {"tasks": state.summarize_tasks, "actors": state.summarize_actors, "objects": state.summarize_objects}
+SUMMARIES = {"tasks": "summarize_tasks", "actors": "summarize_actors", "objects": "summarize_objects"}  # of state
 MAX_LIMIT = 10_000
 TAIL_POLL_S = 0.5
 HIDDEN_NAMESPACE_PREFIX = "_tray_"  # the dashboard's own driver and the job supervisors
@@ -86,6 +85,8 @@ def int_param(request: Request, name: str, default: int, lo: int = 0, hi: int = 
 
 
 def listing(resource: str, filters: list[tuple[str, str, str]], limit: int, detail: bool) -> dict[str, Any]:
+    from ..util import state
+
     rows, total = state.query(resource, filters=filters, limit=limit, detail=detail)
     if resource == "jobs":
         hidden = [r for r in rows if str(r.get("namespace") or "").startswith(HIDDEN_NAMESPACE_PREFIX)]
@@ -166,12 +167,24 @@ def log_listing(node_id: str | None, glob: str | None) -> dict[str, Any]:
     return {"result": out}
 
 
+def _packages() -> Any:
+    """runtime_env's package store (imported on the first package request)."""
+    from ..job_submission import runtime_env
+
+    return runtime_env
+
+
 def build_app(*, token: str, log_dir: str, resources_dir: str, url: str = "") -> Any:
     """The dashboard: ``token`` guards it; job logs go to ``log_dir``; runtime envs are
     prepared under ``resources_dir``."""
-    jobs = JobManager(log_dir, resources_dir)
     history = _metrics.History(token)
-    static_dir = str(resources.files("tray.dashboard") / "static")
+    static_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
+
+    @functools.cache
+    def jobs() -> Any:
+        from ..job_submission.manager import JobManager
+
+        return JobManager(log_dir, resources_dir)
 
     async def index(request: Request) -> Response:
         return FileResponse(os.path.join(static_dir, "index.html"), headers={"cache-control": "no-cache"})
@@ -196,7 +209,9 @@ def build_app(*, token: str, log_dir: str, resources_dir: str, url: str = "") ->
         resource = request.path_params["resource"]
         if resource not in SUMMARIES:
             return fail(404, f"no summary of {resource!r}; one of: {', '.join(SUMMARIES)}")
-        return ok({"result": {"node_id_to_summary": await run(SUMMARIES[resource])}})
+        from ..util import state
+
+        return ok({"result": {"node_id_to_summary": await run(getattr(state, SUMMARIES[resource]))}})
 
     async def logs(request: Request) -> Response:
         return ok(await run(log_listing, request.query_params.get("node_id"), request.query_params.get("glob")))
@@ -260,29 +275,29 @@ def build_app(*, token: str, log_dir: str, resources_dir: str, url: str = "") ->
         sid = body.pop("submission_id", None) or body.pop("job_id", None)
         body.pop("job_id", None)
         try:
-            sid = await run(lambda: jobs.submit(submission_id=sid, **body))
+            sid = await run(lambda: jobs().submit(submission_id=sid, **body))
         except (ValueError, TypeError) as exc:
             return fail(400, str(exc))
         return JSONResponse({"job_id": sid, "submission_id": sid})
 
     async def job_list(request: Request) -> Response:
-        return JSONResponse([i.to_json() for i in await run(jobs.list)])
+        return JSONResponse([i.to_json() for i in await run(jobs().list)])
 
     async def job_get(request: Request) -> Response:
-        info = await run(jobs.get, request.path_params["job_id"])
+        info = await run(jobs().get, request.path_params["job_id"])
         if info is None:
             return fail(404, f"no job {request.path_params['job_id']!r}")
         return JSONResponse(info.to_json())
 
     async def job_stop(request: Request) -> Response:
         try:
-            return JSONResponse({"stopped": await run(jobs.stop, request.path_params["job_id"])})
+            return JSONResponse({"stopped": await run(jobs().stop, request.path_params["job_id"])})
         except KeyError:
             return fail(404, f"no job {request.path_params['job_id']!r}")
 
     async def job_delete(request: Request) -> Response:
         try:
-            return JSONResponse({"deleted": await run(jobs.delete, request.path_params["job_id"])})
+            return JSONResponse({"deleted": await run(jobs().delete, request.path_params["job_id"])})
         except KeyError:
             return fail(404, f"no job {request.path_params['job_id']!r}")
         except ValueError as exc:
@@ -290,26 +305,27 @@ def build_app(*, token: str, log_dir: str, resources_dir: str, url: str = "") ->
 
     async def job_logs(request: Request) -> Response:
         try:
-            text, end = await run(jobs.logs, request.path_params["job_id"], int(request.query_params.get("offset", 0)))
+            offset = int(request.query_params.get("offset", 0))
+            text, end = await run(jobs().logs, request.path_params["job_id"], offset)
         except KeyError:
             return fail(404, f"no job {request.path_params['job_id']!r}")
         return JSONResponse({"logs": text, "offset": end})
 
     async def job_logs_tail(request: Request) -> Response:
         sid = request.path_params["job_id"]
-        if await run(jobs.get, sid) is None:
+        if await run(jobs().get, sid) is None:
             return fail(404, f"no job {sid!r}")
 
         async def stream() -> Any:
             offset, finished = 0, False
             while True:
-                text, offset = await run(jobs.logs, sid, offset)
+                text, offset = await run(jobs().logs, sid, offset)
                 if text:
                     yield text.encode()
                 elif finished:
                     return
                 else:
-                    info = await run(jobs.get, sid)
+                    info = await run(jobs().get, sid)
                     finished = info is None or info.status.is_terminal()  # one more read after the end
                     if not finished:
                         await anyio.sleep(TAIL_POLL_S)
@@ -329,7 +345,7 @@ def build_app(*, token: str, log_dir: str, resources_dir: str, url: str = "") ->
             name = _pkg_name(request)
         except ValueError as exc:
             return fail(400, str(exc))
-        found = await run(lambda: lowlevel.kv_exists(name, namespace=_runtime_env.PKG_NAMESPACE))
+        found = await run(lambda: lowlevel.kv_exists(name, namespace=_packages().PKG_NAMESPACE))
         return ok({"exists": found}) if found else fail(404, f"no package {name}")
 
     async def package_put(request: Request) -> Response:
@@ -338,11 +354,11 @@ def build_app(*, token: str, log_dir: str, resources_dir: str, url: str = "") ->
         except ValueError as exc:
             return fail(400, str(exc))
         data = await request.body()
-        if len(data) > _runtime_env.MAX_PACKAGE_BYTES:
-            return fail(413, f"package over {_runtime_env.MAX_PACKAGE_BYTES >> 20} MiB")
-        if _runtime_env.package_uri(data) != _runtime_env.PKG_SCHEME + name:
+        if len(data) > _packages().MAX_PACKAGE_BYTES:
+            return fail(413, f"package over {_packages().MAX_PACKAGE_BYTES >> 20} MiB")
+        if _packages().package_uri(data) != _packages().PKG_SCHEME + name:
             return fail(400, "the package's content does not match its name (sha256)")
-        await run(lambda: lowlevel.kv_put(name, data, namespace=_runtime_env.PKG_NAMESPACE))
+        await run(lambda: lowlevel.kv_put(name, data, namespace=_packages().PKG_NAMESPACE))
         return ok({"uploaded": name})
 
     routes = [

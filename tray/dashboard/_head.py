@@ -93,6 +93,7 @@ class DashboardProcess(tray.Actor):
             started = trio.current_time()
             env = {k: v for k, v in self.env.items() if k not in ("TRAY_NAMESPACE", "TRAY_JOB_ID")}
             env["TRAY_DASHBOARD_URL"] = self.url
+            env.setdefault("MALLOC_ARENA_MAX", "2")  # glibc: not an arena per thread (the server's threads idle)
             cmd = [sys.executable, "-m", "tray.dashboard", "--fd", str(self.sock.fileno()),
                    "--address", self.node_address, "--url", self.url]
             if self.session_dir is not None:

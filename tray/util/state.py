@@ -203,7 +203,7 @@ def home_store(stores: dict[str, Any], home: str | None) -> dict[str, Any]:
     if home not in stores:
         raise ConnectionError(f"the object store of node {home} did not answer in time; "
                               f"nodes whose stores answered: {', '.join(stores) or 'none'}")
-    return stores[home]  # type: ignore[no-any-return]
+    return stores[home]
 
 
 def summarize(rows: list[dict[str, Any]], stats: dict[str, Any]) -> dict[str, Any]:
