@@ -104,8 +104,10 @@ def init(
 
     Args:
         address: ``None`` or ``"local"`` starts a node inside this process; ``"auto"`` joins
-            the cluster running on this machine; ``"host:port"`` joins that cluster's node.
-            Default: ``TRAY_ADDRESS`` if set.
+            the cluster running on this machine (the newest ``tray start --head``, else the
+            node another program's ``tray.init()`` hosts, as Ray's ``"auto"`` does);
+            ``"host:port"`` (or the ``address`` another ``tray.init()`` returned) joins that
+            node. Default: ``TRAY_ADDRESS`` if set.
         num_cpus: CPUs of the new local node (default: the machine's).
         num_gpus: GPUs of the new local node (default: the ones found).
         resources: custom resources of the new local node, ``{name: amount}``.
