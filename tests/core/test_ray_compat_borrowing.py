@@ -161,3 +161,27 @@ def test_owner_died_reaches_every_way_of_waiting(ray):
     with pytest.raises(OwnerDiedError):
         refs[0].future().result(timeout=60)
     tray.kill(reader)
+
+
+@tray.remote
+def echo(x):
+    return x
+
+
+@tray.remote
+class Echo:
+    def echo(self, x):
+        return x
+
+
+def test_our_ref_comes_home_inside_a_result(ray):
+    """A ref we own, sent nested to a task and returned inside its result, lives while that
+    result does, though we dropped our own copy (Ray's nested refs)."""
+    for call in (echo.remote, Echo.remote().echo.remote):
+        ref = tray.put("home")
+        out = call([ref])
+        del ref
+        gc.collect()
+        time.sleep(0.5)
+        inner = tray.get(out, timeout=60)[0]
+        assert tray.get(inner, timeout=60) == "home"

@@ -328,3 +328,19 @@ class HandleCounting(RuleBasedStateMachine):
 
 TestHandleCounting = HandleCounting.TestCase
 TestHandleCounting.settings = settings(max_examples=150, stateful_step_count=30, deadline=None)
+
+
+@tray.remote
+def echo(x):
+    return x
+
+
+def test_a_handle_coming_home_inside_a_result_keeps_its_actor(ray):
+    h, pid = new_holder()
+    out = echo.remote([h])
+    del h
+    assert stays(pid)  # the result holds a copy, though nobody has read it yet
+    again = tray.get(out, timeout=60)[0]
+    assert tray.get(again.pid.remote(), timeout=60) == pid
+    del again, out
+    assert gone_within(pid)

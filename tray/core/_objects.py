@@ -190,16 +190,15 @@ class ObjectTable:
             entry.state = READY
         return oid
 
-    def hold_inside(self, oid: str, refs: list[ObjectRef]) -> None:
-        """The value of our object ``oid`` contains ``refs``: they live while it does."""
-        if not refs:
+    def hold_inside(self, oid: str, inner: list[str]) -> None:
+        """The value of our object ``oid`` contains refs to ``inner``: they live while it does."""
+        if not inner:
             return
-        inner = [r._id for r in refs]
         with self.lock:
             entry = self.entries.get(oid)
             if entry is None:
                 return
-            entry.contains = inner
+            entry.contains = inner if entry.contains is None else entry.contains + inner
             for i in inner:
                 held = self.entries.get(i)
                 if held is not None:

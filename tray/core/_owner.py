@@ -383,6 +383,12 @@ class OwnerActor(Actor):
             self._borrowers[holder] = who
             self.monitor(holder)
 
+    def hold_inside(self, oid: str, inner: list[str]) -> None:
+        """Refs of ours came home inside the value of our object ``oid`` (a task's result):
+        they live while it does (Ray's nested refs). The worker waits for this answer
+        before it replies, so they are held before the call lets go of them."""
+        self._owner.table.hold_inside(oid, inner)
+
     def describe_objects(self) -> list[dict[str, Any]]:
         """What this process holds, for ``tray memory`` and ``tray.util.state.list_objects``."""
         rt = self._owner.rt

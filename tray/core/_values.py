@@ -38,7 +38,7 @@ def put(value: Any) -> ObjectRef:
     oid = table.new_id()
     blob, inside = table.encode_collecting(value, oid)
     table.add_owned(oid)
-    table.hold_inside(oid, inside)  # refs and actor handles in the value live while it does (Ray's rule)
+    table.hold_inside(oid, [r._id for r in inside])  # refs and actor handles inside live while it does (Ray)
     ref = ObjectRef(oid, None, table)
     table.resolve(oid, blob)
     return ref

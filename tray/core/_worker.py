@@ -32,7 +32,7 @@ from outcome import Error, Value, capture
 from .. import _config
 from ..actors import Actor, ActorRef
 from ..actors._crossing import Signal, wake, wake_asyncio
-from ..exceptions import ActorDiedError, RayTaskError, WorkerCrashedError
+from ..exceptions import ActorDiedError, RayError, RayTaskError, WorkerCrashedError
 from . import _context, _process, _tasklog
 from ._objects import ObjectRef, describe, loads
 from ._timeline import Recorder
@@ -123,23 +123,41 @@ def _results(result: Any, num_returns: int, what: str, keys: list[str], owner: s
         for v, key in zip(values, keys):  # noqa: B905 - hot path: one key per value by construction
             blob, refs = table.encode_collecting(v, key, owner)
             if refs:
-                _lend(rt, refs, owner)
+                _lend(rt, refs, owner, key)
             blobs.append(blob)
     except TypeError as exc:
         raise TypeError(f"{what}: its return value {exc}") from None
     return blobs
 
 
-def _lend(rt: Any, refs: list[ObjectRef], caller: str) -> None:
+def _lend(rt: Any, refs: list[ObjectRef], caller: str, key: str) -> None:
     """Refs in a return value outlive the task (Ray's borrowing): their owners count the
     caller as a borrower now, before our own refs go, until the caller says it let go
-    (the caller's ``unborrow``, as for any ref it holds)."""
+    (the caller's ``unborrow``, as for any ref it holds). The caller's own refs (and actor
+    handles) come home inside the value ``key``: it holds them while it holds that value."""
+    home: list[str] = []
     for ref in refs:
         owner = ref._owner
         if owner is None:  # ours
             rt.table.add_borrower(ref._id, caller)
         elif owner.actor_id.partition(":")[0] != caller:  # a third process's: told before our unborrow
             rt.soon(owner.borrow.try_tell, [ref._id], caller)
+        else:
+            home.append(ref._id)
+            back = owner
+    if home:
+        if rt.in_loop():  # cannot wait here: the note goes ahead of the reply, on the same connection
+            rt.soon(back.hold_inside.try_tell, key, home)
+        else:  # wait for the caller to hold them before we reply (only values that carry its refs pay this)
+            rt.call(_hold_home, back, key, home)
+
+
+async def _hold_home(caller: ActorRef, key: str, oids: list[str]) -> None:
+    with trio.move_on_after(HOLD_HOME_S):
+        try:
+            await caller.hold_inside.ask(key, oids)
+        except RayError:  # the caller is gone: nobody needs them held
+            pass
 
 
 def _stream(gen: Any, owner: ActorRef, uid: str, task_id: str, rt: Any, what: str) -> tuple[int, BaseException | None]:
@@ -161,6 +179,8 @@ def _stream(gen: Any, owner: ActorRef, uid: str, task_id: str, rt: Any, what: st
         return count, RayTaskError.from_exception(exc, what)
     return count, None
 
+
+HOLD_HOME_S = 30.0  # how long a worker waits for its caller to hold refs that came home in a result
 
 _WHERE = f", ip={_config.get('node_ip')}" if _config.get("node_ip") else ""  # a cluster node's worker
 
