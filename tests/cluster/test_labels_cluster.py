@@ -13,6 +13,7 @@ from tray.exceptions import TaskUnschedulableError
 from tray.util.placement_group import placement_group, remove_placement_group
 from tray.util.scheduling_strategies import (
     In,
+    NodeAffinitySchedulingStrategy,
     NodeLabelSchedulingStrategy,
     NotIn,
     PlacementGroupSchedulingStrategy,
@@ -148,3 +149,32 @@ def test_actors_that_ask_for_resources_fill_the_owners_node_to_half_then_the_lea
         tray.kill(a)
     # the driver's node (the head, 1 CPU) takes one: at half use, Ray's hybrid policy moves on
     assert nodes[cluster.ids["a"]] == 1 and len(nodes) == 3
+
+
+def test_a_label_selector_narrows_a_placement_group_as_in_ray(cluster):
+    pg = placement_group([{"CPU": 1}, {"CPU": 1}], strategy="SPREAD",
+                         bundle_label_selector=[{"zone": "b"}, {"zone": "!in(a,b)"}])
+    try:
+        assert pg.wait(60)
+        in_group = PlacementGroupSchedulingStrategy(pg)
+        for _ in range(2):
+            assert _where(cluster, scheduling_strategy=in_group, label_selector={"zone": "!b"}) == "c"
+            assert _where(cluster, scheduling_strategy=in_group, label_selector={"tier": "fast"}) == "b"
+        with pytest.raises(TaskUnschedulableError, match="labels match"):  # none of the group's nodes has it
+            _where(cluster, scheduling_strategy=in_group, label_selector={"zone": "a"})
+    finally:
+        remove_placement_group(pg)
+
+
+def test_a_label_selector_narrows_node_affinity_as_in_ray(cluster):
+    b, c = cluster.ids["b"], cluster.ids["c"]
+    assert _where(cluster, scheduling_strategy=NodeAffinitySchedulingStrategy(b, soft=False),
+                  label_selector={"zone": "b"}) == "b"
+    with pytest.raises(TaskUnschedulableError, match="labels match"):  # both must hold
+        _where(cluster, scheduling_strategy=NodeAffinitySchedulingStrategy(c, soft=False),
+               label_selector={"zone": "b"})
+    # soft: the node is only a preference, the selector is not
+    assert _where(cluster, scheduling_strategy=NodeAffinitySchedulingStrategy(c, soft=True),
+                  label_selector={"zone": "b"}) == "b"
+    assert _where(cluster, scheduling_strategy=NodeAffinitySchedulingStrategy(c, soft=True),
+                  label_selector={"zone": "!a"}) == "c"

@@ -208,9 +208,9 @@ class NodeScheduler(Actor):
             elsewhere = self._choose(shape, strategy, hops, actor_id is not None)
         except TaskUnschedulableError:
             group = group_of(shape)
-            if group is None:
+            if group is None or (hops > 0 and strategy is not None):  # sent to the group's node: its labels decide
                 raise
-            elsewhere = await self._group_node(shape, *group, hops)  # not placed yet: wait for it
+            elsewhere = await self._group_node(shape, *group, hops, strategy)  # not placed yet: wait for it
             if uid in self.dead_owners:
                 raise RayError(f"the process {uid} that asked for this lease died") from None
         if elsewhere is not None:
@@ -230,8 +230,8 @@ class NodeScheduler(Actor):
         self.start_soon(self._dispatch_soon)  # the waiter is queued by the time it runs
         return await waiter.wait(self.queue)
 
-    async def _group_node(self, shape: dict[str, int], pg_id: str, index: int,
-                          hops: int) -> tuple[ActorRef, str] | None:
+    async def _group_node(self, shape: dict[str, int], pg_id: str, index: int, hops: int,
+                          strategy: tuple | None = None) -> tuple[ActorRef, str] | None:
         """Where a request into placement group ``pg_id`` (bundle ``index``, -1: any) goes once
         the group is placed: it waits here while the group is pending (resources busy, or
         nodes yet to join); a group removed first fails it."""
@@ -246,6 +246,10 @@ class NodeScheduler(Actor):
             raise TaskUnschedulableError(f"placement group {pg_id} was removed before this task or actor could run "
                                          f"in it" if removed else f"placement group {pg_id}: {exc}") from None
         where = [nodes[index]] if 0 <= index < len(nodes or ()) else list(dict.fromkeys(nodes or ()))
+        if strategy is not None and strategy[0] == "labels":  # of the group's nodes, those its labels match
+            labelled = self._nodes()
+            where = [n for n in where if n in labelled and any(matches(labelled[n][2], s) for s in strategy[1])] \
+                or where
         if self.node_id in where and self.ledger.feasible(shape):
             return None
         others = [n for n in where if n != self.node_id and n in self.view]

@@ -7,7 +7,10 @@ Strategies (hashable: they key the owner's lease pools and travel in lease reque
 ``label_selector``, then each ``fallback_strategy`` entry), a soft selector ``prefer``
 (``NodeLabelSchedulingStrategy``'s ``soft``), and whether to spread among the nodes that
 match. A placement group is not a strategy but a shape: the group's own bundle resources,
-which only its nodes have (Ray's bundle resources).
+which only its nodes have (Ray's bundle resources). A label selector given with another
+strategy narrows it, as in Ray: with a group, the shape is the group's and the strategy
+its labels; with node affinity, the node's ``ray.io/node-id`` label joins the selectors
+(hard) or becomes the preference (soft).
 
 Checks Ray makes at the call are made here too: a request that fits no bundle of its group
 (or names a bundle the group lacks) raises ValueError at once, and so does giving both the
@@ -18,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..cluster._labels import Selector, parse_selector
+from ..cluster._labels import NODE_ID_LABEL, Selector, parse_selector
 from ..cluster._resources import task_shape, to_units
 
 __all__ = ["placement"]
@@ -37,37 +40,40 @@ def placement(opts: dict[str, Any], default_cpus: float, what: str = "task",
     shape = to_units(floats)
     strategy: Any = opts.get("scheduling_strategy")
     inherited = bool(getattr(rt, "capture_child_tasks", False))
+    selectors = _selectors(opts)  # a label selector narrows every strategy's nodes, as in Ray
+    in_labels = ("labels", selectors, (), False) if selectors else None
     group, index = _legacy_group(opts, strategy)
     if group is not None:
         capture = opts.get("placement_group_capture_child_tasks")
         capture = inherited if capture is None else capture
-        return _in_group(shape, floats, group, index, opts, default_cpus, what, capture), None
+        return _in_group(shape, floats, group, index, opts, default_cpus, what, capture), in_labels
     if hasattr(strategy, "placement_group"):
         group = strategy.placement_group
         if group is None or getattr(group, "is_empty", False):  # Ray's PlacementGroup.empty(): no group
-            _no_labels_with(opts, "a PlacementGroupSchedulingStrategy without a group")
-            return shape, None
-        _no_labels_with(opts, "a PlacementGroupSchedulingStrategy")
+            return shape, in_labels
         capture = strategy.placement_group_capture_child_tasks
         capture = inherited if capture is None else capture
         return _in_group(shape, floats, group, strategy.placement_group_bundle_index, opts, default_cpus, what,
-                         capture), None
+                         capture), in_labels
     current = getattr(rt, "current_placement_group_id", None)
     if strategy is None and inherited and current and opts.get("placement_group", "default") == "default":  # captured
-        _no_labels_with(opts, "a placement group its caller captures it into")
         from ..cluster._placement import pg_shape
 
-        return pg_shape(shape, current, -1, capture=True), None
+        return pg_shape(shape, current, -1, capture=True), in_labels
     if hasattr(strategy, "node_id") and hasattr(strategy, "soft"):
-        _no_labels_with(opts, "a NodeAffinitySchedulingStrategy")
-        return shape, ("node", strategy.node_id, bool(strategy.soft))
-    if hasattr(strategy, "hard"):  # NodeLabelSchedulingStrategy
-        _no_labels_with(opts, "a NodeLabelSchedulingStrategy")
-        return shape, ("labels", (_expressions(strategy.hard),), _expressions(strategy.soft), False)
+        if not selectors:
+            return shape, ("node", strategy.node_id, bool(strategy.soft))
+        on_node: Selector = ((NODE_ID_LABEL, "in", (strategy.node_id,)),)
+        if strategy.soft:  # the node if its labels match, else another node that matches
+            return shape, ("labels", selectors, on_node, False)
+        return shape, ("labels", tuple(tuple(sorted(sel + on_node)) for sel in selectors), (), False)
+    if hasattr(strategy, "hard"):  # NodeLabelSchedulingStrategy (and any label_selector: both must hold)
+        hard = _expressions(strategy.hard)
+        both = tuple(tuple(sorted(hard + sel)) for sel in selectors) if selectors else (hard,)
+        return shape, ("labels", both, _expressions(strategy.soft), False)
     if strategy not in (None, "DEFAULT", "SPREAD"):
         raise ValueError(f"unknown scheduling_strategy {strategy!r}: use None, 'DEFAULT', 'SPREAD' or an object "
                          f"of tray.util.scheduling_strategies")
-    selectors = _selectors(opts)
     if selectors:
         return shape, ("labels", selectors, (), strategy == "SPREAD")
     return shape, (("spread",) if strategy == "SPREAD" else None)
@@ -123,12 +129,6 @@ def _selectors(opts: dict[str, Any]) -> tuple[Selector, ...]:
     if not primary and not fallback:
         return ()
     return (parse_selector(primary), *(parse_selector(entry.get("label_selector")) for entry in fallback))
-
-
-def _no_labels_with(opts: dict[str, Any], what: str) -> None:
-    if opts.get("label_selector") or opts.get("fallback_strategy"):
-        raise ValueError(f"label_selector and fallback_strategy apply to the DEFAULT and SPREAD strategies; "
-                         f"tray does not combine them with {what}")
 
 
 def _expressions(expressions: dict[str, Any]) -> Selector:
