@@ -185,3 +185,17 @@ def test_our_ref_comes_home_inside_a_result(ray):
         time.sleep(0.5)
         inner = tray.get(out, timeout=60)[0]
         assert tray.get(inner, timeout=60) == "home"
+
+
+def test_a_freed_ref_back_from_outside_tray_fails_instead_of_hanging(ray):
+    import cloudpickle
+
+    from tray.exceptions import ObjectLostError
+
+    ref = tray.put("gone")
+    blob = cloudpickle.dumps(ref)  # a copy tray cannot count
+    del ref
+    gc.collect()
+    time.sleep(0.5)  # freed
+    with pytest.raises(ObjectLostError, match="freed"):
+        tray.get(cloudpickle.loads(blob), timeout=60)

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import cloudpickle
 
+from ..exceptions import ObjectLostError
 from ..store import Stored
 from . import _process
 
@@ -52,6 +53,11 @@ def dumps(value: Any) -> bytes:
 
 def loads(blob: bytes) -> Any:
     return cloudpickle.loads(blob)
+
+
+def _freed(oid: str) -> BaseException:
+    return ObjectLostError(f"object {oid} was freed by its owner (this process) once no reference to it was left; "
+                           f"a copy of its ref made outside tray (cloudpickle.dumps, a file) does not keep it")
 
 
 def _short(value: Any) -> str:
@@ -220,6 +226,8 @@ class ObjectTable:
             entry = self.entries.get(oid)
             if entry is None:  # a ref that arrived from another process
                 entry = self.entries[oid] = Entry(owner)
+                if owner is None:  # ours, come back after we freed it: a get must fail, not wait forever
+                    entry.state, entry.error = FAILED, _freed(oid)
             entry.refs += 1
             if entry.owner is not None and not entry.borrowed:
                 entry.borrowed = True
