@@ -42,6 +42,7 @@ RANK: dict[str, float] = {
     "exceptions": 9,
     "_config": 9,
     "_meta": 9,
+    "_deferred": 9,  # standard modules a worker imports on first use: the standard library only
 }
 # What the libraries (and util, experimental, _air) may import: the public faces, lowlevel,
 # and the shared library layers; never a private module of the kernel or supervisors.
