@@ -46,8 +46,8 @@ RANK: dict[str, float] = {
 }
 # What the libraries (and util, experimental, _air) may import: the public faces, lowlevel,
 # and the shared library layers; never a private module of the kernel or supervisors.
-PUBLIC = ("", "lowlevel", "exceptions", "actor", "job_config", "runtime_env", "actors", "supervisors", "util", "experimental",
-          "_air", *LIBRARIES)
+PUBLIC = ("", "lowlevel", "exceptions", "actor", "job_config", "runtime_env", "actors", "supervisors", "util",
+          "experimental", "_air", *LIBRARIES)
 RESTRICTED = (*LIBRARIES, "util", "experimental", "_air")
 
 # (importing module, imported module) pairs that break the map today, and why.

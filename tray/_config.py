@@ -46,6 +46,8 @@ class Settings:
     post_mortem_timeout_s: float = 300.0  # ... for so long, then it fails as usual
     debugger: str = "pdb"  # what breakpoint() in a worker opens: "pdb" (for `tray debug`) or "debugpy" (an IDE)
     debugger_external: bool = False  # debugger sessions bind the node's address, not loopback
+    runtime_env: str = ""  # a worker's runtime_env as JSON, set by the node that starts it
+    job_runtime_env: str = ""  # a submitted job's runtime_env as JSON: its driver's tasks run in it
 
 
 Parse = Callable[[Any, str], Any]
@@ -200,6 +202,8 @@ VARS: Mapping[str, Var] = {v.field: v for v in (
     Var("post_mortem_timeout_s", "TRAY_DEBUG_POST_MORTEM_TIMEOUT_S", None, _seconds_from_env),
     Var("debugger", "TRAY_DEBUGGER", None, _debugger),
     Var("debugger_external", "TRAY_DEBUGGER_EXTERNAL", None, _flag),
+    Var("runtime_env", "TRAY_RUNTIME_ENV", None, _text_or_empty),
+    Var("job_runtime_env", "TRAY_JOB_RUNTIME_ENV", None, _text_or_empty),
 )}
 """Every setting, by :class:`Settings` field."""
 

@@ -30,14 +30,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import _config
 from ..exceptions import RuntimeEnvSetupError
 
 PKG_NAMESPACE = "_tray_packages"
 PKG_SCHEME = "kv://"
 MAX_PACKAGE_BYTES = 100 * 2**20  # Ray's limit for an uploaded working_dir
 DEFAULT_SETUP_TIMEOUT_S = 600.0
-WORKER_ENV_VAR = "TRAY_RUNTIME_ENV"  # a worker's runtime_env as JSON, set by the node that starts it
-JOB_ENV_VAR = "TRAY_JOB_RUNTIME_ENV"  # a submitted job's runtime_env as JSON: its driver's tasks run in it
+WORKER_ENV_VAR = _config.env_name("runtime_env")  # a worker's runtime_env as JSON, set by the node that starts it
+JOB_ENV_VAR = _config.env_name("job_runtime_env")  # a submitted job's runtime_env as JSON: its driver's tasks run in it
 KNOWN_KEYS = ("env_vars", "working_dir", "py_modules", "pip", "uv", "excludes", "config")
 
 
