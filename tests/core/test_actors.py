@@ -291,7 +291,7 @@ def test_an_actor_ends_when_its_last_handle_is_gone(ray):
     deadline = time.monotonic() + 10
     while counters_alive() > before + 2 and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert counters_alive() == before + 2  # kept, and the named one (names keep actors alive)
+    assert counters_alive() == before + 2  # the two whose handles are still held
     assert ray.get(kept.incr.remote()) == 2
     ray.kill(kept)
     ray.kill(named)

@@ -1,4 +1,5 @@
-"""ObjectRefGenerator.next_ready: the next item's ref within a timeout."""
+"""ObjectRefGenerator as Ray's: ``_next_sync(timeout_s)`` (the next item's ref within a
+timeout, else the nil ref), ``next_ready()``, ``is_finished()`` and ``completed()``."""
 
 from __future__ import annotations
 
@@ -20,14 +21,41 @@ def gated(path):
     yield 2
 
 
-def test_next_ready_returns_items_and_times_out_while_none_comes(ray, tmp_path):
+def test_next_within_a_timeout_and_what_the_generator_says_of_itself(ray, tmp_path):
     flag = tmp_path / "go"
     gen = gated.remote(str(flag))
-    assert ray.get(gen.next_ready(timeout=60)) == 1
-    with pytest.raises(TimeoutError, match="no item of streaming task"):
-        gen.next_ready(timeout=0.2)  # the task is held: nothing comes
+    assert ray.get(gen._next_sync(timeout_s=60)) == 1
+    assert not gen.next_ready() and not gen.is_finished()
+    done = gen.completed()
+    assert ray.wait([done], timeout=0.2)[0] == []  # the task is held: it has not ended
+    assert gen._next_sync(timeout_s=0.2).is_nil()  # the task is held: nothing comes (Ray's nil ref)
     threading.Timer(0.1, flag.touch).start()
-    assert ray.get(gen.next_ready(timeout=60)) == 2
+    assert ray.get(done, timeout=60) is None
+    assert gen.next_ready() and not gen.is_finished()
+    assert ray.get(gen._next_sync(timeout_s=60)) == 2
+    assert not gen.next_ready() and gen.is_finished()
     with pytest.raises(StopIteration):
-        gen.next_ready(timeout=60)
-    assert gen.completed()
+        gen._next_sync(timeout_s=60)
+    assert ray.get(gen.completed()) is None
+
+
+@tray.remote
+def breaks():
+    yield 1
+    raise ValueError("broke")
+
+
+def test_a_generators_exception_is_an_item_not_a_failed_task(ray):
+    gen = breaks.remote()
+    assert ray.get(gen.completed(), timeout=60) is None
+    assert ray.get(next(gen)) == 1
+    with pytest.raises(ValueError, match="broke"):
+        ray.get(next(gen))
+    assert gen.is_finished()
+
+
+def test_refs_have_rays_id_forms_and_a_nil(ray):
+    ref = ray.put(1)
+    assert ref.binary() == ref.hex().encode() and not ref.is_nil()
+    nil = tray.ObjectRef.nil()
+    assert nil.is_nil() and nil.hex() == "f" * 56 and nil != ref

@@ -55,12 +55,12 @@ def test_actor_methods_bind_at_the_call_site(ray):
 
 
 def test_a_handle_from_get_actor_binds_too(ray):
-    Calc.options(name="sig-calc").remote(1)
+    creator = Calc.options(name="sig-calc").remote(1)  # held: get_actor's handle does not keep it alive
     found = ray.get_actor("sig-calc")
     with pytest.raises(TypeError, match="missing a required argument: 'x'"):
         found.add.remote()
     assert ray.get(found.add.remote(2), timeout=60) == 3
-    ray.kill(found)
+    ray.kill(creator)
 
 
 def test_options_keep_the_method_signature(ray):

@@ -214,9 +214,7 @@ class ActorCalls:
         q = self._queue(call.actor_id)
         self.tasks.call_submitted(call)
         if q.dead is not None:
-            self.waits.fail(call.return_ids, q.dead)
-            self.table.pin(call.pinned, -1)
-            self.tasks.call_ended(call, q.dead, sent=False)
+            self._fail(call, q.dead, sent=False)
             return
         if not q.calls and not q.pumping and not call.deps and q.executor is not None and self._send(q, call):
             return  # sent at once: nothing queued ahead of it, nothing to wait for
@@ -250,9 +248,7 @@ class ActorCalls:
                     err = await self.waits.wait_deps(call.deps)
                     if err is not None:
                         q.calls.popleft()
-                        self.waits.fail(call.return_ids, err)
-                        self.table.pin(call.pinned, -1)
-                        self.tasks.call_ended(call, err, sent=False)
+                        self._fail(call, err, sent=False)
                         continue
                 if q.executor is None:
                     return
@@ -318,14 +314,21 @@ class ActorCalls:
         call = q.inflight.pop(call_id, None)
         if call is None:
             return
-        self.table.pin(call.pinned, -1)
         if kind == "ok":
+            self.table.pin(call.pinned, -1)
             for oid, blob in zip(call.return_ids, payload):  # noqa: B905 - hot path: one blob per return id
                 self.table.resolve(oid, blob)
             self.tasks.call_ended(call)
+        elif kind == "streamed":  # its items travel apart from this reply: count them in
+            self.table.pin(call.pinned, -1)
+            stream = call.stream
+            assert stream is not None
+            stream.expect(*payload)
+            if stream.finished:
+                self.rt.owner.streams.pop(stream.task_id, None)
+            self.tasks.call_ended(call, payload[1])
         else:
-            self.waits.fail(call.return_ids, payload)
-            self.tasks.call_ended(call, payload)
+            self._fail(call, payload)
             exited = getattr(payload, "tray_actor_exited", None)
             if exited is not None:  # exit_actor(): no restart, and the other calls fail naming it
                 self._actor_died(q, ActorDiedError(exited))
@@ -366,10 +369,7 @@ class ActorCalls:
                 retry.append(call)
                 self.tasks.call_retried(call)
             else:
-                lost = error(f"{died} while handling {call.method}: {reason}")
-                self.waits.fail(call.return_ids, lost)
-                self.table.pin(call.pinned, -1)
-                self.tasks.call_ended(call, lost)
+                self._fail(call, error(f"{died} while handling {call.method}: {reason}"))
         q.inflight.clear()
         q.calls.extendleft(reversed(retry))
         recipe = q.recipe
@@ -393,12 +393,19 @@ class ActorCalls:
             self.note(self.rt.control.actor_failed, q.actor_id, str(err))
             self.table.pin(q.recipe.args.pinned, -1)
         for call in q.inflight.values():  # sent, maybe run: Ray's RayActorError
-            self.waits.fail(call.return_ids, ActorDiedError(f"{err}; call {call.method} did not complete"))
-            self.table.pin(call.pinned, -1)
-            self.tasks.call_ended(call, err)
+            self._fail(call, ActorDiedError(f"{err}; call {call.method} did not complete"), logged=err)
         for call in q.calls:
-            self.waits.fail(call.return_ids, err)
-            self.table.pin(call.pinned, -1)
-            self.tasks.call_ended(call, err, sent=False)
+            self._fail(call, err, sent=False)
         q.inflight.clear()
         q.calls.clear()
+
+    def _fail(self, call: ActorCall, err: BaseException, sent: bool = True,
+              logged: BaseException | None = None) -> None:
+        """``call`` failed with ``err``: its refs raise it (a stream ends with it), its arguments
+        are let go, and the task log records ``logged`` (default: ``err``)."""
+        self.waits.fail(call.return_ids, err)
+        if call.stream is not None:
+            call.stream.finish(err)
+            self.rt.owner.streams.pop(call.stream.task_id, None)
+        self.table.pin(call.pinned, -1)
+        self.tasks.call_ended(call, err if logged is None else logged, sent=sent)

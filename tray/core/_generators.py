@@ -32,6 +32,8 @@ class Stream:
         self.error: BaseException | None = None  # and what it raised after them
         self.changed = threading.Condition()
         self.async_waiters: list[Any] = []
+        self.completion: ObjectRef | None = None  # made on first ask (ObjectRefGenerator.completed)
+        self.failure: BaseException | None = None  # what ended it (the generator's error, or the task's)
 
     def item_id(self, index: int) -> str:
         return f"{self.task_id}~{index}"
@@ -59,12 +61,33 @@ class Stream:
     def finish(self, error: BaseException | None = None) -> None:
         if self.finished:
             return
+        self.failure = error
         if error is not None:  # the failure is delivered as the last item
             self.add(len(self.items), None, error)
         with self.changed:
             self.finished = True
+            completion = self.completion
             self.changed.notify_all()
+        if completion is not None:
+            self._complete(completion._id)
         self._wake_async()
+
+    def completed(self) -> ObjectRef:
+        """A ref that is ready once the task has ended (its get raises what ended it, if anything)."""
+        with self.changed:
+            if self.completion is None:
+                oid = f"{self.task_id}~done"
+                self.table.add_owned(oid)
+                self.completion = ObjectRef(oid, None, self.table)
+                if self.finished:
+                    self._complete(oid)
+            return self.completion
+
+    def _complete(self, oid: str) -> None:
+        """The task ran to its end (what its generator raised is an item, as in Ray), or it
+        failed before (its worker or actor died, its arguments failed): then ``get`` raises."""
+        error = self.failure if self.expected is None else None
+        self.table.resolve(oid, None if error is not None else self.table.encode(None, oid), error)
 
     def _publish(self, ref: ObjectRef) -> None:
         with self.changed:
@@ -92,15 +115,14 @@ class ObjectRefGenerator:
     def __next__(self) -> ObjectRef:
         return self._next_sync(None)
 
-    def next_ready(self, timeout: float | None = None) -> ObjectRef:
-        """The next item's ref, waiting at most ``timeout`` seconds (then TimeoutError)."""
-        return self._next_sync(timeout)
-
-    def _next_sync(self, timeout: float | None) -> ObjectRef:
+    def _next_sync(self, timeout_s: float | None = None) -> ObjectRef:
+        """The next item's ref, waiting at most ``timeout_s`` seconds (None or -1: for ever), else
+        ``ObjectRef.nil()``; StopIteration after the last. Ray's name and behaviour."""
         s = self._stream
+        wait = None if timeout_s is None or timeout_s < 0 else timeout_s
         with s.changed:
-            if not s.changed.wait_for(lambda: len(s.items) > self._next or s.finished, timeout):
-                raise TimeoutError(f"no item of streaming task {s.task_id} within {timeout} s")
+            if not s.changed.wait_for(lambda: len(s.items) > self._next or s.finished, wait):
+                return ObjectRef.nil()
             if len(s.items) > self._next:
                 self._next += 1
                 return s.items[self._next - 1]
@@ -140,9 +162,20 @@ class ObjectRefGenerator:
         s = self._stream
         return len(s.items) > self._next or s.finished
 
-    def completed(self) -> bool:
-        """Whether the task has finished producing items."""
-        return self._stream.finished
+    def next_ready(self) -> bool:
+        """Whether ``next(gen)`` returns at once with a ref whose value is here (False once it
+        would raise StopIteration: see :meth:`is_finished`). Returns at once."""
+        return len(self._stream.items) > self._next
+
+    def is_finished(self) -> bool:
+        """Whether the task has ended and every item was taken (``next`` raises StopIteration)."""
+        s = self._stream
+        return s.finished and len(s.items) <= self._next
+
+    def completed(self) -> ObjectRef:
+        """A ref that is ready when the task has ended; its ``get`` raises what made it fail (its
+        worker's or actor's death; an exception of the generator's is an item). Returns at once."""
+        return self._stream.completed()
 
     def __repr__(self) -> str:
         return f"ObjectRefGenerator({self._stream.task_id}, {len(self._stream.items)} items so far)"

@@ -388,6 +388,9 @@ def describe(table: ObjectTable, kind: str) -> list[dict[str, Any]]:
     return rows
 
 
+NIL_ID = "ff" * 28  # Ray's nil id, in hex
+
+
 class ObjectRef:
     """A reference to an object that exists now or will (a task's result).
 
@@ -407,6 +410,19 @@ class ObjectRef:
     def hex(self) -> str:
         """The object's id (Ray's name for it)."""
         return self._id
+
+    def binary(self) -> bytes:
+        """The object's id as bytes (Ray's)."""
+        return self._id.encode()
+
+    @classmethod
+    def nil(cls) -> ObjectRef:
+        """The ref to no object, as Ray's ``ObjectRef.nil()`` (what a generator's ``_next_sync``
+        returns when nothing came in time)."""
+        return cls(NIL_ID, None, None)
+
+    def is_nil(self) -> bool:
+        return self._id == NIL_ID
 
     def __repr__(self) -> str:
         return f"ObjectRef({self._id})"

@@ -26,11 +26,9 @@ follow_next: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = []
 submitted in this process runs ``wrap(fn)`` instead of ``fn``, once."""
 
 
-def _num_returns(value: Any, streams: bool) -> int:
+def _num_returns(value: Any) -> int:
     """Ray's num_returns as an int (STREAMING for generators); "dynamic" is Ray's deprecated form."""
     if value == "streaming":
-        if not streams:
-            raise NotImplementedError("num_returns='streaming' is supported for tasks, not yet for actor methods")
         return STREAMING
     if value == "dynamic":
         raise NotImplementedError("num_returns='dynamic' is deprecated in Ray; use num_returns='streaming'")
@@ -118,7 +116,7 @@ class RemoteFunction:
             _check_size(blob, f"remote function {self._fn.__qualname__!r}")
             self._blob = blob
         default = "streaming" if inspect.isgeneratorfunction(self._fn) else 1  # Ray's generators stream
-        num_returns = _num_returns(opts.get("num_returns", default), streams=True)
+        num_returns = _num_returns(opts.get("num_returns", default))
         shape, strategy = placement(opts, 1, name, rt)
         packed = Args(rt.table, args, kwargs, f"{name}.remote()")
         ids, refs = _new_refs(rt, max(num_returns, 0))
@@ -222,12 +220,16 @@ async def _register(rt: Any, *args: Any) -> Any:
 
 def _method_table(cls: type) -> dict[str, dict[str, Any]]:
     """Each callable method's options (``@tray.method``), by name, with its parameters under
-    ``"signature"`` (calls are checked against them where they are made); dunders excluded."""
+    ``"signature"`` (calls are checked against them where they are made); dunders excluded.
+    A generator method (sync or async) streams its items unless told otherwise, as in Ray."""
     table = {}
     for name, member in inspect.getmembers(cls):
         if name.startswith("__") or not callable(member):
             continue
-        table[name] = {**getattr(member, "__tray_method_options__", {}), "signature": method_params(cls, name)}
+        options = getattr(member, "__tray_method_options__", {})
+        if inspect.isgeneratorfunction(member) or inspect.isasyncgenfunction(member):
+            options = {"num_returns": "streaming", **options}
+        table[name] = {**options, "signature": method_params(cls, name)}
     return table
 
 
@@ -295,15 +297,18 @@ class ActorMethod:
         if rt is None or h._job_id != rt.job_id:
             raise RuntimeError(f"{h!r} belongs to a tray session that was shut down; its actor is gone")
         check_call(self._options.get("signature"), args, kwargs, f"{h._class_name}.{self._name}.remote()")
-        num_returns = _num_returns(self._options.get("num_returns", 1), streams=False)
+        num_returns = _num_returns(self._options.get("num_returns", 1))
         packed = Args(rt.table, args, kwargs, f"{h._class_name}.{self._name}.remote()")
-        ids, refs = _new_refs(rt, num_returns)
+        ids, refs = _new_refs(rt, max(num_returns, 0))
         retries = self._options.get("max_task_retries", h._max_task_retries)
         call = ActorCall(h._actor_id, self._name, packed, ids, num_returns, rt.table, retries,
                          self._options.get("concurrency_group"))
+        if num_returns == STREAMING:  # a generator method: its items come as it yields them
+            stream_id = rt.table.new_id()
+            call.stream = rt.owner.streams[stream_id] = Stream(rt.table, stream_id)
         if not rt.owner.calls.send_call_now(call):
             rt.soon(rt.owner.calls.submit_call, call)
-        return _result(refs, num_returns)
+        return _result(refs, num_returns) if call.stream is None else ObjectRefGenerator(call.stream)
 
 
 def method(**options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

@@ -123,7 +123,7 @@ class TaskSpec(_Submission):
 class ActorCall(_Submission):
     """A method call on its way to an actor."""
 
-    __slots__ = ("actor_id", "method", "args", "return_ids", "num_returns", "table", "retries_left", "group")
+    __slots__ = ("actor_id", "method", "args", "return_ids", "num_returns", "table", "retries_left", "group", "stream")
 
     def __init__(self, actor_id: str, method: str, args: Args, return_ids: list[str], num_returns: int,
                  table: ObjectTable, retries: int, group: str | None = None) -> None:
@@ -131,7 +131,9 @@ class ActorCall(_Submission):
         self.return_ids, self.num_returns, self.table = return_ids, num_returns, table
         self.retries_left = retries  # re-sends if the actor dies while handling it (-1: always)
         self.group = group  # its concurrency group (None: the default group)
+        self.stream: Stream | None = None  # a streaming call's items, as they come (its return_ids are none)
 
     def wire(self) -> tuple:
-        wire = (self.method, self.args.blob, self.args.inline(self.table), self.num_returns, self.return_ids)
+        keys = self.return_ids if self.stream is None else [self.stream.task_id]  # a stream's items are keyed by it
+        wire = (self.method, self.args.blob, self.args.inline(self.table), self.num_returns, keys)
         return wire if self.group is None else (*wire, self.group)

@@ -182,8 +182,11 @@ def unpack(packed: bytes) -> list[dict[str, Any]]:
 
 
 def call_task_id(call: Any) -> str:
-    """A call's task id: its first result's id, as a task's (a call without results: its own)."""
-    return call.return_ids[0] if call.return_ids else f"call-{id(call):x}"
+    """A call's task id: its first result's id, as a task's (a streaming call: its stream's;
+    a call without results: its own)."""
+    if call.return_ids:
+        return call.return_ids[0]
+    return call.stream.task_id if call.stream is not None else f"call-{id(call):x}"
 
 
 def _message(err: BaseException) -> str:

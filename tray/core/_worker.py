@@ -34,6 +34,7 @@ from ..actors import Actor, ActorRef
 from ..actors._crossing import Signal, wake, wake_asyncio
 from ..exceptions import ActorDiedError, RayError, RayTaskError, WorkerCrashedError
 from . import _context, _process, _tasklog
+from ._generators import STREAMING
 from ._objects import ObjectRef, describe, loads
 from ._timeline import Recorder
 
@@ -180,6 +181,20 @@ def _stream(gen: Any, owner: ActorRef, uid: str, task_id: str, rt: Any, what: st
     return count, None
 
 
+async def _stream_async(agen: Any, owner: ActorRef, uid: str, task_id: str, rt: Any,
+                        what: str) -> tuple[int, BaseException | None]:
+    """:func:`_stream` for an async actor's async generator method, on its asyncio loop."""
+    count = 0
+    try:
+        async for item in agen:
+            blob = rt.table.encode(item, f"{task_id}~{count}", uid)
+            rt.soon(owner.stream_item.try_tell, task_id, count, blob)
+            count += 1
+    except Exception as exc:  # noqa: BLE001 - user code may raise anything: it becomes the caller's error
+        return count, RayTaskError.from_exception(exc, what)
+    return count, None
+
+
 HOLD_HOME_S = 30.0  # how long a worker waits for its caller to hold refs that came home in a result
 
 _WHERE = f", ip={_config.get('node_ip')}" if _config.get("node_ip") else ""  # a cluster node's worker
@@ -233,6 +248,7 @@ class Worker:
         self.running: dict[int, tuple[str, str, str, int]] = {}  # open spans: (category, name, id, start_ns)
         self._span_keys = itertools.count(1)
         self.functions: dict[str, Callable[..., Any]] = {}
+        self.owners: dict[str, ActorRef] = {}  # callers' OwnerActors, by system uid (see Executor.hello)
         self.actor: Any = None
         self.actor_name = ""
         self.actor_module = ""
@@ -373,8 +389,12 @@ class Worker:
         with self.span(span_key, "actor_call", name, keys[0] if keys else "") as span:
             try:
                 args, kwargs = _resolve_args(args_blob, inline)
-                result = "ok", _results(getattr(self.actor, method)(*args, **kwargs), num_returns,
-                                        f"{name} ({self.at})", keys, owner)
+                value = getattr(self.actor, method)(*args, **kwargs)
+                if num_returns == STREAMING:
+                    result = "streamed", _stream(value, self.owners[owner], owner, keys[0], _process.current(),
+                                                 f"{name} ({self.at})")
+                else:
+                    result = "ok", _results(value, num_returns, f"{name} ({self.at})", keys, owner)
             except Exception as exc:  # noqa: BLE001 - user code may raise anything: it becomes the caller's error
                 _post_mortem(exc)
                 result = "error", RayTaskError.from_exception(exc, f"{name} ({self.at})")
@@ -418,7 +438,16 @@ class Worker:
                         result = fn(*args, **kwargs)
                         if inspect.isawaitable(result):
                             result = await result
-                    out = "ok", _results(result, num_returns, where, keys, owner)
+                    out: tuple[str, Any]
+                    if num_returns == STREAMING:
+                        rt = _process.current()
+                        if hasattr(result, "__anext__"):
+                            out = "streamed", await _stream_async(result, self.owners[owner], owner, keys[0], rt,
+                                                                  where)
+                        else:
+                            out = "streamed", _stream(result, self.owners[owner], owner, keys[0], rt, where)
+                    else:
+                        out = "ok", _results(result, num_returns, where, keys, owner)
                 except Exception as exc:  # noqa: BLE001 - user code may raise anything: it becomes the caller's error
                     return "error", RayTaskError.from_exception(exc, where)
                 except BaseException as exc:
@@ -520,7 +549,7 @@ class Executor(Actor):
 
     def __init__(self, worker: Worker) -> None:
         self.w = worker
-        self.owners: dict[str, ActorRef] = {}  # callers' OwnerActors, by system uid
+        self.owners = worker.owners  # callers' OwnerActors, by system uid
         self.assigned = trio.Event()  # set once this worker knows which job's code it runs
 
     def hello(self, owner: ActorRef) -> None:
