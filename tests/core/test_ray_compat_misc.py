@@ -1,4 +1,4 @@
-"""Small public behaviours of Ray Core: ``wait([])``, ``ObjectRef.future()`` (a
+"""Small public behaviours of Ray Core: ``wait([])``, ``node:<ip>`` resources, ``ObjectRef.future()`` (a
 concurrent.futures.Future) and ``ObjectRef.as_future()`` (an asyncio future)."""
 
 import asyncio
@@ -118,3 +118,17 @@ def test_actor_class_shows_the_class_attributes():
 def test_remote_with_empty_parentheses_is_rejected():
     with pytest.raises(TypeError, match="no arguments and no parentheses"):
         tray.remote()(_Plain)
+
+
+def test_every_node_has_its_address_as_a_resource(ray):
+    """Ray's ``node:<ip>`` resource (1 per node) and the head's ``node:__internal_head__``:
+    asking for a sliver of one runs a task on that node."""
+    ip = tray.util.get_node_ip_address()
+    total = tray.cluster_resources()
+    assert total[f"node:{ip}"] == 1 and total["node:__internal_head__"] == 1
+
+    @tray.remote(resources={f"node:{ip}": 0.01})
+    def where():
+        return tray.util.get_node_ip_address(), tray.get_runtime_context().get_node_id()
+
+    assert tray.get(where.remote(), timeout=60) == (ip, tray.get_runtime_context().get_node_id())

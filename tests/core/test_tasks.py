@@ -135,8 +135,12 @@ def test_get_timeout_and_wait(ray):
     assert ready == [slow, fast] and not_ready == []
     with pytest.raises(ValueError):
         ray.wait([fast, fast])
-    with pytest.raises(TypeError):
+    with pytest.raises(ValueError, match="expects an ObjectRef or a list"):  # Ray's class for it
         ray.get("not a ref")
+    with pytest.raises(TypeError, match="expects ObjectRefs"):
+        ray.get(["not a ref"])
+    with pytest.raises(ValueError, match="between 1 and 2"):
+        ray.wait([slow, fast], num_returns=0)
 
 
 def test_tasks_run_in_parallel_up_to_the_cpus(ray):

@@ -73,7 +73,7 @@ async def serve(args: argparse.Namespace, ready: Any) -> None:
     os.makedirs(logs, exist_ok=True)
     port = args.port if args.port is not None else (DEFAULT_PORT if args.head else 0)
     resources = node_resources(args.num_cpus, args.num_gpus, args.resources,
-                               object_store_memory=args.object_store_memory)
+                               object_store_memory=args.object_store_memory, ip=ip, head=args.head)
     storage_url = args.storage if args.storage is not None else (
         f"sqlite:///{os.path.join(session_dir, 'control.db')}" if args.head else None)
     async with ActorSystem(address=f"tcp://{ip}:{port}", token=token, net=net_config(args.node_timeout)) as system:

@@ -37,6 +37,8 @@ from ._scheduler import POOL_NAME, SCHEDULER_NAME, NodeScheduler
 log = logging.getLogger("tray.cluster")
 
 DASHBOARD = "tray.dashboard._head:DashboardProcess"  # a library: named, never imported here
+LOOPBACK = "127.0.0.1"  # a node's address unless it is given one
+HEAD_RESOURCE = "node:__internal_head__"  # Ray's resource of the head node
 DASHBOARD_NAME = "tray.dashboard"
 DASHBOARD_EXTRA = ("starlette", "hypercorn", "httpx", "prometheus_client")  # tray[default]
 DASHBOARD_URL_KEY = ("_tray", "dashboard_url")  # (namespace, key) in the control store's KV table
@@ -53,8 +55,10 @@ def dashboard_available() -> bool:
 
 def node_resources(num_cpus: float | None = None, num_gpus: float | None = None,
                    resources: dict[str, float] | None = None, memory: float | None = None,
-                   object_store_memory: int | None = None) -> dict[str, float]:
-    """This machine's resources, as Ray counts them, with the user's overrides."""
+                   object_store_memory: int | None = None, ip: str = LOOPBACK, head: bool = False) -> dict[str, float]:
+    """This machine's resources, as Ray counts them, with the user's overrides; Ray's
+    ``node:<ip>`` (and on the head ``node:__internal_head__``), 1 each, so a task can ask
+    for a node by its address (``resources={"node:10.0.0.2": 0.01}``)."""
     for key in ("CPU", "GPU"):
         if resources and key in resources:
             raise ValueError(f"use num_{key.lower()}s=..., not resources={{{key!r}: ...}}")
@@ -64,6 +68,9 @@ def node_resources(num_cpus: float | None = None, num_gpus: float | None = None,
         memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * 0.7
     total["memory"] = float(memory)
     total["object_store_memory"] = float(object_store_memory or default_store_budget())
+    total[f"node:{ip}"] = 1.0
+    if head:
+        total[HEAD_RESOURCE] = 1.0
     total.update(resources or {})
     return {k: v for k, v in total.items() if v}
 

@@ -188,7 +188,8 @@ def init(
 
             labels = check_node_labels(kwargs.get("labels"), "tray.init(labels=...)")  # Ray's labels of the node
             store = _store_options(object_store_memory, kwargs.get("object_spilling_directory"), settings)
-            total = node_resources(num_cpus, num_gpus, resources, object_store_memory=store.get("object_store_memory"))
+            total = node_resources(num_cpus, num_gpus, resources, object_store_memory=store.get("object_store_memory"),
+                                   head=True)
             memory = MemoryConfig.of(settings)
             store["dashboard"] = _dashboard_options(kwargs)
             store["metrics"] = _metrics_options(kwargs, store["dashboard"] is not None)

@@ -46,7 +46,8 @@ def put(value: Any) -> ObjectRef:
 
 def _check_refs(refs: Any, what: str) -> list[ObjectRef]:
     if not isinstance(refs, (list, tuple)):
-        raise TypeError(f"{what} expects an ObjectRef or a list of ObjectRefs, got {type(refs).__name__}")
+        raise ValueError(f"{what} expects an ObjectRef or a list of ObjectRefs, got {type(refs).__name__}"
+                         " (Ray's ValueError)")
     for r in refs:
         if not isinstance(r, ObjectRef):
             raise TypeError(f"{what} expects ObjectRefs, got {type(r).__name__}: {r!r}")
@@ -175,8 +176,9 @@ def wait(
     refs = list(object_refs)
     if not refs:  # Ray's: nothing to wait for, whatever num_returns says
         return [], []
-    if not isinstance(num_returns, int) or not 0 <= num_returns <= len(refs):
-        raise ValueError(f"num_returns must be an int between 0 and {len(refs)}, got {num_returns!r}")
+    if not isinstance(num_returns, int) or not 1 <= num_returns <= len(refs):
+        raise ValueError(f"num_returns must be an int between 1 and {len(refs)} (the refs given), "
+                         f"got {num_returns!r}")
     deadline = _deadline(timeout)
     if not refs:
         return [], []

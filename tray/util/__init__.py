@@ -5,6 +5,7 @@
 # standard library's ``queue``.
 from . import queue  # noqa: F401  (tray.util.queue, as in Ray)
 from ._named import list_named_actors
+from ._node_ip import get_node_ip_address
 from .actor_pool import ActorPool
 from .placement_group import (
     get_current_placement_group,
@@ -19,6 +20,7 @@ from .placement_group import (
 __all__ = [
     "ActorPool",
     "get_current_placement_group",
+    "get_node_ip_address",
     "get_placement_group",
     "list_named_actors",
     "placement_group",
