@@ -795,6 +795,7 @@ class NodeScheduler(Actor):
 
         for lease_id in [lid for lid, lease in self.leases.items() if in_group(lease.shape)]:
             worker = self.leases[lease_id].worker
+            worker.retire = True  # never idle again: a request waiting now must not get a dying worker
             self.release(lease_id)
             worker.proc.kill_process.try_tell()
         for waiter in [w for w in self.queue if in_group(w.data.shape)]:
