@@ -54,8 +54,23 @@ def test_nodes_and_cluster_resources_cover_every_node(cluster):
     assert total["CPU"] == 5 and total["gpu_box"] == 1
 
 
-def test_tasks_spread_over_the_nodes_when_one_is_full(cluster):
-    nodes = tray.get([node_of.remote(0.5) for _ in range(5)], timeout=60)
+@tray.remote
+def node_at_gate(gate: str, n: int) -> tuple[str, bool]:
+    """Check in (a file in ``gate``) and wait until ``n`` tasks have: they can only all
+    arrive if they run at once. Files, not an actor: a task waiting in tray.get lends its CPU."""
+    open(os.path.join(gate, f"{os.getpid()}-{time.monotonic_ns()}"), "w").close()
+    deadline = time.monotonic() + 60
+    while len(os.listdir(gate)) < n and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return tray.get_runtime_context().get_node_id(), len(os.listdir(gate)) >= n
+
+
+def test_tasks_spread_over_the_nodes_when_one_is_full(cluster, tmp_path):
+    """5 one-CPU tasks that must run at once fill the cluster's 5 CPUs: the head's one CPU is
+    full, so they spill to the other nodes."""
+    results = tray.get([node_at_gate.remote(str(tmp_path), 5) for _ in range(5)], timeout=120)
+    nodes, all_in = zip(*results, strict=True)
+    assert all(all_in)  # they ran at once
     assert set(nodes) == {cluster.head_node.node_id, cluster.a.node_id, cluster.b.node_id}
 
 
