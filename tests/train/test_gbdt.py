@@ -179,8 +179,10 @@ def test_lightgbm_legacy_form(cluster, tmp_path) -> None:
 
 
 def resuming_xgb_loop(config: dict) -> None:
-    """Resumes from train.get_checkpoint(); rank 1 dies once, right after round 5 is checkpointed."""
+    """Resumes from train.get_checkpoint(); rank 1 dies once, as round 7 starts, once the run
+    has recorded round 6 (checkpointed): dying right after its report could lose the report."""
     import os
+    import time
 
     import xgboost
     from xgboost.callback import TrainingCallback
@@ -188,9 +190,19 @@ def resuming_xgb_loop(config: dict) -> None:
     from tray import train
     from tray.train.xgboost import RayTrainReportCallback
 
+    def recorded() -> int:
+        try:
+            with open(config["results"]) as f:
+                return sum(1 for line in f if line.strip())
+        except FileNotFoundError:
+            return 0
+
     class DieOnce(TrainingCallback):
-        def after_iteration(self, model, epoch, evals_log) -> bool:
-            if epoch == 5 and rank == 1 and not os.path.exists(config["marker"]):
+        def before_iteration(self, model, epoch, evals_log) -> bool:
+            if epoch == 6 and rank == 1 and not os.path.exists(config["marker"]):
+                deadline = time.monotonic() + 60
+                while recorded() < 6 and time.monotonic() < deadline:
+                    time.sleep(0.02)
                 open(config["marker"], "w").close()
                 os._exit(1)
             return False
@@ -212,7 +224,8 @@ def test_xgboost_worker_death_restarts_the_group_from_the_checkpoint(cluster, tm
     from tray.train.xgboost import XGBoostTrainer
 
     def trainer(name: str, max_failures: int) -> XGBoostTrainer:
-        return XGBoostTrainer(resuming_xgb_loop, train_loop_config={"marker": str(tmp_path / f"{name}.died")},
+        return XGBoostTrainer(resuming_xgb_loop, train_loop_config={"marker": str(tmp_path / f"{name}.died"),
+                                                                    "results": str(tmp_path / name / "result.json")},
                               scaling_config=ScalingConfig(num_workers=2),
                               run_config=RunConfig(name=name, storage_path=str(tmp_path),
                                                    failure_config=FailureConfig(max_failures=max_failures)))
