@@ -85,6 +85,24 @@ def test_py_modules_are_importable(ray, tmp_path):
     assert ray.get(use.options(runtime_env={"py_modules": [str(pkg)]}).remote(), timeout=TIMEOUT) == "py_module"
 
 
+def test_py_modules_take_an_imported_package_as_ray_does(ray, tmp_path, monkeypatch):
+    pkg = tmp_path / "rt_pymod_obj"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("NAME = 'from a module object'\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import rt_pymod_obj  # the driver imported it; the workers get its directory
+
+    @tray.remote
+    def use():
+        import rt_pymod_obj
+
+        return rt_pymod_obj.NAME
+
+    env = {"py_modules": [rt_pymod_obj]}
+    monkeypatch.delitem(sys.modules, "rt_pymod_obj")
+    assert ray.get(use.options(runtime_env=env).remote(), timeout=TIMEOUT) == "from a module object"
+
+
 def test_nested_tasks_inherit_their_parents_env(ray):
     @tray.remote
     def parent():

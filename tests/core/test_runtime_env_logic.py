@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -45,6 +47,8 @@ def test_an_envs_key_is_its_content(env):
     ({"env_vars": {"A": 1}}, "env_vars"),
     ({"working_dir": 3}, "working_dir"),
     ({"py_modules": "x"}, "py_modules"),
+    ({"py_modules": [3]}, "paths or imported packages"),
+    ({"py_modules": [os]}, "is not a package of one directory"),
     ({"pip": 3}, "pip"),
     ({"pip": ["a"], "uv": ["b"]}, "not both"),
     ({"excludes": "x"}, "excludes"),

@@ -25,6 +25,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,6 +41,20 @@ DEFAULT_SETUP_TIMEOUT_S = 600.0
 WORKER_ENV_VAR = _config.env_name("runtime_env")  # a worker's runtime_env as JSON, set by the node that starts it
 JOB_ENV_VAR = _config.env_name("job_runtime_env")  # a submitted job's runtime_env as JSON: its driver's tasks run in it
 KNOWN_KEYS = ("env_vars", "working_dir", "py_modules", "pip", "uv", "excludes", "config")
+
+
+def _module_path(module: Any) -> str:
+    """A py_modules entry as a path: a path as given, an imported package as its directory (Ray's)."""
+    if isinstance(module, str):
+        return module
+    if isinstance(module, types.ModuleType):
+        paths = list(getattr(module, "__path__", None) or [])
+        if len(paths) != 1:
+            raise ValueError(f"runtime_env['py_modules']: module {module.__name__!r} is not a package of one "
+                             f"directory; give its directory or a wheel instead")
+        return str(paths[0])
+    raise ValueError(f"runtime_env['py_modules'] must be a list of paths or imported packages, "
+                     f"got a {type(module).__name__}")
 
 
 def validate(runtime_env: dict[str, Any] | None) -> dict[str, Any]:
@@ -59,8 +74,10 @@ def validate(runtime_env: dict[str, Any] | None) -> dict[str, Any]:
     if env.get("working_dir") is not None and not isinstance(env["working_dir"], str):
         raise ValueError("runtime_env['working_dir'] must be a path (str)")
     mods = env.get("py_modules")
-    if mods is not None and (not isinstance(mods, list) or not all(isinstance(m, str) for m in mods)):
-        raise ValueError("runtime_env['py_modules'] must be a list of paths")
+    if mods is not None:
+        if not isinstance(mods, list):
+            raise ValueError("runtime_env['py_modules'] must be a list of paths or imported packages")
+        env["py_modules"] = [_module_path(m) for m in mods]
     for key in ("pip", "uv"):
         if env.get(key) is not None:
             env[key] = requirements(env[key], key)

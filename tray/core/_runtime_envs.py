@@ -95,7 +95,7 @@ def for_call(rt: Runtime, given: dict[str, Any] | None) -> LeaseEnv | None:
     parent = base(rt)
     if not given and not parent:
         return None
-    cache_key = (rt.job_id, json.dumps(given, sort_keys=True) if given else "")
+    cache_key = (rt.job_id, json.dumps(given, sort_keys=True, default=repr) if given else "")  # modules: repr
     with _lock:
         if cache_key in _resolved:
             return _resolved[cache_key]
