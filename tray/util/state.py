@@ -8,7 +8,8 @@ same questions from a shell. Rows have Ray's keys; ``filters`` are Ray's
 adds the columns Ray shows only in detail. In a driver the cluster is the driver's; with
 ``address`` (or outside a driver) it is the one there, as ``tray list`` finds it. Ray's
 other options (``timeout``, ``raise_on_missing_output``) are accepted and ignored: every
-ask is bounded anyway, and a process that does not answer is left out.
+ask is bounded anyway, and a process that does not answer is left out. ``list_logs`` and
+``get_log`` (in ``_logs``) read the workers' log files the same way.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .. import lowlevel
+from ._logs import get_log, list_logs
 
 Filter = tuple[str, str, Any]
 
@@ -248,6 +250,7 @@ def memory_summary(rows: list[dict[str, Any]] | None = None, stats: dict[str, An
                       f"References: {len(rows)} to {len({r['object_id'] for r in rows})} object(s)"])
 
 
-__all__ = ["get_actor", "get_job", "get_node", "get_objects", "get_placement_group", "get_task", "get_worker",
-           "list_actors", "list_jobs", "list_nodes", "list_objects", "list_placement_groups", "list_tasks",
-           "list_workers", "memory_summary", "summarize_actors", "summarize_objects", "summarize_tasks"]
+__all__ = ["get_actor", "get_job", "get_log", "get_node", "get_objects", "get_placement_group", "get_task",
+           "get_worker", "list_actors", "list_jobs", "list_logs", "list_nodes", "list_objects",
+           "list_placement_groups", "list_tasks", "list_workers", "memory_summary", "summarize_actors",
+           "summarize_objects", "summarize_tasks"]
