@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from typing import Any
 
 from . import _context, _process
-from ._ids import ActorID, JobID, NodeID, TaskID, WorkerID
+from ._ids import ActorID, JobID, NodeID, PlacementGroupID, TaskID, WorkerID
 from ._objects import ObjectRef
 from ._process import init, is_initialized, shutdown
 from ._remote import ActorHandle
@@ -152,11 +153,13 @@ class RuntimeContext:
 
     def get(self) -> dict[str, Any]:
         """Ray's summary: job, node, namespace, and the task or actor id where there is one."""
-        out: dict[str, Any] = {"job_id": self.job_id, "node_id": self.node_id, "namespace": self.namespace}
+        out: dict[str, Any] = {"job_id": JobID(self._rt.job_id), "node_id": NodeID(self._rt.node_id),
+                               "namespace": self.namespace}
         if self._rt.worker_id is not None:
-            out["task_id"] = self.task_id
+            task_id = self.get_task_id()
+            out["task_id"] = TaskID(task_id) if task_id is not None else None
         if self._rt.current_actor_id is not None:
-            out["actor_id"] = self.actor_id
+            out["actor_id"] = ActorID(self._rt.current_actor_id)
         return out
 
     def get_job_id(self) -> str:
@@ -186,12 +189,13 @@ class RuntimeContext:
         return running.function_name if running is not None else None
 
     def get_actor_name(self) -> str | None:
-        """The name the current actor was given (``name=``); None if it has none or in a task."""
+        """The name the current actor was given (``name=``), "" if it has none (as Ray); None
+        outside an actor."""
         actor_id = self._rt.current_actor_id
         if actor_id is None:
             return None
         rows = [r for r in _process.ask_control("list_actors") if r.get("actor_id") == actor_id]
-        return (rows[0].get("name") or None) if rows else None
+        return (rows[0].get("name") or "") if rows else ""
 
     def get_placement_group_id(self) -> str | None:
         return getattr(self._rt, "current_placement_group_id", None)
@@ -242,27 +246,43 @@ class RuntimeContext:
         """:attr:`runtime_env` as JSON (Ray's form)."""
         return self.runtime_env.serialize()
 
+    # Ray deprecates these ID-object properties in favour of the get_*() strings, with a warning.
+
     @property
     def job_id(self) -> JobID:
+        _deprecated("job_id", "get_job_id()")
         return JobID(self._rt.job_id)
 
     @property
     def node_id(self) -> NodeID:
+        _deprecated("node_id", "get_node_id()")
         return NodeID(self._rt.node_id)
 
     @property
     def task_id(self) -> TaskID | None:
+        _deprecated("task_id", "get_task_id()")
         task_id = self.get_task_id()
         return TaskID(task_id) if task_id is not None else None
 
     @property
     def actor_id(self) -> ActorID | None:
+        _deprecated("actor_id", "get_actor_id()")
         actor_id = self._rt.current_actor_id
         return ActorID(actor_id) if actor_id is not None else None
 
     @property
+    def current_placement_group_id(self) -> PlacementGroupID | None:
+        _deprecated("current_placement_group_id", "get_placement_group_id()")
+        group_id = self.get_placement_group_id()
+        return PlacementGroupID(group_id) if group_id is not None else None
+
+    @property
     def worker_id(self) -> WorkerID:
         return WorkerID(self.get_worker_id())
+
+
+def _deprecated(name: str, instead: str) -> None:
+    warnings.warn(f"RuntimeContext.{name} is deprecated. Use {instead} instead.", DeprecationWarning, stacklevel=3)
 
 
 def get_gpu_ids() -> list[int | str]:

@@ -58,6 +58,55 @@ class _ShapePool:
 
 
 
+class Ticket:
+    """A task's place in its shape's line of waiters, taken when it was submitted (see
+    :meth:`Leases.line_up`); :meth:`wait` gives the lease once it comes."""
+
+    __slots__ = ("leases", "pool", "outcome", "event", "gone")
+
+    def __init__(self, leases: Leases, pool: _ShapePool) -> None:
+        self.leases, self.pool = leases, pool
+        self.outcome: Lease | BaseException | None = None
+        self.event = trio.Event()
+        self.gone = False  # its task stopped waiting: a lease handed now is refused
+
+    def hand(self, lease: Lease) -> bool:
+        if self.gone:
+            return False
+        self.outcome = lease
+        self.event.set()
+        return True
+
+    def fail(self, exc: BaseException) -> bool:
+        if self.gone:
+            return False
+        self.outcome = exc
+        self.event.set()
+        return True
+
+    async def wait(self) -> Lease:
+        try:
+            await self.event.wait()
+        except BaseException:
+            self.leave()
+            raise
+        if isinstance(self.outcome, BaseException):
+            raise self.outcome
+        assert self.outcome is not None
+        return self.outcome
+
+    def leave(self) -> None:
+        """Stop waiting: out of the line, and a lease already handed is passed on or returned."""
+        if self.gone:
+            return
+        self.gone = True
+        if self in self.pool.waiters:
+            self.pool.waiters.remove(self)  # type: ignore[arg-type]
+        if isinstance(self.outcome, Lease):
+            pool = self.pool
+            self.leases.give_back(pool.shape, pool.strategy, self.outcome, pool.renv)
+
+
 class Leases:
     """The leases of one process's owner, by shape (and scheduling strategy)."""
 
@@ -66,17 +115,40 @@ class Leases:
         self.pools: dict[tuple, _ShapePool] = {}
 
     async def lease(self, shape: dict[str, int], strategy: tuple | None, renv: tuple | None = None) -> Lease:
+        pool = self._pool(shape, strategy, renv)
+        lease = self._idle_lease(pool)
+        if lease is not None:
+            return lease
+        return await Waiter().wait(pool.waiters, lambda: self._request_leases(pool))
+
+    def line_up(self, shape: dict[str, int], strategy: tuple | None, renv: tuple | None = None) -> Ticket:
+        """Take this task's place in its shape's line now (sync: tasks submitted in one order
+        are served in that order, whatever order trio then runs their coroutines in)."""
+        pool = self._pool(shape, strategy, renv)
+        ticket = Ticket(self, pool)
+        lease = self._idle_lease(pool)
+        if lease is not None:
+            ticket.hand(lease)
+        else:
+            pool.waiters.append(ticket)  # type: ignore[arg-type]
+            self._request_leases(pool)
+        return ticket
+
+    def _pool(self, shape: dict[str, int], strategy: tuple | None, renv: tuple | None) -> _ShapePool:
         key = (frozenset(shape.items()), strategy, renv[0] if renv is not None else None)
         pool = self.pools.get(key)
         if pool is None:
             pool = self.pools[key] = _ShapePool(shape, strategy, renv)
+        return pool
+
+    def _idle_lease(self, pool: _ShapePool) -> Lease | None:
         while pool.idle:
             lease = pool.idle.pop()
             if lease.executor.alive:
                 lease.inflight += 1
                 return lease
             self.note(lease.scheduler.release, lease.lease_id)  # its worker died idle: the node knows
-        return await Waiter().wait(pool.waiters, lambda: self._request_leases(pool))
+        return None
 
     def _request_leases(self, pool: _ShapePool) -> None:
         while pool.requests < min(len(pool.waiters), MAX_LEASE_REQUESTS):

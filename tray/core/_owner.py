@@ -30,7 +30,7 @@ from ..exceptions import (
 )
 from ..store import Stored
 from ._actor_calls import ActorCalls
-from ._leases import Leases
+from ._leases import Leases, Ticket
 from ._notes import Notes
 from ._objects import FAILED, HANDLE, READY, describe
 from ._tasklog import (
@@ -112,9 +112,12 @@ class Owner:
             self.children.setdefault(parent, []).append(spec.task_id)
         self.tasks.add(spec, record(spec.task_id, spec.name, NORMAL_TASK, self.rt.job_id, None, parent,
                                     PENDING_ARGS_AVAIL if spec.deps else PENDING_NODE_ASSIGNMENT))
-        self.nursery.start_soon(self._run_task, spec)
+        # A task with nothing to wait for takes its place in line now, so that tasks of one
+        # shape start in the order they were submitted (trio runs new coroutines in any order).
+        ticket = None if spec.deps else self.leases.line_up(spec.shape, spec.strategy, spec.renv)
+        self.nursery.start_soon(self._run_task, spec, ticket)
 
-    async def _run_task(self, spec: TaskSpec) -> None:
+    async def _run_task(self, spec: TaskSpec, ticket: Ticket | None = None) -> None:
         rec = self.tasks.live[spec]
         try:
             err = await self.waits.wait_deps(spec.deps)
@@ -128,7 +131,12 @@ class Owner:
                     return
                 rec["state"], rec["attempt_number"] = PENDING_NODE_ASSIGNMENT, attempts
                 try:
-                    lease = await self.leases.lease(spec.shape, spec.strategy, spec.renv)
+                    if ticket is not None:
+                        first: Ticket = ticket
+                        ticket = None
+                        lease = await first.wait()
+                    else:
+                        lease = await self.leases.lease(spec.shape, spec.strategy, spec.renv)
                 except RayError as exc:
                     self._task_failed(spec, exc)
                     return
@@ -188,6 +196,8 @@ class Owner:
                 self._task_failed(spec, payload)
                 return
         finally:
+            if ticket is not None:  # it ended before using its place in line
+                ticket.leave()
             self.live.discard(spec.task_id)
             self.cancelled.discard(spec.task_id)
             if not self._keep_lineage(spec):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import os
 import secrets
+import sys
 import threading
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -99,7 +100,7 @@ def init(
     ignore_reinit_error: bool = False,
     log_to_driver: bool = True,
     **kwargs: Any,
-) -> dict[str, Any]:
+) -> InitContext:
     """Start tray in this process: a local one-machine cluster, or a driver of a running one.
 
     Args:
@@ -139,7 +140,8 @@ def init(
 
     Returns:
         A dict describing the session: ``address``, ``namespace``, ``job_id``, ``node_id``,
-        ``dashboard_url`` (None without a dashboard).
+        ``dashboard_url`` (None without a dashboard); also Ray's ``RayContext`` (see
+        :class:`InitContext`: ``address_info``, ``.dashboard_url``, ``with tray.init(): ...``).
 
     Raises:
         RuntimeError: tray is already initialized (and ``ignore_reinit_error`` is False).
@@ -287,9 +289,47 @@ def _dashboard_url(rt: Runtime) -> str | None:
     return raw.decode() if raw else None
 
 
-def _context(rt: Runtime) -> dict[str, Any]:
-    return {"address": rt.node_address or rt.system.address, "namespace": rt.namespace, "job_id": rt.job_id,
-            "node_id": rt.node_id, "dashboard_url": _dashboard_url(rt)}
+class InitContext(dict):
+    """What ``init()`` returns: tray's dict of the session (``address``, ``namespace``, ``job_id``,
+    ``node_id``, ``dashboard_url``), and Ray's ``RayContext`` face over it: ``address_info``
+    (with Ray's ``webui_url``, ``node_ip_address``, ``gcs_address``), ``dashboard_url`` as an
+    attribute in Ray's form (``host:port``, no scheme), ``python_version``, and a context
+    manager (``with tray.init(): ...``) whose exit, like ``disconnect()``, shuts tray down."""
+
+    @property
+    def dashboard_url(self) -> str | None:
+        return _without_scheme(self.get("dashboard_url"))
+
+    @property
+    def python_version(self) -> str:
+        return "{}.{}.{}".format(*sys.version_info[:3])
+
+    @property
+    def address_info(self) -> dict[str, Any]:
+        from ..cluster._session import local_ip_toward
+
+        address = self.get("address") or ""
+        return {**self, "webui_url": self.dashboard_url, "gcs_address": address,
+                "node_ip_address": local_ip_toward(address)}
+
+    def __enter__(self) -> InitContext:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        shutdown()
+
+    def disconnect(self) -> None:
+        """Shut tray down in this process (Ray's ``RayContext.disconnect``)."""
+        shutdown()
+
+
+def _without_scheme(url: str | None) -> str | None:
+    return url.partition("://")[2] if url and "://" in url else url
+
+
+def _context(rt: Runtime) -> InitContext:
+    return InitContext(address=rt.node_address or rt.system.address, namespace=rt.namespace, job_id=rt.job_id,
+                       node_id=rt.node_id, dashboard_url=_dashboard_url(rt))
 
 
 def shutdown() -> None:

@@ -170,6 +170,8 @@ class ActorClass:
         rt = runtime_for_call()
         opts = self._options
         cls_name = self._cls.__name__
+        if opts.get("get_if_exists") and not opts.get("name"):  # Ray's check
+            raise ValueError("The actor name must be specified to use `get_if_exists`.")
         if self._blob is None:
             try:
                 blob = dumps(self._cls)
@@ -182,7 +184,7 @@ class ActorClass:
         namespace = opts.get("namespace") or rt.namespace
         retries = opts.get("max_task_retries", 0)
         detached = opts.get("lifetime") == "detached"
-        shape, strategy = placement(opts, 0, cls_name, rt)
+        shape, strategy = placement(opts, 0, self._cls.__qualname__, rt)  # Ray names the class so in its errors
         renv = _lease_env(rt, opts.get("runtime_env"))  # before anything is registered: an upload may fail
         register = (actor_id, name, namespace, cls_name, self._methods, rt.owner_ref, rt.job_id, detached)
         if name is not None or detached:  # names are checked now, as Ray does: a taken one raises here

@@ -3,7 +3,8 @@ jobs and placement groups, from any driver, without a web server.
 
 Each call asks the control store, then every node and process at once, each ask bounded
 by a timeout (see :func:`tray.lowlevel.cluster_state`); ``tray list`` and ``tray summary`` ask the
-same questions from a shell. Rows have Ray's keys; ``filters`` are Ray's
+same questions from a shell. Rows have Ray's keys (dicts that also read as attributes, as
+Ray's state objects do: ``row.state``); ``filters`` are Ray's
 ``(key, "=" | "!=", value)`` triples, ``limit`` caps the rows (None: all), ``detail``
 adds the columns Ray shows only in detail. In a driver the cluster is the driver's; with
 ``address`` (or outside a driver) it is the one there, as ``tray list`` finds it. Ray's
@@ -57,6 +58,20 @@ def _apply(rows: list[dict[str, Any]], filters: Sequence[Filter] | None, keys: S
     return rows
 
 
+class StateRow(dict):
+    """One row: a dict with Ray's keys that also reads as Ray's state objects do
+    (``row.task_id`` as well as ``row["task_id"]``; ``asdict()``)."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(f"state row has no field {name!r}; it has {sorted(self)}") from None
+
+    def asdict(self) -> dict[str, Any]:
+        return dict(self)
+
+
 def query(resource: str, filters: Sequence[Filter] | None = None, limit: int | None = 100, detail: bool = False,
           address: str | None = None) -> tuple[list[dict[str, Any]], int]:
     """``(rows, how many matched before the limit)`` of one resource (``tray list``'s question)."""
@@ -67,7 +82,8 @@ def query(resource: str, filters: Sequence[Filter] | None = None, limit: int | N
     _apply([], filters, keys)  # a bad filter is an error before anything is asked
     matched = _apply(lowlevel.cluster_state(resource, address=address), filters, keys)
     shown = columns if not detail else keys
-    return [{k: r.get(k) for k in shown} for r in (matched if limit is None else matched[:limit])], len(matched)
+    kept = matched if limit is None else matched[:limit]
+    return [StateRow({k: r.get(k) for k in shown}) for r in kept], len(matched)
 
 
 def list_nodes(address: str | None = None, filters: Sequence[Filter] | None = None, limit: int | None = 100,

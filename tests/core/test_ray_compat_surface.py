@@ -1,0 +1,136 @@
+"""Ray behaviours found by running Ray's own Core test files against tray (issue 22), each
+checked here from Ray's documented behaviour: what ``init()`` returns (Ray's RayContext),
+state rows read as attributes, tasks of one shape starting in submission order, the
+runtime context's deprecated ID properties and an unnamed actor's name, ``get_if_exists``
+needing a name, and the placement-group fit error naming the class."""
+
+import time
+import warnings
+
+import pytest
+
+import tray
+from tray.util.placement_group import placement_group, remove_placement_group
+from tray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+from tray.util.state import list_tasks
+
+
+@pytest.fixture
+def one_cpu():
+    yield tray.init(num_cpus=1, include_dashboard=False)
+    tray.shutdown()
+
+
+def test_init_returns_rays_context(one_cpu):
+    ctx = one_cpu
+    assert ctx["address"] == ctx.address_info["address"] == ctx.address_info["gcs_address"]
+    assert ctx.address_info["node_ip_address"] == "127.0.0.1"
+    assert ctx.dashboard_url is None and ctx.address_info["webui_url"] is None  # no dashboard asked
+    assert ctx.python_version.count(".") == 2
+
+
+def test_init_context_manager_shuts_down():
+    with tray.init(num_cpus=1, include_dashboard=False) as ctx:
+        assert tray.is_initialized() and ctx["namespace"]
+    assert not tray.is_initialized()
+
+
+def test_dashboard_url_attribute_has_no_scheme():
+    from tray.core._process import InitContext
+
+    ctx = InitContext(address="unix:///x/node.sock", dashboard_url="http://127.0.0.1:8265")
+    assert ctx.dashboard_url == ctx.address_info["webui_url"] == "127.0.0.1:8265"
+    assert ctx["dashboard_url"] == "http://127.0.0.1:8265"  # tray's own key keeps its scheme
+
+
+@tray.remote
+def started(delay=0.0):
+    now = time.time()
+    time.sleep(delay)
+    return now
+
+
+def test_tasks_of_one_shape_start_in_submission_order(one_cpu):
+    tray.get(started.remote(), timeout=60)  # a worker up and leased
+    for _ in range(12):  # one CPU: the first submitted runs first, every time
+        first, second = started.remote(0.01), started.remote()
+        assert tray.get(first, timeout=60) < tray.get(second, timeout=60)
+
+
+def test_state_rows_read_as_attributes(one_cpu):
+    tray.get(started.options(name="named_task").remote(), timeout=60)
+    deadline = time.monotonic() + 30
+    while True:
+        rows = list_tasks(filters=[("name", "=", "named_task")])
+        if rows and rows[0].state == "FINISHED" or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    row = rows[0]
+    assert row.task_id == row["task_id"] and row.asdict()["name"] == "named_task"
+    with pytest.raises(AttributeError, match="no field"):
+        row.no_such_field  # noqa: B018
+
+
+@tray.remote
+class Named:
+    def name(self):
+        return tray.get_runtime_context().get_actor_name()
+
+    def ids(self):
+        rtc = tray.get_runtime_context()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            same = rtc.actor_id.hex() == rtc.get_actor_id() and rtc.task_id.hex() == rtc.get_task_id()
+        return same, [str(w.message) for w in caught]
+
+
+def test_actor_names_and_deprecated_id_properties(one_cpu):
+    assert tray.get(Named.options(name="n1").remote().name.remote(), timeout=60) == "n1"
+    unnamed = Named.remote()
+    assert tray.get(unnamed.name.remote(), timeout=60) == ""  # Ray: "" in an unnamed actor
+    same, messages = tray.get(unnamed.ids.remote(), timeout=60)
+    assert same and any("Use get_actor_id() instead" in m for m in messages)
+    assert any("Use get_task_id() instead" in m for m in messages)
+    rtc = tray.get_runtime_context()
+    assert rtc.get_actor_name() is None  # a driver
+    with pytest.warns(DeprecationWarning, match=r"Use get_node_id\(\) instead"):
+        assert rtc.node_id.hex() == rtc.get_node_id()
+    with pytest.warns(DeprecationWarning, match="get_placement_group_id"):
+        assert rtc.current_placement_group_id is None  # a driver is in no group
+
+
+@tray.remote
+def group_id():
+    rtc = tray.get_runtime_context()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return rtc.get_placement_group_id(), rtc.current_placement_group_id.hex()
+
+
+def test_current_placement_group_id_in_a_group(one_cpu):
+    pg = placement_group([{"CPU": 1}])
+    tray.get(pg.ready(), timeout=60)
+    strategy = PlacementGroupSchedulingStrategy(placement_group=pg)
+    got, as_id = tray.get(group_id.options(scheduling_strategy=strategy).remote(), timeout=60)
+    assert got == as_id == pg.id.hex()
+    remove_placement_group(pg)
+
+
+def test_get_if_exists_needs_a_name(one_cpu):
+    with pytest.raises(ValueError, match="name must be specified"):
+        Named.options(get_if_exists=True).remote()
+
+
+def test_placement_group_fit_error_names_the_class(one_cpu):
+    pg = placement_group([{"CPU": 1}])
+    tray.get(pg.ready(), timeout=60)
+
+    @tray.remote(num_cpus=1, num_gpus=8)
+    class Big:
+        pass
+
+    strategy = PlacementGroupSchedulingStrategy(placement_group=pg)
+    with pytest.raises(ValueError, match=r"Cannot schedule test_placement_group_fit_error_names_the_class\.<locals>"
+                                         r"\.Big with the placement group .* cannot fit into any bundles"):
+        Big.options(scheduling_strategy=strategy, name="big", get_if_exists=True).remote()
+    remove_placement_group(pg)
