@@ -21,14 +21,24 @@ from tray.cluster_utils import Cluster
 
 
 def workers_of(cluster: Cluster) -> list[psutil.Process]:
-    """The cluster's worker processes (not the node processes themselves)."""
+    """The cluster's worker processes (not the node processes themselves, nor the zygotes
+    that fork the workers)."""
     found = []
     for node in cluster.list_all_nodes():
         try:
-            found += [p for p in psutil.Process(node.pid).children() if p.is_running()]
+            found += [p for p in psutil.Process(node.pid).children(recursive=True)
+                      if p.is_running() and not _is_zygote(p)]
         except psutil.NoSuchProcess:
             pass
     return found
+
+
+def _is_zygote(p: psutil.Process) -> bool:
+    try:
+        cmdline = " ".join(p.cmdline())
+    except psutil.Error:
+        return False
+    return "tray::zygote" in cmdline or "--zygote" in cmdline  # its title, or its command line until it sets one
 
 
 @contextmanager

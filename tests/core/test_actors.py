@@ -274,7 +274,7 @@ def test_an_actor_ends_when_its_last_handle_is_gone(ray):
 
     def counters_alive():
         alive = 0
-        for p in psutil.Process().children():
+        for p in psutil.Process().children(recursive=True):  # workers are the zygote's children
             try:
                 alive += "tray::Counter" in " ".join(p.cmdline())
             except psutil.Error:  # gone (or a zombie) while we looked

@@ -1,6 +1,7 @@
 """A node: the system actors of one machine, under one supervision tree.
 
     node supervisor (one_for_one)
+    ├── zygote                   (forks the default workers: tray.core._forkserver)
     ├── control store            (head node only)
     ├── object store manager
     ├── worker pool supervisor   (simple_one_for_one: WorkerProcess)
@@ -31,8 +32,10 @@ from ._control import CONTROL_NAME, ControlStore
 from ._labels import NODE_ID_LABEL, check_node_labels
 from ._logs import log_dir_of
 from ._memory import MEMORY_MONITOR_NAME, MemoryConfig, MemoryMonitor
-from ._pool import GRACE_S, WorkerProcess
+from ._pool import GRACE_S, WorkerProcess, default_worker_env
 from ._scheduler import POOL_NAME, SCHEDULER_NAME, NodeScheduler
+from ._zygote import ZYGOTE_NAME, Zygote
+from ._zygote import available as zygote_available
 
 log = logging.getLogger("tray.cluster")
 
@@ -208,6 +211,12 @@ class LocalNode:
             children.insert(0, ChildSpec(id="control", start=ControlStore, name=CONTROL_NAME,
                                          max_concurrency=1 << 20, args=(self.storage, self.node_grace_s),
                                          decider={RayError: "resume", ValueError: "resume", KeyError: "resume"}))
+        # First: its imports run while the rest starts; last to stop, after the workers it forked.
+        # Not restarted: without it, workers start as their own interpreters.
+        if zygote_available():
+            children.insert(0, ChildSpec(id="zygote", start=Zygote, name=ZYGOTE_NAME, max_concurrency=1 << 16,
+                                         args=(default_worker_env(self.worker_env),), restart="temporary",
+                                         shutdown=3 * GRACE_S))
         if self.dashboard is not None:
             log_dir = self.log_dir or log_dir_of(self.info)
             children.append(ChildSpec(id="dashboard", start=DASHBOARD, name=DASHBOARD_NAME, args=(

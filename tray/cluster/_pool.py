@@ -31,6 +31,7 @@ from ..actors import Actor
 from ..exceptions import MailboxFull, RayError, WorkerCrashedError
 from ._logs import log_dir_of, log_name
 from ._runtime_env import WORKER_ENV_VAR, Prepared, apply_env
+from ._zygote import WORKER_MODULE, ZYGOTE_NAME, ForkedProcess
 
 log = logging.getLogger("tray.cluster")
 
@@ -51,6 +52,14 @@ def _echo(out: Any, text: str) -> None:
 BREAKPOINT_HOOK = "tray.debug.set_trace"  # a worker's sys.breakpointhook, imported when first used (a library)
 
 
+def default_worker_env(env: dict[str, str]) -> dict[str, str]:
+    """The environment of a default worker (and of the zygote that forks them) of a node
+    whose workers get ``env``."""
+    env = {"PYTHONBREAKPOINT": BREAKPOINT_HOOK, **env}  # breakpoint() in a task: tray's debugger
+    env.pop(WORKER_ENV_VAR, None)  # a node started inside an env worker: its workers are default ones
+    return env
+
+
 class WorkerProcess(Actor):
     """One worker process of the node."""
 
@@ -63,28 +72,15 @@ class WorkerProcess(Actor):
         self.echo = echo  # copy the output to this process's stdout/stderr
         self.log_dir = log_dir or log_dir_of({"address": node_address})  # and to files there
         self.sink: Any = None  # the owner actor of the driver of the job this worker runs
-        self.proc: trio.Process | None = None
+        self.proc: trio.Process | ForkedProcess | None = None
         self.err_tail: deque[str] = deque(maxlen=TAIL_LINES)
         self.err_done = trio.Event()  # its stderr reached its end
+        self.ready = False  # it registered with the scheduler (and from then on watches its stdin)
 
     async def on_start(self) -> None:
-        env = {"PYTHONBREAKPOINT": BREAKPOINT_HOOK, **self.env}  # breakpoint() in a task: tray's debugger
-        python, cwd = sys.executable, None
-        if self.setup is None:
-            env.pop(WORKER_ENV_VAR, None)  # a node started inside an env worker: its workers are default ones
-        else:
-            prepared, runtime_env = self.setup
-            env = apply_env(env, prepared)
-            env[WORKER_ENV_VAR] = json.dumps(runtime_env)
-            python, cwd = prepared.python or python, prepared.cwd
-        self.proc = await trio.lowlevel.open_process(
-            [python, "-m", "tray.core._worker", self.node_address, self.worker_id],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env,
-            cwd=cwd,
-        )
+        self.proc = await self._fork() if self.setup is None else None
+        if self.proc is None:
+            self.proc = await self._spawn()
         if self.log_dir is not None:
             os.makedirs(self.log_dir, exist_ok=True)
         for stream, ext in ((self.proc.stdout, "out"), (self.proc.stderr, "err")):
@@ -94,9 +90,42 @@ class WorkerProcess(Actor):
             self.start_soon(self._copy, stream, log, ext == "err")
         self.start_soon(self._wait)
 
+    async def _fork(self) -> ForkedProcess | None:
+        """A default worker, forked by the node's zygote; None if there is none (any more)."""
+        zygote = self.system.lookup(ZYGOTE_NAME)
+        if zygote is None:
+            return None
+        try:
+            return await ForkedProcess.start(zygote, [self.node_address, self.worker_id])
+        except (RayError, RuntimeError) as exc:  # it died: this worker starts as its own interpreter
+            log.warning("the zygote could not start worker %s (%s); spawning it instead", self.worker_id, exc)
+            return None
+
+    async def _spawn(self) -> trio.Process:
+        """A worker started as its own interpreter: one of a runtime_env, or any without a zygote."""
+        env = default_worker_env(self.env)
+        python, cwd = sys.executable, None
+        if self.setup is not None:
+            prepared, runtime_env = self.setup
+            env = apply_env({"PYTHONBREAKPOINT": BREAKPOINT_HOOK, **self.env}, prepared)
+            env[WORKER_ENV_VAR] = json.dumps(runtime_env)
+            python, cwd = prepared.python or python, prepared.cwd
+        return await trio.lowlevel.open_process(
+            [python, "-m", WORKER_MODULE, self.node_address, self.worker_id],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            cwd=cwd,
+        )
+
     def set_job(self, job: str, sink: Any) -> None:
         """The worker now runs ``job``'s code: its output also goes to that job's driver."""
         self.sink = sink
+
+    def registered(self) -> None:
+        """The worker is up: it exits on its own when its stdin closes (before, it is still starting)."""
+        self.ready = True
 
     def pid(self) -> int | None:
         return self.proc.pid if self.proc is not None else None
@@ -113,7 +142,9 @@ class WorkerProcess(Actor):
         self._remove_socket()
         with trio.move_on_after(EOF_WAIT_S):
             await self.err_done.wait()
-        if code < 0:
+        if getattr(self.proc, "status_lost", False):
+            how = "exited after the zygote that forked it (which alone could say how)"
+        elif code < 0:
             how = f"was killed by {signal.Signals(-code).name if -code in signal.valid_signals() else -code}"
         else:
             how = f"exited with code {code}"
@@ -173,9 +204,10 @@ class WorkerProcess(Actor):
                 await proc.stdin.aclose()
         except trio.BrokenResourceError:
             pass
-        with trio.move_on_after(GRACE_S):
-            await proc.wait()
-            return
+        if self.ready:  # a worker still starting (importing) would only notice once up: it goes at once
+            with trio.move_on_after(GRACE_S):
+                await proc.wait()
+                return
         proc.terminate()
         with trio.move_on_after(GRACE_S):
             await proc.wait()

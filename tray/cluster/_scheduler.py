@@ -692,6 +692,7 @@ class NodeScheduler(Actor):
         if worker.env is not None:
             self.env_start_deaths.pop(worker.env, None)
         worker.executor, worker.pid = executor, pid
+        worker.proc.registered.try_tell()
         self.idle.append(worker)
         self._dispatch()
 

@@ -1,6 +1,7 @@
 """A worker process: runs tasks and hosts an actor for a node.
 
     python -m tray.core._worker NODE_ADDRESS WORKER_ID
+    python -m tray.core._worker --zygote      (a node's zygote, which forks its default workers: ._forkserver)
 
 The runtime's trio thread talks to the node; the main thread runs user code, so a
 long task never stalls heartbeats, and ``tray.cancel`` can interrupt it with
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import faulthandler
 import functools
+import gc
 import inspect
 import io
 import itertools
@@ -787,6 +789,8 @@ def main(argv: list[str] | None = None) -> None:
     from ._runtime import Runtime
 
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == [ZYGOTE_FLAG]:
+        return _zygote()
     node_address, worker_id = argv[0], argv[1]
     setproctitle("tray::IDLE")
     _one_malloc_arena()
@@ -821,6 +825,23 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         rt.stop()
         os._exit(0)
+
+
+ZYGOTE_FLAG = "--zygote"
+PRELOAD = ("tray.transport", "tray.core._runtime", "ctypes")  # what a worker imports as it starts, beyond tray
+
+
+def _zygote() -> None:
+    """Become the node's zygote (:mod:`._forkserver`): with a worker's imports done, fork workers."""
+    import importlib
+
+    from ._forkserver import serve
+
+    setproctitle("tray::zygote")
+    for name in PRELOAD:
+        importlib.import_module(name)
+    gc.freeze()  # what is here now stays: the children's collections skip it (and leave its pages shared)
+    serve(main)
 
 
 def _libc() -> Any:
