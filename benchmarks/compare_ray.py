@@ -175,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         tree = tree_version()
         pythons = {"tray": sys.executable, "ray": find_ray_python(args)}
+        if args.out:
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         runs, sources = [], []
         with tempfile.TemporaryDirectory(prefix="compare-ray-") as tmp:
             for i in range(1, args.runs + 1):
