@@ -150,3 +150,31 @@ def _alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+THREADED_SITE = "import threading, time\nthreading.Thread(target=time.sleep, args=(3600,), daemon=True).start()\n"
+PARENT_OF_A_TASK = """
+import os, tray
+
+@tray.remote
+def parent():
+    return os.getppid()
+
+tray.init(num_cpus=1)
+print(tray.get(parent.remote(), timeout=120) == os.getpid(), flush=True)
+tray.shutdown()
+"""
+
+
+def test_a_zygote_that_cannot_fork_leaves_its_node_spawning_workers(tmp_path):
+    """A thread started in every interpreter (a sitecustomize's) would make forks unsafe: the
+    zygote refuses, and the workers it was asked for start as interpreters of their own."""
+    (tmp_path / "sitecustomize.py").write_text(THREADED_SITE)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]),
+           "TMPDIR": str(tmp_path)}
+    script = tmp_path / "driver.py"
+    script.write_text(PARENT_OF_A_TASK)
+    r = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.strip() == "True"  # the task's worker is the driver's child: spawned
+    assert "the zygote cannot fork workers" in r.stderr

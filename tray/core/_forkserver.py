@@ -25,6 +25,7 @@ import select
 import signal
 import socket
 import sys
+import threading
 from collections.abc import Callable
 
 MAX_MESSAGE = 1 << 16
@@ -32,6 +33,9 @@ MAX_MESSAGE = 1 << 16
 
 def serve(run_worker: Callable[[list[str]], None]) -> None:
     """Serve fork requests on stdin until the node closes it; each child runs ``run_worker(argv)``."""
+    if threading.active_count() != 1:  # a fork copies one thread: the others' locks would stay held
+        sys.exit(f"tray: the zygote cannot fork workers: {threading.active_count() - 1} thread(s) started in it "
+                 f"(by a sitecustomize or .pth file?); the node spawns its workers instead")
     sock = socket.socket(fileno=os.dup(0))
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
