@@ -8,7 +8,8 @@ runs in steps of ``warm-up count // 10 + 1``; each prints ``NAME per second MEAN
 actors are killed when it ends, and Ray's client lines are left out.
 
 tray's own lines print ``NAME UNIT MEAN +- STD`` too: cold start (import + init + first
-task result + shutdown in a fresh interpreter), the RSS and USS of an idle actor's worker
+task result + shutdown in a fresh interpreter), how long 8 new actors take to answer (each
+a new worker process), the RSS and USS of an idle actor's worker
 process and of the whole node with 4 idle actors (the driver and all its descendant
 processes: for Ray that includes gcs_server, raylet and its agents), the CPU that node
 uses while idle, and the actor kernel's asks and tells in one process and across two.
@@ -540,6 +541,32 @@ def idle_node_lines(ray: ModuleType, b: Bench) -> None:
         _kill(ray, *actors)
 
 
+NEW_ACTORS = 8
+ACTOR_START_NAME = f"{NEW_ACTORS} new actors ready (each in a new worker process)"
+
+
+def actor_start_line(ray: ModuleType, b: Bench) -> None:
+    """How long 8 new actors take until each has answered a call: each is a new worker
+    process (its start is what a zygote, or a prestarted worker, saves)."""
+    if not b.wanted(ACTOR_START_NAME):
+        return
+
+    @ray.remote(num_cpus=0)
+    class Fresh:
+        def ping(self):
+            return 1
+
+    times = []
+    for _ in range(1 if b.quick else 3):
+        t0 = time.perf_counter()
+        actors = [Fresh.remote() for _ in range(NEW_ACTORS)]  # type: ignore[attr-defined]  # an actor class
+        ray.get([a.ping.remote() for a in actors])
+        times.append(time.perf_counter() - t0)
+        _kill(ray, *actors)
+        time.sleep(0.5)  # their processes exit before the next round
+    b.record(ACTOR_START_NAME, "s", times)
+
+
 def _cpu_seconds(procs: list[Any], psutil: ModuleType) -> float:
     total = 0.0
     for p in procs:
@@ -642,6 +669,7 @@ def run(backend: str = "tray", pattern: str = "", json_path: str | None = None, 
     ray.init(**init_kwargs)
     try:
         idle_node_lines(ray, b)
+        actor_start_line(ray, b)
         ray_lines(ray, b)
     finally:
         ray.shutdown()
