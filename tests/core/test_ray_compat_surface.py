@@ -134,3 +134,27 @@ def test_placement_group_fit_error_names_the_class(one_cpu):
                                          r"\.Big with the placement group .* cannot fit into any bundles"):
         Big.options(scheduling_strategy=strategy, name="big", get_if_exists=True).remote()
     remove_placement_group(pg)
+
+
+@tray.remote
+class Gate:
+    """Calls wait until ``n`` have arrived, then all end at once, each with a sizeable result."""
+
+    def __init__(self, n):
+        import asyncio
+
+        self.n, self.seen, self.open = n, [], asyncio.Event()
+
+    async def enter(self, i):
+        self.seen.append(i)
+        if len(self.seen) >= self.n:
+            self.open.set()
+        await self.open.wait()
+        return i, sorted(self.seen)
+
+
+def test_replies_beyond_the_connections_high_water_all_arrive(one_cpu):
+    n = 3000  # ~27 MiB of replies at once, beyond the connection's high water (8 MiB): once, those
+    gate = Gate.options(max_concurrency=2 * n).remote(n)  # past it were dropped and their gets hung
+    results = tray.get([gate.enter.remote(i) for i in range(n)], timeout=120)
+    assert [i for i, _ in results] == list(range(n)) and all(len(seen) == n for _, seen in results)

@@ -12,6 +12,7 @@ pipe from the node, and its end means the node is gone.
 
 from __future__ import annotations
 
+import collections
 import faulthandler
 import functools
 import gc
@@ -34,7 +35,7 @@ from outcome import Error, Value, capture
 from .. import _config
 from ..actors import Actor, ActorRef
 from ..actors._crossing import Signal, wake, wake_asyncio
-from ..exceptions import ActorDiedError, RayError, RayTaskError, WorkerCrashedError
+from ..exceptions import ActorDiedError, MailboxFull, RayError, RayTaskError, WorkerCrashedError
 from . import _context, _process, _tasklog
 from ._generators import STREAMING
 from ._objects import ObjectRef, describe, loads
@@ -776,13 +777,37 @@ def _exit_if_orphaned() -> None:
         os._exit(1)
 
 
+# Replies waiting for a backed-up connection to their owner, in order (owner -> replies).
+_backlogs: dict[ActorRef, collections.deque[tuple]] = {}
+
+
 def _send_done(owner: ActorRef, me: str, call_id: int, kind: str, payload: Any) -> None:
+    """Loop: send an actor call's reply to its owner. A connection backed up beyond its high
+    water (many calls ending at once with sizeable results) queues the reply, in order,
+    for a task that waits for the connection to drain: a reply is never dropped."""
     if kind == "error":
         _exit_if_orphaned()
+    backlog = _backlogs.get(owner)
+    if backlog is None:
+        try:
+            owner.call_done.tell_nowait(me, call_id, kind, payload)
+            return
+        except MailboxFull:
+            backlog = _backlogs[owner] = collections.deque()
+            trio.lowlevel.spawn_system_task(_drain_backlog, owner, backlog)
+        except Exception:  # noqa: BLE001 - the owner is gone: nobody waits for this result
+            return
+    backlog.append((me, call_id, kind, payload))
+
+
+async def _drain_backlog(owner: ActorRef, backlog: collections.deque[tuple]) -> None:
     try:
-        owner.call_done.tell_nowait(me, call_id, kind, payload)
-    except Exception:  # noqa: BLE001 - the owner is gone: nobody waits for this result
-        pass
+        while backlog:
+            await owner.call_done.tell(*backlog.popleft())  # waits while the connection is backed up
+    except Exception:  # noqa: BLE001 - the owner is gone: nobody waits for these results
+        backlog.clear()
+    finally:
+        del _backlogs[owner]
 
 
 def main(argv: list[str] | None = None) -> None:
