@@ -32,6 +32,7 @@ RANK: dict[str, float] = {
     "": 3.5,  # the tray package itself: the public face the floors above import
     "actor": 3.5,  # Ray's ray.actor names, a face like tray's own
     "job_config": 3.5,
+    "runtime_context": 3.5,  # Ray's ray.runtime_context: RuntimeContext
     "runtime_env": 3.5,  # Ray's ray.runtime_env: RuntimeEnv, RuntimeEnvConfig
     "core": 4,
     "cluster": 5,
@@ -46,8 +47,8 @@ RANK: dict[str, float] = {
 }
 # What the libraries (and util, experimental, _air) may import: the public faces, lowlevel,
 # and the shared library layers; never a private module of the kernel or supervisors.
-PUBLIC = ("", "lowlevel", "exceptions", "actor", "job_config", "runtime_env", "actors", "supervisors", "util",
-          "experimental", "_air", *LIBRARIES)
+PUBLIC = ("", "lowlevel", "exceptions", "actor", "job_config", "runtime_context", "runtime_env", "actors",
+          "supervisors", "util", "experimental", "_air", *LIBRARIES)
 RESTRICTED = (*LIBRARIES, "util", "experimental", "_air")
 
 # (importing module, imported module) pairs that break the map today, and why.

@@ -104,10 +104,22 @@ class Cluster:
     def add_node(self, wait: bool = True, resources: dict[str, float] | None = None,
                  labels: dict[str, str] | None = None, **node_args: Any) -> ClusterNode:
         """Start a node (the first one is the head) with ``num_cpus``, ``num_gpus``,
-        ``resources``, ``labels``, ``object_store_memory``, ``storage`` (head), ``node_timeout``, ``port``."""
+        ``resources``, ``labels``, ``object_store_memory``, ``storage`` (head), ``node_timeout``, ``port``,
+        and Ray's ``_system_config`` (the node's settings, as ``tray.init(_system_config=...)`` takes them:
+        keys tray has no use for are left alone, as there)."""
+        system_config = node_args.pop("_system_config", None) or {}
         unknown = set(node_args) - set(_ARGS)
         if unknown:
-            raise ValueError(f"unknown node arguments {sorted(unknown)}; known: {sorted(_ARGS + ('resources',))}")
+            raise ValueError(f"unknown node arguments {sorted(unknown)}; known: "
+                             f"{sorted(_ARGS + ('resources', 'labels', '_system_config'))}")
+        _config.resolve(system_config, env={})  # a bad value fails here, naming its key
+        driver_only = sorted(key for var in _config.VARS.values()
+                             if (key := var.key) is not None and key in system_config and var.env is None)
+        if driver_only:
+            raise ValueError(f"_system_config keys {driver_only} are settings of a driver's own node: "
+                             f"pass them to tray.init(_system_config=...) instead")
+        settings_env = {var.env: str(system_config[var.key]) for var in _config.VARS.values()
+                        if var.key is not None and var.env is not None and system_config.get(var.key) is not None}
         head = self.head_node is None
         argv = ["--head"] if head else ["--address", self.head_node.address]  # type: ignore[union-attr]
         if head:
@@ -125,7 +137,7 @@ class Cluster:
             from .cluster._labels import check_node_labels
 
             argv += ["--labels", json.dumps(check_node_labels(labels))]
-        record, proc = launch(argv, {**os.environ, **_config.to_env(cluster_token=self.token)})
+        record, proc = launch(argv, {**os.environ, **settings_env, **_config.to_env(cluster_token=self.token)})
         node = ClusterNode(record, proc, head, {**node_args, "resources": resources, "labels": labels})
         if head:
             self.head_node = node

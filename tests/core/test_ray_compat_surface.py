@@ -158,3 +158,27 @@ def test_replies_beyond_the_connections_high_water_all_arrive(one_cpu):
     gate = Gate.options(max_concurrency=2 * n).remote(n)  # past it were dropped and their gets hung
     results = tray.get([gate.enter.remote(i) for i in range(n)], timeout=120)
     assert [i for i, _ in results] == list(range(n)) and all(len(seen) == n for _, seen in results)
+
+
+def test_task_function_names_are_rays(one_cpu):
+    from tray.runtime_context import RuntimeContext
+
+    @tray.remote
+    def nested():
+        return tray.get_runtime_context().get_task_function_name()
+
+    @tray.remote
+    class Sync:
+        def name(self):
+            return tray.get_runtime_context().get_task_function_name()
+
+    @tray.remote
+    class Async:
+        async def name(self):
+            return tray.get_runtime_context().get_task_function_name()
+
+    assert isinstance(tray.get_runtime_context(), RuntimeContext)
+    assert tray.get(nested.remote(), timeout=60) == f"{__name__}.nested"  # module.name: no enclosing scopes
+    assert tray.get(Sync.remote().name.remote(), timeout=60) == f"{__name__}.Sync.name"
+    local = "test_task_function_names_are_rays.<locals>"  # an async actor's method: its qualname, as Ray gives it
+    assert tray.get(Async.remote().name.remote(), timeout=60) == f"{__name__}.{local}.Async.name"

@@ -179,7 +179,8 @@ def init(
         ns = namespace if namespace is not None else uuid.uuid4().hex[:8]
         if address is not None and address != "local":
             given = [k for k, v in (("num_cpus", num_cpus), ("num_gpus", num_gpus), ("resources", resources),
-                                    ("object_store_memory", object_store_memory), ("labels", kwargs.get("labels")))
+                                    ("object_store_memory", object_store_memory), ("labels", kwargs.get("labels")),
+                                    ("_system_config", kwargs.get("_system_config")))
                      if v is not None]
             if given:
                 raise ValueError(f"tray.init(address={address!r}): {', '.join(given)} describe a new node and cannot "

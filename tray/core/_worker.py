@@ -427,7 +427,8 @@ class Worker:
         name = f"{self.actor_name}.{method}"
         where = f"{name} ({self.at})"
         slots = self.group_slots[wire[5]] if len(wire) > 5 else self.async_slots
-        _context.current.set(_context.Running(keys[0] if keys else "", name, f"{self.actor_module}.{name}"))
+        qualname = getattr(getattr(type(self.actor), method, None), "__qualname__", name)  # Ray's, for async methods
+        _context.current.set(_context.Running(keys[0] if keys else "", name, f"{self.actor_module}.{qualname}"))
         async with slots:  # type: ignore[union-attr]
             with self.span(next(self._span_keys), "actor_call", name, keys[0] if keys else "") as span:
                 try:
@@ -679,8 +680,8 @@ def _error(result: Error) -> BaseException:
 
 
 def _function_name(fn: Any) -> str:
-    """Ray's task function name: ``module.qualname``."""
-    return f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', getattr(fn, '__name__', ''))}"
+    """Ray's task function name: ``module.name`` (a nested function's enclosing scopes left out, as Ray does)."""
+    return f"{getattr(fn, '__module__', '')}.{getattr(fn, '__name__', '')}"
 
 
 _ONE_CPU = {"CPU": 1.0}
