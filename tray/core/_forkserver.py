@@ -55,7 +55,7 @@ def serve(run_worker: Callable[[list[str]], None]) -> None:
                 data, fds, _, _ = socket.recv_fds(sock, MAX_MESSAGE, 3)
             except ConnectionError:
                 data, fds = b"", []
-            if not data:  # the node is gone (or done): so are we, and our children with us
+            if not data:  # the node is gone (or done): so are we (our children go when their stdin closes)
                 os._exit(0)
             req_id, argv = pickle.loads(data)
             pid = os.fork()
