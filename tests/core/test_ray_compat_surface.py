@@ -4,6 +4,7 @@ state rows read as attributes, tasks of one shape starting in submission order, 
 runtime context's deprecated ID properties and an unnamed actor's name, ``get_if_exists``
 needing a name, and the placement-group fit error naming the class."""
 
+import os
 import time
 import warnings
 
@@ -182,3 +183,65 @@ def test_task_function_names_are_rays(one_cpu):
     assert tray.get(Sync.remote().name.remote(), timeout=60) == f"{__name__}.Sync.name"
     local = "test_task_function_names_are_rays.<locals>"  # an async actor's method: its qualname, as Ray gives it
     assert tray.get(Async.remote().name.remote(), timeout=60) == f"{__name__}.{local}.Async.name"
+
+
+def test_inheriting_from_an_actor_class_is_rays_type_error():
+    @tray.remote
+    class Base:
+        pass
+
+    with pytest.raises(TypeError, match="Inheriting from actor classes is not currently supported"):
+
+        class Derived(Base):  # noqa: F841
+            pass
+
+
+@tray.remote
+class Exiting:
+    def __init__(self, path):
+        import atexit
+
+        atexit.register(lambda: open(path, "w").write("ran"))
+        self.calls = 0
+
+    def call(self):
+        self.calls += 1
+        return self.calls
+
+    def leave(self):
+        tray.actor.exit_actor()
+
+
+def _written(path, want):
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if os.path.exists(path) and open(path).read() == want:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_ray_terminate_ends_the_actor_after_earlier_calls_running_its_atexit_handlers(one_cpu, tmp_path):
+    path = str(tmp_path / "terminated")
+    a = Exiting.remote(path)
+    assert tray.get(a.__ray_ready__.remote(), timeout=60) is True
+    earlier = [a.call.remote() for _ in range(3)]
+    end = a.__ray_terminate__.remote()
+    assert tray.get(earlier, timeout=60) == [1, 2, 3]  # sent before it: they ran
+    with pytest.raises(tray.exceptions.ActorDiedError):
+        tray.get(end, timeout=60)
+    with pytest.raises(tray.exceptions.ActorDiedError):
+        tray.get(a.call.remote(), timeout=60)
+    assert _written(path, "ran")
+
+
+def test_exit_actor_runs_atexit_handlers_and_kill_does_not(one_cpu, tmp_path):
+    left, killed = str(tmp_path / "left"), str(tmp_path / "killed")
+    a, b = Exiting.remote(left), Exiting.remote(killed)
+    tray.get([a.call.remote(), b.call.remote()], timeout=60)
+    tray.wait([a.leave.remote()], timeout=60)
+    assert _written(left, "ran")
+    tray.kill(b)
+    with pytest.raises(tray.exceptions.ActorDiedError):
+        tray.get(b.call.remote(), timeout=60)
+    assert not os.path.exists(killed)  # a kill is no exit: no handlers run

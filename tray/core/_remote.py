@@ -161,6 +161,12 @@ class ActorClass:
         name = self._cls.__name__
         raise TypeError(f"Actors cannot be instantiated directly. Instead of '{name}()', use '{name}.remote()'.")
 
+    def __mro_entries__(self, bases: tuple) -> tuple:
+        """``class Derived(SomeActorClass)``: Ray's TypeError, not a confusing one from Python."""
+        raise TypeError("Inheriting from actor classes is not currently supported. You can instead inherit from "
+                        f"a non-actor base class ({self._cls.__name__!r}, before @tray.remote) and make the derived "
+                        "class an actor class (with @tray.remote).")
+
     def options(self, **options: Any) -> ActorClass:
         """The same class with some options changed, for the actors created through it."""
         return _with_options(self, ACTOR_OPTIONS, options, f"actor class {self._cls.__name__!r}")
@@ -174,7 +180,7 @@ class ActorClass:
             raise ValueError("The actor name must be specified to use `get_if_exists`.")
         if self._blob is None:
             try:
-                blob = dumps(self._cls)
+                blob = dumps(_with_builtins(self._cls))
             except TypeError as exc:
                 raise TypeError(f"actor class {cls_name!r} {exc}") from None
             _check_size(blob, f"actor class {cls_name!r}")
@@ -220,6 +226,32 @@ async def _register(rt: Any, *args: Any) -> Any:
     return held
 
 
+class _Builtins:
+    """The methods Ray gives every actor besides its class's own."""
+
+    def __ray_ready__(self) -> bool:
+        """True once the actor is up (``tray.get(a.__ray_ready__.remote())`` waits for its ``__init__``)."""
+        return True
+
+    def __ray_terminate__(self) -> None:
+        """End the actor gracefully, after the calls sent before this one (``exit_actor()`` from outside)."""
+        from ._exit import exit_actor
+
+        exit_actor()
+
+
+_BUILTINS = ("__ray_ready__", "__ray_terminate__")
+
+
+def _with_builtins(cls: type) -> type:
+    """What runs in the worker: the user's class with Ray's built-in methods (a subclass under
+    the same names, as Ray's own; the user's class is left as it was)."""
+    if all(hasattr(cls, name) for name in _BUILTINS):
+        return cls
+    namespace = {"__module__": cls.__module__, "__qualname__": cls.__qualname__, "__doc__": cls.__doc__}
+    return type(cls)(cls.__name__, (cls, _Builtins), namespace)
+
+
 def _method_table(cls: type) -> dict[str, dict[str, Any]]:
     """Each callable method's options (``@tray.method``), by name, with its parameters under
     ``"signature"`` (calls are checked against them where they are made); dunders excluded.
@@ -232,6 +264,8 @@ def _method_table(cls: type) -> dict[str, dict[str, Any]]:
         if inspect.isgeneratorfunction(member) or inspect.isasyncgenfunction(member):
             options = {"num_returns": "streaming", **options}
         table[name] = {**options, "signature": method_params(cls, name)}
+    for name in _BUILTINS:  # Ray's built-in methods, on every actor
+        table.setdefault(name, {"signature": method_params(_Builtins, name)})
     return table
 
 

@@ -12,6 +12,7 @@ pipe from the node, and its end means the node is gone.
 
 from __future__ import annotations
 
+import atexit
 import collections
 import faulthandler
 import functools
@@ -751,6 +752,9 @@ def _end_actor(rt: Any, w: Worker, owner: ActorRef, me: str, call_id: int, metho
         exc = exc.cause
     why = f"actor {w.actor_name} ({rt.current_actor_id}) exited: {_exit_words(exc)}"
     print(f"tray: {why}", file=sys.__stderr__, flush=True)
+    if getattr(exc, "tray_exit_actor", False):  # exit_actor(): the actor's atexit handlers run, as in Ray
+        atexit.unregister(_process.shutdown)  # (not tray's own: this runtime still reports the exit below)
+        atexit._run_exitfuncs()
 
     async def go() -> None:
         ended = ActorDiedError(f"{why}; call {method} ended it")

@@ -179,19 +179,20 @@ class Queue:
     def shutdown(self, force: bool = False, grace_period_s: int = 5) -> None:
         """End the actor holding the items (its resources are released); items still in it are lost.
 
-        Unless ``force``, calls already sent to the queue get up to ``grace_period_s``
-        seconds to be taken up first (a no-op call queued behind them is waited for);
-        then the actor is killed. Calls still blocked in it fail with ActorDiedError.
-        Copies of this Queue elsewhere stop working too.
+        Unless ``force``, the actor ends gracefully (Ray's ``__ray_terminate__``: after the
+        calls already sent to it), killed if that takes over ``grace_period_s`` seconds.
+        Calls still blocked in it fail with ActorDiedError. Copies of this Queue elsewhere
+        stop working too.
         """
         actor = self.actor
         if actor is None:
             return
-        # tray has no graceful actor exit yet (Ray's __ray_terminate__): wait for a
-        # barrier call behind the earlier ones, then kill.
-        if not force:
-            tray.wait([actor.qsize.remote()], timeout=grace_period_s)
-        tray.kill(actor, no_restart=True)
+        if force:
+            tray.kill(actor, no_restart=True)
+        else:
+            _, not_done = tray.wait([actor.__ray_terminate__.remote()], timeout=grace_period_s)
+            if not_done:
+                tray.kill(actor, no_restart=True)
         self.actor = None
 
 
