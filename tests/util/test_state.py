@@ -99,6 +99,7 @@ def by_name(**filters: Any) -> dict[str, list[dict[str, Any]]]:
 class Call:  # what the task log reads of an actor call
     def __init__(self, n: int) -> None:
         self.return_ids, self.method, self.actor_id = [f"c{n}"] if n else [], "m", "actor"
+        self.stream = None  # not a streaming call
 
 
 def test_task_log_keeps_live_tasks_and_the_newest_finished() -> None:
