@@ -245,3 +245,27 @@ def test_exit_actor_runs_atexit_handlers_and_kill_does_not(one_cpu, tmp_path):
     with pytest.raises(tray.exceptions.ActorDiedError):
         tray.get(b.call.remote(), timeout=60)
     assert not os.path.exists(killed)  # a kill is no exit: no handlers run
+
+
+@tray.remote
+def fails():
+    raise ValueError("no")
+
+
+def test_on_completed_calls_back_with_the_value_or_the_error(one_cpu):
+    import threading
+
+    seen, done = [], threading.Event()
+
+    def record(value):
+        seen.append(value)
+        if len(seen) == 3:
+            done.set()
+
+    tray.put(7)._on_completed(record)
+    started.remote(0.2)._on_completed(record)
+    fails.options(max_retries=0).remote()._on_completed(record)
+    assert done.wait(60)
+    assert 7 in seen and any(isinstance(v, float) for v in seen)
+    (error,) = [v for v in seen if isinstance(v, BaseException)]
+    assert isinstance(error, ValueError)  # the task's own class (and a RayTaskError), as get raises it

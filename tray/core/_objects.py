@@ -464,6 +464,16 @@ class ObjectRef:
 
         return asyncio_future(self)
 
+    def _on_completed(self, callback: Callable[[Any], Any]) -> None:
+        """Call ``callback(value)`` once the object is ready (with the error instead, if it is
+        one), on one of tray's threads: Ray's hook of the same name, which libraries use."""
+
+        def done(fut: Any) -> None:
+            exc = fut.exception()
+            callback(exc if exc is not None else fut.result())
+
+        self.future().add_done_callback(done)
+
 
 class _Collecting(threading.local):
     refs: list[ObjectRef] | None = None
