@@ -269,3 +269,23 @@ def test_on_completed_calls_back_with_the_value_or_the_error(one_cpu):
     assert 7 in seen and any(isinstance(v, float) for v in seen)
     (error,) = [v for v in seen if isinstance(v, BaseException)]
     assert isinstance(error, ValueError)  # the task's own class (and a RayTaskError), as get raises it
+
+
+@tray.remote
+def node_labels():
+    rtc = tray.get_runtime_context()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ids = rtc.get_resource_ids()
+    return rtc.get_node_labels(), ids == rtc.get_accelerator_ids(), [str(w.message) for w in caught]
+
+
+def test_node_labels_and_resource_ids():
+    tray.init(num_cpus=1, include_dashboard=False, labels={"zone": "a"})
+    try:
+        labels, same, messages = tray.get(node_labels.remote(), timeout=60)
+        assert labels["zone"] == "a" and labels["ray.io/node-id"] == tray.get_runtime_context().get_node_id()
+        assert tray.get_runtime_context().get_node_labels() == labels  # the driver's node: the same one
+        assert same and any("Use get_accelerator_ids() instead" in m for m in messages)
+    finally:
+        tray.shutdown()

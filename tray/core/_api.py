@@ -208,6 +208,16 @@ class RuntimeContext:
         assigned = getattr(self._rt, "assigned_resources", None)
         return {"CPU": 1.0} if assigned is None else dict(assigned)
 
+    def get_node_labels(self) -> dict[str, str]:
+        """The labels of the node this process runs on (``ray.io/node-id`` among them), as Ray's."""
+        mine = [n for n in nodes() if n.get("NodeID") == self._rt.node_id]
+        return dict(mine[0].get("Labels") or {}) if mine else {}
+
+    def get_resource_ids(self) -> dict[str, list[str]]:
+        """Ray's older name of :meth:`get_accelerator_ids` (deprecated there, with a warning)."""
+        _deprecated("get_resource_ids()", "get_accelerator_ids()")
+        return self.get_accelerator_ids()
+
     def get_accelerator_ids(self) -> dict[str, list[str]]:
         """The accelerators visible to this worker: ``{"GPU": [...]}`` (see ``get_gpu_ids``)."""
         return {"GPU": [str(i) for i in get_gpu_ids()]}
