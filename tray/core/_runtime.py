@@ -147,10 +147,11 @@ class Runtime:
                 nursery.cancel_scope.cancel()
             if self.node is not None:
                 await self.node.stop()
-                # The store sweeps its files when it stops; if its stop was cut short (a slow
-                # shutdown), this catches what it left.
-                if self.table.store is not None:
-                    self.table.store.segments.sweep()
+        if self.node is not None and self.table.store is not None:
+            # The store sweeps its files when it stops; if its stop was cut short (a slow
+            # shutdown), its actor ran on until the system closed and could still pool a
+            # freed file: only now can nothing of this process add one.
+            self.table.store.segments.sweep()
         if self.session_dir is not None:
             shutil.rmtree(self.session_dir, ignore_errors=True)
 
