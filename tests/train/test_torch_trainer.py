@@ -135,12 +135,29 @@ def resuming_loop(config):
                 f.write(str(epoch))
             train.report({"epoch": epoch, "start": start, "pid": os.getpid()}, checkpoint=Checkpoint.from_directory(d))
         if epoch == config["die_at"] and ctx.get_world_rank() == 1 and not os.path.exists(config["marker"]):
+            _wait_until_recorded(config["results"], epoch + 1)  # dying at once could lose this report
             open(config["marker"], "w").close()
             os._exit(1)
 
 
+def _wait_until_recorded(results: str, rows: int) -> None:
+    """Until the run's result.json holds ``rows`` reports (the controller has taken them)."""
+    import time
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with open(results) as f:
+                if sum(1 for line in f if line.strip()) >= rows:
+                    return
+        except FileNotFoundError:
+            pass
+        time.sleep(0.02)
+
+
 def test_a_dead_worker_restarts_its_group_from_the_latest_checkpoint(tray2, storage, tmp_path):
-    config = {"epochs": 4, "die_at": 1, "marker": str(tmp_path / "died")}
+    config = {"epochs": 4, "die_at": 1, "marker": str(tmp_path / "died"),
+              "results": os.path.join(storage, "restart", "result.json")}
     result = TorchTrainer(resuming_loop, train_loop_config=config, scaling_config=ScalingConfig(num_workers=2),
                           run_config=RunConfig(name="restart", storage_path=storage,
                                                failure_config=FailureConfig(max_failures=1))).fit()
@@ -151,7 +168,8 @@ def test_a_dead_worker_restarts_its_group_from_the_latest_checkpoint(tray2, stor
 
 
 def test_past_max_failures_fit_raises_naming_the_worker(tray2, storage, tmp_path):
-    config = {"epochs": 4, "die_at": 0, "marker": str(tmp_path / "died")}
+    config = {"epochs": 4, "die_at": 0, "marker": str(tmp_path / "died"),
+              "results": os.path.join(storage, "fails", "result.json")}
     trainer = TorchTrainer(resuming_loop, train_loop_config=config, scaling_config=ScalingConfig(num_workers=2),
                            run_config=RunConfig(name="fails", storage_path=storage,
                                                 failure_config=FailureConfig(max_failures=0)))
