@@ -21,9 +21,23 @@ import trio
 
 from ..actors import ActorRef
 from ..cluster._memory import is_memory_kill
-from ..exceptions import ActorDiedError, MailboxFull, OutOfMemoryError, RayError, RuntimeEnvSetupError
+from ..exceptions import (
+    ActorDiedError,
+    MailboxFull,
+    OutOfMemoryError,
+    RayError,
+    RuntimeEnvSetupError,
+    TaskCancelledError,
+)
 from ._deaths import death_of_executor
-from ._tasklog import ACTOR_CREATION_TASK, PENDING_ARGS_AVAIL, PENDING_NODE_ASSIGNMENT, dispatched, record
+from ._tasklog import (
+    ACTOR_CREATION_TASK,
+    PENDING_ARGS_AVAIL,
+    PENDING_NODE_ASSIGNMENT,
+    call_task_id,
+    dispatched,
+    record,
+)
 
 if TYPE_CHECKING:
     from ._leases import Lease, Leases
@@ -297,6 +311,28 @@ class ActorCalls:
             await self.waits.wait_ready(oid, None)
         del done
         self._actor_died(q, ActorDiedError(f"actor {q.actor_id} ended: no handle to it is left"))
+
+    def find_call(self, task_id: str) -> ActorCall | None:
+        """Our actor call with that task id, waiting here or sent (None: none, or done)."""
+        for q in list(self.actors.values()):
+            for call in [*q.calls, *q.inflight.values()]:
+                if call_task_id(call) == task_id:
+                    return call
+        return None
+
+    def cancel_call(self, task_id: str) -> None:
+        """``tray.cancel`` of an actor call of ours: one still waiting here fails at once with
+        TaskCancelledError; one sent, its actor is told (``Executor.cancel_call`` says what then)."""
+        for q in self.actors.values():
+            for call in q.calls:
+                if call_task_id(call) == task_id:
+                    q.calls.remove(call)
+                    self._fail(call, TaskCancelledError(f"actor call {call.method} ({task_id}) was cancelled"),
+                               sent=False)
+                    return
+            if q.executor is not None and any(call_task_id(c) == task_id for c in q.inflight.values()):
+                self.note(q.executor.cancel_call, task_id)
+                return
 
     def kill_actor(self, actor_id: str, no_restart: bool) -> None:
         q = self._queue(actor_id)

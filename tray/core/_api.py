@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import warnings
 from typing import Any
 
 from . import _context, _process
+from ._generators import ObjectRefGenerator
 from ._ids import ActorID, JobID, NodeID, PlacementGroupID, TaskID, WorkerID
 from ._objects import ObjectRef
 from ._process import init, is_initialized, shutdown
@@ -42,12 +44,27 @@ __all__ = [
 # ----------------------------------------------------------------------- control
 
 
-def cancel(object_ref: ObjectRef, *, force: bool = False, recursive: bool = True) -> None:
-    """Cancel the task that makes ``object_ref``: KeyboardInterrupt in it, or its worker killed (force)."""
-    if not isinstance(object_ref, ObjectRef):
-        raise TypeError(f"tray.cancel() expects an ObjectRef, got {type(object_ref).__name__}")
+def cancel(object_ref: ObjectRef | ObjectRefGenerator, *, force: bool = False, recursive: bool = True) -> None:
+    """Cancel the task that makes ``object_ref`` (or a streaming generator), as Ray does: a task
+    waiting never runs; a running one gets KeyboardInterrupt, or its worker is killed
+    (``force``). An actor call waiting never runs; a running one is an async actor's cancelled
+    asyncio task, else it goes on and ``get_runtime_context().is_canceled()`` says so in it;
+    ``force`` is refused for actor calls (ValueError), as in Ray."""
+    if isinstance(object_ref, ObjectRefGenerator):
+        task_id = object_ref._stream.task_id
+    elif isinstance(object_ref, ObjectRef):
+        task_id = object_ref._id
+    else:
+        raise TypeError(f"tray.cancel() expects an ObjectRef or ObjectRefGenerator, got {type(object_ref).__name__}")
     rt = _process.runtime_for_call()
-    rt.soon(rt.owner.cancel, object_ref._id, force, recursive)
+
+    async def an_actor_call() -> bool:  # asked in the loop: after the submission this thread handed it
+        return task_id not in rt.owner.live and rt.owner.calls.find_call(task_id) is not None
+
+    if force and rt.call(an_actor_call):
+        raise ValueError("force=True is not supported for actor tasks (an actor's state would be lost with its "
+                         "process): use tray.kill(actor) to end the actor")
+    rt.soon(rt.owner.cancel, task_id, force, recursive)
 
 
 def kill(actor: ActorHandle, *, no_restart: bool = True) -> None:
@@ -175,6 +192,16 @@ class RuntimeContext:
         running = _context.current.get()
         return running.task_id if running is not None else self._rt.current_task_id
 
+    def is_canceled(self) -> bool:
+        """Whether ``tray.cancel`` reached the actor call running here (a sync or threaded
+        actor's: Ray's way to end one gracefully). RuntimeError in a driver or an async actor."""
+        running = _context.current.get()
+        if self._rt.worker_id is None or running is None:
+            raise RuntimeError("is_canceled() is only for a task or actor call running in a worker")
+        if _in_asyncio():
+            raise RuntimeError("is_canceled() is not for an async actor: a cancelled call gets asyncio.CancelledError")
+        return running.task_id in _context.cancelled
+
     def get_actor_id(self) -> str | None:
         return self._rt.current_actor_id
 
@@ -293,6 +320,18 @@ class RuntimeContext:
 
 def _deprecated(name: str, instead: str) -> None:
     warnings.warn(f"RuntimeContext.{name} is deprecated. Use {instead} instead.", DeprecationWarning, stacklevel=3)
+
+
+def _in_asyncio() -> bool:
+    """Whether an asyncio loop runs in this thread (without importing asyncio where none was)."""
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is None:
+        return False
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def get_gpu_ids() -> list[int | str]:

@@ -16,6 +16,10 @@ class Running(NamedTuple):
 
 current: contextvars.ContextVar[Running | None] = contextvars.ContextVar("tray_running", default=None)
 
+cancelled: set[str] = set()
+"""The actor calls of this worker that ``tray.cancel`` reached while they waited or ran (by
+task id): a waiting one is skipped, a running one sees ``is_canceled()``, until it ends."""
+
 _GROUP = re.compile(r"^(?P<name>.+)_group_(?:(?P<index>\d+)_)?(?P<pg>[0-9a-f]+)$")
 
 

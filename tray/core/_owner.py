@@ -326,8 +326,10 @@ class Owner:
 
     def cancel(self, task_id: str, force: bool, recursive: bool) -> None:
         """Cancel a task of ours: before it runs, it never will; while it runs, KeyboardInterrupt
-        in it (``force``: its worker is killed); ``recursive``: the tasks it submitted too."""
+        in it (``force``: its worker is killed); ``recursive``: the tasks it submitted too.
+        An actor call of ours is cancelled as Ray cancels actor tasks (``ActorCalls.cancel_call``)."""
         if task_id not in self.live:
+            self.calls.cancel_call(task_id)
             return
         self.cancelled.add(task_id)
         lease = self.running.get(task_id)

@@ -36,7 +36,7 @@ from outcome import Error, Value, capture
 from .. import _config
 from ..actors import Actor, ActorRef
 from ..actors._crossing import Signal, wake, wake_asyncio
-from ..exceptions import ActorDiedError, MailboxFull, RayError, RayTaskError, WorkerCrashedError
+from ..exceptions import ActorDiedError, MailboxFull, RayError, RayTaskError, TaskCancelledError, WorkerCrashedError
 from . import _context, _process, _tasklog
 from ._generators import STREAMING
 from ._objects import ObjectRef, describe, loads
@@ -259,6 +259,8 @@ class Worker:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.async_slots: asyncio.Semaphore | None = None
         self.calls_running: set[asyncio.Task] = set()
+        self.async_calls: dict[str, asyncio.Task] = {}  # an async actor's running calls, by task id
+        self.pending_calls: set[str] = set()  # this actor's calls received and not done, by task id
         self.label = "IDLE"  # what runs now: the task's name or the actor's class
         self.trio_guest: _TrioGuest | None = None
         # a threaded actor (Ray's sync actor with max_concurrency > 1, or concurrency groups):
@@ -388,6 +390,8 @@ class Worker:
         """Main thread: one call of a sync actor, in order (or a pool's thread: a threaded actor's)."""
         method, args_blob, inline, num_returns, keys = wire[:5]
         name = f"{self.actor_name}.{method}"
+        if keys and keys[0] in _context.cancelled:  # cancelled while it waited: never runs (Ray's)
+            return "error", TaskCancelledError(f"actor call {name} ({keys[0]}) was cancelled before it ran")
         _context.current.set(_context.Running(keys[0] if keys else "", name, f"{self.actor_module}.{name}"))
         result: tuple[str, Any]
         with self.span(span_key, "actor_call", name, keys[0] if keys else "") as span:
@@ -410,6 +414,10 @@ class Worker:
         task = self.loop.create_task(self._call_then(wire, owner, done))  # type: ignore[union-attr]
         self.calls_running.add(task)  # asyncio holds tasks weakly
         task.add_done_callback(self.calls_running.discard)
+        if wire[4]:  # by its task id, for tray.cancel
+            key = wire[4][0]
+            self.async_calls[key] = task
+            task.add_done_callback(lambda _t: self.async_calls.pop(key, None))
 
     async def _call_then(self, wire: tuple, owner: str, done: Callable[[Any], None]) -> None:
         try:
@@ -429,6 +437,8 @@ class Worker:
         where = f"{name} ({self.at})"
         slots = self.group_slots[wire[5]] if len(wire) > 5 else self.async_slots
         qualname = getattr(getattr(type(self.actor), method, None), "__qualname__", name)  # Ray's, for async methods
+        if keys and keys[0] in _context.cancelled:  # cancelled while it waited: never runs (Ray's)
+            return "error", TaskCancelledError(f"actor call {name} ({keys[0]}) was cancelled before it ran")
         _context.current.set(_context.Running(keys[0] if keys else "", name, f"{self.actor_module}.{qualname}"))
         async with slots:  # type: ignore[union-attr]
             with self.span(next(self._span_keys), "actor_call", name, keys[0] if keys else "") as span:
@@ -604,8 +614,17 @@ class Executor(Actor):
         me = self.ref.actor_id
         rt = _process.current()
         assert rt is not None
+        key = wire[4][0] if wire[4] else None
+        if key is not None:
+            self.w.pending_calls.add(key)
 
         def done(result: Any) -> None:  # the thread that ran the call: it sends the reply itself if it can
+            if key is not None:
+                self.w.pending_calls.discard(key)
+                if key in _context.cancelled:  # whatever it did then, its caller gets Ray's cancellation
+                    _context.cancelled.discard(key)
+                    result = Value(("error", TaskCancelledError(f"actor call {self.w.actor_name}.{wire[0]} "
+                                                                f"({key}) was cancelled")))
             if isinstance(result, Error) and _ends_actor(result.error):
                 _end_actor(rt, self.w, owner, me, call_id, wire[0], result.error)  # never returns
             kind, payload = result.unwrap() if isinstance(result, Value) else ("error", _error(result))
@@ -649,6 +668,19 @@ class Executor(Actor):
         return {"tasks": rows, "running": [span[2] for span in list(self.w.running.values())],
                 "paused": [s[2] for k, s in list(self.w.running.items())
                            if k == _MAIN and threading.main_thread().ident in _tasklog.paused_threads]}
+
+    def cancel_call(self, task_id: str) -> None:
+        """``tray.cancel`` of an actor call sent here (Ray's rules): one still waiting here will
+        not run; a running async call's asyncio task is cancelled; a running sync or threaded
+        call goes on, and ``get_runtime_context().is_canceled()`` is True in it. Its caller
+        gets TaskCancelledError either way."""
+        w = self.w
+        if task_id not in w.pending_calls:
+            return  # done already: its result stands
+        _context.cancelled.add(task_id)
+        task = w.async_calls.get(task_id)
+        if task is not None and w.loop is not None:
+            w.loop.call_soon_threadsafe(task.cancel)
 
     def interrupt(self, task_id: str, recursive: bool) -> None:
         """Cancel (not force): KeyboardInterrupt in the main thread if it runs that task;
