@@ -112,3 +112,23 @@ def test_force_is_refused_and_a_finished_call_keeps_its_result(ray, tmp_path):
 def test_is_canceled_is_for_calls_in_workers(ray):
     with pytest.raises(RuntimeError, match="only"):  # Ray's: "only available when the process is a worker"
         ray.get_runtime_context().is_canceled()
+
+
+@tray.remote
+def endless():
+    i = 0
+    while True:
+        yield i
+        i += 1
+        time.sleep(0.02)
+
+
+def test_cancel_takes_a_streaming_generator(ray):
+    gen = endless.remote()
+    assert ray.get(next(gen), timeout=60) == 0
+    ray.cancel(gen)
+    with pytest.raises(TaskCancelledError):  # items already here come first, then the cancellation
+        for ref in gen:
+            ray.get(ref, timeout=60)
+    with pytest.raises(TypeError, match="ObjectRef or ObjectRefGenerator"):
+        ray.cancel("not a ref")
