@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from ..actors import ActorRef, Waiter
+from ..actors import ActorRef
 from ..cluster._grants import Granted
 from ..exceptions import ActorDiedError, NodeDiedError, RayError
 
@@ -49,7 +49,7 @@ class _ShapePool:
 
     def __init__(self, shape: dict[str, int], strategy: tuple | None, renv: tuple | None) -> None:
         self.shape, self.strategy, self.renv = shape, strategy, renv
-        self.waiters: deque[Waiter] = deque()  # tasks waiting for a lease
+        self.waiters: deque[Ticket] = deque()  # tasks waiting for a lease, in line
         self.requests = 0
         # Leases with nothing to run, kept LINGER_S for the next task (a loop of tasks each
         # waited for would otherwise return its worker and ask the node again every time).
@@ -71,16 +71,16 @@ class Ticket:
         self.gone = False  # its task stopped waiting: a lease handed now is refused
 
     def hand(self, lease: Lease) -> bool:
-        if self.gone:
-            return False
-        self.outcome = lease
-        self.event.set()
-        return True
+        """Give the task its lease; False if it stopped waiting (the lease is the giver's still)."""
+        return self._settle(lease)
 
     def fail(self, exc: BaseException) -> bool:
+        return self._settle(exc)
+
+    def _settle(self, outcome: Lease | BaseException) -> bool:
         if self.gone:
             return False
-        self.outcome = exc
+        self.outcome = outcome
         self.event.set()
         return True
 
@@ -101,7 +101,7 @@ class Ticket:
             return
         self.gone = True
         if self in self.pool.waiters:
-            self.pool.waiters.remove(self)  # type: ignore[arg-type]
+            self.pool.waiters.remove(self)
         if isinstance(self.outcome, Lease):
             pool = self.pool
             self.leases.give_back(pool.shape, pool.strategy, self.outcome, pool.renv)
@@ -114,23 +114,17 @@ class Leases:
         self.rt, self.nursery, self.note = rt, nursery, note
         self.pools: dict[tuple, _ShapePool] = {}
 
-    async def lease(self, shape: dict[str, int], strategy: tuple | None, renv: tuple | None = None) -> Lease:
-        pool = self._pool(shape, strategy, renv)
-        lease = self._idle_lease(pool)
-        if lease is not None:
-            return lease
-        return await Waiter().wait(pool.waiters, lambda: self._request_leases(pool))
-
     def line_up(self, shape: dict[str, int], strategy: tuple | None, renv: tuple | None = None) -> Ticket:
-        """Take this task's place in its shape's line now (sync: tasks submitted in one order
-        are served in that order, whatever order trio then runs their coroutines in)."""
+        """Take a task's place in its shape's line now (sync: tasks submitted in one order are
+        served in that order, whatever order trio then runs their coroutines in); the lease
+        comes from the ticket's ``wait``."""
         pool = self._pool(shape, strategy, renv)
         ticket = Ticket(self, pool)
         lease = self._idle_lease(pool)
         if lease is not None:
             ticket.hand(lease)
         else:
-            pool.waiters.append(ticket)  # type: ignore[arg-type]
+            pool.waiters.append(ticket)
             self._request_leases(pool)
         return ticket
 

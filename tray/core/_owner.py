@@ -131,12 +131,9 @@ class Owner:
                     return
                 rec["state"], rec["attempt_number"] = PENDING_NODE_ASSIGNMENT, attempts
                 try:
-                    if ticket is not None:
-                        first: Ticket = ticket
-                        ticket = None
-                        lease = await first.wait()
-                    else:
-                        lease = await self.leases.lease(spec.shape, spec.strategy, spec.renv)
+                    # its place in line from submission, else (a retry, or it waited for its arguments) a new one
+                    place, ticket = ticket or self.leases.line_up(spec.shape, spec.strategy, spec.renv), None
+                    lease = await place.wait()
                 except RayError as exc:
                     self._task_failed(spec, exc)
                     return
