@@ -312,27 +312,30 @@ class ActorCalls:
         del done
         self._actor_died(q, ActorDiedError(f"actor {q.actor_id} ended: no handle to it is left"))
 
-    def find_call(self, task_id: str) -> ActorCall | None:
-        """Our actor call with that task id, waiting here or sent (None: none, or done)."""
+    def find_call(self, task_id: str) -> tuple[_ActorQueue, ActorCall, bool] | None:
+        """Our actor call with that task id: its queue, the call, and whether it was sent
+        (else it waits here); None: no such call, or it is done."""
         for q in list(self.actors.values()):
-            for call in [*q.calls, *q.inflight.values()]:
+            for call in q.calls:
                 if call_task_id(call) == task_id:
-                    return call
+                    return q, call, False
+            for call in list(q.inflight.values()):
+                if call_task_id(call) == task_id:
+                    return q, call, True
         return None
 
     def cancel_call(self, task_id: str) -> None:
         """``tray.cancel`` of an actor call of ours: one still waiting here fails at once with
         TaskCancelledError; one sent, its actor is told (``Executor.cancel_call`` says what then)."""
-        for q in self.actors.values():
-            for call in q.calls:
-                if call_task_id(call) == task_id:
-                    q.calls.remove(call)
-                    self._fail(call, TaskCancelledError(f"actor call {call.method} ({task_id}) was cancelled"),
-                               sent=False)
-                    return
-            if q.executor is not None and any(call_task_id(c) == task_id for c in q.inflight.values()):
-                self.note(q.executor.cancel_call, task_id)
-                return
+        found = self.find_call(task_id)
+        if found is None:
+            return
+        q, call, sent = found
+        if not sent:
+            q.calls.remove(call)
+            self._fail(call, TaskCancelledError(f"actor call {call.method} ({task_id}) was cancelled"), sent=False)
+        elif q.executor is not None:
+            self.note(q.executor.cancel_call, task_id)
 
     def kill_actor(self, actor_id: str, no_restart: bool) -> None:
         q = self._queue(actor_id)
