@@ -107,7 +107,7 @@ class WorkerProcess(Actor):
         python, cwd = sys.executable, None
         if self.setup is not None:
             prepared, runtime_env = self.setup
-            env = apply_env({"PYTHONBREAKPOINT": BREAKPOINT_HOOK, **self.env}, prepared)
+            env = apply_env(env, prepared)
             env[WORKER_ENV_VAR] = json.dumps(runtime_env)
             python, cwd = prepared.python or python, prepared.cwd
         return await trio.lowlevel.open_process(

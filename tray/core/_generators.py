@@ -29,11 +29,10 @@ class Stream:
         self.items: list[ObjectRef] = []
         self.finished = False
         self.expected: int | None = None  # how many items the task yielded, once it says
-        self.error: BaseException | None = None  # and what it raised after them
+        self.error: BaseException | None = None  # what ended it: raised after the items, or the task's failure
         self.changed = threading.Condition()
         self.async_waiters: list[Any] = []
         self.completion: ObjectRef | None = None  # made on first ask (ObjectRefGenerator.completed)
-        self.failure: BaseException | None = None  # what ended it (the generator's error, or the task's)
 
     def item_id(self, index: int) -> str:
         return f"{self.task_id}~{index}"
@@ -61,7 +60,7 @@ class Stream:
     def finish(self, error: BaseException | None = None) -> None:
         if self.finished:
             return
-        self.failure = error
+        self.error = error
         if error is not None:  # the failure is delivered as the last item
             self.add(len(self.items), None, error)
         with self.changed:
@@ -86,7 +85,7 @@ class Stream:
     def _complete(self, oid: str) -> None:
         """The task ran to its end (what its generator raised is an item, as in Ray), or it
         failed before (its worker or actor died, its arguments failed): then ``get`` raises."""
-        error = self.failure if self.expected is None else None
+        error = self.error if self.expected is None else None
         self.table.resolve(oid, None if error is not None else self.table.encode(None, oid), error)
 
     def _publish(self, ref: ObjectRef) -> None:

@@ -180,8 +180,6 @@ def wait(
         raise ValueError(f"num_returns must be an int between 1 and {len(refs)} (the refs given), "
                          f"got {num_returns!r}")
     deadline = _deadline(timeout)
-    if not refs:
-        return [], []
     rt = _process.current()
     table = rt.table if rt is not None else None
     entries = table.entries if table is not None else {}
