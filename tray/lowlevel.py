@@ -25,6 +25,7 @@ from ._meta import fixup_module_metadata
 # packages live in the KV namespace PKG_NAMESPACE, at most MAX_PACKAGE_BYTES each.
 from .cluster import _runtime_env as runtime_envs
 from .cluster._labels import check_label_selector  # Ray's label_selector syntax (placement groups' bundles)
+from .cluster._logs import last_lines  # the last N lines of a read_log window (its partly cut first line left out)
 from .cluster._placement import check_bundles, check_strategy
 from .core import _gather, _process
 from .core._objects import ObjectRef, dumps, loads
@@ -51,6 +52,7 @@ __all__ = [
     "kv_get",
     "kv_keys",
     "kv_put",
+    "last_lines",
     "loads",
     "log_files",
     "memory_state",

@@ -15,7 +15,7 @@ from typing import Any
 
 import trio
 
-from ..cluster._logs import MAX_READ
+from ..cluster._logs import MAX_READ, last_lines
 from ..core._timeline import SPANS, collect
 from . import COMMANDS
 from ._output import reports, table
@@ -93,15 +93,7 @@ async def _tail(chosen: Chosen, lines: int) -> tuple[bytes, int]:
     """The last ``lines`` lines of a file (negative: all), within its last MAX_READ bytes, and
     where they end."""
     data, end = await _read(chosen, -MAX_READ)
-    start = end - len(data)
-    parts = data.split(b"\n")
-    if start > 0:
-        parts = parts[1:]  # a line cut at the start of the window
-    trailing = parts[-1] == b""
-    body = parts[:-1] if trailing else parts
-    body = body[-lines:] if lines > 0 else body if lines < 0 else []
-    text = b"\n".join(body) + (b"\n" if trailing and body else b"")
-    return text, end
+    return last_lines(data, end - len(data), lines), end
 
 
 async def show(control: Any, args: argparse.Namespace, out: Any) -> None:

@@ -52,6 +52,18 @@ def list_logs(log_dir: str | None) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: (r["mtime"], r["name"]))
 
 
+def last_lines(data: bytes, window_start: int, lines: int) -> bytes:
+    """The last ``lines`` lines (negative: all) of ``data``, a window of a log file starting at
+    byte ``window_start``: a line the window cut at its start is left out."""
+    parts = data.split(b"\n")
+    if window_start > 0:
+        parts = parts[1:]
+    trailing = parts[-1:] == [b""]
+    body = parts[:-1] if trailing else parts
+    body = body[-lines:] if lines > 0 else body if lines < 0 else []
+    return b"\n".join(body) + (b"\n" if trailing and body else b"")
+
+
 def read_log(log_dir: str | None, name: str, offset: int, max_bytes: int) -> tuple[bytes, int, int]:
     """``(data, end_offset, size)``: up to ``max_bytes`` (at most ``MAX_READ``) of the log file
     ``name`` from ``offset`` (negative: that far before its end)."""

@@ -80,7 +80,7 @@ def _reap(sock: socket.socket) -> None:
             return
         if pid == 0:
             return
-        _send(sock, ("exited", pid, -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)))
+        _send(sock, ("exited", pid, os.waitstatus_to_exitcode(status)))
 
 
 def _send(sock: socket.socket, message: tuple, fds: list[int] | None = None) -> None:

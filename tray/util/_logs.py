@@ -102,12 +102,9 @@ def _chunks(node: str, name: str, tail: int, follow: bool, every: float, enc: st
             errs: str) -> Generator[str, None, None]:
     if tail >= 0:
         data, offset, _size = lowlevel.read_log(node, name, -CHUNK, CHUNK)
-        lines = data.decode(enc, errs).splitlines(keepends=True)
-        if offset - len(data) > 0:
-            lines = lines[1:]  # cut at the window's start
-        text = "".join(lines[-tail:] if tail else [])
+        text = lowlevel.last_lines(data, offset - len(data), tail)
         if text:
-            yield text
+            yield text.decode(enc, errs)
     else:
         offset = 0
         while True:
