@@ -30,6 +30,7 @@ from ..exceptions import (
     TaskCancelledError,
 )
 from ._deaths import death_of_executor
+from ._lanes import Lanes
 from ._tasklog import (
     ACTOR_CREATION_TASK,
     PENDING_ARGS_AVAIL,
@@ -77,6 +78,17 @@ class _ActorQueue:
         self.creating: Lease | None = None  # the lease its __init__ runs under, until it returns
 
 
+def _claim_all(q: _ActorQueue) -> list[ActorCall]:
+    """The loop takes every call in flight to answer it, in the order they went; a lane call
+    its caller's thread answered meanwhile is not among them (each side claims by popping)."""
+    claimed = []
+    for call_id in list(q.inflight):
+        call = q.inflight.pop(call_id, None)
+        if call is not None:
+            claimed.append(call)
+    return claimed
+
+
 class ActorRuntimeEnvError(ActorDiedError, RuntimeEnvSetupError):
     """An actor that never started because its runtime_env could not be set up: its calls
     raise this, which is both (code may catch either, as Ray's users do)."""
@@ -111,6 +123,7 @@ class ActorCalls:
         self.shutdown_hooks: set[str] = set()  # of those, the ones whose class has Ray's __ray_shutdown__
         self._calls_lock = threading.Lock()
         self._call_ids = itertools.count(1)
+        self.lanes = Lanes(rt, self)
 
     def send_call_now(self, call: ActorCall) -> bool:
         """The caller's thread: send ``call`` to its actor from here, sparing two trips
@@ -131,6 +144,40 @@ class ActorCalls:
                 return True
             del q.inflight[call_id]
             return False
+
+    def claim_lane(self, q: _ActorQueue, executor: ActorRef, call: ActorCall) -> int | None:
+        """The caller's thread: ``call`` is in flight on ``executor``'s lane from now, if
+        nothing can be ahead of it (as for ``send_call_now``, and no call of ours is in flight
+        there: the lane would overtake it); its call id. None: it goes the usual way."""
+        with self._calls_lock:
+            if not q.direct or q.executor is not executor or q.inflight or not self.rt.quiet():
+                return None
+            call_id = next(self._call_ids)
+            q.inflight[call_id] = call
+        self.tasks.call_submitted(call)
+        return call_id
+
+    def unclaim(self, q: _ActorQueue, call_id: int) -> bool:
+        """A lane call that did not go: True if it is still ours to send (nothing answered it)."""
+        return q.inflight.pop(call_id, None) is not None
+
+    def lane_done(self, q: _ActorQueue, call_id: int, blobs: list) -> None:
+        """A lane call's results, read by its caller's thread (or the loop): they are its
+        refs' values, unless the loop answered the call first (its actor died meanwhile)."""
+        call = q.inflight.pop(call_id, None)
+        if call is not None:
+            self._answered(q, call, blobs)
+
+    def _answered(self, q: _ActorQueue, call: ActorCall, blobs: list) -> None:
+        self.table.pin(call.pinned, -1)
+        for oid, blob in zip(call.return_ids, blobs):  # noqa: B905 - hot path: one blob per return id
+            self.table.resolve(oid, blob)
+        self.tasks.call_ended(call)
+        if q.doomed:
+            if self.rt.in_loop():
+                self._reap(q)
+            else:
+                self.rt.soon_unless_closed(self._reap, q)
 
     def _direct(self, q: _ActorQueue, on: bool) -> None:
         """Allow (when the queue is idle) or stop callers sending ``q``'s calls themselves."""
@@ -354,11 +401,9 @@ class ActorCalls:
         if call is None:
             return
         if kind == "ok":
-            self.table.pin(call.pinned, -1)
-            for oid, blob in zip(call.return_ids, payload):  # noqa: B905 - hot path: one blob per return id
-                self.table.resolve(oid, blob)
-            self.tasks.call_ended(call)
-        elif kind == "streamed":  # its items travel apart from this reply: count them in
+            self._answered(q, call, payload)
+            return
+        if kind == "streamed":  # its items travel apart from this reply: count them in
             self.table.pin(call.pinned, -1)
             stream = call.stream
             assert stream is not None
@@ -377,6 +422,7 @@ class ActorCalls:
 
     def actor_down(self, executor: ActorRef, reason: Any) -> None:
         """The actor's process is gone: restart it (creator) or wait for its restart (others)."""
+        self.lanes.lost(executor.actor_id)
         q = self.by_executor.pop(executor.actor_id, None)
         if q is None or q.dead is not None or q.executor != executor:
             return
@@ -402,14 +448,13 @@ class ActorCalls:
         died = f"actor {q.actor_id} died"  # why (with its stderr's last lines) goes last in each message
         error = OutOfMemoryError if is_memory_kill(str(reason)) else ActorDiedError  # Ray's error for a memory kill
         retry = []
-        for call in q.inflight.values():  # sent, maybe run: retried only with max_task_retries
+        for call in _claim_all(q):  # sent, maybe run: retried only with max_task_retries
             if call.retries_left != 0:
                 call.retries_left -= 1 if call.retries_left > 0 else 0
                 retry.append(call)
                 self.tasks.call_retried(call)
             else:
                 self._fail(call, error(f"{died} while handling {call.method}: {reason}"))
-        q.inflight.clear()
         q.calls.extendleft(reversed(retry))
         recipe = q.recipe
         if recipe is None:  # another process created it: the node knows whether it comes back
@@ -431,11 +476,10 @@ class ActorCalls:
         if q.recipe is not None:  # its creator says it is gone for good
             self.note(self.rt.control.actor_failed, q.actor_id, str(err))
             self.table.pin(q.recipe.args.pinned, -1)
-        for call in q.inflight.values():  # sent, maybe run: Ray's RayActorError
+        for call in _claim_all(q):  # sent, maybe run: Ray's RayActorError
             self._fail(call, ActorDiedError(f"{err}; call {call.method} did not complete"), logged=err)
         for call in q.calls:
             self._fail(call, err, sent=False)
-        q.inflight.clear()
         q.calls.clear()
 
     def _fail(self, call: ActorCall, err: BaseException, sent: bool = True,

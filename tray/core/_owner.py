@@ -102,6 +102,7 @@ class Owner:
 
     async def close(self) -> None:
         self.nursery.cancel_scope.cancel()
+        self.calls.lanes.close()
 
     # ------------------------------------------------------------------ tasks
 

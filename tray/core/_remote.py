@@ -342,8 +342,7 @@ class ActorMethod:
         if num_returns == STREAMING:  # a generator method: its items come as it yields them
             stream_id = rt.table.new_id()
             call.stream = rt.owner.streams[stream_id] = Stream(rt.table, stream_id)
-        if not rt.owner.calls.send_call_now(call):
-            rt.soon(rt.owner.calls.submit_call, call)
+        rt.owner.calls.lanes.submit(call)
         return _result(refs, num_returns) if call.stream is None else ObjectRefGenerator(call.stream)
 
 

@@ -100,6 +100,11 @@ def _entry(ref: ObjectRef, blocking: bool = True) -> Any:
 
 def _get_one(ref: ObjectRef, deadline: float | None, watch: _watch.Watch | None) -> Any:
     rt, entry = _entry(ref)
+    if entry.state == PENDING and entry.owner is None:  # ours: maybe an actor call held for its lane
+        held = rt.owner.calls.lanes.waited(ref)
+        if held is not None:
+            with _blocked(rt):
+                rt.owner.calls.lanes.call(held)
     if entry.state == PENDING:
         done = Signal()
         if rt.table.when_done(ref._id, done.set):
@@ -181,6 +186,8 @@ def wait(
                          f"got {num_returns!r}")
     deadline = _deadline(timeout)
     rt = _process.current()
+    if rt is not None and rt.owner is not None and rt.owner.calls.lanes.held:
+        rt.owner.calls.lanes.flush()  # a call this thread held may make one of them
     table = rt.table if rt is not None else None
     entries = table.entries if table is not None else {}
     seen: set[Any] = set()

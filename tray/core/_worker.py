@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import atexit
 import collections
+import contextlib
 import faulthandler
 import functools
 import gc
@@ -21,8 +22,10 @@ import inspect
 import io
 import itertools
 import os
+import pickle
 import queue
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Callable
@@ -39,6 +42,7 @@ from ..actors._crossing import Signal, wake, wake_asyncio
 from ..exceptions import ActorDiedError, MailboxFull, RayError, RayTaskError, TaskCancelledError, WorkerCrashedError
 from . import _context, _process, _tasklog
 from ._generators import STREAMING
+from ._lanes import FAR, LaneServer, read_message, send_message
 from ._objects import ObjectRef, describe, loads
 from ._timeline import Recorder
 
@@ -55,16 +59,25 @@ except ImportError:  # pragma: no cover - a dependency; titles are cosmetic
 
 
 class MainThread:
-    """A queue of work for the main thread, and the way results get back to the loop."""
+    """A queue of work for the main thread, and the way results get back to the loop.
+
+    Once a caller opens a lane to this (sync) actor, the main thread waits in ``poll`` on
+    its lanes and on a pipe that ``post`` writes to while it sleeps: it reads lane calls
+    itself (:mod:`._lanes`), and the queue as before.
+    """
 
     def __init__(self) -> None:
         self.work: queue.SimpleQueue = queue.SimpleQueue()
         self.current: str | None = None  # the task id running now, for cancel
+        self._poll: Any = None  # select.poll, once there is a lane
+        self._wake_r = self._wake_w = -1
+        self._lanes: dict[int, tuple[socket.socket, Callable[[socket.socket, Any], None]]] = {}  # by fd
+        self._asleep = False  # in poll: post must wake it
 
     def run_forever(self) -> None:
         while True:
             try:
-                item = self.work.get()
+                item = self.work.get() if self._poll is None else self._next_polled()
             except KeyboardInterrupt:  # a cancel that arrived after its task ended
                 continue
             if item is None:
@@ -76,18 +89,73 @@ class MainThread:
                 result = Error(exc)
             done(result)
 
+    def _next_polled(self) -> Any:
+        """The next queued item, serving lane calls until there is one."""
+        work = self.work
+        while True:
+            try:
+                return work.get_nowait()
+            except queue.Empty:
+                pass
+            self._asleep = True
+            try:
+                events = [] if not work.empty() else self._poll.poll()
+            finally:
+                self._asleep = False
+            for fd, _ in events:
+                if fd == self._wake_r:
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(fd, 4096)
+                else:
+                    self._serve(fd)
+
+    def _serve(self, fd: int) -> None:
+        sock, serve = self._lanes[fd]
+        try:
+            message = read_message(sock, bytearray())
+        except (OSError, EOFError, pickle.UnpicklingError):  # the caller went (or cut a call short)
+            self._poll.unregister(fd)
+            del self._lanes[fd]
+            sock.close()
+            return
+        serve(sock, message)
+
+    def add_lane(self, sock: socket.socket, serve: Callable[[socket.socket, Any], None]) -> None:
+        """Loop: a caller's lane, to be read by the main thread from its next wait on."""
+        self.post(self._take_lane, (sock, serve), _ignore)
+
+    def _take_lane(self, sock: socket.socket, serve: Callable[[socket.socket, Any], None]) -> None:
+        import select
+
+        if self._poll is None:
+            self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+            self._poll = select.poll()
+            self._poll.register(self._wake_r, select.POLLIN)
+        self._lanes[sock.fileno()] = (sock, serve)
+        self._poll.register(sock.fileno(), select.POLLIN)
+
     async def call(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run ``fn(*args)`` on the main thread and wait for its outcome."""
         token = trio.lowlevel.current_trio_token()
         task = trio.lowlevel.current_task()
-        self.work.put((fn, args, lambda result: wake(token, trio.lowlevel.reschedule, task, result)))
+        self.post(fn, args, lambda result: wake(token, trio.lowlevel.reschedule, task, result))
         return await trio.lowlevel.wait_task_rescheduled(lambda _: trio.lowlevel.Abort.FAILED)
 
-    def post(self, fn: Callable[..., Any], args: tuple, done: Callable[[Any], None]) -> None:
+    def post(self, fn: Callable[..., Any], args: tuple, done: Callable[[Any], object]) -> None:
         self.work.put((fn, args, done))
+        if self._asleep:
+            with contextlib.suppress(BlockingIOError):
+                os.write(self._wake_w, b"\0")
 
     def stop(self) -> None:
         self.work.put(None)
+        if self._asleep:
+            with contextlib.suppress(BlockingIOError):
+                os.write(self._wake_w, b"\0")
+
+
+def _ignore(result: Any) -> None:
+    pass
 
 
 def _resolve_args(blob: Blob, inline: dict[str, Blob]) -> tuple[tuple, dict]:
@@ -267,6 +335,7 @@ class Worker:
         # each group's calls run in a pool of its own size; "" is the default group (None: the main thread)
         self.pools: dict[str, ThreadPoolExecutor | None] = {}
         self.group_slots: dict[str, asyncio.Semaphore] = {}  # an async actor's groups
+        self.lanes: LaneServer | None = None  # callers' lanes to this sync actor (._lanes), once asked
 
     def redirect_output(self) -> None:
         sys.stdout = _Prefixed(sys.stdout, lambda: self.label)
@@ -610,28 +679,7 @@ class Executor(Actor):
 
     def call(self, call_id: int, wire: tuple, owner_key: str) -> None:
         """An actor call; the result goes back to its owner as ``call_done`` (calls pipeline)."""
-        owner = self.owners[owner_key]
-        me = self.ref.actor_id
-        rt = _process.current()
-        assert rt is not None
-        key = wire[4][0] if wire[4] else None
-        if key is not None:
-            self.w.pending_calls.add(key)
-
-        def done(result: Any) -> None:  # the thread that ran the call: it sends the reply itself if it can
-            if key is not None:
-                self.w.pending_calls.discard(key)
-                if key in _context.cancelled:  # whatever it did then, its caller gets Ray's cancellation
-                    _context.cancelled.discard(key)
-                    result = Value(("error", TaskCancelledError(f"actor call {self.w.actor_name}.{wire[0]} "
-                                                                f"({key}) was cancelled")))
-            if isinstance(result, Error) and _ends_actor(result.error):
-                _end_actor(rt, self.w, owner, me, call_id, wire[0], result.error)  # never returns
-            kind, payload = result.unwrap() if isinstance(result, Value) else ("error", _error(result))
-            if kind == "ok" and rt.quiet() and owner.call_done.tell_from_thread(me, call_id, kind, payload):
-                return
-            rt.soon_unless_closed(_send_done, owner, me, call_id, kind, payload)
-
+        done = self._reply(call_id, wire, owner_key, None)
         w = self.w
         group = wire[5] if len(wire) > 5 else ""
         if group and group not in (w.group_slots if w.loop is not None else w.pools):
@@ -644,6 +692,58 @@ class Executor(Actor):
             pool.submit(_call_in_pool, w, wire, owner_key, done)
         else:
             w.main.post(w.call_sync, (wire, owner_key), done)
+
+    def _reply(self, call_id: int, wire: tuple, owner_key: str, lane: socket.socket | None) -> Callable[[Any], None]:
+        """How the call's outcome goes back, from the thread that ran it: down the caller's
+        ``lane`` if it came that way and needs nothing else (else ``FAR`` there), then (or
+        else) as ``call_done``, sent from that thread itself if it can."""
+        owner = self.owners[owner_key]
+        me = self.ref.actor_id
+        rt = _process.current()
+        assert rt is not None
+        key = wire[4][0] if wire[4] else None
+        if key is not None:
+            self.w.pending_calls.add(key)
+
+        def done(result: Any) -> None:
+            if key is not None:
+                self.w.pending_calls.discard(key)
+                if key in _context.cancelled:  # whatever it did then, its caller gets Ray's cancellation
+                    _context.cancelled.discard(key)
+                    result = Value(("error", TaskCancelledError(f"actor call {self.w.actor_name}.{wire[0]} "
+                                                                f"({key}) was cancelled")))
+            ends = isinstance(result, Error) and _ends_actor(result.error)
+            kind, payload = ("error", None) if ends else \
+                result.unwrap() if isinstance(result, Value) else ("error", _error(result))
+            if lane is not None:
+                with contextlib.suppress(OSError):
+                    if kind == "ok" and rt.quiet():
+                        send_message(lane, payload)
+                        return
+                    send_message(lane, FAR)
+            if ends:
+                _end_actor(rt, self.w, owner, me, call_id, wire[0], result.error)  # never returns
+            if kind == "ok" and rt.quiet() and owner.call_done.tell_from_thread(me, call_id, kind, payload):
+                return
+            rt.soon_unless_closed(_send_done, owner, me, call_id, kind, payload)
+
+        return done
+
+    async def open_lane(self) -> tuple[str, bytes] | None:
+        """A caller asks for a lane (:mod:`._lanes`): the address and token to connect with;
+        None unless this is a sync actor whose calls run on the main thread."""
+        w = self.w
+        if w.actor is None or w.loop is not None or list(w.pools.items()) != [("", None)]:
+            return None
+        if w.lanes is None:
+            w.lanes = LaneServer(self._serve_lane, w.main.add_lane)
+            await w.lanes.start()
+        return w.lanes.address, w.lanes.token
+
+    def _serve_lane(self, lane: socket.socket, message: Any) -> None:
+        """Main thread: one call read from a caller's lane, run here and now."""
+        call_id, wire, owner_key = message
+        self._reply(call_id, wire, owner_key, lane)(capture(self.w.call_sync, wire, owner_key))
 
     def describe_objects(self) -> list[dict[str, Any]]:
         """What this worker process holds (``tray memory``)."""
