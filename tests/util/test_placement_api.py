@@ -18,6 +18,7 @@ import tray
 import tray.util
 from tray._config import Settings
 from tray.core import _runtime
+from tray.core._lanes import Lanes
 from tray.core._objects import ObjectTable
 from tray.exceptions import GetTimeoutError, RayError
 from tray.util.placement_group import (
@@ -219,7 +220,7 @@ class FakeControl:
 
 class FakeRuntime:
     """What the placement group API uses of ``Runtime``: a trio loop in a thread, its
-    nursery, an object table, the namespace and job, and ``control``."""
+    nursery and lanes, an object table, the namespace and job, and ``control``."""
 
     def __init__(self, control: FakeControl) -> None:
         self.control = control
@@ -235,7 +236,8 @@ class FakeRuntime:
             self.trio_token = trio.lowlevel.current_trio_token()
             self.done = trio.Event()
             async with trio.open_nursery() as nursery:
-                self.owner = SimpleNamespace(nursery=nursery)
+                # lanes with no actor behind them: no call is ever held for one
+                self.owner = SimpleNamespace(nursery=nursery, calls=SimpleNamespace(lanes=Lanes(self, None)))
                 started.set()
                 await self.done.wait()
                 nursery.cancel_scope.cancel()

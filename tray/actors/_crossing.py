@@ -15,6 +15,7 @@ thread, a worker's, an async actor's asyncio loop). Every crossing goes through 
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -41,6 +42,12 @@ def wake_asyncio(loop: asyncio.AbstractEventLoop, fn: Callable[..., Any], *args:
     except RuntimeError:
         return False
     return True
+
+
+def in_asyncio() -> bool:
+    """Whether an asyncio loop runs in this thread (without importing asyncio where none was)."""
+    asyncio = sys.modules.get("asyncio")
+    return asyncio is not None and asyncio._get_running_loop() is not None
 
 
 def call(token: trio.lowlevel.TrioToken, afn: Callable[..., Awaitable[Any]], *args: Any) -> Any:

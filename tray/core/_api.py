@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 import warnings
 from typing import Any
 
+from ..actors._crossing import in_asyncio
 from . import _context, _process
 from ._generators import ObjectRefGenerator
 from ._ids import ActorID, JobID, NodeID, PlacementGroupID, TaskID, WorkerID
@@ -198,7 +198,7 @@ class RuntimeContext:
         running = _context.current.get()
         if self._rt.worker_id is None or running is None:
             raise RuntimeError("is_canceled() is only for a task or actor call running in a worker")
-        if _in_asyncio():
+        if in_asyncio():
             raise RuntimeError("is_canceled() is not for an async actor: a cancelled call gets asyncio.CancelledError")
         return running.task_id in _context.cancelled
 
@@ -320,18 +320,6 @@ class RuntimeContext:
 
 def _deprecated(name: str, instead: str) -> None:
     warnings.warn(f"RuntimeContext.{name} is deprecated. Use {instead} instead.", DeprecationWarning, stacklevel=3)
-
-
-def _in_asyncio() -> bool:
-    """Whether an asyncio loop runs in this thread (without importing asyncio where none was)."""
-    asyncio = sys.modules.get("asyncio")
-    if asyncio is None:
-        return False
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
 
 
 def get_gpu_ids() -> list[int | str]:

@@ -22,7 +22,8 @@ actor's main thread reads the call itself: two hops, as in a raw socket ping-pon
   left to the loop, which reads it off the lane; the caller then waits the usual way, with
   its deadline, warnings and progress bar.
 - **Which actors.** An executor is asked for a lane the first time a thread waits at once
-  on a call to it (``waited``); only a sync actor that runs its calls on its main thread
+  on a call to it (``waited``); a sync actor that runs its calls on its main thread (which
+  reads them), or an async actor (its asyncio loop reads them), without concurrency groups,
   opens one, on an abstract Unix socket with a token (so only a process on its machine,
   told the token by the actor, can use it), up to ``MAX_LANES`` per process.
 """
@@ -43,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from ..actors._crossing import in_asyncio
 from ..exceptions import RayError
 
 if TYPE_CHECKING:
@@ -72,14 +74,27 @@ def read_message(sock: socket.socket | _NonBlocking, got: bytearray) -> Any:
     """Read one message from a blocking socket, keeping what came in ``got`` (a read cut
     short by a timeout or an interrupt can be finished by someone else). EOFError: closed."""
     while True:
-        if len(got) >= 4:
-            (n,) = _HEADER.unpack_from(got)
-            if len(got) >= 4 + n:
-                return pickle.loads(memoryview(got)[4 : 4 + n])
+        message = take_message(got)
+        if message is not NOTHING:
+            return message
         chunk = sock.recv(65536)
         if not chunk:
             raise EOFError("the lane was closed")
         got += chunk
+
+
+NOTHING = object()  # take_message: no whole message yet
+
+
+def take_message(got: bytearray) -> Any:
+    """The first whole message in ``got``, taken out of it; NOTHING if none is whole yet."""
+    if len(got) >= 4:
+        (n,) = _HEADER.unpack_from(got)
+        if len(got) >= 4 + n:
+            message = pickle.loads(memoryview(got)[4 : 4 + n])
+            del got[: 4 + n]
+            return message
+    return NOTHING
 
 
 class Lane:
@@ -130,8 +145,8 @@ class Lanes:
             return False
         q = self.calls.actors.get(call.actor_id)
         executor = q.executor if q is not None else None
-        if executor is None or executor.actor_id not in self.open:
-            return False
+        if executor is None or executor.actor_id not in self.open or self.rt.in_loop() or in_asyncio():
+            return False  # (code in an event loop never waits for the call in a blocking get)
         with self._lock:
             self.held[threading.get_ident()] = (call, perf_counter())
             start, self._ticking = not self._ticking, True

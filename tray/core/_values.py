@@ -90,6 +90,8 @@ def _entry(ref: ObjectRef, blocking: bool = True) -> Any:
         raise RuntimeError(f"{ref!r} belongs to a tray session that was shut down")
     if blocking and rt.in_loop():
         raise RuntimeError("tray.get() would block the runtime's event loop; use `await ref` instead")
+    if not blocking and rt.owner.calls.lanes.held:  # awaited, or a future: a call this thread held goes now
+        rt.owner.calls.lanes.flush()
     entry = rt.table.entries.get(ref._id)
     if entry is None:
         raise RuntimeError(f"{ref!r} is unknown to this process")

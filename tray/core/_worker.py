@@ -42,7 +42,7 @@ from ..actors._crossing import Signal, wake, wake_asyncio
 from ..exceptions import ActorDiedError, MailboxFull, RayError, RayTaskError, TaskCancelledError, WorkerCrashedError
 from . import _context, _process, _tasklog
 from ._generators import STREAMING
-from ._lanes import FAR, LaneServer, read_message, send_message
+from ._lanes import FAR, NOTHING, LaneServer, read_message, send_message, take_message
 from ._objects import ObjectRef, describe, loads
 from ._timeline import Recorder
 
@@ -733,10 +733,15 @@ class Executor(Actor):
         """A caller asks for a lane (:mod:`._lanes`): the address and token to connect with;
         None unless this is a sync actor whose calls run on the main thread."""
         w = self.w
-        if w.actor is None or w.loop is not None or list(w.pools.items()) != [("", None)]:
+        if w.actor is None:
             return None
         if w.lanes is None:
-            w.lanes = LaneServer(self._serve_lane, w.main.add_lane)
+            if w.loop is not None and not w.group_slots:
+                w.lanes = LaneServer(self._serve_lane_async, self._add_lane_async)
+            elif w.loop is None and list(w.pools.items()) == [("", None)]:
+                w.lanes = LaneServer(self._serve_lane, w.main.add_lane)
+            else:
+                return None
             await w.lanes.start()
         return w.lanes.address, w.lanes.token
 
@@ -744,6 +749,35 @@ class Executor(Actor):
         """Main thread: one call read from a caller's lane, run here and now."""
         call_id, wire, owner_key = message
         self._reply(call_id, wire, owner_key, lane)(capture(self.w.call_sync, wire, owner_key))
+
+    def _add_lane_async(self, lane: socket.socket, serve: Callable[[socket.socket, Any], None]) -> None:
+        """Loop: an async actor's lane is read by its asyncio loop."""
+        loop = self.w.loop
+        assert loop is not None
+        lane.setblocking(False)
+        got = bytearray()
+
+        def readable() -> None:
+            try:
+                chunk = lane.recv(65536)
+            except BlockingIOError:
+                return
+            except OSError:
+                chunk = b""
+            if not chunk:  # the caller went
+                loop.remove_reader(lane)
+                lane.close()
+                return
+            got.extend(chunk)
+            while (message := take_message(got)) is not NOTHING:
+                serve(lane, message)
+
+        wake_asyncio(loop, loop.add_reader, lane, readable)
+
+    def _serve_lane_async(self, lane: socket.socket, message: Any) -> None:
+        """asyncio loop: one call read from a caller's lane, started as any other call."""
+        call_id, wire, owner_key = message
+        self.w.start_call(wire, owner_key, self._reply(call_id, wire, owner_key, lane))
 
     def describe_objects(self) -> list[dict[str, Any]]:
         """What this worker process holds (``tray memory``)."""
