@@ -1,7 +1,8 @@
-"""Lanes (tray.core._lanes): a thread that waits at once on its call to a sync actor sends it
-and reads the reply itself, on a connection of its own to the actor's main thread. The
-calls must behave exactly as the usual way: values, errors, order, death and restarts,
-cancel, timeouts, refs in results, and calls nobody waits for."""
+"""Lanes (tray.core._lanes): a thread that waits at once on its call to an actor, or on its
+task, sends it and reads the reply itself, on a connection of its own to the actor's (or
+the leased worker's) main thread. The calls must behave exactly as the usual way: values,
+errors, order, death and restarts, retries, cancel, timeouts, refs in results, and calls
+nobody waits for."""
 
 from __future__ import annotations
 
@@ -12,8 +13,15 @@ import time
 import pytest
 
 import tray
-from tray.core import _process
-from tray.exceptions import ActorDiedError, GetTimeoutError, RayTaskError, TaskCancelledError
+from tray.core import _leases, _process
+from tray.exceptions import (
+    ActorDiedError,
+    GetTimeoutError,
+    RayTaskError,
+    TaskCancelledError,
+    WorkerCrashedError,
+)
+from tray.util.state import list_tasks
 
 
 @tray.remote
@@ -238,3 +246,199 @@ def test_an_async_actor_reads_its_lane_in_its_loop(ray):
     assert other == [101] and time.monotonic() - t0 < 0.9
     assert tray.get(slow) == "napped"
     tray.kill(c)
+
+
+# ------------------------------------------------------------------- tasks
+
+
+@tray.remote
+def echo(x):
+    return x
+
+
+@tray.remote
+def boom() -> None:
+    raise ValueError("task no luck")
+
+
+@tray.remote
+def big() -> bytes:
+    return b"x" * (1 << 20)  # stored, not inline: its reply is the loop's to handle
+
+
+@tray.remote
+def made() -> list:
+    return [tray.put("inside")]
+
+
+@tray.remote
+def nap(s: float, path: str) -> str:
+    with open(path, "a") as f:
+        f.write("ran\n")
+    time.sleep(s)
+    return "slept"
+
+
+@tray.remote
+def fails_then_works(path: str) -> str:
+    n = int(open(path).read()) if os.path.exists(path) else 0
+    with open(path, "w") as f:
+        f.write(str(n + 1))
+    if n < 2:
+        raise KeyError(f"attempt {n}")
+    return f"worked after {n}"
+
+
+@tray.remote
+def dies_once(path: str) -> str:
+    if not os.path.exists(path):
+        open(path, "w").close()
+        os._exit(1)
+    return "second life"
+
+
+@tray.remote
+def until_cancelled(path: str) -> None:
+    open(path, "w").close()
+    time.sleep(60)
+
+
+@tray.remote
+def sum_of_children(n: int) -> tuple[int, bool]:
+    total = sum(tray.get(echo.remote(i)) for i in range(n))
+    return total, _lanes().tasks_open
+
+
+@pytest.fixture
+def on_lanes(ray, monkeypatch):
+    """The names of the tasks whose outcome came back down a lane, as a list that grows; idle
+    leases linger long (a loaded machine may take more than LINGER_S between two tasks)."""
+    monkeypatch.setattr(_leases, "LINGER_S", 5.0)
+    owner = _process.current().owner
+    seen: list = []
+    answered = owner.lane_answered
+
+    def spied(spec, *rest):
+        seen.append(spec.name)
+        answered(spec, *rest)
+
+    monkeypatch.setattr(owner, "lane_answered", spied)
+    deadline = time.monotonic() + 10
+    while not _lanes().tasks_open:  # the first waited tasks go the usual way, and ask for a lane
+        assert time.monotonic() < deadline, "no lane opened to a task worker for tasks waited on at once"
+        tray.get(echo.remote(0))
+    tray.get(echo.remote(0))
+    return seen
+
+
+def test_waited_tasks_take_a_lane(on_lanes):
+    assert [tray.get(echo.remote(i)) for i in range(200)] == list(range(200))
+    assert on_lanes.count("echo") >= 190, f"{on_lanes.count('echo')} of 200 waited tasks took a lane"
+    # each is a task like any other: listed, FINISHED
+    names = [t.name for t in list_tasks(filters=[("state", "=", "FINISHED")], limit=10_000)]
+    assert names.count("echo") >= 200
+    # tasks nobody waits for at once still run
+    refs = [echo.remote(i) for i in range(30)]
+    lone = echo.remote("alone")
+    time.sleep(0.1)
+    assert tray.get(refs) == list(range(30)) and tray.get(lone) == "alone"
+
+
+def _laned(seen: list, name: str, run) -> None:
+    """``run()`` (which checks its task's outcome) until its task ``name`` took a lane (the
+    idle lease a thread finds may be on a worker no lane goes to yet)."""
+    for _ in range(10):
+        before = seen.count(name)
+        run()
+        if seen.count(name) > before:
+            return
+    raise AssertionError(f"task {name} never took a lane")
+
+
+def test_lane_tasks_errors_retries_and_results_as_usual(on_lanes, tmp_path):
+    def raises() -> None:
+        with pytest.raises(RayTaskError) as info:
+            tray.get(boom.remote())
+        assert isinstance(info.value, ValueError) and "task no luck" in str(info.value)
+
+    def retried() -> None:
+        counter = str(tmp_path / f"attempts-{len(on_lanes)}")
+        assert tray.get(fails_then_works.options(retry_exceptions=True, max_retries=3).remote(counter)) \
+            == "worked after 2"
+
+    def stored() -> None:
+        assert tray.get(big.remote()) == b"x" * (1 << 20)
+
+    def ref_inside() -> None:
+        [inner] = tray.get(made.remote())
+        assert tray.get(inner) == "inside"
+
+    def nested() -> None:
+        assert tray.get(sum_of_children.remote(30)) == (sum(range(30)), True)  # a worker's own waited tasks
+
+    for name, run in [("boom", raises), ("fails_then_works", retried), ("big", stored), ("made", ref_inside),
+                      ("sum_of_children", nested)]:
+        _laned(on_lanes, name, run)
+    assert tray.get(echo.remote("still")) == "still"
+
+
+def test_a_lane_tasks_worker_dying(on_lanes, tmp_path):
+    def crashes() -> None:
+        with pytest.raises(WorkerCrashedError):
+            tray.get(dies_once.options(max_retries=0).remote(str(tmp_path / f"a-{len(on_lanes)}")))
+
+    def retried() -> None:
+        assert tray.get(dies_once.options(max_retries=1).remote(str(tmp_path / f"b-{len(on_lanes)}"))) \
+            == "second life"
+
+    _laned(on_lanes, "dies_once", crashes)
+    _laned(on_lanes, "dies_once", retried)
+    assert tray.get(echo.remote(1)) == 1
+
+
+def test_a_lane_task_times_out_and_is_cancelled(on_lanes, tmp_path):
+    def times_out() -> None:
+        runs = tmp_path / f"naps-{len(on_lanes)}"
+        ref = nap.remote(1.5, str(runs))
+        t0 = time.monotonic()
+        with pytest.raises(GetTimeoutError):
+            tray.get(ref, timeout=0.2)
+        assert time.monotonic() - t0 < 1.0  # the get's deadline, not the lane's patience
+        assert tray.get(ref) == "slept"  # read off the lane by the loop meanwhile (more than PATIENCE_S)
+        assert runs.read_text() == "ran\n"  # once: the loop's long read is no lost worker
+
+    _laned(on_lanes, "nap", times_out)
+    for force in (False, True):
+        def cancelled(force: bool = force) -> None:
+            started = tmp_path / f"started-{len(on_lanes)}"
+            refs: list = []
+            got: list = []
+
+            def submit_and_wait() -> None:  # the thread that waits at once on its task
+                refs.append(until_cancelled.remote(str(started)))
+                got.append(_outcome(refs[0]))
+
+            waiter = threading.Thread(target=submit_and_wait)
+            waiter.start()
+            while not started.exists():
+                time.sleep(0.01)
+            tray.cancel(refs[0], force=force)
+            waiter.join(30)
+            assert got and isinstance(got[0], TaskCancelledError), (force, got)
+
+        _laned(on_lanes, "until_cancelled", cancelled)
+    assert tray.get(echo.remote(2)) == 2
+
+
+def test_threads_wait_on_their_own_tasks(on_lanes):
+    out: dict[int, list] = {}
+
+    def work(k: int) -> None:
+        out[k] = [tray.get(echo.remote((k, i))) for i in range(50)]
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert out == {k: [(k, i) for i in range(50)] for k in range(4)}

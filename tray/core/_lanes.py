@@ -39,20 +39,22 @@ import struct
 import sys
 import threading
 import uuid
-from time import perf_counter
+from collections.abc import Callable
+from time import monotonic, perf_counter
 from typing import TYPE_CHECKING, Any
 
 import trio
 
 from ..actors._crossing import in_asyncio
 from ..exceptions import RayError
+from ._specs import ActorCall
 
 if TYPE_CHECKING:
     from ..actors import ActorRef
     from ._actor_calls import ActorCalls, _ActorQueue
     from ._objects import ObjectRef
     from ._runtime import Runtime
-    from ._specs import ActorCall
+    from ._specs import TaskSpec
 
 log = logging.getLogger("tray.core")
 
@@ -61,6 +63,7 @@ PATIENCE_S = 1.0  # how long a caller reads its lane before it leaves the reply 
 MAX_LANES = 64  # lanes one process opens at most (each is a file descriptor on both sides)
 MAX_ARGS = 1 << 16  # larger arguments go the usual way
 FAR = None  # the answer that says: the reply comes the usual way
+LOST = object()  # what a lane that broke answers (its worker died)
 _HEADER = struct.Struct("<I")
 
 
@@ -70,7 +73,7 @@ def send_message(sock: socket.socket, message: Any) -> None:
     sock.sendall(_HEADER.pack(len(data)) + data)
 
 
-def read_message(sock: socket.socket | _NonBlocking, got: bytearray) -> Any:
+def read_message(sock: socket.socket, got: bytearray) -> Any:
     """Read one message from a blocking socket, keeping what came in ``got`` (a read cut
     short by a timeout or an interrupt can be finished by someone else). EOFError: closed."""
     while True:
@@ -97,13 +100,19 @@ def take_message(got: bytearray) -> Any:
     return NOTHING
 
 
+def _task_key(executor_id: str) -> str:
+    """A task worker's lane, apart from the actor its worker may later host."""
+    return executor_id + "/tasks"
+
+
 class Lane:
     """The caller's end of one lane; ``lock`` is held by the one thread (or the loop) using it."""
 
-    __slots__ = ("sock", "lock", "executor_id", "dead")
+    __slots__ = ("sock", "lock", "executor_id", "dead", "patience")
 
     def __init__(self, sock: socket.socket, executor_id: str) -> None:
         self.sock, self.executor_id = sock, executor_id
+        self.patience = PATIENCE_S  # the socket's timeout now
         self.lock = threading.Lock()
         self.dead = False
 
@@ -117,10 +126,13 @@ class Lanes:
 
     def __init__(self, rt: Runtime, calls: ActorCalls) -> None:
         self.rt, self.calls = rt, calls
-        self.open: dict[str, Lane] = {}  # by executor id
-        self.asked: set[str] = set()  # executors asked for a lane (each once)
-        self.held: dict[int, tuple[ActorCall, float]] = {}  # by thread: its held call, since when
-        self._last: dict[int, tuple[str, str]] = {}  # by thread: its last call sent (first return id, actor)
+        self.open: dict[str, Lane] = {}  # by executor id (a task worker's: _task_key)
+        self.asked: set[str] = set()  # executors asked for a lane (each once), keyed as ``open``
+        # by thread: its held call or task (and the task's parent), since when
+        self.held: dict[int, tuple[ActorCall | TaskSpec, str | None, float]] = {}
+        # by thread: its last call sent (first return id; its actor, or the task)
+        self._last: dict[int, tuple[str, str | TaskSpec]] = {}
+        self.tasks_open = False  # a lane to a task worker was opened (tasks may be held from now)
         self._lock = threading.Lock()
         self._ticking = False
 
@@ -130,7 +142,7 @@ class Lanes:
         """``.remote()``: hold ``call`` for its lane, or send it the usual way."""
         if self.held:
             self.flush()
-        if self._holds(call):
+        if self._holds_call(call):
             return
         calls = self.calls
         if not calls.send_call_now(call):
@@ -138,35 +150,55 @@ class Lanes:
         if call.return_ids:
             self._last[threading.get_ident()] = (call.return_ids[0], call.actor_id)
 
-    def _holds(self, call: ActorCall) -> bool:
-        blob = call.args.blob
-        if call.stream is not None or call.group is not None or call.args.pinned or type(blob) is not bytes \
-                or len(blob) > MAX_ARGS:
-            return False
+    def submit_task(self, spec: TaskSpec, parent: str | None) -> None:
+        """``.remote()`` of a task: hold it for a lane, or submit it the usual way."""
+        if self.held:
+            self.flush()
+        rt = self.rt
+        owner = rt.owner
+        pool = owner.leases.pool_for(spec.shape, spec.strategy, spec.renv) if self.tasks_open else None
+        if pool is not None and pool.idle and spec.strategy is None and spec.renv is None and self._holdable(spec):
+            self._hold(spec, parent)
+            return
+        rt.soon(owner.submit_task, spec, parent)
+        if spec.return_ids and spec.strategy is None and spec.renv is None:
+            self._last[threading.get_ident()] = (spec.return_ids[0], spec)
+
+    def _holds_call(self, call: ActorCall) -> bool:
         q = self.calls.actors.get(call.actor_id)
         executor = q.executor if q is not None else None
-        if executor is None or executor.actor_id not in self.open or self.rt.in_loop() or in_asyncio():
-            return False  # (code in an event loop never waits for the call in a blocking get)
+        if executor is None or executor.actor_id not in self.open or call.group is not None \
+                or not self._holdable(call):
+            return False
+        self._hold(call, None)
+        return True
+
+    def _holdable(self, job: ActorCall | TaskSpec) -> bool:
+        """Small plain arguments, results to wait for, and a caller that may wait in ``get``
+        (code in an event loop never does)."""
+        blob = job.args.blob
+        return job.stream is None and bool(job.return_ids) and not job.args.pinned and type(blob) is bytes \
+            and len(blob) <= MAX_ARGS and not self.rt.in_loop() and not in_asyncio()
+
+    def _hold(self, job: ActorCall | TaskSpec, parent: str | None) -> None:
         with self._lock:
-            self.held[threading.get_ident()] = (call, perf_counter())
+            self.held[threading.get_ident()] = (job, parent, perf_counter())
             start, self._ticking = not self._ticking, True
         if start:
             self.rt.soon(self.calls.nursery.start_soon, self._tick)
-        return True
 
     def flush(self) -> None:
         """Send this thread's held call the usual way (another tray call of the thread comes next)."""
         with self._lock:
             held = self.held.pop(threading.get_ident(), None)
         if held is not None:
-            call = held[0]
-            if not self.calls.send_call_now(call):
-                self.rt.soon(self.calls.submit_call, call)
+            self._send_usual(held[0], held[1])
 
-    def waited(self, ref: ObjectRef) -> ActorCall | None:
-        """``tray.get(ref)`` finds ``ref`` pending: the call this thread held that makes it
-        (for ``call``); else a held call goes the usual way, and the actor of the thread's
-        last call is asked for a lane if ``ref`` is that call's result."""
+    def waited(self, ref: ObjectRef) -> tuple[ActorCall | TaskSpec, str | None] | None:
+        """``tray.get(ref)`` finds ``ref`` pending: the call (or task, with its parent) this
+        thread held that makes it, for :meth:`call`; else a held call goes the usual way, and
+        the actor (or the workers) of the thread's last call are asked for a lane if ``ref``
+        is that call's result."""
         me = threading.get_ident()
         with self._lock:
             held = self.held.get(me)
@@ -181,60 +213,136 @@ class Lanes:
         if not mine:
             self.flush()
             return None
-        return held[0]
+        return held[0], held[1]
 
-    def _want(self, actor_id: str) -> None:
-        """Ask the actor's executor for a lane, once."""
-        q = self.calls.actors.get(actor_id)
+    def _want(self, target: str | TaskSpec) -> None:
+        """Ask the actor's executor (``target``: its id) for a lane, once; or the workers a
+        task like ``target`` runs on."""
+        if len(self.asked) >= MAX_LANES:
+            return
+        if not isinstance(target, str):
+            with contextlib.suppress(RuntimeError):
+                self.rt.soon(self.calls.nursery.start_soon, self._want_workers, target)
+            return
+        q = self.calls.actors.get(target)
         executor = q.executor if q is not None else None
-        if executor is None or executor.actor_id in self.asked or len(self.asked) >= MAX_LANES:
+        if executor is None or executor.actor_id in self.asked:
             return
         self.asked.add(executor.actor_id)
         with contextlib.suppress(RuntimeError):
-            self.rt.soon(self.calls.nursery.start_soon, self._open, q, executor)
+            self.rt.soon(self.calls.nursery.start_soon, self._open, executor, executor.actor_id, q)
 
-    def call(self, call: ActorCall) -> None:
-        """Send a held call down its lane and read the reply, which resolves its refs; or,
-        if that cannot be, send it (or leave its reply) to the loop."""
+    async def _want_workers(self, spec: TaskSpec) -> None:
+        """Loop: once ``spec`` is done (a moment), ask the workers of its shape's idle leases
+        (its own among them) for task lanes."""
+        owner = self.rt.owner
+        with trio.move_on_after(0.1):
+            while spec.task_id in owner.live:
+                await trio.sleep(0.0005)
+        pool = owner.leases.pool_for(spec.shape, spec.strategy, spec.renv)
+        for lease in list(pool.idle) if pool is not None else ():
+            key = _task_key(lease.executor.actor_id)
+            if key not in self.asked and len(self.asked) < MAX_LANES:
+                self.asked.add(key)
+                self.calls.nursery.start_soon(self._open, lease.executor, key, None)
+
+    def call(self, job: ActorCall | TaskSpec, parent: str | None, deadline: float | None = None) -> None:
+        """Send a held call (or task) down its lane and read the reply, which resolves its
+        refs; or, if that cannot be (or not by ``deadline``, a ``time.monotonic()``), send it
+        (or leave its reply) to the loop."""
+        if not isinstance(job, ActorCall):
+            self._run_task(job, parent, deadline)
+            return
+        call = job
         calls, rt = self.calls, self.rt
         q = calls.actors.get(call.actor_id)
         executor = q.executor if q is not None else None
         lane = self.open.get(executor.actor_id) if executor is not None else None
         if q is None or executor is None or lane is None or lane.dead or not lane.lock.acquire(blocking=False):
-            self._send_usual(call)
+            self._send_usual(call, None)
             return
         call_id = calls.claim_lane(q, executor, call)
         if call_id is None:
             lane.lock.release()
-            self._send_usual(call)
+            self._send_usual(call, None)
             return
+
+        def answer(reply: Any) -> None:
+            if reply is not FAR and reply is not LOST:  # lost: its actor died, and is answered as a call in flight then
+                calls.lane_done(q, call_id, reply)
+
+        def unsent() -> None:
+            if calls.unclaim(q, call_id):
+                self._send_usual(call, None)
+
+        self._ask(lane, (call_id, call.wire(), rt.system.uid), answer, unsent, deadline)
+
+    def _run_task(self, spec: TaskSpec, parent: str | None, deadline: float | None) -> None:
+        """A held task, down the lane of a worker we hold an idle lease on (if there is one)."""
+        rt = self.rt
+        owner = rt.owner
+        leases = owner.leases
+        pool = leases.pool_for(spec.shape, spec.strategy, spec.renv)
+        open_ = self.open
+        lease = leases.take_idle(pool, lambda lease: _task_key(lease.executor.actor_id) in open_) \
+            if pool is not None else None
+        lane = open_.get(_task_key(lease.executor.actor_id)) if lease is not None else None
+        if lane is None or lane.dead or not lane.lock.acquire(blocking=False):
+            if lease is not None:
+                leases.put_back(pool, lease)  # type: ignore[arg-type]
+            else:  # no idle lease with a lane: ask those there are for one
+                self._want(spec)
+            self._send_usual(spec, parent)
+            return
+        assert pool is not None and lease is not None
+        owner.task_on_lane(spec, parent, lease)
+
+        def answer(reply: Any) -> None:
+            if reply is LOST:  # its worker died
+                reply = ("crashed", RayError(f"the worker running task {spec.name} ({lease.worker_id}) died"))
+            owner.lane_answered(spec, pool, lease, *reply)
+
+        def unsent() -> None:  # (not begun: a new attempt, from the start)
+            owner.lane_answered(spec, pool, lease, "crashed", RayError("its lane broke"))
+
+        self._ask(lane, spec.wire(rt.owner_ref), answer, unsent, deadline)
+
+    def _ask(self, lane: Lane, message: Any, answer: Callable[[Any], None], unsent: Callable[[], None],
+             deadline: float | None) -> None:
+        """Write ``message`` down ``lane`` (whose lock we hold) and ``answer`` its reply (LOST
+        if the lane broke after it went); ``unsent``: cut short before it went whole."""
         sent = False
         got = bytearray()
+        patience = PATIENCE_S if deadline is None else max(0.001, min(PATIENCE_S, deadline - monotonic()))
+        if lane.patience != patience:
+            lane.patience = patience
+            lane.sock.settimeout(patience)
         try:
-            send_message(lane.sock, (call_id, call.wire(), rt.system.uid))
+            send_message(lane.sock, message)
             sent = True
             reply = read_message(lane.sock, got)
         except (TimeoutError, KeyboardInterrupt):
             if sent:  # the loop reads the reply; the caller waits for it the usual way
                 with contextlib.suppress(RuntimeError):
-                    rt.soon(calls.nursery.start_soon, self._finish, lane, q, call_id, got)
-            else:  # cut short while it went: the actor reads no call from a lane cut mid-message
+                    self.rt.soon(self.calls.nursery.start_soon, self._finish, lane, got, answer)
+            else:  # cut short while it went: the worker reads nothing from a lane cut mid-message
                 self._drop(lane)
-                if calls.unclaim(q, call_id):
-                    self._send_usual(call)
+                unsent()
             if isinstance(sys.exc_info()[1], KeyboardInterrupt):
                 raise
             return
-        except (OSError, EOFError, pickle.UnpicklingError):  # its actor died: answered as a call in flight then
+        except (OSError, EOFError, pickle.UnpicklingError):
             self._drop(lane)
+            answer(LOST)
             return
         lane.lock.release()
-        if reply is not FAR:
-            calls.lane_done(q, call_id, reply)
+        answer(reply)
 
-    def _send_usual(self, call: ActorCall) -> None:
-        if not self.calls.send_call_now(call):
-            self.rt.soon(self.calls.submit_call, call)
+    def _send_usual(self, job: ActorCall | TaskSpec, parent: str | None) -> None:
+        if not isinstance(job, ActorCall):
+            self.rt.soon(self.rt.owner.submit_task, job, parent)
+        elif not self.calls.send_call_now(job):
+            self.rt.soon(self.calls.submit_call, job)
 
     def _drop(self, lane: Lane) -> None:
         """A lane that broke: closed, and forgotten."""
@@ -252,18 +360,22 @@ class Lanes:
             await trio.sleep(HOLD_S)
             now = perf_counter()
             with self._lock:
-                stale = [t for t, (_, since) in self.held.items() if now - since >= HOLD_S]
-                late = [self.held.pop(t)[0] for t in stale]
+                stale = [t for t, (_, _, since) in self.held.items() if now - since >= HOLD_S]
+                late = [self.held.pop(t) for t in stale]
                 if not self.held and not late:
                     self._ticking = False
                     return
-            for call in late:
-                self.calls.submit_call(call)
+            for job, parent, _ in late:
+                if isinstance(job, ActorCall):
+                    self.calls.submit_call(job)
+                else:
+                    self.rt.owner.submit_task(job, parent)
 
-    async def _open(self, q: _ActorQueue, executor: ActorRef) -> None:
-        """Ask ``executor`` for a lane and connect it (a refusal, or an actor on another machine: none)."""
+    async def _open(self, executor: ActorRef, key: str, q: _ActorQueue | None) -> None:
+        """Ask ``executor`` for a lane (an actor's, for its queue ``q``; else a task worker's)
+        and connect it (a refusal, or one on another machine: none)."""
         try:
-            offer = await executor.open_lane.ask()
+            offer = await executor.open_lane.ask(q is None)
         except RayError:
             return
         if offer is None:
@@ -278,52 +390,47 @@ class Lanes:
             return
         sock = socket.socket(fileno=conn.detach())
         sock.settimeout(PATIENCE_S)
-        if q.executor is not executor or q.dead is not None or self.rt.closed:
+        if not executor.alive or (q is not None and (q.executor is not executor or q.dead is not None)) \
+                or self.rt.closed:
             sock.close()
             return
-        self.open[executor.actor_id] = Lane(sock, executor.actor_id)
+        self.open[key] = Lane(sock, key)
+        if q is None:
+            self.tasks_open = True
 
-    async def _finish(self, lane: Lane, q: _ActorQueue, call_id: int, got: bytearray) -> None:
-        """Read a reply its caller stopped waiting for, and answer its call with it."""
+    async def _finish(self, lane: Lane, got: bytearray, answer: Callable[[Any], None]) -> None:
+        """Read a reply its caller stopped waiting for, and ``answer`` it."""
+        sock = lane.sock
+        sock.settimeout(0.0)  # (the loop's reads do not block; it waits until the lane is readable)
         try:
             while True:
                 try:
-                    reply = read_message(_NonBlocking(lane.sock), got)
+                    reply = read_message(sock, got)
                     break
                 except BlockingIOError:
-                    await trio.lowlevel.wait_readable(lane.sock)
+                    await trio.lowlevel.wait_readable(sock)
         except (OSError, EOFError, pickle.UnpicklingError):
             self._drop(lane)
+            answer(LOST)
             return
+        sock.settimeout(lane.patience)
         lane.lock.release()
-        if reply is not FAR:
-            self.calls.lane_done(q, call_id, reply)
+        answer(reply)
 
     def lost(self, executor_id: str) -> None:
-        """The executor is gone: its lane closes (now, or by the thread reading it)."""
-        self.asked.discard(executor_id)
-        lane = self.open.pop(executor_id, None)
-        if lane is not None:
-            lane.dead = True
-            if lane.lock.acquire(blocking=False):
-                lane.close()
+        """The executor is gone: its lanes close (now, or by the thread reading one)."""
+        for key in (executor_id, _task_key(executor_id)):
+            self.asked.discard(key)
+            lane = self.open.pop(key, None)
+            if lane is not None:
+                lane.dead = True
+                if lane.lock.acquire(blocking=False):
+                    lane.close()
 
     def close(self) -> None:
         for lane in list(self.open.values()):
             lane.close()
         self.open.clear()
-
-
-class _NonBlocking:
-    """A socket's reads that do not block (the loop's, on a lane that is otherwise blocking)."""
-
-    __slots__ = ("_sock",)
-
-    def __init__(self, sock: socket.socket) -> None:
-        self._sock = sock
-
-    def recv(self, n: int) -> bytes:
-        return self._sock.recv(n, socket.MSG_DONTWAIT)
 
 
 # ----------------------------------------------------------------- the actor's end

@@ -4,13 +4,18 @@
 A few lease requests per shape are in flight at the scheduler, following its spillbacks
 to other nodes; a lease that comes back is handed straight to the next queued task of the
 same shape, pipelined when more tasks wait than leases can come; an idle lease lingers a
-moment for the next task before it goes back.
+moment for the next task before it goes back. A caller's thread may take an idle lease
+itself, to send a task down its worker's lane (:mod:`._lanes`), and put it back: the idle
+leases are kept under a lock.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 from collections import deque
+from collections.abc import Callable
+from time import perf_counter
 from typing import TYPE_CHECKING
 
 import trio
@@ -38,7 +43,7 @@ class Lease:
         self.scheduler = scheduler  # the node's, where it goes back
         self.inflight = 0  # tasks sent to it and not yet answered
         self.dead = False  # its worker died: never reused, never returned
-        self.idle_at = 0.0  # when its last task ended (while it lingers in its pool)
+        self.idle_at = 0.0  # when its last task ended (perf_counter; while it lingers in its pool)
 
 
 class _ShapePool:
@@ -113,6 +118,7 @@ class Leases:
     def __init__(self, rt: Runtime, nursery: trio.Nursery, note: Notes) -> None:
         self.rt, self.nursery, self.note = rt, nursery, note
         self.pools: dict[tuple, _ShapePool] = {}
+        self.lock = threading.Lock()  # over the pools' idle leases (and lingering), which threads take too
 
     def line_up(self, shape: dict[str, int], strategy: tuple | None, renv: tuple | None = None) -> Ticket:
         """Take a task's place in its shape's line now (sync: tasks submitted in one order are
@@ -129,20 +135,45 @@ class Leases:
         return ticket
 
     def _pool(self, shape: dict[str, int], strategy: tuple | None, renv: tuple | None) -> _ShapePool:
-        key = (frozenset(shape.items()), strategy, renv[0] if renv is not None else None)
+        key = _key(shape, strategy, renv)
         pool = self.pools.get(key)
         if pool is None:
             pool = self.pools[key] = _ShapePool(shape, strategy, renv)
         return pool
 
+    def pool_for(self, shape: dict[str, int], strategy: tuple | None, renv: tuple | None) -> _ShapePool | None:
+        return self.pools.get(_key(shape, strategy, renv))
+
     def _idle_lease(self, pool: _ShapePool) -> Lease | None:
-        while pool.idle:
-            lease = pool.idle.pop()
-            if lease.executor.alive:
-                lease.inflight += 1
-                return lease
+        while True:
+            with self.lock:
+                if not pool.idle:
+                    return None
+                lease = pool.idle.pop()
+                if lease.executor.alive:
+                    lease.inflight += 1
+                    return lease
             self.note(lease.scheduler.release, lease.lease_id)  # its worker died idle: the node knows
+
+    def take_idle(self, pool: _ShapePool, usable: Callable[[Lease], bool]) -> Lease | None:
+        """Any thread: an idle lease of ``pool`` that is ``usable``, taken out of it (the
+        newest first), to run one task; :meth:`put_back` when done."""
+        with self.lock:
+            for lease in reversed(pool.idle):
+                if lease.executor.alive and usable(lease):
+                    pool.idle.remove(lease)
+                    lease.inflight += 1
+                    return lease
         return None
+
+    def put_back(self, pool: _ShapePool, lease: Lease) -> None:
+        """Any thread: a task taken with :meth:`take_idle` is done with ``lease``; the loop
+        gives it back if tasks wait for one (or its worker died)."""
+        if pool.waiters or lease.dead:
+            self.rt.soon_unless_closed(self.give_back, pool.shape, pool.strategy, lease, pool.renv)
+            return
+        lease.inflight -= 1
+        self._linger_idle(pool, lease)
 
     def _request_leases(self, pool: _ShapePool) -> None:
         while pool.requests < min(len(pool.waiters), MAX_LEASE_REQUESTS):
@@ -201,31 +232,48 @@ class Leases:
         lease.inflight -= 1
         if lease.dead:
             return
-        pool = self.pools.get((frozenset(shape.items()), strategy, renv[0] if renv is not None else None))
+        pool = self.pools.get(_key(shape, strategy, renv))
         if pool is not None:
             self.hand_out(pool, lease)
             if lease.inflight == 0 and strategy != ("spread",):  # SPREAD asks the node each time
-                lease.idle_at = trio.current_time()
-                pool.idle.append(lease)
-                if not pool.lingering:
-                    pool.lingering = True
-                    self.nursery.start_soon(self._linger, pool)
+                self._linger_idle(pool, lease)
                 return
         if lease.inflight == 0:
             self.note(lease.scheduler.release, lease.lease_id)
 
+    def _linger_idle(self, pool: _ShapePool, lease: Lease) -> None:
+        """Any thread: ``lease`` waits in ``pool`` for the next task, LINGER_S at most."""
+        with self.lock:
+            lease.idle_at = perf_counter()
+            pool.idle.append(lease)
+            start, pool.lingering = not pool.lingering, True
+        if start:
+            if self.rt.in_loop():
+                self.nursery.start_soon(self._linger, pool)
+            else:
+                self.rt.soon_unless_closed(self.nursery.start_soon, self._linger, pool)
+
     async def _linger(self, pool: _ShapePool) -> None:
         """Give back the pool's idle leases once they have been idle LINGER_S."""
         try:
-            while pool.idle:
-                await trio.sleep_until(pool.idle[0].idle_at + LINGER_S)
-                self._release_idle(pool, trio.current_time() - LINGER_S)
-        finally:
+            while True:
+                with self.lock:
+                    if not pool.idle:
+                        pool.lingering = False
+                        return
+                    due = pool.idle[0].idle_at + LINGER_S
+                await trio.sleep(max(0.0, due - perf_counter()))
+                self._release_idle(pool, perf_counter() - LINGER_S)
+        except BaseException:
             pool.lingering = False
+            raise
 
     def _release_idle(self, pool: _ShapePool, idle_since: float = math.inf) -> None:
-        while pool.idle and pool.idle[0].idle_at <= idle_since:
-            lease = pool.idle.popleft()
+        with self.lock:
+            gone = []
+            while pool.idle and pool.idle[0].idle_at <= idle_since:
+                gone.append(pool.idle.popleft())
+        for lease in gone:
             self.note(lease.scheduler.release, lease.lease_id)
 
     def release_idle(self) -> None:
@@ -241,3 +289,7 @@ class Leases:
             except RayError:
                 pass
         return str(lost)
+
+
+def _key(shape: dict[str, int], strategy: tuple | None, renv: tuple | None) -> tuple:
+    return frozenset(shape.items()), strategy, renv[0] if renv is not None else None

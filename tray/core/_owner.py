@@ -48,7 +48,7 @@ from ._waits import ObjectWaits
 
 if TYPE_CHECKING:
     from ._generators import Stream
-    from ._leases import Lease
+    from ._leases import Lease, _ShapePool
     from ._runtime import Runtime
     from ._specs import Args, TaskSpec
 
@@ -118,7 +118,10 @@ class Owner:
         ticket = None if spec.deps else self.leases.line_up(spec.shape, spec.strategy, spec.renv)
         self.nursery.start_soon(self._run_task, spec, ticket)
 
-    async def _run_task(self, spec: TaskSpec, ticket: Ticket | None = None) -> None:
+    async def _run_task(self, spec: TaskSpec, ticket: Ticket | None = None,
+                        tried: tuple[Lease, str, Any] | None = None) -> None:
+        """Run ``spec`` to its end, retrying as its options say; ``tried``: the lease and
+        outcome of its first attempt, made on a lane (:meth:`lane_answered`)."""
         rec = self.tasks.live[spec]
         try:
             err = await self.waits.wait_deps(spec.deps)
@@ -127,29 +130,34 @@ class Owner:
                 return
             attempts = oom_kills = 0
             while True:
-                if spec.task_id in self.cancelled:
-                    self._task_failed(spec, _cancelled(spec))
-                    return
-                rec["state"], rec["attempt_number"] = PENDING_NODE_ASSIGNMENT, attempts
-                try:
-                    # its place in line from submission, else (a retry, or it waited for its arguments) a new one
-                    place, ticket = ticket or self.leases.line_up(spec.shape, spec.strategy, spec.renv), None
-                    lease = await place.wait()
-                except RayError as exc:
-                    self._task_failed(spec, exc)
-                    return
-                self.running[spec.task_id] = lease
-                dispatched(rec, lease.node_id, lease.worker_id, lease.pid)
-                pinned = self._pin_stored(spec.args)
-                try:
-                    kind, payload = await lease.executor.run.ask(spec.wire(self.rt.owner_ref))
-                except ActorDiedError as exc:
-                    kind, payload = "crashed", exc
-                finally:
+                if tried is not None:
+                    (lease, kind, payload), tried = tried, None
                     self.running.pop(spec.task_id, None)
-                    if pinned:
-                        self.table.store.unpin(pinned)  # type: ignore[union-attr]
+                else:
+                    if spec.task_id in self.cancelled:
+                        self._task_failed(spec, _cancelled(spec))
+                        return
+                    rec["state"], rec["attempt_number"] = PENDING_NODE_ASSIGNMENT, attempts
+                    try:
+                        # its place in line from submission, else (a retry, or it waited for its arguments) a new one
+                        place, ticket = ticket or self.leases.line_up(spec.shape, spec.strategy, spec.renv), None
+                        lease = await place.wait()
+                    except RayError as exc:
+                        self._task_failed(spec, exc)
+                        return
+                    self.running[spec.task_id] = lease
+                    dispatched(rec, lease.node_id, lease.worker_id, lease.pid)
+                    pinned = self._pin_stored(spec.args)
+                    try:
+                        kind, payload = await lease.executor.run.ask(spec.wire(self.rt.owner_ref))
+                    except ActorDiedError as exc:
+                        kind, payload = "crashed", exc
+                    finally:
+                        self.running.pop(spec.task_id, None)
+                        if pinned:
+                            self.table.store.unpin(pinned)  # type: ignore[union-attr]
                 if kind == "crashed":
+                    self.calls.lanes.lost(lease.executor.actor_id)
                     lease.dead = True
                     lease.inflight -= 1
                     payload = await self.leases.death_of(lease, payload)
@@ -201,6 +209,35 @@ class Owner:
             if not self._keep_lineage(spec):
                 self.table.pin(spec.pinned, -1)
             self.tasks.end(spec)  # FINISHED, unless it failed above
+
+    def task_on_lane(self, spec: TaskSpec, parent: str | None, lease: Lease) -> None:
+        """The caller's thread: ``spec`` goes down the lane of ``lease``'s worker now, instead
+        of being submitted (:mod:`._lanes`); it is live, and running there, as any task."""
+        task_id = spec.task_id
+        self.live.add(task_id)
+        if parent is not None:
+            self.children.setdefault(parent, []).append(task_id)
+        rec = self.tasks.add(spec, record(task_id, spec.name, NORMAL_TASK, self.rt.job_id, None, parent,
+                                          PENDING_NODE_ASSIGNMENT))
+        dispatched(rec, lease.node_id, lease.worker_id, lease.pid)
+        self.running[task_id] = lease
+
+    def lane_answered(self, spec: TaskSpec, pool: _ShapePool, lease: Lease, kind: str, payload: Any) -> None:
+        """A lane task's outcome (any thread): results all inline end it here; anything else
+        (an error, a crash, results stored, cancelled) is handled by the loop as any task's."""
+        if kind == "ok" and all(type(blob) is bytes for blob in payload):
+            self.running.pop(spec.task_id, None)
+            self.leases.put_back(pool, lease)
+            for oid, blob in zip(spec.return_ids, payload):  # noqa: B905 - hot path: one blob per return id
+                self.table.resolve(oid, blob)
+            self.live.discard(spec.task_id)
+            self.cancelled.discard(spec.task_id)
+            self.table.pin(spec.pinned, -1)
+            self.tasks.end(spec)
+        elif self.rt.in_loop():
+            self.nursery.start_soon(self._run_task, spec, None, (lease, kind, payload))
+        else:
+            self.rt.soon_unless_closed(self.nursery.start_soon, self._run_task, spec, None, (lease, kind, payload))
 
     def _pin_stored(self, args: Args) -> list[Stored]:
         """Keep the stored values a dispatched task reads in shared memory until it is done:

@@ -131,7 +131,7 @@ class RemoteFunction:
             stream = spec.stream = rt.owner.streams[task_id] = Stream(rt.table, task_id)
             rt.soon(rt.owner.submit_task, spec, rt.current_task_id)
             return ObjectRefGenerator(stream)
-        rt.soon(rt.owner.submit_task, spec, rt.current_task_id)
+        rt.owner.calls.lanes.submit_task(spec, rt.current_task_id)
         return _result(refs, num_returns)
 
 

@@ -163,7 +163,8 @@ class TaskLog:
     def values(self) -> list[tuple]:
         """The finished rows' values, oldest first, then the live tasks' and actor creations'
         (live calls: ``call_values``); each in ``ROW_KEYS`` order."""
-        return [*self.finished, *(tuple(r.values()) for r in self.live.values())]
+        live = list(self.live.values())  # (a caller's thread adds a lane task's row: _lanes)
+        return [*self.finished, *(tuple(r.values()) for r in live)]
 
     def rows(self) -> list[dict[str, Any]]:
         """:meth:`values` as rows."""

@@ -106,7 +106,7 @@ def _get_one(ref: ObjectRef, deadline: float | None, watch: _watch.Watch | None)
         held = rt.owner.calls.lanes.waited(ref)
         if held is not None:
             with _blocked(rt):
-                rt.owner.calls.lanes.call(held)
+                rt.owner.calls.lanes.call(*held, deadline)
     if entry.state == PENDING:
         done = Signal()
         if rt.table.when_done(ref._id, done.set):

@@ -158,6 +158,10 @@ def _ignore(result: Any) -> None:
     pass
 
 
+async def _nothing() -> None:
+    """Awaited from another thread: the loop has run what that thread handed it before."""
+
+
 def _resolve_args(blob: Blob, inline: dict[str, Blob]) -> tuple[tuple, dict]:
     """Unpickle arguments; top-level ObjectRefs become their values (inline ones first)."""
     from ._values import decode, get
@@ -335,7 +339,8 @@ class Worker:
         # each group's calls run in a pool of its own size; "" is the default group (None: the main thread)
         self.pools: dict[str, ThreadPoolExecutor | None] = {}
         self.group_slots: dict[str, asyncio.Semaphore] = {}  # an async actor's groups
-        self.lanes: LaneServer | None = None  # callers' lanes to this sync actor (._lanes), once asked
+        self.lanes: LaneServer | None = None  # callers' lanes to this actor (._lanes), once asked
+        self.task_lanes: LaneServer | None = None  # owners' lanes to this task worker, once asked
 
     def redirect_output(self) -> None:
         sys.stdout = _Prefixed(sys.stdout, lambda: self.label)
@@ -729,10 +734,19 @@ class Executor(Actor):
 
         return done
 
-    async def open_lane(self) -> tuple[str, bytes] | None:
+    async def open_lane(self, tasks: bool = False) -> tuple[str, bytes] | None:
         """A caller asks for a lane (:mod:`._lanes`): the address and token to connect with;
-        None unless this is a sync actor whose calls run on the main thread."""
+        None unless this is an actor that reads calls from one (a sync actor whose calls run
+        on the main thread, or an async actor without concurrency groups), or (``tasks``) a
+        worker that runs tasks."""
         w = self.w
+        if tasks:
+            if w.actor is not None:
+                return None
+            if w.task_lanes is None:
+                w.task_lanes = LaneServer(self._serve_task_lane, w.main.add_lane)
+                await w.task_lanes.start()
+            return w.task_lanes.address, w.task_lanes.token
         if w.actor is None:
             return None
         if w.lanes is None:
@@ -749,6 +763,25 @@ class Executor(Actor):
         """Main thread: one call read from a caller's lane, run here and now."""
         call_id, wire, owner_key = message
         self._reply(call_id, wire, owner_key, lane)(capture(self.w.call_sync, wire, owner_key))
+
+    def _serve_task_lane(self, lane: socket.socket, wire: tuple) -> None:
+        """Main thread: a task read from the lane of an owner that holds a lease on this
+        worker, run here and now; its outcome goes back down the lane, once what the task
+        handed the loop has run (as :meth:`run`'s reply would follow it)."""
+        w = self.w
+        result = capture(w.run_task, wire)
+        reply = result.unwrap() if isinstance(result, Value) else ("error", _error(result))
+        rt = _process.current()
+        assert rt is not None and rt.owner is not None
+        rt.owner.forget_children(wire[0])
+        if reply[0] == "error":
+            _exit_if_orphaned()
+        if not rt.quiet():
+            rt.call(_nothing)
+        with contextlib.suppress(OSError):
+            send_message(lane, reply)
+        if any(pool.idle for pool in list(rt.owner.leases.pools.values())):
+            rt.soon_unless_closed(rt.owner.leases.release_idle)  # the task's children are done: so are their workers
 
     def _add_lane_async(self, lane: socket.socket, serve: Callable[[socket.socket, Any], None]) -> None:
         """Loop: an async actor's lane is read by its asyncio loop."""
