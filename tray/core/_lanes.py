@@ -1,4 +1,5 @@
-"""Lanes: a calling thread's own connection to a sync actor, for the calls it waits on at once.
+"""Lanes: a calling thread's own connection to an actor, or to a leased task worker, for
+the calls (and tasks) it waits on at once.
 
 Through the loops, a waited actor call hops between threads four times: the caller's
 thread sends it; the actor's loop thread reads it and hands it to the actor's main
@@ -7,25 +8,33 @@ the caller. On a small machine each hop costs about what a whole process round t
 does. On a lane the caller's thread writes the call and reads the reply itself, and the
 actor's main thread reads the call itself: two hops, as in a raw socket ping-pong.
 
-- **Which calls.** ``.remote()`` on an actor that has a lane holds back a call with small
-  plain arguments (no ObjectRefs, no concurrency group, not streamed): ``tray.get`` of
-  its ref by the same thread sends it down the lane. The thread's next tray call, or the
-  loop after ``HOLD_S``, sends a held call the usual way instead, so nothing waits long
-  and a thread's calls keep their order.
+- **Which calls.** ``.remote()`` holds back a call with small plain arguments (no
+  ObjectRefs, no concurrency group, not streamed) to an actor that has a lane, or such a
+  task (default scheduling and runtime_env) while an idle lease of its shape lingers and
+  some task worker has a lane: ``tray.get`` of its ref by the same thread sends it down
+  the lane. The thread's next tray call, or the loop after ``HOLD_S``, sends a held call
+  the usual way instead, so nothing waits long and a thread's calls keep their order.
 - **In flight like any call.** A lane call is in its actor's ``inflight`` while it runs, so
   an actor's death, restart, retries, cancel and ``tray list tasks`` treat it as any other;
-  the loop and the thread each claim it by popping it from there, and only one can.
+  the loop and the thread each claim it by popping it from there, and only one can. A
+  lane task runs on an idle lease the thread takes (and puts back): it is live, running
+  on that lease, and listed, as any task.
 - **What comes back.** The actor answers a lane call with its results (``ok``, when nothing
   it handed its loop is still unsent), else ``FAR``: the reply comes the usual way (an
-  error, a cancel, refs lent, ending the actor) and the caller waits for it there.
-- **Patience.** A reply not back in ``PATIENCE_S`` (or a KeyboardInterrupt meanwhile) is
-  left to the loop, which reads it off the lane; the caller then waits the usual way, with
-  its deadline, warnings and progress bar.
-- **Which actors.** An executor is asked for a lane the first time a thread waits at once
+  error, a cancel, refs lent, ending the actor) and the caller waits for it there. A task
+  worker answers with the task's outcome, once what it handed its loop has run; results
+  all inline end the task in the caller's thread, anything else (an error and its
+  retries, a crash, stored results, a cancel) is the owner's, as any attempt's outcome.
+- **Patience.** A reply not back in ``PATIENCE_S`` (or by the get's deadline, or after a
+  KeyboardInterrupt) is left to the loop, which reads it off the lane; the caller then
+  waits the usual way, with its deadline, warnings and progress bar.
+- **Which executors.** An actor is asked for a lane the first time a thread waits at once
   on a call to it (``waited``); a sync actor that runs its calls on its main thread (which
   reads them), or an async actor (its asyncio loop reads them), without concurrency groups,
-  opens one, on an abstract Unix socket with a token (so only a process on its machine,
-  told the token by the actor, can use it), up to ``MAX_LANES`` per process.
+  opens one. The workers of a shape's idle leases are asked once a thread has waited at
+  once on a task of that shape; each opens one read by its main thread. Lanes are on
+  abstract Unix sockets with a token (so only a process on its machine, told the token by
+  the executor, can use one), up to ``MAX_LANES`` per process.
 """
 
 from __future__ import annotations
