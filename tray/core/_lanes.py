@@ -144,6 +144,7 @@ class Lanes:
         self.tasks_open = False  # a lane to a task worker was opened (tasks may be held from now)
         self._lock = threading.Lock()
         self._ticking = False
+        self._holds = 0  # calls held, ever (the ticking task sees whether any were since it last looked)
 
     # ------------------------------------------------------------- caller's thread
 
@@ -192,6 +193,7 @@ class Lanes:
     def _hold(self, job: ActorCall | TaskSpec, parent: str | None) -> None:
         with self._lock:
             self.held[threading.get_ident()] = (job, parent, perf_counter())
+            self._holds += 1
             start, self._ticking = not self._ticking, True
         if start:
             self.rt.soon(self.calls.nursery.start_soon, self._tick)
@@ -364,16 +366,20 @@ class Lanes:
     # ------------------------------------------------------------------- loop
 
     async def _tick(self) -> None:
-        """While calls are held: send those held for ``HOLD_S`` the usual way."""
+        """While calls are held: send those held for ``HOLD_S`` the usual way. It ends after
+        a tick with none held and none held since the last (a thread that holds its calls one
+        after another would otherwise start it again every few calls)."""
+        seen = -1
         while True:
             await trio.sleep(HOLD_S)
             now = perf_counter()
             with self._lock:
                 stale = [t for t, (_, _, since) in self.held.items() if now - since >= HOLD_S]
                 late = [self.held.pop(t) for t in stale]
-                if not self.held and not late:
+                if not self.held and not late and self._holds == seen:
                     self._ticking = False
                     return
+                seen = self._holds
             for job, parent, _ in late:
                 if isinstance(job, ActorCall):
                     self.calls.submit_call(job)

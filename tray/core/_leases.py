@@ -50,7 +50,7 @@ class _ShapePool:
     """Tasks of one shape (scheduling strategy and runtime_env) waiting for a lease, and the
     requests out for them."""
 
-    __slots__ = ("shape", "strategy", "renv", "waiters", "requests", "idle", "lingering")
+    __slots__ = ("shape", "strategy", "renv", "waiters", "requests", "idle", "lingering", "puts")
 
     def __init__(self, shape: dict[str, int], strategy: tuple | None, renv: tuple | None) -> None:
         self.shape, self.strategy, self.renv = shape, strategy, renv
@@ -60,6 +60,7 @@ class _ShapePool:
         # waited for would otherwise return its worker and ask the node again every time).
         self.idle: deque[Lease] = deque()
         self.lingering = False  # a task gives back the idle leases that outstay LINGER_S
+        self.puts = 0  # leases that came back idle, ever (the lingering task sees whether any did)
 
 
 
@@ -246,6 +247,7 @@ class Leases:
         with self.lock:
             lease.idle_at = perf_counter()
             pool.idle.append(lease)
+            pool.puts += 1
             start, pool.lingering = not pool.lingering, True
         if start:
             if self.rt.in_loop():
@@ -254,14 +256,18 @@ class Leases:
                 self.rt.soon_unless_closed(self.nursery.start_soon, self._linger, pool)
 
     async def _linger(self, pool: _ShapePool) -> None:
-        """Give back the pool's idle leases once they have been idle LINGER_S."""
+        """Give back the pool's idle leases once they have been idle LINGER_S; ends once no
+        lease has come back for LINGER_S (a thread that takes and puts back a lease for
+        each task would otherwise start it again for nearly every one)."""
+        seen = -1
         try:
             while True:
                 with self.lock:
-                    if not pool.idle:
+                    if not pool.idle and pool.puts == seen:
                         pool.lingering = False
                         return
-                    due = pool.idle[0].idle_at + LINGER_S
+                    seen = pool.puts
+                    due = (pool.idle[0].idle_at if pool.idle else perf_counter()) + LINGER_S
                 await trio.sleep(max(0.0, due - perf_counter()))
                 self._release_idle(pool, perf_counter() - LINGER_S)
         except BaseException:

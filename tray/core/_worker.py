@@ -890,6 +890,8 @@ _ONE_CPU = {"CPU": 1.0}
 def _assign(rt: Any, shape: dict[str, int] | None) -> None:
     """What the lease of the task or actor running here holds (``get_assigned_resources``),
     and its placement group (``get_current_placement_group``)."""
+    if shape is None and rt.assigned_resources is _ONE_CPU:  # as for the task before: nothing changes
+        return
     from ..cluster._placement import captures
 
     rt.capture_child_tasks = captures(shape)  # its children go into its group (placement_group_capture_child_tasks)
