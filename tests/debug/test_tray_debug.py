@@ -142,6 +142,9 @@ def test_remote_follows_a_nested_task_into_its_worker(driver: None, tray_debug, 
     value, parent_pid = tray.get(ref, timeout=60)
     assert value == 11
     assert parent_pid == session["pid"] != child_pid
+    debug.expect_exact(PROMPT)  # back at the list: Ctrl-D leaves
+    debug.sendeof()
+    debug.expect(pexpect.EOF)
 
 
 def test_a_get_waiting_on_a_paused_task_says_so(caplog: pytest.LogCaptureFixture, sessions) -> None:

@@ -142,6 +142,7 @@ class Lanes:
         # by thread: its last call sent (first return id; its actor, or the task)
         self._last: dict[int, tuple[str, str | TaskSpec]] = {}
         self.tasks_open = False  # a lane to a task worker was opened (tasks may be held from now)
+        self._wanting: set[frozenset] = set()  # task shapes whose workers are being looked at for lanes
         self._lock = threading.Lock()
         self._ticking = False
         self._holds = 0  # calls held, ever (the ticking task sees whether any were since it last looked)
@@ -232,8 +233,11 @@ class Lanes:
         if len(self.asked) >= MAX_LANES:
             return
         if not isinstance(target, str):
-            with contextlib.suppress(RuntimeError):
-                self.rt.soon(self.calls.nursery.start_soon, self._want_workers, target)
+            shape = frozenset(target.shape.items())
+            if shape not in self._wanting:  # (one look at a time per shape: a loop of tasks no lane serves asks often)
+                self._wanting.add(shape)
+                with contextlib.suppress(RuntimeError):
+                    self.rt.soon(self.calls.nursery.start_soon, self._want_workers, target, shape)
             return
         q = self.calls.actors.get(target)
         executor = q.executor if q is not None else None
@@ -243,13 +247,16 @@ class Lanes:
         with contextlib.suppress(RuntimeError):
             self.rt.soon(self.calls.nursery.start_soon, self._open, executor, executor.actor_id, q)
 
-    async def _want_workers(self, spec: TaskSpec) -> None:
+    async def _want_workers(self, spec: TaskSpec, shape: frozenset) -> None:
         """Loop: once ``spec`` is done (a moment), ask the workers of its shape's idle leases
         (its own among them) for task lanes."""
         owner = self.rt.owner
-        with trio.move_on_after(0.1):
-            while spec.task_id in owner.live:
-                await trio.sleep(0.0005)
+        try:
+            with trio.move_on_after(0.1):
+                while spec.task_id in owner.live:
+                    await trio.sleep(0.0005)
+        finally:
+            self._wanting.discard(shape)
         pool = owner.leases.pool_for(spec.shape, spec.strategy, spec.renv)
         for lease in list(pool.idle) if pool is not None else ():
             key = _task_key(lease.executor.actor_id)
