@@ -284,6 +284,8 @@ class ObjectTable:
         self._settle(freed)
 
     def pin(self, oids: list[str], delta: int) -> None:
+        if not oids:  # (most calls' arguments hold no refs)
+            return
         freed: list[Stored] = []
         with self.lock:
             for oid in oids:

@@ -5,10 +5,9 @@ the node (so nested tasks cannot deadlock).
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..actors._crossing import Signal, wake, wake_asyncio
@@ -118,17 +117,24 @@ def _get_one(ref: ObjectRef, deadline: float | None, watch: _watch.Watch | None)
     return value_of(rt, entry, ref._id)
 
 
-@contextlib.contextmanager
-def _blocked(rt: Runtime) -> Iterator[None]:
-    """A task that waits lends its CPUs to the node meanwhile (so nested tasks cannot deadlock)."""
-    if rt.current_task_id is None or rt.worker_id is None:
-        yield
-        return
-    rt.soon(rt.scheduler.worker_blocked.try_tell, rt.worker_id)
-    try:
-        yield
-    finally:
-        rt.soon(rt.scheduler.worker_unblocked.try_tell, rt.worker_id)
+class _blocked:
+    """``with _blocked(rt):`` a task that waits lends its CPUs to the node meanwhile (so
+    nested tasks cannot deadlock). A class, not a generator: a driver's every waited call
+    enters it."""
+
+    __slots__ = ("rt", "lent")
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.lent = rt.current_task_id is not None and rt.worker_id is not None
+
+    def __enter__(self) -> None:
+        if self.lent:
+            self.rt.soon(self.rt.scheduler.worker_blocked.try_tell, self.rt.worker_id)
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.lent:
+            self.rt.soon(self.rt.scheduler.worker_unblocked.try_tell, self.rt.worker_id)
 
 
 def value_of(rt: Runtime, entry: Any, oid: str) -> Any:
