@@ -185,6 +185,7 @@ def test_pbt_exploits_better_trials(ray, storage) -> None:
         while len([n for n in os.listdir(storage) if n.startswith("started-")]) < 2 and time.monotonic() < deadline:
             time.sleep(0.01)  # both trials run side by side, so each has the other's scores to compare
         for _ in range(12):
+            time.sleep(0.05)  # a step takes a moment, so a trial stalled briefly finds the other not yet done
             value += config["rate"]
             with tempfile.TemporaryDirectory() as d:
                 json.dump({"v": value}, open(os.path.join(d, "v.json"), "w"))
