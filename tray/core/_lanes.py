@@ -151,8 +151,7 @@ class Lanes:
 
     def submit(self, call: ActorCall) -> None:
         """``.remote()``: hold ``call`` for its lane, or send it the usual way."""
-        if self.held:
-            self.flush()
+        self.flush()
         if self._holds_call(call):
             return
         calls = self.calls
@@ -163,16 +162,16 @@ class Lanes:
 
     def submit_task(self, spec: TaskSpec, parent: str | None) -> None:
         """``.remote()`` of a task: hold it for a lane, or submit it the usual way."""
-        if self.held:
-            self.flush()
+        self.flush()
         rt = self.rt
         owner = rt.owner
-        pool = owner.leases.pool_for(spec.shape, spec.strategy, spec.renv) if self.tasks_open else None
-        if pool is not None and pool.idle and spec.strategy is None and spec.renv is None and self._holdable(spec):
+        plain = spec.strategy is None and spec.renv is None  # (default scheduling: any idle lease of its shape)
+        pool = owner.leases.pool_for(spec.shape, spec.strategy, spec.renv) if self.tasks_open and plain else None
+        if pool is not None and pool.idle and self._holdable(spec):
             self._hold(spec, parent)
             return
         rt.soon(owner.submit_task, spec, parent)
-        if spec.return_ids and spec.strategy is None and spec.renv is None:
+        if spec.return_ids and plain:
             self._last[threading.get_ident()] = (spec.return_ids[0], spec)
 
     def _holds_call(self, call: ActorCall) -> bool:
@@ -201,6 +200,8 @@ class Lanes:
 
     def flush(self) -> None:
         """Send this thread's held call the usual way (another tray call of the thread comes next)."""
+        if not self.held:  # (the common case, without the lock)
+            return
         with self._lock:
             held = self.held.pop(threading.get_ident(), None)
         if held is not None:

@@ -108,11 +108,7 @@ class Owner:
 
     def submit_task(self, spec: TaskSpec, parent: str | None) -> None:
         self.table.collect()
-        self.live.add(spec.task_id)
-        if parent is not None:  # submitted by a task running in this worker
-            self.children.setdefault(parent, []).append(spec.task_id)
-        self.tasks.add(spec, record(spec.task_id, spec.name, NORMAL_TASK, self.rt.job_id, None, parent,
-                                    PENDING_ARGS_AVAIL if spec.deps else PENDING_NODE_ASSIGNMENT))
+        self._admit(spec, parent, PENDING_ARGS_AVAIL if spec.deps else PENDING_NODE_ASSIGNMENT)
         # A task with nothing to wait for takes its place in line now, so that tasks of one
         # shape start in the order they were submitted (trio runs new coroutines in any order).
         ticket = None if spec.deps else self.leases.line_up(spec.shape, spec.strategy, spec.renv)
@@ -204,23 +200,32 @@ class Owner:
         finally:
             if ticket is not None:  # it ended before using its place in line
                 ticket.leave()
-            self.live.discard(spec.task_id)
-            self.cancelled.discard(spec.task_id)
-            if not self._keep_lineage(spec):
-                self.table.pin(spec.pinned, -1)
-            self.tasks.end(spec)  # FINISHED, unless it failed above
+            self._ended(spec)
+
+    def _admit(self, spec: TaskSpec, parent: str | None, state: str) -> dict[str, Any]:
+        """``spec`` is live from now (a child of ``parent``, a task running in this worker),
+        and listed in ``state``; its row."""
+        self.live.add(spec.task_id)
+        if parent is not None:
+            self.children.setdefault(parent, []).append(spec.task_id)
+        return self.tasks.add(spec, record(spec.task_id, spec.name, NORMAL_TASK, self.rt.job_id, None, parent,
+                                           state))
+
+    def _ended(self, spec: TaskSpec) -> None:
+        """``spec`` is done (its refs resolved or failed): its arguments are let go unless it
+        is kept for its results' lineage, and its row is FINISHED unless it failed."""
+        self.live.discard(spec.task_id)
+        self.cancelled.discard(spec.task_id)
+        if not self._keep_lineage(spec):
+            self.table.pin(spec.pinned, -1)
+        self.tasks.end(spec)
 
     def task_on_lane(self, spec: TaskSpec, parent: str | None, lease: Lease) -> None:
         """The caller's thread: ``spec`` goes down the lane of ``lease``'s worker now, instead
         of being submitted (:mod:`._lanes`); it is live, and running there, as any task."""
-        task_id = spec.task_id
-        self.live.add(task_id)
-        if parent is not None:
-            self.children.setdefault(parent, []).append(task_id)
-        rec = self.tasks.add(spec, record(task_id, spec.name, NORMAL_TASK, self.rt.job_id, None, parent,
-                                          PENDING_NODE_ASSIGNMENT))
+        rec = self._admit(spec, parent, PENDING_NODE_ASSIGNMENT)
         dispatched(rec, lease.node_id, lease.worker_id, lease.pid)
-        self.running[task_id] = lease
+        self.running[spec.task_id] = lease
 
     def lane_answered(self, spec: TaskSpec, pool: _ShapePool, lease: Lease, kind: str, payload: Any) -> None:
         """A lane task's outcome (any thread): results all inline end it here; anything else
@@ -230,10 +235,7 @@ class Owner:
             self.leases.put_back(pool, lease)
             for oid, blob in zip(spec.return_ids, payload):  # noqa: B905 - hot path: one blob per return id
                 self.table.resolve(oid, blob)
-            self.live.discard(spec.task_id)
-            self.cancelled.discard(spec.task_id)
-            self.table.pin(spec.pinned, -1)
-            self.tasks.end(spec)
+            self._ended(spec)
         elif self.rt.in_loop():
             self.nursery.start_soon(self._run_task, spec, None, (lease, kind, payload))
         else:

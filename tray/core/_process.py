@@ -51,7 +51,7 @@ def runtime_for_call() -> Runtime:
         init()
         rt = _runtime
         assert rt is not None
-    elif rt.owner is not None and rt.owner.calls.lanes.held:  # a call this thread held goes before this one
+    elif rt.owner is not None:  # a call this thread held goes before this one
         rt.owner.calls.lanes.flush()
     return rt
 

@@ -252,7 +252,7 @@ class Runtime:
             raise RuntimeError("tray has been shut down; call tray.init() again")
         if threading.current_thread() is self._thread:
             raise RuntimeError("blocking tray call from inside the runtime loop; use `await` instead")
-        if self.owner is not None and self.owner.calls.lanes.held:  # (what it asks may see a call held back)
+        if self.owner is not None:  # (what it asks may see a call this thread held back)
             self.owner.calls.lanes.flush()
         return call_in(self.trio_token, afn, *args)
 

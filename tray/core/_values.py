@@ -89,7 +89,7 @@ def _entry(ref: ObjectRef, blocking: bool = True) -> Any:
         raise RuntimeError(f"{ref!r} belongs to a tray session that was shut down")
     if blocking and rt.in_loop():
         raise RuntimeError("tray.get() would block the runtime's event loop; use `await ref` instead")
-    if not blocking and rt.owner.calls.lanes.held:  # awaited, or a future: a call this thread held goes now
+    if not blocking:  # awaited, or a future: a call this thread held goes now
         rt.owner.calls.lanes.flush()
     entry = rt.table.entries.get(ref._id)
     if entry is None:
@@ -194,7 +194,7 @@ def wait(
                          f"got {num_returns!r}")
     deadline = _deadline(timeout)
     rt = _process.current()
-    if rt is not None and rt.owner is not None and rt.owner.calls.lanes.held:
+    if rt is not None and rt.owner is not None:
         rt.owner.calls.lanes.flush()  # a call this thread held may make one of them
     table = rt.table if rt is not None else None
     entries = table.entries if table is not None else {}
