@@ -298,6 +298,20 @@ def test_an_actor_ends_when_its_last_handle_is_gone(ray):
 
 
 @tray.remote
+class LoopKind:
+    async def kind(self):
+        return type(asyncio.get_running_loop()).__module__
+
+
+def test_async_actors_run_on_uvloop_where_it_is_installed(ray):
+    """As Ray's do; tray[default] installs it."""
+    pytest.importorskip("uvloop")
+    a = LoopKind.remote()
+    assert ray.get(a.kind.remote()) == "uvloop"
+    ray.kill(a)
+
+
+@tray.remote
 class TrioNative:
     async def nap(self, seconds):
         start = trio.current_time()

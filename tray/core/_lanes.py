@@ -61,6 +61,7 @@ from ._specs import ActorCall
 if TYPE_CHECKING:
     from ..actors import ActorRef
     from ._actor_calls import ActorCalls, _ActorQueue
+    from ._leases import _ShapePool
     from ._objects import ObjectRef
     from ._runtime import Runtime
     from ._specs import TaskSpec
@@ -86,9 +87,10 @@ def read_message(sock: socket.socket, got: bytearray) -> Any:
     """Read one message from a blocking socket, keeping what came in ``got`` (a read cut
     short by a timeout or an interrupt can be finished by someone else). EOFError: closed."""
     while True:
-        message = take_message(got)
-        if message is not NOTHING:
-            return message
+        if got:
+            message = take_message(got)
+            if message is not NOTHING:
+                return message
         chunk = sock.recv(65536)
         if not chunk:
             raise EOFError("the lane was closed")
@@ -109,8 +111,18 @@ def take_message(got: bytearray) -> Any:
     return NOTHING
 
 
+def set_patience(sock: socket.socket, seconds: float) -> None:
+    """A blocking read or write on ``sock`` gives up after ``seconds`` (BlockingIOError).
+    The kernel's timeout, not Python's ``settimeout``, which polls before every read and
+    write: two system calls more per call on a lane."""
+    micros = max(1, round(seconds * 1e6))  # (a zero timeval is none: it would wait for ever)
+    timeval = struct.pack("ll", micros // 1_000_000, micros % 1_000_000)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
+
+
 def _task_key(executor_id: str) -> str:
-    """A task worker's lane, apart from the actor its worker may later host."""
+    """A task worker's key in ``Lanes.asked``, apart from the actor its worker may later host."""
     return executor_id + "/tasks"
 
 
@@ -121,7 +133,7 @@ class Lane:
 
     def __init__(self, sock: socket.socket, executor_id: str) -> None:
         self.sock, self.executor_id = sock, executor_id
-        self.patience = PATIENCE_S  # the socket's timeout now
+        self.patience = PATIENCE_S  # the socket's timeout now (set_patience)
         self.lock = threading.Lock()
         self.dead = False
 
@@ -135,10 +147,11 @@ class Lanes:
 
     def __init__(self, rt: Runtime, calls: ActorCalls) -> None:
         self.rt, self.calls = rt, calls
-        self.open: dict[str, Lane] = {}  # by executor id (a task worker's: _task_key)
-        self.asked: set[str] = set()  # executors asked for a lane (each once), keyed as ``open``
-        # by thread: its held call or task (and the task's parent), since when
-        self.held: dict[int, tuple[ActorCall | TaskSpec, str | None, float]] = {}
+        self.open: dict[str, Lane] = {}  # to actors, by executor id
+        self.task_lanes: dict[str, Lane] = {}  # to task workers, by executor id
+        self.asked: set[str] = set()  # executors asked for a lane (each once; a task worker's: _task_key)
+        # by thread: its held call, or task (its parent, its shape's pool), since when
+        self.held: dict[int, tuple[ActorCall | TaskSpec, str | None, _ShapePool | None, float]] = {}
         # by thread: its last call sent (first return id; its actor, or the task)
         self._last: dict[int, tuple[str, str | TaskSpec]] = {}
         self.tasks_open = False  # a lane to a task worker was opened (tasks may be held from now)
@@ -168,7 +181,7 @@ class Lanes:
         plain = spec.strategy is None and spec.renv is None  # (default scheduling: any idle lease of its shape)
         pool = owner.leases.pool_for(spec.shape, spec.strategy, spec.renv) if self.tasks_open and plain else None
         if pool is not None and pool.idle and self._holdable(spec):
-            self._hold(spec, parent)
+            self._hold(spec, parent, pool)
             return
         rt.soon(owner.submit_task, spec, parent)
         if spec.return_ids and plain:
@@ -180,7 +193,7 @@ class Lanes:
         if executor is None or executor.actor_id not in self.open or call.group is not None \
                 or not self._holdable(call):
             return False
-        self._hold(call, None)
+        self._hold(call, None, None)
         return True
 
     def _holdable(self, job: ActorCall | TaskSpec) -> bool:
@@ -190,9 +203,9 @@ class Lanes:
         return job.stream is None and bool(job.return_ids) and not job.args.pinned and type(blob) is bytes \
             and len(blob) <= MAX_ARGS and not self.rt.in_loop() and not in_asyncio()
 
-    def _hold(self, job: ActorCall | TaskSpec, parent: str | None) -> None:
+    def _hold(self, job: ActorCall | TaskSpec, parent: str | None, pool: _ShapePool | None) -> None:
         with self._lock:
-            self.held[threading.get_ident()] = (job, parent, perf_counter())
+            self.held[threading.get_ident()] = (job, parent, pool, perf_counter())
             self._holds += 1
             start, self._ticking = not self._ticking, True
         if start:
@@ -207,9 +220,9 @@ class Lanes:
         if held is not None:
             self._send_usual(held[0], held[1])
 
-    def waited(self, ref: ObjectRef) -> tuple[ActorCall | TaskSpec, str | None] | None:
-        """``tray.get(ref)`` finds ``ref`` pending: the call (or task, with its parent) this
-        thread held that makes it, for :meth:`call`; else a held call goes the usual way, and
+    def waited(self, ref: ObjectRef) -> tuple[ActorCall | TaskSpec, str | None, _ShapePool | None] | None:
+        """``tray.get(ref)`` finds ``ref`` pending: the call (or task, with its parent and
+        pool) this thread held that makes it, for :meth:`call`; else a held call goes the usual way, and
         the actor (or the workers) of the thread's last call are asked for a lane if ``ref``
         is that call's result."""
         me = threading.get_ident()
@@ -226,7 +239,7 @@ class Lanes:
         if not mine:
             self.flush()
             return None
-        return held[0], held[1]
+        return held[0], held[1], held[2]
 
     def _want(self, target: str | TaskSpec) -> None:
         """Ask the actor's executor (``target``: its id) for a lane, once; or the workers a
@@ -265,12 +278,14 @@ class Lanes:
                 self.asked.add(key)
                 self.calls.nursery.start_soon(self._open, lease.executor, key, None)
 
-    def call(self, job: ActorCall | TaskSpec, parent: str | None, deadline: float | None = None) -> None:
+    def call(self, job: ActorCall | TaskSpec, parent: str | None, pool: _ShapePool | None,
+             deadline: float | None = None) -> None:
         """Send a held call (or task) down its lane and read the reply, which resolves its
         refs; or, if that cannot be (or not by ``deadline``, a ``time.monotonic()``), send it
         (or leave its reply) to the loop."""
         if not isinstance(job, ActorCall):
-            self._run_task(job, parent, deadline)
+            assert pool is not None  # (a held task's)
+            self._run_task(job, parent, pool, deadline)
             return
         call = job
         calls, rt = self.calls, self.rt
@@ -296,24 +311,20 @@ class Lanes:
 
         self._ask(lane, (call_id, call.wire(), rt.system.uid), answer, unsent, deadline)
 
-    def _run_task(self, spec: TaskSpec, parent: str | None, deadline: float | None) -> None:
+    def _run_task(self, spec: TaskSpec, parent: str | None, pool: _ShapePool, deadline: float | None) -> None:
         """A held task, down the lane of a worker we hold an idle lease on (if there is one)."""
         rt = self.rt
         owner = rt.owner
         leases = owner.leases
-        pool = leases.pool_for(spec.shape, spec.strategy, spec.renv)
-        open_ = self.open
-        lease = leases.take_idle(pool, lambda lease: _task_key(lease.executor.actor_id) in open_) \
-            if pool is not None else None
-        lane = open_.get(_task_key(lease.executor.actor_id)) if lease is not None else None
+        lease, lane = leases.take_idle(pool, self.task_lanes)
         if lane is None or lane.dead or not lane.lock.acquire(blocking=False):
             if lease is not None:
-                leases.put_back(pool, lease)  # type: ignore[arg-type]
+                leases.put_back(pool, lease)
             else:  # no idle lease with a lane: ask those there are for one
                 self._want(spec)
             self._send_usual(spec, parent)
             return
-        assert pool is not None and lease is not None
+        assert lease is not None
         owner.task_on_lane(spec, parent, lease)
 
         def answer(reply: Any) -> None:
@@ -335,12 +346,12 @@ class Lanes:
         patience = PATIENCE_S if deadline is None else max(0.001, min(PATIENCE_S, deadline - monotonic()))
         if lane.patience != patience:
             lane.patience = patience
-            lane.sock.settimeout(patience)
+            set_patience(lane.sock, patience)
         try:
             send_message(lane.sock, message)
             sent = True
             reply = read_message(lane.sock, got)
-        except (TimeoutError, KeyboardInterrupt):
+        except (BlockingIOError, KeyboardInterrupt):  # (BlockingIOError: out of patience)
             if sent:  # the loop reads the reply; the caller waits for it the usual way
                 with contextlib.suppress(RuntimeError):
                     self.rt.soon(self.calls.nursery.start_soon, self._finish, lane, got, answer)
@@ -365,8 +376,9 @@ class Lanes:
 
     def _drop(self, lane: Lane) -> None:
         """A lane that broke: closed, and forgotten."""
-        if self.open.get(lane.executor_id) is lane:
-            del self.open[lane.executor_id]
+        for lanes in (self.open, self.task_lanes):
+            if lanes.get(lane.executor_id) is lane:
+                del lanes[lane.executor_id]
         lane.close()
         with contextlib.suppress(RuntimeError):
             lane.lock.release()
@@ -382,13 +394,13 @@ class Lanes:
             await trio.sleep(HOLD_S)
             now = perf_counter()
             with self._lock:
-                stale = [t for t, (_, _, since) in self.held.items() if now - since >= HOLD_S]
+                stale = [t for t, (_, _, _, since) in self.held.items() if now - since >= HOLD_S]
                 late = [self.held.pop(t) for t in stale]
                 if not self.held and not late and self._holds == seen:
                     self._ticking = False
                     return
                 seen = self._holds
-            for job, parent, _ in late:
+            for job, parent, _, _ in late:
                 if isinstance(job, ActorCall):
                     self.calls.submit_call(job)
                 else:
@@ -412,19 +424,22 @@ class Lanes:
             conn.close()
             return
         sock = socket.socket(fileno=conn.detach())
-        sock.settimeout(PATIENCE_S)
+        sock.setblocking(True)
+        set_patience(sock, PATIENCE_S)
         if not executor.alive or (q is not None and (q.executor is not executor or q.dead is not None)) \
                 or self.rt.closed:
             sock.close()
             return
-        self.open[key] = Lane(sock, key)
         if q is None:
+            self.task_lanes[executor.actor_id] = Lane(sock, executor.actor_id)
             self.tasks_open = True
+        else:
+            self.open[key] = Lane(sock, key)
 
     async def _finish(self, lane: Lane, got: bytearray, answer: Callable[[Any], None]) -> None:
         """Read a reply its caller stopped waiting for, and ``answer`` it."""
         sock = lane.sock
-        sock.settimeout(0.0)  # (the loop's reads do not block; it waits until the lane is readable)
+        sock.setblocking(False)  # (the loop's reads do not block; it waits until the lane is readable)
         try:
             while True:
                 try:
@@ -436,24 +451,25 @@ class Lanes:
             self._drop(lane)
             answer(LOST)
             return
-        sock.settimeout(lane.patience)
+        sock.setblocking(True)
         lane.lock.release()
         answer(reply)
 
     def lost(self, executor_id: str) -> None:
         """The executor is gone: its lanes close (now, or by the thread reading one)."""
-        for key in (executor_id, _task_key(executor_id)):
+        for key, lanes in ((executor_id, self.open), (_task_key(executor_id), self.task_lanes)):
             self.asked.discard(key)
-            lane = self.open.pop(key, None)
+            lane = lanes.pop(executor_id, None)
             if lane is not None:
                 lane.dead = True
                 if lane.lock.acquire(blocking=False):
                     lane.close()
 
     def close(self) -> None:
-        for lane in list(self.open.values()):
-            lane.close()
-        self.open.clear()
+        for lanes in (self.open, self.task_lanes):
+            for lane in list(lanes.values()):
+                lane.close()
+            lanes.clear()
 
 
 # ----------------------------------------------------------------- the actor's end

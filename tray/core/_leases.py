@@ -14,9 +14,9 @@ from __future__ import annotations
 import math
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Mapping
 from time import perf_counter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import trio
 
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 MAX_LEASE_REQUESTS = 10  # per shape, in flight at the scheduler at once
 PIPELINE = 8  # tasks in flight per leased worker, once more tasks wait than leases can come
 LINGER_S = 0.002  # an idle lease is kept this long for the next task before it goes back
+T = TypeVar("T")
 
 
 class Lease:
@@ -156,16 +157,18 @@ class Leases:
                     return lease
             self.note(lease.scheduler.release, lease.lease_id)  # its worker died idle: the node knows
 
-    def take_idle(self, pool: _ShapePool, usable: Callable[[Lease], bool]) -> Lease | None:
-        """Any thread: an idle lease of ``pool`` that is ``usable``, taken out of it (the
-        newest first), to run one task; :meth:`put_back` when done."""
+    def take_idle(self, pool: _ShapePool, usable: Mapping[str, T]) -> tuple[Lease | None, T | None]:
+        """Any thread: an idle lease of ``pool`` whose worker is in ``usable`` (by executor
+        id), taken out of it (the newest first) to run one task, and what ``usable`` has for
+        it; :meth:`put_back` the lease when done."""
         with self.lock:
             for lease in reversed(pool.idle):
-                if lease.executor.alive and usable(lease):
+                found = usable.get(lease.executor.actor_id)
+                if found is not None and lease.executor.alive:
                     pool.idle.remove(lease)
                     lease.inflight += 1
-                    return lease
-        return None
+                    return lease, found
+        return None, None
 
     def put_back(self, pool: _ShapePool, lease: Lease) -> None:
         """Any thread: a task taken with :meth:`take_idle` is done with ``lease``; the loop

@@ -211,12 +211,13 @@ class Owner:
         return self.tasks.add(spec, record(spec.task_id, spec.name, NORMAL_TASK, self.rt.job_id, None, parent,
                                            state))
 
-    def _ended(self, spec: TaskSpec) -> None:
+    def _ended(self, spec: TaskSpec, inline: bool = False) -> None:
         """``spec`` is done (its refs resolved or failed): its arguments are let go unless it
-        is kept for its results' lineage, and its row is FINISHED unless it failed."""
+        is kept for its results' lineage (``inline``: its first attempt's results are all
+        inline, which need none), and its row is FINISHED unless it failed."""
         self.live.discard(spec.task_id)
         self.cancelled.discard(spec.task_id)
-        if not self._keep_lineage(spec):
+        if inline or not self._keep_lineage(spec):
             self.table.pin(spec.pinned, -1)
         self.tasks.end(spec)
 
@@ -235,7 +236,7 @@ class Owner:
             self.leases.put_back(pool, lease)
             for oid, blob in zip(spec.return_ids, payload):  # noqa: B905 - hot path: one blob per return id
                 self.table.resolve(oid, blob)
-            self._ended(spec)
+            self._ended(spec, inline=True)
         elif self.rt.in_loop():
             self.nursery.start_soon(self._run_task, spec, None, (lease, kind, payload))
         else:

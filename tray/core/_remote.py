@@ -91,7 +91,18 @@ class RemoteFunction:
         self._params = params_of(fn)
         self._fn_id = uuid.uuid4().hex
         self._blob: bytes | None = None
+        self._prepare()
         functools.update_wrapper(self, fn)
+
+    def _prepare(self) -> None:
+        """What every call made through this function (and its options) shares, worked out
+        once: its name, its number of returns, and where it runs (once known, for callers
+        not in a placement group that captures its children, whose calls go there)."""
+        opts = self._options
+        self._name = opts.get("name") or self._fn.__name__
+        default = "streaming" if inspect.isgeneratorfunction(self._fn) else 1  # Ray's generators stream
+        self._num_returns = _num_returns(opts.get("num_returns", default))
+        self._placed: tuple[dict[str, int], tuple | None] | None = None
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         raise TypeError(
@@ -101,13 +112,14 @@ class RemoteFunction:
 
     def options(self, **options: Any) -> RemoteFunction:
         """The same function with some options changed, for the calls made through it."""
-        return _with_options(self, FUNCTION_OPTIONS, options, f"remote function {self._fn.__name__!r}")
+        clone = _with_options(self, FUNCTION_OPTIONS, options, f"remote function {self._fn.__name__!r}")
+        clone._prepare()
+        return clone
 
     def remote(self, *args: Any, **kwargs: Any) -> Any:
         check_call(self._params, args, kwargs, f"{self._fn.__name__}.remote()")
         rt = runtime_for_call()
-        opts = self._options
-        name = opts.get("name") or self._fn.__name__
+        opts, name, num_returns = self._options, self._name, self._num_returns
         if self._blob is None:
             try:
                 blob = dumps(self._fn)
@@ -115,9 +127,12 @@ class RemoteFunction:
                 raise TypeError(f"remote function {name!r} {exc}") from None
             _check_size(blob, f"remote function {self._fn.__qualname__!r}")
             self._blob = blob
-        default = "streaming" if inspect.isgeneratorfunction(self._fn) else 1  # Ray's generators stream
-        num_returns = _num_returns(opts.get("num_returns", default))
-        shape, strategy = placement(opts, 1, name, rt)
+        placed = self._placed
+        if placed is None or rt.capture_child_tasks:
+            placed = placement(opts, 1, name, rt)
+            if not rt.capture_child_tasks:  # (then it depends on the options alone)
+                self._placed = placed
+        shape, strategy = placed
         packed = Args(rt.table, args, kwargs, f"{name}.remote()")
         ids, refs = _new_refs(rt, max(num_returns, 0))
         task_id = ids[0] if ids else rt.table.new_id()

@@ -70,6 +70,7 @@ class Runtime:
         self.node: Any = None  # the LocalNode this process hosts (a driver without address)
         self.trio_token: trio.lowlevel.TrioToken = None  # type: ignore[assignment]
         self._thread: threading.Thread | None = None
+        self._loop_ident: int | None = None  # the loop thread's, while it runs (idents are reused after)
         self._ready = Signal()
         self._announced = False  # the starting thread has been told (ready, or why not)
         self._error: BaseException | None = None
@@ -85,6 +86,7 @@ class Runtime:
         self.current_actor_class: tuple[str, dict[str, Any]] = ("", {})  # its class name and method table
         self.assigned_resources: dict[str, float] | None = None  # in a worker: its lease's, in Ray's names
         self.current_placement_group_id: str | None = None  # in a worker: the group its lease is in
+        self.capture_child_tasks = False  # in a worker: its lease's group takes its children too
 
     # ------------------------------------------------------------------ start
 
@@ -101,6 +103,7 @@ class Runtime:
             raise err
 
     def _thread_main(self) -> None:
+        self._loop_ident = threading.get_ident()
         try:
             trio.run(self._main)
         except BaseException as exc:  # noqa: BLE001 - reported to the starting thread
@@ -109,6 +112,8 @@ class Runtime:
                 self._announce()
             else:
                 log.exception("tray runtime loop died")
+        finally:
+            self._loop_ident = None
 
     def _announce(self) -> None:
         self._announced = True
@@ -250,7 +255,7 @@ class Runtime:
         """Run ``afn(*args)`` in the loop and wait for its result (from any other thread)."""
         if self.closed:
             raise RuntimeError("tray has been shut down; call tray.init() again")
-        if threading.current_thread() is self._thread:
+        if threading.get_ident() == self._loop_ident:
             raise RuntimeError("blocking tray call from inside the runtime loop; use `await` instead")
         if self.owner is not None:  # (what it asks may see a call this thread held back)
             self.owner.calls.lanes.flush()
@@ -297,7 +302,7 @@ class Runtime:
             pass
 
     def in_loop(self) -> bool:
-        return threading.current_thread() is self._thread
+        return threading.get_ident() == self._loop_ident
 
     def stop(self) -> None:
         """Stop the loop (and the hosted node with its workers); wait for it."""

@@ -38,7 +38,7 @@ from outcome import Error, Value, capture
 
 from .. import _config
 from ..actors import Actor, ActorRef
-from ..actors._crossing import Signal, wake, wake_asyncio
+from ..actors._crossing import wake, wake_asyncio
 from ..exceptions import ActorDiedError, MailboxFull, RayError, RayTaskError, TaskCancelledError, WorkerCrashedError
 from . import _context, _process, _tasklog
 from ._generators import STREAMING
@@ -93,10 +93,8 @@ class MainThread:
         """The next queued item, serving lane calls until there is one."""
         work = self.work
         while True:
-            try:
+            if not work.empty():  # (only this thread takes from it)
                 return work.get_nowait()
-            except queue.Empty:
-                pass
             self._asleep = True
             try:
                 events = [] if not work.empty() else self._poll.poll()
@@ -164,11 +162,11 @@ async def _nothing() -> None:
 
 def _resolve_args(blob: Blob, inline: dict[str, Blob]) -> tuple[tuple, dict]:
     """Unpickle arguments; top-level ObjectRefs become their values (inline ones first)."""
-    from ._values import decode, get
-
     rt = _process.current()
-    table = rt.table  # type: ignore[union-attr]
-    args, kwargs = table.decode(blob)
+    args, kwargs = rt.table.decode(blob)  # type: ignore[union-attr]
+    if ObjectRef not in map(type, args) and ObjectRef not in map(type, kwargs.values()):
+        return args, kwargs
+    from ._values import decode, get
 
     def value(a: Any) -> Any:
         if type(a) is ObjectRef:
@@ -330,8 +328,8 @@ class Worker:
         self.actor_module = ""
         self.loop: asyncio.AbstractEventLoop | None = None
         self.async_slots: asyncio.Semaphore | None = None
-        self.calls_running: set[asyncio.Task] = set()
-        self.async_calls: dict[str, asyncio.Task] = {}  # an async actor's running calls, by task id
+        self.calls_running: dict[asyncio.Task, str] = {}  # an async actor's running calls: their task ids
+        self.async_calls: dict[str, asyncio.Task] = {}  # ... by task id (those that have one), for cancel
         self.pending_calls: set[str] = set()  # this actor's calls received and not done, by task id
         self.label = "IDLE"  # what runs now: the task's name or the actor's class
         self.trio_guest: _TrioGuest | None = None
@@ -447,18 +445,15 @@ class Worker:
         """Async actors (Ray's) run their methods on an asyncio loop, in a thread of its own."""
         import asyncio  # only async actors pay for importing it
 
-        ready = Signal()
+        self.loop = loop = _new_event_loop()  # (here: if it cannot be made, the actor's creation fails)
+        self.async_slots = asyncio.Semaphore(slots)
+        self.group_slots = {group: asyncio.Semaphore(size) for group, size in groups.items()}
 
         def run() -> None:
-            self.loop = asyncio.new_event_loop()
-            asyncio.set_event_loop(self.loop)
-            self.async_slots = asyncio.Semaphore(slots)
-            self.group_slots = {group: asyncio.Semaphore(size) for group, size in groups.items()}
-            ready.set()
-            self.loop.run_forever()
+            asyncio.set_event_loop(loop)
+            loop.run_forever()
 
         threading.Thread(target=run, name="tray-asyncio", daemon=True).start()
-        ready.wait()
 
     def call_sync(self, wire: tuple, owner: str, span_key: int = _MAIN) -> tuple[str, Any]:
         """Main thread: one call of a sync actor, in order (or a pool's thread: a threaded actor's)."""
@@ -486,12 +481,15 @@ class Worker:
     def start_call(self, wire: tuple, owner: str, done: Callable[[Any], None]) -> None:
         """asyncio loop: start one call of an async actor; ``done`` gets its outcome there."""
         task = self.loop.create_task(self._call_then(wire, owner, done))  # type: ignore[union-attr]
-        self.calls_running.add(task)  # asyncio holds tasks weakly
-        task.add_done_callback(self.calls_running.discard)
-        if wire[4]:  # by its task id, for tray.cancel
-            key = wire[4][0]
+        key = self.calls_running[task] = wire[4][0] if wire[4] else ""  # (asyncio holds tasks weakly)
+        if key:
             self.async_calls[key] = task
-            task.add_done_callback(lambda _t: self.async_calls.pop(key, None))
+        task.add_done_callback(self._call_ended)
+
+    def _call_ended(self, task: asyncio.Task) -> None:
+        key = self.calls_running.pop(task)
+        if key:
+            self.async_calls.pop(key, None)
 
     async def _call_then(self, wire: tuple, owner: str, done: Callable[[Any], None]) -> None:
         try:
@@ -1097,6 +1095,17 @@ def _one_malloc_arena() -> None:
     libc = _libc()
     if libc is not None and "MALLOC_ARENA_MAX" not in os.environ:
         libc.mallopt(-8, 1)  # M_ARENA_MAX = 1
+
+
+def _new_event_loop() -> Any:
+    """An async actor's asyncio loop: uvloop's where it is installed (as Ray's is), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        import asyncio
+
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
 
 
 def _trim_heap() -> None:
