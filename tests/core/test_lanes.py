@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import itertools
 import os
+import signal
 import threading
 import time
 
 import pytest
 
 import tray
+from tray.core import _lanes as lane_module
 from tray.core import _leases, _process
 from tray.exceptions import (
     ActorDiedError,
@@ -453,3 +455,26 @@ def test_threads_wait_on_their_own_tasks(on_lanes):
     for t in threads:
         t.join(60)
     assert out == {k: [(k, i) for i in range(50)] for k in range(4)}
+
+
+def test_lanes_of_workers_gone_make_room(on_lanes, monkeypatch):
+    """A long-lived driver outlives many workers: the lanes of those gone (killed here while
+    idle, as a node reaps idle workers) stop counting against MAX_LANES, so the workers that
+    come after them still get lanes."""
+    lanes, owner = _lanes(), _process.current().owner
+    idle = [lease for pool in owner.leases.pools.values() for lease in pool.idle
+            if lease.executor.actor_id in lanes.task_lanes]
+    assert idle, "no idle lease on a worker with a lane"
+    for lease in idle:
+        os.kill(lease.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while any(lease.executor.alive for lease in idle):
+        assert time.monotonic() < deadline, "the killed workers still look alive"
+        time.sleep(0.01)
+    monkeypatch.setattr(lane_module, "MAX_LANES", len(lanes.asked))  # no room, but for the lanes of the dead
+
+    def echoes() -> None:
+        assert tray.get(echo.remote("after")) == "after"
+
+    _laned(on_lanes, "echo", echoes)
+    assert not any(lease.executor.actor_id in lanes.task_lanes for lease in idle)

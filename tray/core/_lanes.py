@@ -34,7 +34,8 @@ actor's main thread reads the call itself: two hops, as in a raw socket ping-pon
   opens one. The workers of a shape's idle leases are asked once a thread has waited at
   once on a task of that shape; each opens one read by its main thread. Lanes are on
   abstract Unix sockets with a token (so only a process on its machine, told the token by
-  the executor, can use one), up to ``MAX_LANES`` per process.
+  the executor, can use one), up to ``MAX_LANES`` per process at once (the lanes of
+  executors gone since make room: a long-lived driver outlives many workers).
 """
 
 from __future__ import annotations
@@ -149,7 +150,8 @@ class Lanes:
         self.rt, self.calls = rt, calls
         self.open: dict[str, Lane] = {}  # to actors, by executor id
         self.task_lanes: dict[str, Lane] = {}  # to task workers, by executor id
-        self.asked: set[str] = set()  # executors asked for a lane (each once; a task worker's: _task_key)
+        # executors asked for a lane (each once), by key (an actor's: its id; a task worker's: _task_key)
+        self.asked: dict[str, ActorRef] = {}
         # by thread: its held call, or task (its parent, its shape's pool), since when
         self.held: dict[int, tuple[ActorCall | TaskSpec, str | None, _ShapePool | None, float]] = {}
         # by thread: its last call sent (first return id; its actor, or the task)
@@ -244,7 +246,7 @@ class Lanes:
     def _want(self, target: str | TaskSpec) -> None:
         """Ask the actor's executor (``target``: its id) for a lane, once; or the workers a
         task like ``target`` runs on."""
-        if len(self.asked) >= MAX_LANES:
+        if not self._room():
             return
         if not isinstance(target, str):
             shape = frozenset(target.shape.items())
@@ -257,9 +259,20 @@ class Lanes:
         executor = q.executor if q is not None else None
         if executor is None or executor.actor_id in self.asked:
             return
-        self.asked.add(executor.actor_id)
+        self.asked[executor.actor_id] = executor
         with contextlib.suppress(RuntimeError):
             self.rt.soon(self.calls.nursery.start_soon, self._open, executor, executor.actor_id, q)
+
+    def _room(self) -> bool:
+        """Whether one more executor may be asked for a lane: ``MAX_LANES`` at most, not
+        counting executors gone since (a long-lived driver's ended actors, or the workers
+        its node reaped), whose lanes close now."""
+        if len(self.asked) < MAX_LANES:
+            return True
+        for executor in list(self.asked.values()):
+            if not executor.alive:
+                self.lost(executor.actor_id)
+        return len(self.asked) < MAX_LANES
 
     async def _want_workers(self, spec: TaskSpec, shape: frozenset) -> None:
         """Loop: once ``spec`` is done (a moment), ask the workers of its shape's idle leases
@@ -274,8 +287,8 @@ class Lanes:
         pool = owner.leases.pool_for(spec.shape, spec.strategy, spec.renv)
         for lease in list(pool.idle) if pool is not None else ():
             key = _task_key(lease.executor.actor_id)
-            if key not in self.asked and len(self.asked) < MAX_LANES:
-                self.asked.add(key)
+            if key not in self.asked and self._room():
+                self.asked[key] = lease.executor
                 self.calls.nursery.start_soon(self._open, lease.executor, key, None)
 
     def call(self, job: ActorCall | TaskSpec, parent: str | None, pool: _ShapePool | None,
@@ -458,7 +471,7 @@ class Lanes:
     def lost(self, executor_id: str) -> None:
         """The executor is gone: its lanes close (now, or by the thread reading one)."""
         for key, lanes in ((executor_id, self.open), (_task_key(executor_id), self.task_lanes)):
-            self.asked.discard(key)
+            self.asked.pop(key, None)
             lane = lanes.pop(executor_id, None)
             if lane is not None:
                 lane.dead = True
