@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+import tray
 from tray import train
 from tray.train import (
     Checkpoint,
@@ -234,3 +235,33 @@ def test_bad_input_fails_at_once(tray2, storage):
         train.get_dataset_shard("train")
     with pytest.raises(RuntimeError, match="outside of a Tune trial or a Train worker"):
         train.report({"x": 1})
+
+
+def gpu_loop(config):
+    ctx = train.get_context()
+    import json
+
+    with open(os.path.join(config["out"], f"rank-{ctx.get_world_rank()}.json"), "w") as f:
+        json.dump({"local": ctx.get_local_rank(), "visible": os.environ["CUDA_VISIBLE_DEVICES"],
+                   "own": tray.get_gpu_ids()}, f)
+
+
+def test_gpu_workers_each_hold_a_gpu_and_see_their_nodes(storage, tmp_path):
+    """use_gpu=True on a node with 2 (pretend) GPUs: each worker holds its own GPU, and sees
+    its node's workers' GPUs with its own at its local rank (``cuda:<local_rank>``), as in Ray."""
+    import json
+
+    from tray.train.torch import TorchConfig
+
+    tray.init(num_cpus=2, num_gpus=2)
+    try:
+        TorchTrainer(gpu_loop, train_loop_config={"out": str(tmp_path)},
+                     scaling_config=ScalingConfig(num_workers=2, use_gpu=True),
+                     torch_config=TorchConfig(backend="gloo"),  # (no CUDA here: the GPUs are only scheduled)
+                     run_config=RunConfig(name="gpus", storage_path=storage)).fit()
+    finally:
+        tray.shutdown()
+    seen = [json.loads((tmp_path / f"rank-{r}.json").read_text()) for r in range(2)]
+    assert sorted(s["own"][0] for s in seen) == [0, 1] and all(len(s["own"]) == 1 for s in seen)
+    for s in seen:
+        assert s["visible"] == "0,1" and s["visible"].split(",")[s["local"]] == str(s["own"][0])

@@ -13,6 +13,7 @@ class Granted(NamedTuple):
     executor: Any  # the worker's executor actor (an ActorRef)
     pid: int
     node_id: str
+    gpus: tuple[int, ...] = ()  # the GPUs it holds on that node, by id (its CUDA_VISIBLE_DEVICES)
 
 
 class Spill(NamedTuple):

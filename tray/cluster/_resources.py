@@ -81,3 +81,38 @@ class Ledger:
             self.free[k] += v
             if self.free[k] > self.total.get(k, 0):
                 raise AssertionError(f"released more {k} than was acquired")
+
+
+class Instances:
+    """Which GPUs of a node (or of a placement group's bundle) are whose, one by one (Ray's
+    resource instances), so each task or actor sees its own in ``CUDA_VISIBLE_DEVICES``.
+    A fraction of a GPU shares one GPU with other fractions (the first one it fits on);
+    whole GPUs take GPUs no one uses."""
+
+    def __init__(self, capacity: Mapping[int, int]) -> None:
+        self.capacity = dict(capacity)  # units by GPU id (UNIT each, or a bundle's fraction)
+        self.free = dict(capacity)
+
+    def pick(self, units: int) -> list[int] | None:
+        """The GPU ids ``units`` would take now (none for no GPUs); None if they do not fit."""
+        if units <= 0:
+            return []
+        if units < UNIT:
+            return next(([i] for i, free in self.free.items() if free >= units), None)
+        whole = -(-units // UNIT)
+        ids = [i for i, free in self.free.items() if free == UNIT][:whole]
+        return ids if len(ids) == whole else None
+
+    def take(self, units: int) -> tuple[int, ...] | None:
+        ids = self.pick(units)
+        if ids is None:
+            return None
+        for i in ids:
+            self.free[i] -= min(units, UNIT)
+        return tuple(ids)
+
+    def give(self, ids: tuple[int, ...], units: int) -> None:
+        for i in ids:
+            self.free[i] += min(units, UNIT)
+            if self.free[i] > self.capacity[i]:
+                raise AssertionError(f"GPU {i} given back more than was taken")

@@ -45,7 +45,7 @@ from ._labels import NODE_ID_LABEL, describe, matches
 from ._logs import MAX_READ, death_text, list_logs, log_dir_of, read_log
 from ._placement import group_of
 from ._policy import choose_labelled, hybrid
-from ._resources import Ledger, from_units
+from ._resources import UNIT, Instances, Ledger, from_units
 
 log = logging.getLogger("tray.cluster")
 
@@ -89,11 +89,13 @@ class _Request:
 
 
 class _Lease:
-    __slots__ = ("worker", "shape", "owner", "actor_id", "detached")
+    __slots__ = ("worker", "shape", "owner", "actor_id", "detached", "gpus", "gpus_from")
 
     def __init__(self, worker: _Worker, req: _Request) -> None:
         self.worker, self.shape, self.owner = worker, req.shape, req.owner
         self.actor_id, self.detached = req.actor_id, req.detached
+        self.gpus: tuple[int, ...] = ()  # the GPUs it holds, by id
+        self.gpus_from: Instances | None = None  # the node's GPUs, or its placement group bundle's
 
 
 def _fits(free: dict[str, int], shape: dict[str, int]) -> bool:
@@ -106,6 +108,10 @@ class NodeScheduler(Actor):
     def __init__(self, resources: dict[str, float], prestart: int, info: dict[str, Any] | None = None,
                  echo_output: bool = True) -> None:
         self.ledger = Ledger(resources)
+        gpus = self.ledger.total.get("GPU", 0)  # (a fractional last GPU is a GPU too)
+        self.gpus = Instances({i: min(UNIT, gpus - i * UNIT) for i in range(-(-gpus // UNIT))})
+        self.bundle_gpus: dict[tuple[str, int], tuple[Instances, tuple[int, ...], int]] = {}  # (pg, index) ->
+        # (the bundle's GPUs, their ids, units each)
         self.prestart = prestart
         self.info = info or {}
         self.node_id: str = self.info.get("node_id", "")
@@ -220,7 +226,7 @@ class NodeScheduler(Actor):
             await self._fetch_job(job)
         req = _Request(shape, uid, job, actor_id, detached, renv)
         req.pinned = strategy is not None and strategy[0] in ("labels", "node")
-        if not self.queue and self.ledger.fits(shape):
+        if not self.queue and self._fits(shape):
             worker = self._take_idle(job, req.env)
             if worker is not None:
                 self.ledger.acquire(shape)
@@ -380,7 +386,7 @@ class NodeScheduler(Actor):
             return
         worker = held.worker
         self._take_back(worker)
-        self.ledger.release(held.shape)
+        self._free(held)
         worker.lease = None
         if worker.dedicated or worker.retire:
             self.start_soon(self._retire, worker)
@@ -422,13 +428,46 @@ class NodeScheduler(Actor):
             worker.lent = 0
 
     def _grant(self, worker: _Worker, req: _Request) -> Granted:
+        """``worker`` runs ``req`` (whose resources are acquired), with GPUs of its own."""
         lease_id = next(self._lease_ids)
         worker.lease = lease_id
         worker.dedicated = req.actor_id is not None
         if worker.job != req.job:
             self._assign(worker, req.job)
-        self.leases[lease_id] = _Lease(worker, req)
-        return Granted(lease_id, worker.worker_id, worker.executor, worker.pid, self.node_id)
+        lease = self.leases[lease_id] = _Lease(worker, req)
+        pools, units = self._gpus_of(req.shape)
+        for pool in pools:
+            ids = pool.take(units)
+            if ids is not None:
+                lease.gpus, lease.gpus_from = ids, pool
+                break
+        return Granted(lease_id, worker.worker_id, worker.executor, worker.pid, self.node_id, lease.gpus)
+
+    def _fits(self, shape: dict[str, int]) -> bool:
+        """Whether ``shape`` fits what is free here now, down to which GPUs."""
+        if not self.ledger.fits(shape):
+            return False
+        pools, units = self._gpus_of(shape)
+        return not units or any(pool.pick(units) is not None for pool in pools)
+
+    def _gpus_of(self, shape: dict[str, int]) -> tuple[list[Instances], int]:
+        """Where a lease of ``shape`` takes its GPUs from (the node's, or in a placement group
+        its bundle's; bundle index -1: any of the group's here), and how many units."""
+        units = shape.get("GPU", 0)
+        if units:
+            return [self.gpus], units
+        for name, amount in shape.items():
+            if name.startswith("GPU_group_"):
+                pg_id, index = group_of(shape) or ("", -1)
+                return [pool for (pg, i), (pool, _, _) in self.bundle_gpus.items()
+                        if pg == pg_id and index in (-1, i)], amount
+        return [], 0
+
+    def _free(self, lease: _Lease) -> None:
+        """A lease's resources (and GPUs) are free again."""
+        self.ledger.release(lease.shape)
+        if lease.gpus_from is not None:
+            lease.gpus_from.give(lease.gpus, self._gpus_of(lease.shape)[1])
 
     def _take_idle(self, job: str, env: str | None) -> _Worker | None:
         """An idle worker for ``job`` in runtime_env ``env``: one that ran its code before,
@@ -481,7 +520,7 @@ class NodeScheduler(Actor):
             if not self.idle:
                 break
             req = waiter.data
-            if not self.ledger.fits(req.shape):
+            if not self._fits(req.shape):
                 continue
             worker = self._take_idle(req.job, req.env)
             if worker is None:
@@ -742,7 +781,7 @@ class NodeScheduler(Actor):
             held = self.leases.pop(worker.lease, None)
             if held is not None:
                 self._take_back(worker)
-                self.ledger.release(held.shape)
+                self._free(held)
                 self._report_soon()
         self._dispatch()
 
@@ -776,6 +815,18 @@ class NodeScheduler(Actor):
                 need[k] = need.get(k, 0) + v
         if pg_id in self.bundles or not self.ledger.acquire(need):
             return None
+        taken: dict[tuple[str, int], tuple[Instances, tuple[int, ...], int]] = {}
+        for index, shape in bundles:  # each bundle's GPUs are its own, one by one
+            units = shape.get("GPU", 0)
+            ids = self.gpus.take(units) if units else ()
+            if ids is None:  # enough GPU in all, but not on whole GPUs
+                for _, got, each in taken.values():
+                    self.gpus.give(got, each)
+                self.ledger.release(need)
+                return None
+            if ids:
+                taken[(pg_id, index)] = (Instances({i: min(units, UNIT) for i in ids}), ids, units)
+        self.bundle_gpus.update(taken)
         held = self.bundles[pg_id] = []
         for index, shape in bundles:
             gained = bundle_resources(pg_id, index, shape)
@@ -803,9 +854,12 @@ class NodeScheduler(Actor):
             self.queue.remove(waiter)
             waiter.fail(TaskUnschedulableError(f"placement group {pg_id} was removed before this task or actor "
                                                f"could run in it"))
-        for _index, shape, gained in held:
+        for index, shape, gained in held:
             self.ledger.remove(gained)
             self.ledger.release(shape)
+            gpus = self.bundle_gpus.pop((pg_id, index), None)
+            if gpus is not None:
+                self.gpus.give(gpus[1], gpus[2])
         self._report_soon(totals=True)
         self._dispatch()
 

@@ -210,7 +210,7 @@ class ActorCalls:
             q.creating = lease
             await lease.executor.create_actor.ask(q.actor_id, recipe.cls_blob, recipe.args.blob,
                                                   recipe.args.inline(self.table), recipe.max_concurrency,
-                                                  recipe.groups, recipe.shape)
+                                                  recipe.groups, recipe.shape, lease.gpus)
         except Exception as exc:  # noqa: BLE001 - any failure to create it is the actor's death, with its cause
             q.creating = None
             died = ActorRuntimeEnvError if isinstance(exc, RuntimeEnvSetupError) else ActorDiedError

@@ -7,8 +7,6 @@ start (``_process``), values in and out (``_values``).
 
 from __future__ import annotations
 
-import math
-import os
 import warnings
 from typing import Any
 
@@ -323,16 +321,11 @@ def _deprecated(name: str, instead: str) -> None:
 
 
 def get_gpu_ids() -> list[int | str]:
-    """The GPUs this task or actor may use (Ray's ``get_gpu_ids``): as many as it was given
-    (``num_gpus``), taken from ``CUDA_VISIBLE_DEVICES`` when set; [] in a driver or without GPUs."""
+    """The GPUs this task or actor holds (Ray's ``get_gpu_ids``): its lease's own (fractions
+    of a GPU share one), by their ids among the node's ``CUDA_VISIBLE_DEVICES`` if that names
+    them; [] in a driver or without GPUs."""
     rt = _process.runtime_for_call()
-    if rt.worker_id is None:
-        return []
-    count = int(math.ceil((getattr(rt, "assigned_resources", None) or {}).get("GPU", 0)))
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    ids: list[int | str] = ([int(v) if v.isdigit() else v for v in visible.split(",") if v]
-                            if visible else list(range(count)))
-    return ids[:count]
+    return list(rt.gpu_ids) if rt.worker_id is not None else []
 
 
 def get_runtime_context() -> RuntimeContext:

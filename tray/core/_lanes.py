@@ -348,7 +348,7 @@ class Lanes:
         def unsent() -> None:  # (not begun: a new attempt, from the start)
             owner.lane_answered(spec, pool, lease, "crashed", RayError("its lane broke"))
 
-        self._ask(lane, spec.wire(rt.owner_ref), answer, unsent, deadline)
+        self._ask(lane, spec.wire(rt.owner_ref, lease.gpus), answer, unsent, deadline)
 
     def _ask(self, lane: Lane, message: Any, answer: Callable[[Any], None], unsent: Callable[[], None],
              deadline: float | None) -> None:

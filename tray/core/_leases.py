@@ -37,10 +37,11 @@ T = TypeVar("T")
 class Lease:
     """A worker granted to this owner for tasks of one shape, until it is given back."""
 
-    __slots__ = ("lease_id", "worker_id", "executor", "pid", "node_id", "scheduler", "inflight", "dead", "idle_at")
+    __slots__ = ("lease_id", "worker_id", "executor", "pid", "node_id", "gpus", "scheduler", "inflight", "dead",
+                 "idle_at")
 
     def __init__(self, scheduler: ActorRef, grant: Granted) -> None:
-        self.lease_id, self.worker_id, self.executor, self.pid, self.node_id = grant
+        self.lease_id, self.worker_id, self.executor, self.pid, self.node_id, self.gpus = grant
         self.scheduler = scheduler  # the node's, where it goes back
         self.inflight = 0  # tasks sent to it and not yet answered
         self.dead = False  # its worker died: never reused, never returned

@@ -19,6 +19,13 @@ def _number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0
 
 
+def _gpus(v: Any) -> bool:
+    """A number of GPUs: a fraction of one, or whole ones (Ray's rule: fractions share one GPU)."""
+    if _number(v) and v > 1 and v != int(v):
+        raise ValueError(f"GPU resource quantities >1 must be whole numbers. The specified quantity {v} is invalid.")
+    return _number(v)
+
+
 def _int_at_least(lo: int) -> Check:
     return lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= lo
 
@@ -69,7 +76,7 @@ def _placement_group(v: Any) -> bool:
 _COMMON: dict[str, tuple[Any, Check, str]] = {
     # name: (default, check, what a valid value is)
     "num_cpus": (None, _optional(_number), "a number >= 0"),
-    "num_gpus": (None, _optional(_number), "a number >= 0"),
+    "num_gpus": (None, _optional(_gpus), "a number >= 0, whole above 1"),
     "resources": (None, _resources, "a dict of custom resource names to numbers >= 0 (not CPU/GPU/memory)"),
     "memory": (None, _optional(_number), "a number of bytes >= 0"),
     "scheduling_strategy": (None, lambda v: v in (None, "DEFAULT", "SPREAD") or not isinstance(v, str),

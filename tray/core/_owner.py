@@ -145,7 +145,7 @@ class Owner:
                     dispatched(rec, lease.node_id, lease.worker_id, lease.pid)
                     pinned = self._pin_stored(spec.args)
                     try:
-                        kind, payload = await lease.executor.run.ask(spec.wire(self.rt.owner_ref))
+                        kind, payload = await lease.executor.run.ask(spec.wire(self.rt.owner_ref, lease.gpus))
                     except ActorDiedError as exc:
                         kind, payload = "crashed", exc
                     finally:

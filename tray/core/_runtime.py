@@ -87,6 +87,7 @@ class Runtime:
         self.assigned_resources: dict[str, float] | None = None  # in a worker: its lease's, in Ray's names
         self.current_placement_group_id: str | None = None  # in a worker: the group its lease is in
         self.capture_child_tasks = False  # in a worker: its lease's group takes its children too
+        self.gpu_ids: list[int | str] = []  # in a worker: its lease's GPUs (get_gpu_ids)
 
     # ------------------------------------------------------------------ start
 

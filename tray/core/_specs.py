@@ -103,11 +103,13 @@ class TaskSpec(_Submission):
         self.remade = 0  # times it ran again to re-make its lost results (within max_retries)
         self.renv = renv  # its runtime_env (key, env) for its lease; None: the default one
 
-    def wire(self, owner: ActorRef | None) -> tuple:
+    def wire(self, owner: ActorRef | None, gpus: tuple[int, ...] = ()) -> tuple:
         """What the worker gets; ``owner`` is where a streaming task sends its items, and
-        who owns the large results the worker stores."""
+        who owns the large results the worker stores; ``gpus``: its lease's, by id."""
         wire = (self.task_id, self.name, self.fn_id, self.fn_blob, self.args.blob, self.args.inline(self.table),
                 self.num_returns, owner if self.stream is not None else None, self.return_ids, self.table.uid)
+        if gpus:
+            return (*wire, self.shape, gpus)
         return wire if self.shape == _ONE_CPU else (*wire, self.shape)  # the worker's assigned resources
 
     def should_retry(self, exc: BaseException) -> bool:

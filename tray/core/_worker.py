@@ -370,7 +370,7 @@ class Worker:
         rt = _process.current()
         if rt is not None:
             rt.current_task_id = task_id
-            _assign(rt, wire[10] if len(wire) > 10 else None)
+            _assign(rt, wire[10] if len(wire) > 10 else None, wire[11] if len(wire) > 11 else ())
         where = f"task {name} ({self.at})"
         try:
             args, kwargs = _resolve_args(args_blob, inline)
@@ -397,11 +397,11 @@ class Worker:
 
     def create_actor(self, actor_id: str, cls_blob: bytes, args_blob: bytes, inline: dict,
                      max_concurrency: int | None, groups: dict[str, int] | None = None,
-                     shape: dict[str, int] | None = None) -> None:
+                     shape: dict[str, int] | None = None, gpus: tuple[int, ...] = ()) -> None:
         rt = _process.current()
         if rt is not None:
             rt.current_actor_id = actor_id
-            _assign(rt, shape)
+            _assign(rt, shape, gpus)
         cls = loads(cls_blob)
         self.actor_name = self.label = cls.__name__
         self.actor_module = getattr(cls, "__module__", "")
@@ -674,11 +674,11 @@ class Executor(Actor):
 
     async def create_actor(self, actor_id: str, cls_blob: bytes, args_blob: bytes, inline: dict,
                            max_concurrency: int | None, groups: dict[str, int] | None = None,
-                           shape: dict[str, int] | None = None) -> None:
+                           shape: dict[str, int] | None = None, gpus: tuple[int, ...] = ()) -> None:
         if not self.assigned.is_set():
             await self.assigned.wait()
         await self.w.main.call(self.w.create_actor, actor_id, cls_blob, args_blob, inline, max_concurrency, groups,
-                               shape)
+                               shape, gpus)
 
     def call(self, call_id: int, wire: tuple, owner_key: str) -> None:
         """An actor call; the result goes back to its owner as ``call_done`` (calls pipeline)."""
@@ -885,12 +885,15 @@ def _function_name(fn: Any) -> str:
 _ONE_CPU = {"CPU": 1.0}
 
 
-def _assign(rt: Any, shape: dict[str, int] | None) -> None:
+def _assign(rt: Any, shape: dict[str, int] | None, gpus: tuple[int, ...] = ()) -> None:
     """What the lease of the task or actor running here holds (``get_assigned_resources``),
-    and its placement group (``get_current_placement_group``)."""
+    its GPUs (``get_gpu_ids``; ``CUDA_VISIBLE_DEVICES``, as Ray sets it) and its placement
+    group (``get_current_placement_group``)."""
     if shape is None and rt.assigned_resources is _ONE_CPU:  # as for the task before: nothing changes
         return
     from ..cluster._placement import captures
+
+    _see_gpus(rt, gpus)
 
     rt.capture_child_tasks = captures(shape)  # its children go into its group (placement_group_capture_child_tasks)
     if shape is None:
@@ -906,6 +909,23 @@ def _assign(rt: Any, shape: dict[str, int] | None) -> None:
 
 
 _USER_OMP = os.environ.get("OMP_NUM_THREADS")  # as the worker started: the driver's setting, if any
+_NODE_GPUS = os.environ.get("CUDA_VISIBLE_DEVICES")  # as the worker started: the node's GPUs, if it names them
+
+
+def _see_gpus(rt: Any, gpus: tuple[int, ...]) -> None:
+    """The task or actor sees only its lease's GPUs (by their ids among the node's own
+    ``CUDA_VISIBLE_DEVICES``, if set); one without GPUs, what the worker started with."""
+    if gpus:
+        node = _NODE_GPUS.split(",") if _NODE_GPUS else None
+        names = [node[i] if node is not None and i < len(node) else str(i) for i in gpus]
+        rt.gpu_ids = [int(n) if n.isdigit() else n for n in names]
+        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(names)
+    elif rt.gpu_ids:
+        rt.gpu_ids = []
+        if _NODE_GPUS is None:
+            os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+        else:
+            os.environ["CUDA_VISIBLE_DEVICES"] = _NODE_GPUS
 
 
 def _call_in_pool(w: Worker, wire: tuple, owner_key: str, done: Callable[[Any], None]) -> None:

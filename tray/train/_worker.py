@@ -57,7 +57,7 @@ class TrainWorker:
         import tray
 
         return {"pid": os.getpid(), "node_id": tray.get_runtime_context().get_node_id(),
-                "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
+                "gpu_ids": tray.get_gpu_ids()}
 
     def free_port(self) -> int:
         return free_port()

@@ -82,20 +82,17 @@ class WorkerGroup:
         for info in infos:
             if info["node_id"] not in node_order:
                 node_order.append(info["node_id"])
-        order = sorted(range(len(actors)), key=lambda i: node_order.index(infos[i]["node_id"]))
+        # by node, and on a node by the GPUs each holds (local rank k uses the node's k-th GPU)
+        order = sorted(range(len(actors)), key=lambda i: (node_order.index(infos[i]["node_id"]),
+                                                          tuple(infos[i]["gpu_ids"])))
         per_node = {n: sum(1 for i in infos if i["node_id"] == n) for n in node_order}
-        gpus = int(self.resources.get("GPU", 0) or 0)
         seen: dict[str, int] = {}
         slots = []
         for rank, i in enumerate(order):
             node = infos[i]["node_id"]
             local = seen.get(node, 0)
             seen[node] = local + 1
-            visible = infos[i].get("cuda_visible_devices")
-            base = [int(x) for x in visible.split(",") if x.strip().isdigit()] if visible else None
-            ids = tuple(range(local * gpus, (local + 1) * gpus))
-            if base:
-                ids = tuple(base[j] for j in ids if j < len(base))
+            ids = tuple(infos[i]["gpu_ids"])  # its own, as its node gave them
             slots.append(WorkerSlot(rank=rank, node_id=node, node_ip=ips.get(node, "127.0.0.1"), local_rank=local,
                                     local_world_size=per_node[node], node_rank=node_order.index(node),
                                     pid=infos[i]["pid"], gpu_ids=ids))
