@@ -8,7 +8,7 @@ import pytest
 import trio
 
 import tray
-from tray.exceptions import ActorDiedError, RayActorError
+from tray.exceptions import ActorDiedError, RayActorError, RayTaskError
 
 
 @tray.remote
@@ -309,6 +309,26 @@ def test_async_actors_run_on_uvloop_where_it_is_installed(ray):
     a = LoopKind.remote()
     assert ray.get(a.kind.remote()) == "uvloop"
     ray.kill(a)
+
+
+@tray.remote
+class Interrupted:
+    async def interrupt(self):
+        raise KeyboardInterrupt
+
+    async def ok(self):
+        return 1
+
+
+def test_an_async_actor_whose_loop_stops_dies_rather_than_hangs(ray):
+    """A KeyboardInterrupt out of an async method stops the actor's asyncio loop (in Ray too,
+    whose later calls then wait for ever): here the actor exits and its callers hear why."""
+    a = Interrupted.remote()
+    assert ray.get(a.ok.remote()) == 1
+    with pytest.raises((RayActorError, RayTaskError)):
+        ray.get(a.interrupt.remote(), timeout=60)
+    with pytest.raises(ActorDiedError, match="asyncio loop stopped"):
+        ray.get(a.ok.remote(), timeout=60)
 
 
 @tray.remote

@@ -451,7 +451,16 @@ class Worker:
 
         def run() -> None:
             asyncio.set_event_loop(loop)
-            loop.run_forever()
+            why = "it returned"
+            try:
+                loop.run_forever()
+            except BaseException as exc:  # noqa: BLE001 - a KeyboardInterrupt or SystemExit a callback let out
+                why = f"{type(exc).__name__} {exc}".strip()
+            # it never stops on purpose: without it the actor's calls would wait for ever, so
+            # the process ends, and its callers hear the actor died (or it restarts)
+            print(f"tray: actor {self.actor_name}: its asyncio loop stopped ({why}); the actor exits",
+                  file=sys.__stderr__, flush=True)
+            os._exit(1)
 
         threading.Thread(target=run, name="tray-asyncio", daemon=True).start()
 
