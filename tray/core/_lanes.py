@@ -62,7 +62,7 @@ from ._specs import ActorCall
 if TYPE_CHECKING:
     from ..actors import ActorRef
     from ._actor_calls import ActorCalls, _ActorQueue
-    from ._leases import _ShapePool
+    from ._leases import ShapePool
     from ._objects import ObjectRef
     from ._runtime import Runtime
     from ._specs import TaskSpec
@@ -153,7 +153,7 @@ class Lanes:
         # executors asked for a lane (each once), by key (an actor's: its id; a task worker's: _task_key)
         self.asked: dict[str, ActorRef] = {}
         # by thread: its held call, or task (its parent, its shape's pool), since when
-        self.held: dict[int, tuple[ActorCall | TaskSpec, str | None, _ShapePool | None, float]] = {}
+        self.held: dict[int, tuple[ActorCall | TaskSpec, str | None, ShapePool | None, float]] = {}
         # by thread: its last call sent (first return id; its actor, or the task)
         self._last: dict[int, tuple[str, str | TaskSpec]] = {}
         self.tasks_open = False  # a lane to a task worker was opened (tasks may be held from now)
@@ -205,7 +205,7 @@ class Lanes:
         return job.stream is None and bool(job.return_ids) and not job.args.pinned and type(blob) is bytes \
             and len(blob) <= MAX_ARGS and not self.rt.in_loop() and not in_asyncio()
 
-    def _hold(self, job: ActorCall | TaskSpec, parent: str | None, pool: _ShapePool | None) -> None:
+    def _hold(self, job: ActorCall | TaskSpec, parent: str | None, pool: ShapePool | None) -> None:
         with self._lock:
             self.held[threading.get_ident()] = (job, parent, pool, perf_counter())
             self._holds += 1
@@ -222,7 +222,7 @@ class Lanes:
         if held is not None:
             self._send_usual(held[0], held[1])
 
-    def waited(self, ref: ObjectRef) -> tuple[ActorCall | TaskSpec, str | None, _ShapePool | None] | None:
+    def waited(self, ref: ObjectRef) -> tuple[ActorCall | TaskSpec, str | None, ShapePool | None] | None:
         """``tray.get(ref)`` finds ``ref`` pending: the call (or task, with its parent and
         pool) this thread held that makes it, for :meth:`call`; else a held call goes the usual way, and
         the actor (or the workers) of the thread's last call are asked for a lane if ``ref``
@@ -291,7 +291,7 @@ class Lanes:
                 self.asked[key] = lease.executor
                 self.calls.nursery.start_soon(self._open, lease.executor, key, None)
 
-    def call(self, job: ActorCall | TaskSpec, parent: str | None, pool: _ShapePool | None,
+    def call(self, job: ActorCall | TaskSpec, parent: str | None, pool: ShapePool | None,
              deadline: float | None = None) -> None:
         """Send a held call (or task) down its lane and read the reply, which resolves its
         refs; or, if that cannot be (or not by ``deadline``, a ``time.monotonic()``), send it
@@ -324,7 +324,7 @@ class Lanes:
 
         self._ask(lane, (call_id, call.wire(), rt.system.uid), answer, unsent, deadline)
 
-    def _run_task(self, spec: TaskSpec, parent: str | None, pool: _ShapePool, deadline: float | None) -> None:
+    def _run_task(self, spec: TaskSpec, parent: str | None, pool: ShapePool, deadline: float | None) -> None:
         """A held task, down the lane of a worker we hold an idle lease on (if there is one)."""
         rt = self.rt
         owner = rt.owner

@@ -48,7 +48,7 @@ class Lease:
         self.idle_at = 0.0  # when its last task ended (perf_counter; while it lingers in its pool)
 
 
-class _ShapePool:
+class ShapePool:
     """Tasks of one shape (scheduling strategy and runtime_env) waiting for a lease, and the
     requests out for them."""
 
@@ -72,7 +72,7 @@ class Ticket:
 
     __slots__ = ("leases", "pool", "outcome", "event", "gone")
 
-    def __init__(self, leases: Leases, pool: _ShapePool) -> None:
+    def __init__(self, leases: Leases, pool: ShapePool) -> None:
         self.leases, self.pool = leases, pool
         self.outcome: Lease | BaseException | None = None
         self.event = trio.Event()
@@ -120,7 +120,7 @@ class Leases:
 
     def __init__(self, rt: Runtime, nursery: trio.Nursery, note: Notes) -> None:
         self.rt, self.nursery, self.note = rt, nursery, note
-        self.pools: dict[tuple, _ShapePool] = {}
+        self.pools: dict[tuple, ShapePool] = {}
         self.lock = threading.Lock()  # over the pools' idle leases (and lingering), which threads take too
 
     def line_up(self, shape: dict[str, int], strategy: tuple | None, renv: tuple | None = None) -> Ticket:
@@ -137,17 +137,17 @@ class Leases:
             self._request_leases(pool)
         return ticket
 
-    def _pool(self, shape: dict[str, int], strategy: tuple | None, renv: tuple | None) -> _ShapePool:
+    def _pool(self, shape: dict[str, int], strategy: tuple | None, renv: tuple | None) -> ShapePool:
         key = _key(shape, strategy, renv)
         pool = self.pools.get(key)
         if pool is None:
-            pool = self.pools[key] = _ShapePool(shape, strategy, renv)
+            pool = self.pools[key] = ShapePool(shape, strategy, renv)
         return pool
 
-    def pool_for(self, shape: dict[str, int], strategy: tuple | None, renv: tuple | None) -> _ShapePool | None:
+    def pool_for(self, shape: dict[str, int], strategy: tuple | None, renv: tuple | None) -> ShapePool | None:
         return self.pools.get(_key(shape, strategy, renv))
 
-    def _idle_lease(self, pool: _ShapePool) -> Lease | None:
+    def _idle_lease(self, pool: ShapePool) -> Lease | None:
         while True:
             with self.lock:
                 if not pool.idle:
@@ -158,7 +158,7 @@ class Leases:
                     return lease
             self.note(lease.scheduler.release, lease.lease_id)  # its worker died idle: the node knows
 
-    def take_idle(self, pool: _ShapePool, usable: Mapping[str, T]) -> tuple[Lease | None, T | None]:
+    def take_idle(self, pool: ShapePool, usable: Mapping[str, T]) -> tuple[Lease | None, T | None]:
         """Any thread: an idle lease of ``pool`` whose worker is in ``usable`` (by executor
         id), taken out of it (the newest first) to run one task, and what ``usable`` has for
         it; :meth:`put_back` the lease when done."""
@@ -171,7 +171,7 @@ class Leases:
                     return lease, found
         return None, None
 
-    def put_back(self, pool: _ShapePool, lease: Lease) -> None:
+    def put_back(self, pool: ShapePool, lease: Lease) -> None:
         """Any thread: a task taken with :meth:`take_idle` is done with ``lease``; the loop
         gives it back if tasks wait for one (or its worker died)."""
         if pool.waiters or lease.dead:
@@ -180,7 +180,7 @@ class Leases:
         lease.inflight -= 1
         self._linger_idle(pool, lease)
 
-    def _request_leases(self, pool: _ShapePool) -> None:
+    def _request_leases(self, pool: ShapePool) -> None:
         while pool.requests < min(len(pool.waiters), MAX_LEASE_REQUESTS):
             pool.requests += 1
             self.nursery.start_soon(self._request_one, pool)
@@ -210,7 +210,7 @@ class Leases:
                 return Lease(scheduler, reply)
             scheduler, hops = reply.scheduler, hops + 1
 
-    async def _request_one(self, pool: _ShapePool) -> None:
+    async def _request_one(self, pool: ShapePool) -> None:
         try:
             lease = await self.request(pool.shape, pool.strategy, renv=pool.renv)
         except RayError as exc:  # unschedulable, or the node is gone: every waiter fails
@@ -224,7 +224,7 @@ class Leases:
             self.note(lease.scheduler.release, lease.lease_id)
         self._request_leases(pool)
 
-    def hand_out(self, pool: _ShapePool, lease: Lease) -> None:
+    def hand_out(self, pool: ShapePool, lease: Lease) -> None:
         """Give ``lease`` to waiting tasks: one if it is idle, more (pipelined, so the worker
         never waits for a round trip) while more tasks wait than lease requests are out."""
         waiters = pool.waiters
@@ -246,7 +246,7 @@ class Leases:
         if lease.inflight == 0:
             self.note(lease.scheduler.release, lease.lease_id)
 
-    def _linger_idle(self, pool: _ShapePool, lease: Lease) -> None:
+    def _linger_idle(self, pool: ShapePool, lease: Lease) -> None:
         """Any thread: ``lease`` waits in ``pool`` for the next task, LINGER_S at most."""
         with self.lock:
             lease.idle_at = perf_counter()
@@ -259,7 +259,7 @@ class Leases:
             else:
                 self.rt.soon_unless_closed(self.nursery.start_soon, self._linger, pool)
 
-    async def _linger(self, pool: _ShapePool) -> None:
+    async def _linger(self, pool: ShapePool) -> None:
         """Give back the pool's idle leases once they have been idle LINGER_S; ends once no
         lease has come back for LINGER_S (a thread that takes and puts back a lease for
         each task would otherwise start it again for nearly every one)."""
@@ -278,7 +278,7 @@ class Leases:
             pool.lingering = False
             raise
 
-    def _release_idle(self, pool: _ShapePool, idle_since: float = math.inf) -> None:
+    def _release_idle(self, pool: ShapePool, idle_since: float = math.inf) -> None:
         with self.lock:
             gone = []
             while pool.idle and pool.idle[0].idle_at <= idle_since:

@@ -48,7 +48,7 @@ from ._waits import ObjectWaits
 
 if TYPE_CHECKING:
     from ._generators import Stream
-    from ._leases import Lease, _ShapePool
+    from ._leases import Lease, ShapePool
     from ._runtime import Runtime
     from ._specs import Args, TaskSpec
 
@@ -228,7 +228,7 @@ class Owner:
         dispatched(rec, lease.node_id, lease.worker_id, lease.pid)
         self.running[spec.task_id] = lease
 
-    def lane_answered(self, spec: TaskSpec, pool: _ShapePool, lease: Lease, kind: str, payload: Any) -> None:
+    def lane_answered(self, spec: TaskSpec, pool: ShapePool, lease: Lease, kind: str, payload: Any) -> None:
         """A lane task's outcome (any thread): results all inline end it here; anything else
         (an error, a crash, results stored, cancelled) is handled by the loop as any task's."""
         if kind == "ok" and all(type(blob) is bytes for blob in payload):
