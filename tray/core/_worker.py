@@ -331,6 +331,7 @@ class Worker:
         self.calls_running: dict[asyncio.Task, str] = {}  # an async actor's running calls: their task ids
         self.async_calls: dict[str, asyncio.Task] = {}  # ... by task id (those that have one), for cancel
         self.pending_calls: set[str] = set()  # this actor's calls received and not done, by task id
+        self._async_names: dict[str, tuple[str, str, str]] = {}  # an async actor's, by method (_names_of)
         self.label = "IDLE"  # what runs now: the task's name or the actor's class
         self.trio_guest: _TrioGuest | None = None
         # a threaded actor (Ray's sync actor with max_concurrency > 1, or concurrency groups):
@@ -511,16 +512,24 @@ class Worker:
         else:
             done(Value(result))
 
+    def _names_of(self, method: str) -> tuple[str, str, str]:
+        """An async method's name, where it runs (for errors), and Ray's function name for it
+        (from the method's qualified name); worked out once per method."""
+        name = f"{self.actor_name}.{method}"
+        qualname = getattr(getattr(type(self.actor), method, None), "__qualname__", name)
+        return name, f"{name} ({self.at})", f"{self.actor_module}.{qualname}"
+
     async def call_async(self, wire: tuple, owner: str) -> tuple[str, Any]:
         """asyncio loop: one call of an async actor (up to max_concurrency at once)."""
         method, args_blob, inline, num_returns, keys = wire[:5]
-        name = f"{self.actor_name}.{method}"
-        where = f"{name} ({self.at})"
+        names = self._async_names.get(method)
+        if names is None:
+            names = self._async_names[method] = self._names_of(method)
+        name, where, function_name = names
         slots = self.group_slots[wire[5]] if len(wire) > 5 else self.async_slots
-        qualname = getattr(getattr(type(self.actor), method, None), "__qualname__", name)  # Ray's, for async methods
         if keys and keys[0] in _context.cancelled:  # cancelled while it waited: never runs (Ray's)
             return "error", TaskCancelledError(f"actor call {name} ({keys[0]}) was cancelled before it ran")
-        _context.current.set(_context.Running(keys[0] if keys else "", name, f"{self.actor_module}.{qualname}"))
+        _context.current.set(_context.Running(keys[0] if keys else "", name, function_name))
         async with slots:  # type: ignore[union-attr]
             with self.span(next(self._span_keys), "actor_call", name, keys[0] if keys else "") as span:
                 try:
@@ -726,7 +735,7 @@ class Executor(Actor):
                                                                 f"({key}) was cancelled")))
             ends = isinstance(result, Error) and _ends_actor(result.error)
             kind, payload = ("error", None) if ends else \
-                result.unwrap() if isinstance(result, Value) else ("error", _error(result))
+                result.value if isinstance(result, Value) else ("error", _error(result))
             if lane is not None:
                 with contextlib.suppress(OSError):
                     if kind == "ok" and rt.quiet():
@@ -809,7 +818,7 @@ class Executor(Actor):
                 lane.close()
                 return
             got.extend(chunk)
-            while (message := take_message(got)) is not NOTHING:
+            while got and (message := take_message(got)) is not NOTHING:
                 serve(lane, message)
 
         wake_asyncio(loop, loop.add_reader, lane, readable)
