@@ -8,6 +8,7 @@ requests (``num_cpus=0.5``) add and subtract exactly.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import NamedTuple
 
 UNIT = 10_000
 
@@ -116,3 +117,19 @@ class Instances:
             self.free[i] += min(units, UNIT)
             if self.free[i] > self.capacity[i]:
                 raise AssertionError(f"GPU {i} given back more than was taken")
+
+    def hold(self, units: int) -> GpuHold | None:
+        """:meth:`take`, kept with where it came from, to give back with ``release``."""
+        ids = self.take(units)
+        return None if ids is None else GpuHold(self, ids, units)
+
+
+class GpuHold(NamedTuple):
+    """GPUs a lease (or a placement group's bundle) holds: which, and whose they were."""
+
+    source: Instances
+    ids: tuple[int, ...]
+    units: int
+
+    def release(self) -> None:
+        self.source.give(self.ids, self.units)

@@ -45,7 +45,7 @@ from ._labels import NODE_ID_LABEL, describe, matches
 from ._logs import MAX_READ, death_text, list_logs, log_dir_of, read_log
 from ._placement import group_of
 from ._policy import choose_labelled, hybrid
-from ._resources import UNIT, Instances, Ledger, from_units
+from ._resources import UNIT, GpuHold, Instances, Ledger, from_units
 
 log = logging.getLogger("tray.cluster")
 
@@ -89,13 +89,12 @@ class _Request:
 
 
 class _Lease:
-    __slots__ = ("worker", "shape", "owner", "actor_id", "detached", "gpus", "gpus_from")
+    __slots__ = ("worker", "shape", "owner", "actor_id", "detached", "gpus")
 
     def __init__(self, worker: _Worker, req: _Request) -> None:
         self.worker, self.shape, self.owner = worker, req.shape, req.owner
         self.actor_id, self.detached = req.actor_id, req.detached
-        self.gpus: tuple[int, ...] = ()  # the GPUs it holds, by id
-        self.gpus_from: Instances | None = None  # the node's GPUs, or its placement group bundle's
+        self.gpus: GpuHold | None = None  # the GPUs it holds (the node's, or its placement group bundle's)
 
 
 def _fits(free: dict[str, int], shape: dict[str, int]) -> bool:
@@ -110,8 +109,8 @@ class NodeScheduler(Actor):
         self.ledger = Ledger(resources)
         gpus = self.ledger.total.get("GPU", 0)  # (a fractional last GPU is a GPU too)
         self.gpus = Instances({i: min(UNIT, gpus - i * UNIT) for i in range(-(-gpus // UNIT))})
-        self.bundle_gpus: dict[tuple[str, int], tuple[Instances, tuple[int, ...], int]] = {}  # (pg, index) ->
-        # (the bundle's GPUs, their ids, units each)
+        # (pg, index) -> the bundle's GPUs, and the node's it holds for them
+        self.bundle_gpus: dict[tuple[str, int], tuple[Instances, GpuHold]] = {}
         self.prestart = prestart
         self.info = info or {}
         self.node_id: str = self.info.get("node_id", "")
@@ -436,12 +435,12 @@ class NodeScheduler(Actor):
             self._assign(worker, req.job)
         lease = self.leases[lease_id] = _Lease(worker, req)
         pools, units = self._gpus_of(req.shape)
-        for pool in pools:
-            ids = pool.take(units)
-            if ids is not None:
-                lease.gpus, lease.gpus_from = ids, pool
+        for pool in pools:  # (none without GPUs)
+            lease.gpus = pool.hold(units)
+            if lease.gpus is not None:
                 break
-        return Granted(lease_id, worker.worker_id, worker.executor, worker.pid, self.node_id, lease.gpus)
+        return Granted(lease_id, worker.worker_id, worker.executor, worker.pid, self.node_id,
+                       lease.gpus.ids if lease.gpus is not None else ())
 
     def _fits(self, shape: dict[str, int]) -> bool:
         """Whether ``shape`` fits what is free here now, down to which GPUs."""
@@ -459,15 +458,15 @@ class NodeScheduler(Actor):
         for name, amount in shape.items():
             if name.startswith("GPU_group_"):
                 pg_id, index = group_of(shape) or ("", -1)
-                return [pool for (pg, i), (pool, _, _) in self.bundle_gpus.items()
+                return [pool for (pg, i), (pool, _) in self.bundle_gpus.items()
                         if pg == pg_id and index in (-1, i)], amount
         return [], 0
 
     def _free(self, lease: _Lease) -> None:
         """A lease's resources (and GPUs) are free again."""
         self.ledger.release(lease.shape)
-        if lease.gpus_from is not None:
-            lease.gpus_from.give(lease.gpus, self._gpus_of(lease.shape)[1])
+        if lease.gpus is not None:
+            lease.gpus.release()
 
     def _take_idle(self, job: str, env: str | None) -> _Worker | None:
         """An idle worker for ``job`` in runtime_env ``env``: one that ran its code before,
@@ -815,17 +814,18 @@ class NodeScheduler(Actor):
                 need[k] = need.get(k, 0) + v
         if pg_id in self.bundles or not self.ledger.acquire(need):
             return None
-        taken: dict[tuple[str, int], tuple[Instances, tuple[int, ...], int]] = {}
+        taken: dict[tuple[str, int], tuple[Instances, GpuHold]] = {}
         for index, shape in bundles:  # each bundle's GPUs are its own, one by one
             units = shape.get("GPU", 0)
-            ids = self.gpus.take(units) if units else ()
-            if ids is None:  # enough GPU in all, but not on whole GPUs
-                for _, got, each in taken.values():
-                    self.gpus.give(got, each)
+            if not units:
+                continue
+            hold = self.gpus.hold(units)
+            if hold is None:  # enough GPU in all, but not on whole GPUs
+                for _, got in taken.values():
+                    got.release()
                 self.ledger.release(need)
                 return None
-            if ids:
-                taken[(pg_id, index)] = (Instances({i: min(units, UNIT) for i in ids}), ids, units)
+            taken[(pg_id, index)] = (Instances({i: min(units, UNIT) for i in hold.ids}), hold)
         self.bundle_gpus.update(taken)
         held = self.bundles[pg_id] = []
         for index, shape in bundles:
@@ -859,7 +859,7 @@ class NodeScheduler(Actor):
             self.ledger.release(shape)
             gpus = self.bundle_gpus.pop((pg_id, index), None)
             if gpus is not None:
-                self.gpus.give(gpus[1], gpus[2])
+                gpus[1].release()
         self._report_soon(totals=True)
         self._dispatch()
 
