@@ -261,7 +261,7 @@ class Lanes:
             return
         self.asked[executor.actor_id] = executor
         with contextlib.suppress(RuntimeError):
-            self.rt.soon(self.calls.nursery.start_soon, self._open, executor, executor.actor_id, q)
+            self.rt.soon(self.calls.nursery.start_soon, self._open, executor, q)
 
     def _room(self) -> bool:
         """Whether one more executor may be asked for a lane: ``MAX_LANES`` at most, not
@@ -289,7 +289,7 @@ class Lanes:
             key = _task_key(lease.executor.actor_id)
             if key not in self.asked and self._room():
                 self.asked[key] = lease.executor
-                self.calls.nursery.start_soon(self._open, lease.executor, key, None)
+                self.calls.nursery.start_soon(self._open, lease.executor, None)
 
     def call(self, job: ActorCall | TaskSpec, parent: str | None, pool: ShapePool | None,
              deadline: float | None = None) -> None:
@@ -419,7 +419,7 @@ class Lanes:
                 else:
                     self.rt.owner.submit_task(job, parent)
 
-    async def _open(self, executor: ActorRef, key: str, q: _ActorQueue | None) -> None:
+    async def _open(self, executor: ActorRef, q: _ActorQueue | None) -> None:
         """Ask ``executor`` for a lane (an actor's, for its queue ``q``; else a task worker's)
         and connect it (a refusal, or one on another machine: none)."""
         try:
@@ -443,11 +443,9 @@ class Lanes:
                 or self.rt.closed:
             sock.close()
             return
+        (self.open if q is not None else self.task_lanes)[executor.actor_id] = Lane(sock, executor.actor_id)
         if q is None:
-            self.task_lanes[executor.actor_id] = Lane(sock, executor.actor_id)
             self.tasks_open = True
-        else:
-            self.open[key] = Lane(sock, key)
 
     async def _finish(self, lane: Lane, got: bytearray, answer: Callable[[Any], None]) -> None:
         """Read a reply its caller stopped waiting for, and ``answer`` it."""
